@@ -1,0 +1,102 @@
+/* zkr_lock: a reentrant distributed mutex on ZooKeeper.
+ *
+ * Protocol: the lock path is a directory; each contender creates an
+ * EPHEMERAL_SEQUENTIAL child "_c_<uuid>-lock-<seq>" (Curator's protected
+ * InterProcessMutex naming; Kazoo's "__lock__" names are recognised too).
+ * The lowest sequence holds; every waiter watches only its predecessor.
+ *
+ * Reentrancy is per thread: the holding thread may acquire again (a count,
+ * no request); other threads sharing one zkr_lock contend like separate
+ * clients. All functions are safe from any thread; the blocking ones
+ * (acquire, release, free, multi) must not be called from a zkr or
+ * ZooKeeper callback. */
+#ifndef ZKR_LOCK_H
+#define ZKR_LOCK_H
+
+#include <stdint.h>
+#include <zkr/export.h>
+#include <zkr/session.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct zkr_lock zkr_lock;
+
+/* Called once per hold when a held lock is lost: the session expired or
+ * closed, its validity deadline passed (see zkr_lock_valid_until), or the
+ * lock node was deleted by someone else. Runs on the session's event thread;
+ * it must not block nor call a blocking zkr function. After it, the holder
+ * must stop touching what the lock protects; zkr_lock_release() then
+ * returns ZKR_ESESSION and clears the hold. */
+typedef void (*zkr_lock_lost_fn)(zkr_lock *l, void *arg);
+
+typedef struct zkr_lock_opts {
+  zkr_lock_lost_fn on_lost; /* optional */
+  void *arg;                /* passed to on_lost */
+  const char *id;           /* participant id stored as the node's data;
+                               NULL = "<hostname>:<pid>". Copied. */
+  const struct ACL_vector *acl; /* NULL = ZOO_OPEN_ACL_UNSAFE; borrowed:
+                                   must outlive the lock */
+} zkr_lock_opts;
+
+/* Creates a lock object for path (absolute, e.g. "/locks/daily-report";
+ * copied) on session s. Sends nothing to the server. opts may be NULL.
+ * On success the caller owns *out; free it with zkr_lock_free().
+ * Returns ZKR_EINVAL for a bad path or option, ZKR_ENOMEM. */
+ZKR_EXTERN int zkr_lock_new(zkr_lock **out, zkr_session *s, const char *path, const zkr_lock_opts *opts);
+
+/* Acquires the lock for the calling thread. timeout_ms < 0 waits forever,
+ * 0 tries once, > 0 waits at most that long (CLOCK_MONOTONIC).
+ * Returns ZKR_OK (held; reentrant acquires only count), ZKR_ETIMEDOUT (not
+ * acquired; our node was deleted before returning), ZKR_ESESSION (session
+ * lost), ZKR_ECLOSED (lock being freed or session closed), ZKR_ELOST (our
+ * waiting node was deleted by someone else), ZKR_ENOAUTH, ZKR_EZK. */
+ZKR_EXTERN int zkr_lock_acquire(zkr_lock *l, int timeout_ms);
+
+/* Releases one level of the calling thread's hold. At zero the node is
+ * deleted and the call returns once the server confirmed it (it keeps trying
+ * across connection loss) so another client can acquire at once.
+ * Returns ZKR_OK, ZKR_ENOTHELD (calling thread holds nothing; nothing
+ * changes), ZKR_ESESSION (the hold had been lost; local state is cleared). */
+ZKR_EXTERN int zkr_lock_release(zkr_lock *l);
+
+/* Returns 1 if the calling thread holds the lock and its validity deadline
+ * has not passed, else 0. Never blocks. */
+ZKR_EXTERN int zkr_lock_held(zkr_lock *l);
+
+/* Stores the fencing token of the calling thread's hold in *token: the czxid
+ * of its lock node, strictly increasing across successive holders of the
+ * path (also after the parent is re-created). A storage layer that remembers
+ * the highest token it has seen and rejects writes carrying a smaller one
+ * is safe from holders that paused past their session.
+ * Returns ZKR_OK, ZKR_ENOTHELD, ZKR_EINVAL. */
+ZKR_EXTERN int zkr_lock_token(zkr_lock *l, int64_t *token);
+
+/* Returns the CLOCK_MONOTONIC time (ns) until which the calling thread's hold
+ * is certainly valid: the server cannot have expired the session and handed
+ * the lock on before then. Do work only while zkr_monotonic_ns() is below
+ * it. 0 if the calling thread holds nothing. */
+ZKR_EXTERN int64_t zkr_lock_valid_until(zkr_lock *l);
+
+/* Copies the full path of the calling thread's lock node into buf.
+ * Returns ZKR_OK, ZKR_ENOTHELD, ZKR_EINVAL (buf too small). */
+ZKR_EXTERN int zkr_lock_node(zkr_lock *l, char *buf, size_t len);
+
+/* Fenced write: runs ops as one ZooKeeper multi preceded by a check that our
+ * lock node still exists, so the write commits only while we hold the lock.
+ * results (count entries, may be NULL) receives the results of ops.
+ * Returns ZKR_OK, ZKR_ENOTHELD (not held, or the check failed: nothing was
+ * written), ZKR_ESESSION, ZKR_ECONNLOSS, ZKR_EZK (an op of the caller failed;
+ * see results). */
+ZKR_EXTERN int zkr_lock_multi(zkr_lock *l, int count, const zoo_op_t *ops, zoo_op_result_t *results);
+
+/* Frees the lock. A hold of any thread is released first; threads waiting
+ * in zkr_lock_acquire() return ZKR_ECLOSED, and free waits for them to
+ * leave. Accepts NULL. No other call on l may start once free has begun. */
+ZKR_EXTERN void zkr_lock_free(zkr_lock *l);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

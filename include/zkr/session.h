@@ -1,0 +1,111 @@
+/* zkr_session: one ZooKeeper session that recipes run on.
+ *
+ * A session owns one ZooKeeper client handle (zhandle_t), one event thread of
+ * the library (heartbeats, the local expiry clock, user notifications) and
+ * the contender nodes of every recipe object created on it.
+ *
+ * States: CONNECTED; SUSPENDED (connection lost, the session may survive on
+ * the server: locks stay held, waiters keep their place); LOST (expired,
+ * closed, or its validity deadline passed without the server confirming it:
+ * terminal — open a new session to continue).
+ *
+ * The library counts the session's lifetime itself: ZooKeeper tells a client
+ * that its session expired only once it reconnects. The session is declared
+ * LOST once `negotiated timeout - expiry margin` has passed since the moment
+ * the last request the server acknowledged was sent.
+ *
+ * Thread safety: every function here may be called from any thread, except
+ * zkr_session_close(), which must not be called from a zkr callback. */
+#ifndef ZKR_SESSION_H
+#define ZKR_SESSION_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <zkr/export.h>
+#include <zookeeper/zookeeper.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct zkr_session zkr_session;
+
+typedef enum zkr_session_state {
+  ZKR_SESSION_CONNECTED = 1,
+  ZKR_SESSION_SUSPENDED = 2,
+  ZKR_SESSION_LOST = 3
+} zkr_session_state;
+
+/* Receives one line of the ZooKeeper client's own log (no trailing newline).
+ * Called from any of the client's threads; must not block or call zkr. */
+typedef void (*zkr_log_fn)(const char *message, void *arg);
+
+/* Called on the session's event thread on every state change, in order.
+ * It must not call zkr_session_close(); it may call non-blocking zkr
+ * functions (zkr_session_get_state(), zkr_lock_held(), ...). */
+typedef void (*zkr_state_fn)(zkr_session *s, zkr_session_state state, void *arg);
+
+typedef struct zkr_session_opts {
+  int session_timeout_ms; /* requested; 0 = 10000. The server may negotiate it */
+  int connect_timeout_ms; /* wait for the first connection; 0 = 10000 */
+  int expiry_margin_ms;   /* subtracted from the lifetime; 0 = timeout/10, at least 50 */
+  const char *digest;     /* "user:password" for digest auth, or NULL (copied) */
+  zkr_log_fn log_fn;      /* the client's log goes here; NULL and log_stream */
+  void *log_arg;          /*   NULL = quiet (discarded) */
+  FILE *log_stream;       /* borrowed; used when log_fn is NULL */
+  int resolve_delay_ms;   /* host re-resolution window; 0 = never during normal
+                             operation (only on reconnect), >0 = that window */
+  zkr_state_fn on_state;  /* optional listener installed before connecting */
+  void *state_arg;
+} zkr_session_opts;
+
+/* Opens a session to hosts ("host:port,host:port[/chroot]") and waits until it
+ * is connected. opts may be NULL (defaults) and is copied.
+ *
+ * On success *out is set; the caller owns it and frees it with
+ * zkr_session_close(). Returns ZKR_EINVAL for a NULL or malformed hosts
+ * string or bad options, ZKR_ECONNECT when no server answered within
+ * connect_timeout_ms, ZKR_ENOAUTH when authentication failed, ZKR_ENOMEM.
+ * On failure nothing is left behind (no thread, no memory). */
+ZKR_EXTERN int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opts *opts);
+
+/* Closes the session: every lock held through it is released (its node goes
+ * with the session), every waiter on it returns ZKR_ECLOSED, every recipe
+ * object on it becomes unusable (free them with their _free()). Accepts NULL.
+ * Must not be called from a zkr or ZooKeeper callback. */
+ZKR_EXTERN void zkr_session_close(zkr_session *s);
+
+/* Returns the underlying ZooKeeper handle (borrowed; valid until close). Do
+ * not close it or replace its watcher. */
+ZKR_EXTERN zhandle_t *zkr_session_zhandle(zkr_session *s);
+
+/* Returns the current zkr_session_state. */
+ZKR_EXTERN int zkr_session_get_state(zkr_session *s);
+
+/* Returns the ZooKeeper session id (0 if s is NULL). */
+ZKR_EXTERN int64_t zkr_session_id(zkr_session *s);
+
+/* Returns the session timeout negotiated with the server, in ms. */
+ZKR_EXTERN int zkr_session_timeout(zkr_session *s);
+
+/* Returns the CLOCK_MONOTONIC time (ns) until which the session is certainly
+ * alive on the server: send time of the last acknowledged request +
+ * negotiated timeout - expiry margin. 0 once LOST. */
+ZKR_EXTERN int64_t zkr_session_valid_until(zkr_session *s);
+
+/* Adds a state listener (see zkr_state_fn). *id, if not NULL, receives a
+ * handle for zkr_session_remove_listener(). Returns ZKR_OK, ZKR_EINVAL,
+ * ZKR_ENOMEM. */
+ZKR_EXTERN int zkr_session_add_listener(zkr_session *s, zkr_state_fn fn, void *arg, int *id);
+
+/* Removes a listener; once it returns the listener is not running and will
+ * not be called again (unless called from that listener itself). */
+ZKR_EXTERN int zkr_session_remove_listener(zkr_session *s, int id);
+
+/* CLOCK_MONOTONIC now, in ns: the clock every zkr deadline uses. */
+ZKR_EXTERN int64_t zkr_monotonic_ns(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

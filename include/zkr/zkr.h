@@ -1,0 +1,11 @@
+/* zkrecipes: ZooKeeper coordination recipes for C. The umbrella header. */
+#ifndef ZKR_ZKR_H
+#define ZKR_ZKR_H
+
+#include <zkr/error.h>
+#include <zkr/version.h>
+#include <zkr/session.h>
+#include <zkr/lock.h>
+#include <zkr/participants.h>
+
+#endif

@@ -1,0 +1,331 @@
+/* zkr_lock: a reentrant mutex on the contender queue.
+ *
+ * A zkr_lock keeps one "hold" per thread that is acquiring or holding it:
+ * threads sharing one zkr_lock contend like separate clients, and the
+ * holding thread's re-acquires only count. All state is guarded by the
+ * session mutex, the one the contender queue uses. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct hold {
+  struct hold *next;
+  pthread_t thread;
+  int count; /* 0 while still acquiring */
+  zkr__contender *c;
+} hold;
+
+struct zkr_lock {
+  zkr_session *s;
+  char *path;
+  char *id;
+  zkr_lock_lost_fn on_lost;
+  void *arg;
+  const struct ACL_vector *acl;
+  hold *holds;
+  int acquiring; /* threads inside zkr_lock_acquire */
+  int freeing;
+  pthread_cond_t cond; /* acquiring reached 0 */
+};
+
+#define ZKR__ID_MAX 4096
+
+static hold *find(zkr_lock *l) {
+  hold *h;
+
+  for (h = l->holds; h != NULL; h = h->next)
+    if (pthread_equal(h->thread, pthread_self()))
+      return h;
+  return NULL;
+}
+
+static void unlink_hold(zkr_lock *l, hold *h) {
+  hold **pp;
+
+  for (pp = &l->holds; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == h) {
+      *pp = h->next;
+      break;
+    }
+  }
+  zkr__contender_drop(h->c);
+  free(h);
+}
+
+static void lock_lost(void *owner) {
+  zkr_lock *l = owner;
+
+  if (l->on_lost != NULL)
+    l->on_lost(l, l->arg);
+}
+
+int zkr_lock_new(zkr_lock **out, zkr_session *s, const char *path, const zkr_lock_opts *opts) {
+  zkr_lock *l;
+  char idbuf[300];
+  const char *id;
+
+  if (out == NULL)
+    return ZKR_EINVAL;
+  *out = NULL;
+  if (s == NULL || zkr__path_check(path) != ZKR_OK)
+    return ZKR_EINVAL;
+  if (opts != NULL && opts->id != NULL && strlen(opts->id) > ZKR__ID_MAX)
+    return ZKR_EINVAL;
+  if (opts != NULL && opts->acl != NULL && (opts->acl->count <= 0 || opts->acl->data == NULL))
+    return ZKR_EINVAL;
+  if (opts != NULL && opts->id != NULL) {
+    id = opts->id;
+  } else {
+    zkr__default_id(idbuf, sizeof(idbuf));
+    id = idbuf;
+  }
+  l = calloc(1, sizeof(*l));
+  if (l == NULL)
+    return ZKR_ENOMEM;
+  l->path = strdup(path);
+  l->id = strdup(id);
+  if (l->path == NULL || l->id == NULL || zkr__cond_init(&l->cond) != ZKR_OK) {
+    free(l->path);
+    free(l->id);
+    free(l);
+    return ZKR_ENOMEM;
+  }
+  if (opts != NULL) {
+    l->on_lost = opts->on_lost;
+    l->arg = opts->arg;
+    l->acl = opts->acl;
+  }
+  l->s = s;
+  zkr__session_ref(s);
+  *out = l;
+  return ZKR_OK;
+}
+
+int zkr_lock_acquire(zkr_lock *l, int timeout_ms) {
+  pthread_mutex_t *mu;
+  zkr__contender_cfg cfg;
+  int64_t deadline;
+  hold *h;
+  int rc;
+
+  if (l == NULL)
+    return ZKR_EINVAL;
+  deadline = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : zkr__now_ns() + (int64_t)timeout_ms * 1000000;
+  mu = zkr__session_mutex(l->s);
+  pthread_mutex_lock(mu);
+  if (l->freeing) {
+    pthread_mutex_unlock(mu);
+    return ZKR_ECLOSED;
+  }
+  h = find(l);
+  if (h != NULL) {
+    /* Reentrant: count only, no request. A lost hold must be released. */
+    rc = zkr__contender_granted(h->c) ? ZKR_OK : ZKR_ESESSION;
+    if (rc == ZKR_OK)
+      h->count++;
+    pthread_mutex_unlock(mu);
+    return rc;
+  }
+  h = calloc(1, sizeof(*h));
+  if (h == NULL) {
+    pthread_mutex_unlock(mu);
+    return ZKR_ENOMEM;
+  }
+  memset(&cfg, 0, sizeof(cfg));
+  cfg.dir = l->path;
+  cfg.marker = "-lock-";
+  cfg.data = l->id;
+  cfg.acl = l->acl;
+  cfg.on_lost = lock_lost;
+  cfg.owner = l;
+  rc = zkr__contender_start(l->s, &cfg, &h->c);
+  if (rc != ZKR_OK) {
+    pthread_mutex_unlock(mu);
+    free(h);
+    return rc;
+  }
+  h->thread = pthread_self();
+  h->next = l->holds;
+  l->holds = h;
+  l->acquiring++;
+
+  rc = zkr__contender_wait(h->c, deadline);
+  if (rc == ZKR_ETIMEDOUT || rc == ZKR_ECLOSED) {
+    /* Giving up: our node is deleted before we return. A grant that won
+     * the race is kept on a timeout, handed back when we are being freed. */
+    int granted = zkr__contender_withdraw(h->c) == ZKR_OK;
+    if (granted && rc == ZKR_ETIMEDOUT)
+      rc = ZKR_OK;
+    else if (granted)
+      zkr__contender_release(h->c);
+  }
+  if (rc == ZKR_OK && l->freeing) {
+    zkr__contender_release(h->c);
+    rc = ZKR_ECLOSED;
+  }
+  if (rc == ZKR_OK)
+    h->count = 1;
+  else
+    unlink_hold(l, h);
+  if (--l->acquiring == 0)
+    pthread_cond_broadcast(&l->cond);
+  pthread_mutex_unlock(mu);
+  return rc;
+}
+
+int zkr_lock_release(zkr_lock *l) {
+  pthread_mutex_t *mu;
+  hold *h;
+  int rc = ZKR_OK;
+
+  if (l == NULL)
+    return ZKR_EINVAL;
+  mu = zkr__session_mutex(l->s);
+  pthread_mutex_lock(mu);
+  h = find(l);
+  if (h == NULL || h->count == 0) {
+    rc = ZKR_ENOTHELD;
+  } else if (!zkr__contender_granted(h->c)) {
+    /* Lost meanwhile: clear the whole hold and say so. */
+    zkr__contender_release(h->c);
+    unlink_hold(l, h);
+    rc = ZKR_ESESSION;
+  } else if (--h->count == 0) {
+    rc = zkr__contender_release(h->c);
+    unlink_hold(l, h);
+  }
+  pthread_mutex_unlock(mu);
+  return rc;
+}
+
+/* The calling thread's granted hold, or NULL; mutex held. */
+static hold *granted_hold(zkr_lock *l) {
+  hold *h = find(l);
+
+  return h != NULL && h->count > 0 && zkr__contender_granted(h->c) ? h : NULL;
+}
+
+int64_t zkr_lock_valid_until(zkr_lock *l) {
+  pthread_mutex_t *mu;
+  int granted;
+
+  if (l == NULL)
+    return 0;
+  mu = zkr__session_mutex(l->s);
+  pthread_mutex_lock(mu);
+  granted = granted_hold(l) != NULL;
+  pthread_mutex_unlock(mu);
+  return granted ? zkr_session_valid_until(l->s) : 0;
+}
+
+int zkr_lock_held(zkr_lock *l) {
+  int64_t until = zkr_lock_valid_until(l);
+
+  /* The local clock decides at once, before the event thread notices. */
+  return until != 0 && zkr__now_ns() < until;
+}
+
+int zkr_lock_token(zkr_lock *l, int64_t *token) {
+  pthread_mutex_t *mu;
+  hold *h;
+
+  if (l == NULL || token == NULL)
+    return ZKR_EINVAL;
+  mu = zkr__session_mutex(l->s);
+  pthread_mutex_lock(mu);
+  h = granted_hold(l);
+  if (h != NULL)
+    *token = zkr__contender_token(h->c);
+  pthread_mutex_unlock(mu);
+  return h != NULL ? ZKR_OK : ZKR_ENOTHELD;
+}
+
+int zkr_lock_node(zkr_lock *l, char *buf, size_t len) {
+  pthread_mutex_t *mu;
+  hold *h;
+  int rc = ZKR_OK;
+
+  if (l == NULL || buf == NULL)
+    return ZKR_EINVAL;
+  mu = zkr__session_mutex(l->s);
+  pthread_mutex_lock(mu);
+  h = granted_hold(l);
+  if (h == NULL)
+    rc = ZKR_ENOTHELD;
+  else if (strlen(zkr__contender_node(h->c)) >= len)
+    rc = ZKR_EINVAL;
+  else
+    strcpy(buf, zkr__contender_node(h->c));
+  pthread_mutex_unlock(mu);
+  return rc;
+}
+
+int zkr_lock_multi(zkr_lock *l, int count, const zoo_op_t *ops, zoo_op_result_t *results) {
+  char node[ZKR__PATH_MAX + 128];
+  zoo_op_t *all;
+  zoo_op_result_t *res;
+  zhandle_t *zh;
+  int rc, zrc, i;
+
+  if (l == NULL || count < 0 || (count > 0 && ops == NULL))
+    return ZKR_EINVAL;
+  rc = zkr_lock_node(l, node, sizeof(node));
+  if (rc != ZKR_OK)
+    return rc;
+  if (!zkr_lock_held(l))
+    return ZKR_ENOTHELD;
+  zh = zkr_session_zhandle(l->s);
+  if (zh == NULL)
+    return ZKR_ECLOSED;
+  all = calloc((size_t)count + 1, sizeof(*all));
+  res = calloc((size_t)count + 1, sizeof(*res));
+  if (all == NULL || res == NULL) {
+    free(all);
+    free(res);
+    return ZKR_ENOMEM;
+  }
+  /* The check on our own node makes the whole multi fail once it is gone. */
+  zoo_check_op_init(&all[0], node, -1);
+  for (i = 0; i < count; i++)
+    all[i + 1] = ops[i];
+  zrc = zoo_multi(zh, count + 1, all, res);
+  if (results != NULL)
+    for (i = 0; i < count; i++)
+      results[i] = res[i + 1];
+  if (zrc == ZOK)
+    rc = ZKR_OK;
+  else if (res[0].err != ZOK && res[0].err != ZRUNTIMEINCONSISTENCY && zkr__zk_answered(zrc))
+    rc = ZKR_ENOTHELD;
+  else
+    rc = zkr__from_zk(zrc);
+  free(all);
+  free(res);
+  return rc;
+}
+
+void zkr_lock_free(zkr_lock *l) {
+  pthread_mutex_t *mu;
+  hold *h;
+
+  if (l == NULL)
+    return;
+  mu = zkr__session_mutex(l->s);
+  pthread_mutex_lock(mu);
+  l->freeing = 1;
+  for (h = l->holds; h != NULL; h = h->next)
+    if (h->count == 0)
+      zkr__contender_close(h->c);
+  while (l->acquiring > 0)
+    pthread_cond_wait(&l->cond, mu);
+  while ((h = l->holds) != NULL) {
+    zkr__contender_release(h->c);
+    unlink_hold(l, h);
+  }
+  pthread_mutex_unlock(mu);
+  pthread_cond_destroy(&l->cond);
+  zkr__session_unref(l->s);
+  free(l->path);
+  free(l->id);
+  free(l);
+}

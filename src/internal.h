@@ -1,0 +1,160 @@
+/* Internal interfaces shared between the library's files (zkr__ prefix,
+ * never exported). */
+#ifndef ZKR_INTERNAL_H
+#define ZKR_INTERNAL_H
+
+#include "config.h"
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zkr/zkr.h>
+
+/* --- clock.c, error.c --------------------------------------------------- */
+
+int64_t zkr__now_ns(void);
+/* Maps a ZooKeeper return code to a zkr code. */
+int zkr__from_zk(int zrc);
+/* 1 if a completion code means the server answered the request (so the
+ * session was alive on the server when the request arrived). */
+int zkr__zk_answered(int zrc);
+/* Blocks on cond (a CLOCK_MONOTONIC condvar) until deadline_ns (< 0: no
+ * deadline). Returns 0, or ETIMEDOUT once the deadline has passed. */
+int zkr__cond_wait(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t deadline_ns);
+int zkr__cond_init(pthread_cond_t *cond);
+
+/* --- path.c --------------------------------------------------------------- */
+
+/* Longest recipe directory we accept: leaves room for the node name under
+ * ZooKeeper's limits. */
+#define ZKR__PATH_MAX 1024
+
+/* ZKR_OK if path is a usable recipe directory: absolute, not "/", no empty,
+ * "." or ".." component, no trailing '/', no control characters, not under
+ * /zookeeper, at most ZKR__PATH_MAX bytes. Else ZKR_EINVAL. */
+int zkr__path_check(const char *path);
+
+/* ZKR_OK if hosts looks like "host:port[,host:port...][/chroot]". */
+int zkr__hosts_check(const char *hosts);
+
+/* --- name.c: contender names ---------------------------------------------- */
+
+/* Where a child name's sequence is and which protocol made it. */
+typedef struct zkr__name {
+  const char *name; /* borrowed: the whole child name */
+  const char *seq;  /* points into name: the sequence suffix */
+} zkr__name;
+
+/* Parses a child of a recipe directory. Returns 1 if it is a contender node
+ * of a known protocol (a marker "-lock-", "-latch-", "__lock__" or
+ * "__rlock__" followed by a numeric sequence), else 0: such children are not
+ * contenders and are ignored. */
+int zkr__name_parse(const char *name, zkr__name *out);
+
+/* Queue order of two parsed names: by sequence suffix, compared as strings
+ * (the order Curator and Kazoo use, so mixed queues agree), then by name. */
+int zkr__name_cmp(const zkr__name *a, const zkr__name *b);
+
+/* Writes a random RFC 4122 version 4 uuid, 36 characters + NUL. */
+void zkr__uuid(char out[37]);
+
+/* Default participant id "<hostname>:<pid>" into buf. */
+void zkr__default_id(char *buf, size_t len);
+
+/* --- log.c ---------------------------------------------------------------- */
+
+/* Returns a ZooKeeper log callback routed to fn/arg (or stream), or one that
+ * discards everything when both are NULL. *slot receives what
+ * zkr__log_unbind() needs. Returns NULL if no routing slot is free. */
+log_callback_fn zkr__log_bind(zkr_log_fn fn, void *arg, FILE *stream, int *slot);
+void zkr__log_unbind(int slot);
+
+/* --- session.c: what the contender core needs from the session ------------- */
+
+/* The session's mutex guards the state of every contender on it. */
+pthread_mutex_t *zkr__session_mutex(zkr_session *s);
+void zkr__session_ref(zkr_session *s);
+void zkr__session_unref(zkr_session *s);
+/* The following are called with the session mutex held. */
+int zkr__session_connected(zkr_session *s);
+/* ZKR_OK while usable, else ZKR_ESESSION or ZKR_ECLOSED. */
+int zkr__session_usable(zkr_session *s);
+/* Records that a request sent at sent_ns was answered by the server. */
+void zkr__session_acked(zkr_session *s, int64_t sent_ns);
+/* Runs fn(arg) on the session's event thread, outside the mutex. owner tags
+ * the event so zkr__session_quiesce(owner) can wait for it. */
+int zkr__session_post(zkr_session *s, void (*fn)(void *arg), void *arg, const void *owner);
+/* Drops queued events of owner and waits until none of its events runs. */
+void zkr__session_quiesce(zkr_session *s, const void *owner);
+/* Asks the session to delete path in the background until it is deleted or
+ * the session is gone (copied). */
+void zkr__session_orphan(zkr_session *s, const char *path);
+
+/* --- queue.c: the contender queue every recipe uses --------------------- */
+
+typedef struct zkr__contender zkr__contender;
+
+typedef struct zkr__contender_cfg {
+  const char *dir;                /* checked recipe directory; copied */
+  const char *marker;             /* "-lock-", "-latch-"; static */
+  const char *data;               /* node data; copied */
+  const struct ACL_vector *acl;   /* borrowed; NULL = open */
+  void (*on_lost)(void *owner);   /* a granted contender was lost; event thread */
+  void (*on_granted)(void *owner); /* optional; event thread */
+  void *owner;
+} zkr__contender_cfg;
+
+/* Called with the session mutex held. Creates a contender and starts the
+ * protocol (create + listing sent back to back); returns at once. */
+int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__contender **out);
+
+/* Called with the session mutex held; waits on it. Returns ZKR_OK once
+ * granted, ZKR_ETIMEDOUT when deadline_ns passed first (deadline 0 = "after
+ * the first listing": try once; < 0 = none), or the error that ended it. */
+int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns);
+
+/* Called with the session mutex held. Gives up waiting: the node is deleted
+ * (waits for the confirmation while the session lives). Returns ZKR_OK if
+ * the contender had been granted meanwhile (the caller holds it), else
+ * ZKR_ETIMEDOUT. */
+int zkr__contender_withdraw(zkr__contender *c);
+
+/* Called with the session mutex held; waits. Deletes a granted contender's
+ * node and returns once the server confirmed it (retrying across connection
+ * loss), ZKR_OK; ZKR_ESESSION if the hold had been lost or the session went
+ * away first. */
+int zkr__contender_release(zkr__contender *c);
+
+/* Called with the session mutex held. The recipe forgets c: no callback will
+ * be fired for it any more; a node still on the server is deleted in the
+ * background. c must not be used afterwards. */
+void zkr__contender_drop(zkr__contender *c);
+
+/* Called with the session mutex held. Wakes a waiting zkr__contender_wait
+ * with ZKR_ECLOSED (the recipe object is being freed). */
+void zkr__contender_close(zkr__contender *c);
+
+/* Accessors; called with the session mutex held. */
+int zkr__contender_granted(const zkr__contender *c); /* granted and not lost */
+int64_t zkr__contender_token(const zkr__contender *c);
+const char *zkr__contender_node(const zkr__contender *c); /* full path or NULL */
+
+/* Called by the session (mutex held) when its state changes: reconnection
+ * retries what connection loss interrupted; loss fails every contender. */
+void zkr__queue_reconnected(zkr_session *s);
+void zkr__queue_session_lost(zkr_session *s, int code);
+/* Frees what the queue keeps per session (watch tickets) once the
+ * ZooKeeper handle is closed and no callback can run any more. */
+void zkr__queue_session_closed(zkr_session *s);
+
+/* Per-session state of the queue, kept inside the session. */
+typedef struct zkr__qstate {
+  zkr__contender *head;     /* every live contender of the session */
+  struct zkr__ticket *tickets; /* every watch context not yet fired */
+} zkr__qstate;
+zkr__qstate *zkr__session_queue(zkr_session *s);
+/* The handle, or NULL once the session is closing: no request may be sent. */
+zhandle_t *zkr__session_zh(zkr_session *s);
+int64_t zkr__session_id_locked(zkr_session *s);
+
+#endif

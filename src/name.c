@@ -1,0 +1,87 @@
+/* Contender node names: parsing, queue order, and the random part. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+/* Markers that precede the sequence suffix: Curator's protected mutex and
+ * latch names (go-zookeeper uses the same), Kazoo's lock and read lock. */
+static const char *const markers[] = {"-lock-", "-latch-", "__lock__", "__rlock__"};
+
+static const char *last_occurrence(const char *s, const char *needle) {
+  const char *hit = NULL, *p = s;
+
+  while ((p = strstr(p, needle)) != NULL) {
+    hit = p;
+    p++;
+  }
+  return hit;
+}
+
+/* A sequence is what ZooKeeper's "%010d" makes: digits with an optional
+ * leading '-' once the counter overflowed. Anything else is not ours. */
+static int seq_valid(const char *seq) {
+  size_t i = 0, digits = 0;
+
+  if (seq[0] == '-')
+    i++;
+  for (; seq[i] != '\0'; i++, digits++)
+    if (seq[i] < '0' || seq[i] > '9')
+      return 0;
+  return digits >= 1 && digits <= 20;
+}
+
+int zkr__name_parse(const char *name, zkr__name *out) {
+  const char *best_seq = NULL;
+  size_t i;
+
+  if (name == NULL)
+    return 0;
+  for (i = 0; i < sizeof(markers) / sizeof(markers[0]); i++) {
+    const char *hit = last_occurrence(name, markers[i]);
+    const char *seq;
+
+    if (hit == NULL)
+      continue;
+    seq = hit + strlen(markers[i]);
+    if (seq_valid(seq) && (best_seq == NULL || seq < best_seq))
+      best_seq = seq;
+  }
+  if (best_seq == NULL)
+    return 0;
+  out->name = name;
+  out->seq = best_seq;
+  return 1;
+}
+
+int zkr__name_cmp(const zkr__name *a, const zkr__name *b) {
+  int c = strcmp(a->seq, b->seq);
+
+  return c != 0 ? c : strcmp(a->name, b->name);
+}
+
+void zkr__uuid(char out[37]) {
+  unsigned char b[16];
+  size_t got = 0;
+
+  while (got < sizeof(b)) {
+    ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+    if (n > 0)
+      got += (size_t)n;
+  }
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+  snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+           b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+void zkr__default_id(char *buf, size_t len) {
+  char host[256];
+
+  if (gethostname(host, sizeof(host)) != 0)
+    strcpy(host, "unknown");
+  host[sizeof(host) - 1] = '\0';
+  snprintf(buf, len, "%s:%ld", host, (long)getpid());
+}

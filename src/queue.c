@@ -1,0 +1,1029 @@
+/* The contender queue: the one implementation of "ephemeral sequential node,
+ * sorted queue, watch the predecessor, grant" that every recipe uses.
+ *
+ * Each contender is a small state machine driven by ZooKeeper completions
+ * and watch events on the client's completion thread; callers block on the
+ * contender's condvar, never a thread per waiter. Everything here runs with
+ * the session mutex held.
+ *
+ *   create+list (pipelined) -> place in queue -> watch nearest predecessor
+ *        -> it vanishes -> watch the next earlier one still present -> ...
+ *        -> none left: grant (after checking the node is ours)
+ *
+ * Nodes sorting before ours existed when we listed (sequence numbers are
+ * handed out in creation order) and later nodes sort after us, so the list
+ * taken once is enough: no re-listing on handoff. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum cstate {
+  C_CREATE,  /* create (and listing) in flight; node unknown */
+  C_RECOVER, /* create's reply lost: find our node by uuid */
+  C_LIST,    /* node known, listing in flight */
+  C_WAIT,    /* watching a predecessor */
+  C_HELD,    /* granted (see lost) */
+  C_RELEASE, /* delete in flight */
+  C_DONE
+};
+
+/* What to send again once the connection is back. */
+enum step { S_NONE, S_RECOVER, S_STAT, S_LIST, S_WATCH, S_DELETE };
+
+enum opkind { K_PARENT, K_CREATE, K_LIST, K_STAT, K_WATCH, K_WEXISTS, K_OWNWATCH, K_DELETE };
+
+struct zkr__contender {
+  zkr__contender *prev, *next; /* the session's list */
+  zkr_session *s;
+  int refs; /* the recipe's, one per request in flight, one per queued event */
+  pthread_cond_t cond;
+
+  char *dir;
+  const char *marker;
+  char *data;
+  const struct ACL_vector *acl;
+  void (*on_lost)(void *owner);
+  void (*on_granted)(void *owner);
+  void *owner;
+
+  char uuid[37];
+  char *node; /* full path once known */
+  int64_t czxid, owner_sid;
+
+  int state;
+  int rc;       /* result once C_DONE */
+  int step;     /* enum step pending a reconnection */
+  int own_step; /* own-node watch pending a reconnection */
+  unsigned gen; /* bumped per attempt; stale completions are ignored */
+  int listed;   /* a listing placed us: a try-once can decide */
+  int withdrawing, dropped, closed, lost;
+  int parent_tries;
+  int exists_mode; /* predecessor unreadable: watch with exists */
+  char **preds; /* names sorting before ours, in queue order */
+  int npreds;
+};
+
+typedef struct zkr__ticket {
+  struct zkr__ticket *prev, *next;
+  zkr_session *s;
+  zkr__contender *c; /* NULL once c is freed */
+  unsigned gen;
+  int own; /* watching our own node */
+} ticket;
+
+typedef struct op {
+  zkr__contender *c;
+  unsigned gen;
+  int kind;
+  int64_t sent;
+  ticket *t;
+} op;
+
+static void send_create(zkr__contender *c);
+static void send_list(zkr__contender *c);
+static void send_watch(zkr__contender *c);
+static void send_delete(zkr__contender *c);
+static void send_stat(zkr__contender *c);
+static void send_own_watch(zkr__contender *c);
+static void finish(zkr__contender *c, int rc);
+
+/* --- lifetime -------------------------------------------------------------- */
+
+static void free_preds(zkr__contender *c) {
+  int i;
+
+  for (i = 0; i < c->npreds; i++)
+    free(c->preds[i]);
+  free(c->preds);
+  c->preds = NULL;
+  c->npreds = 0;
+}
+
+static void unref(zkr__contender *c) {
+  zkr__qstate *q;
+  ticket *t;
+
+  if (--c->refs > 0)
+    return;
+  q = zkr__session_queue(c->s);
+  for (t = q->tickets; t != NULL; t = t->next)
+    if (t->c == c)
+      t->c = NULL;
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    q->head = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  free_preds(c);
+  pthread_cond_destroy(&c->cond);
+  free(c->dir);
+  free(c->data);
+  free(c->node);
+  zkr__session_unref(c->s);
+  free(c);
+}
+
+static op *new_op(zkr__contender *c, int kind) {
+  op *o = calloc(1, sizeof(*o));
+
+  if (o == NULL)
+    return NULL;
+  o->c = c;
+  o->gen = c->gen;
+  o->kind = kind;
+  o->sent = zkr__now_ns();
+  c->refs++;
+  return o;
+}
+
+static ticket *new_ticket(zkr__contender *c, int own) {
+  zkr__qstate *q = zkr__session_queue(c->s);
+  ticket *t = calloc(1, sizeof(*t));
+
+  if (t == NULL)
+    return NULL;
+  t->s = c->s;
+  t->c = c;
+  t->gen = c->gen;
+  t->own = own;
+  t->next = q->tickets;
+  if (q->tickets != NULL)
+    q->tickets->prev = t;
+  q->tickets = t;
+  return t;
+}
+
+static void free_ticket(ticket *t) {
+  zkr__qstate *q = zkr__session_queue(t->s);
+
+  if (t->prev != NULL)
+    t->prev->next = t->next;
+  else
+    q->tickets = t->next;
+  if (t->next != NULL)
+    t->next->prev = t->prev;
+  free(t);
+}
+
+/* Ends a completion: records the server's answer for the expiry clock and
+ * tells whether the result still concerns the contender. */
+static int op_begin(op *o, int rc) {
+  zkr__contender *c = o->c;
+
+  if (zkr__zk_answered(rc))
+    zkr__session_acked(c->s, o->sent);
+  return o->gen == c->gen && c->state != C_DONE;
+}
+
+static void op_end(op *o) {
+  zkr__contender *c = o->c;
+
+  free(o);
+  unref(c);
+}
+
+/* A zoo_a* call that failed at once will never complete. */
+static int sent_ok(op *o, int zrc) {
+  if (zrc == ZOK)
+    return 1;
+  if (o->t != NULL)
+    free_ticket(o->t);
+  op_end(o);
+  return 0;
+}
+
+static int is_connloss(int rc) {
+  return rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT;
+}
+
+/* Connection loss: resend once the session reconnects. The completion
+ * always precedes the next "connected" event on the completion thread. */
+static void defer(zkr__contender *c, int step) {
+  c->step = step;
+}
+
+static void post(zkr__contender *c, void (*fn)(void *)) {
+  c->refs++;
+  if (zkr__session_post(c->s, fn, c, c) != ZKR_OK)
+    c->refs--;
+}
+
+static void finish(zkr__contender *c, int rc) {
+  c->state = C_DONE;
+  c->rc = rc;
+  c->step = S_NONE;
+  c->gen++;
+  free_preds(c);
+  pthread_cond_broadcast(&c->cond);
+}
+
+/* Fails a contender that has not been granted; its node, if any, is deleted
+ * in the background by the session. */
+static void fail(zkr__contender *c, int rc) {
+  if (c->node != NULL && zkr__session_usable(c->s) == ZKR_OK)
+    zkr__session_orphan(c->s, c->node);
+  finish(c, rc);
+}
+
+/* Failure of a request sent at once or completed with an error. */
+static void fail_zk(zkr__contender *c, int zrc) {
+  int rc = zkr__from_zk(zrc);
+
+  if (rc == ZKR_ESESSION || rc == ZKR_ECLOSED) {
+    int u = zkr__session_usable(c->s);
+    rc = u != ZKR_OK ? u : rc;
+  }
+  fail(c, rc);
+}
+
+/* --- events on the session thread ------------------------------------------ */
+
+static void lost_event(void *arg) {
+  zkr__contender *c = arg;
+  pthread_mutex_t *mu = zkr__session_mutex(c->s);
+  void (*cb)(void *);
+  void *owner;
+
+  pthread_mutex_lock(mu);
+  cb = c->on_lost;
+  owner = c->owner;
+  pthread_mutex_unlock(mu);
+  if (cb != NULL)
+    cb(owner);
+  pthread_mutex_lock(mu);
+  unref(c);
+  pthread_mutex_unlock(mu);
+}
+
+static void granted_event(void *arg) {
+  zkr__contender *c = arg;
+  pthread_mutex_t *mu = zkr__session_mutex(c->s);
+  void (*cb)(void *);
+  void *owner;
+
+  pthread_mutex_lock(mu);
+  cb = c->state == C_HELD && !c->lost ? c->on_granted : NULL;
+  owner = c->owner;
+  pthread_mutex_unlock(mu);
+  if (cb != NULL)
+    cb(owner);
+  pthread_mutex_lock(mu);
+  unref(c);
+  pthread_mutex_unlock(mu);
+}
+
+/* A granted contender lost its hold: exactly once. */
+static void lose_hold(zkr__contender *c, int rc) {
+  if (c->state != C_HELD || c->lost)
+    return;
+  c->lost = 1;
+  c->rc = rc;
+  c->own_step = 0;
+  pthread_cond_broadcast(&c->cond);
+  post(c, lost_event);
+}
+
+/* --- granting ------------------------------------------------------------- */
+
+static void grant(zkr__contender *c) {
+  free_preds(c);
+  /* A stale view (say, a listing from before a reconnect) must never grant:
+   * the node has to be ours, in this session, and the session usable. */
+  if (c->owner_sid != zkr__session_id_locked(c->s) || zkr__session_usable(c->s) != ZKR_OK) {
+    fail(c, ZKR_ESESSION);
+    return;
+  }
+  if (c->withdrawing) {
+    send_delete(c);
+    return;
+  }
+  c->state = C_HELD;
+  c->gen++;
+  pthread_cond_broadcast(&c->cond);
+  send_own_watch(c);
+  if (c->on_granted != NULL)
+    post(c, granted_event);
+}
+
+/* The nearest predecessor is gone: watch the next earlier one still
+ * present, or hold the lock when none is left. */
+static void advance(zkr__contender *c) {
+  c->npreds--;
+  free(c->preds[c->npreds]);
+  c->exists_mode = 0;
+  if (c->npreds == 0)
+    grant(c);
+  else
+    send_watch(c);
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return zkr__name_cmp(a, b);
+}
+
+/* Places us in the queue from a listing of the directory. */
+static void place(zkr__contender *c, const struct String_vector *kids) {
+  const char *mine = strrchr(c->node, '/') + 1;
+  zkr__name *names, me;
+  int i, n = 0, k;
+
+  if (!zkr__name_parse(mine, &me)) {
+    fail(c, ZKR_EZK);
+    return;
+  }
+  names = malloc(sizeof(*names) * (size_t)(kids->count > 0 ? kids->count : 1));
+  if (names == NULL) {
+    fail(c, ZKR_ENOMEM);
+    return;
+  }
+  k = 0;
+  for (i = 0; i < kids->count; i++) {
+    zkr__name nm;
+    if (strcmp(kids->data[i], mine) == 0)
+      k = 1;
+    else if (zkr__name_parse(kids->data[i], &nm) && zkr__name_cmp(&nm, &me) < 0)
+      names[n++] = nm;
+  }
+  if (!k) {
+    free(names);
+    fail(c, ZKR_ELOST); /* someone deleted our node, or the session ended */
+    return;
+  }
+  qsort(names, (size_t)n, sizeof(*names), cmp_names);
+  free_preds(c);
+  c->preds = n > 0 ? malloc(sizeof(char *) * (size_t)n) : NULL;
+  for (i = 0; i < n && c->preds != NULL; i++) {
+    c->preds[i] = strdup(names[i].name);
+    if (c->preds[i] == NULL)
+      break;
+    c->npreds++;
+  }
+  free(names);
+  if (c->npreds != n) {
+    fail(c, ZKR_ENOMEM);
+    return;
+  }
+  c->listed = 1;
+  pthread_cond_broadcast(&c->cond);
+  if (c->withdrawing)
+    send_delete(c);
+  else if (n == 0)
+    grant(c);
+  else
+    send_watch(c);
+}
+
+/* --- completions ---------------------------------------------------------- */
+
+static void lock_op(op *o) {
+  pthread_mutex_lock(zkr__session_mutex(o->c->s));
+}
+
+static void unlock_op(zkr_session *s) {
+  pthread_mutex_unlock(zkr__session_mutex(s));
+}
+
+static void parent_done(int rc, const char *value, const void *data) {
+  op *o = (op *)data;
+  zkr_session *s = o->c->s;
+
+  (void)value;
+  lock_op(o);
+  op_begin(o, rc); /* only the create that follows matters */
+  op_end(o);
+  unlock_op(s);
+}
+
+static void create_done(int rc, const char *name, const struct Stat *stat, const void *data) {
+  op *o = (op *)data;
+  zkr__contender *c = o->c;
+  zkr_session *s = c->s;
+
+  lock_op(o);
+  if (op_begin(o, rc) && c->state == C_CREATE) {
+    if (rc == ZOK) {
+      c->node = strdup(name);
+      c->czxid = stat->czxid;
+      c->owner_sid = stat->ephemeralOwner;
+      if (c->node == NULL) {
+        zkr__session_orphan(s, name);
+        fail(c, ZKR_ENOMEM);
+      } else {
+        c->state = C_LIST; /* the pipelined listing is on its way */
+      }
+    } else if (rc == ZNONODE && c->parent_tries++ < 5) {
+      send_create(c); /* parents missing or reclaimed: make them again */
+    } else if (is_connloss(rc)) {
+      c->state = C_RECOVER;
+      defer(c, S_RECOVER);
+    } else {
+      fail_zk(c, rc);
+    }
+  }
+  op_end(o);
+  unlock_op(s);
+}
+
+static void found_by_uuid(zkr__contender *c, const struct String_vector *kids) {
+  char tag[48];
+  int i;
+
+  snprintf(tag, sizeof(tag), "_c_%s%s", c->uuid, c->marker);
+  for (i = 0; i < kids->count; i++) {
+    if (strncmp(kids->data[i], tag, strlen(tag)) == 0) {
+      size_t n = strlen(c->dir) + strlen(kids->data[i]) + 2;
+      c->node = malloc(n);
+      if (c->node == NULL) {
+        fail(c, ZKR_ENOMEM);
+        return;
+      }
+      snprintf(c->node, n, "%s/%s", c->dir, kids->data[i]);
+      send_stat(c);
+      return;
+    }
+  }
+  /* The create never happened: make it now, unless we gave up meanwhile. */
+  if (c->withdrawing) {
+    finish(c, ZKR_ETIMEDOUT);
+    return;
+  }
+  c->state = C_CREATE;
+  send_create(c);
+}
+
+static void list_done(int rc, const struct String_vector *kids, const void *data) {
+  op *o = (op *)data;
+  zkr__contender *c = o->c;
+  zkr_session *s = c->s;
+
+  lock_op(o);
+  if (op_begin(o, rc)) {
+    if (c->state == C_LIST) {
+      if (rc == ZOK)
+        place(c, kids);
+      else if (is_connloss(rc))
+        defer(c, S_LIST);
+      else if (rc == ZNONODE)
+        fail(c, ZKR_ELOST);
+      else
+        fail_zk(c, rc);
+    } else if (c->state == C_RECOVER) {
+      if (rc == ZOK)
+        found_by_uuid(c, kids);
+      else if (rc == ZNONODE) {
+        c->state = C_CREATE;
+        send_create(c);
+      } else if (is_connloss(rc))
+        defer(c, S_RECOVER);
+      else
+        fail_zk(c, rc);
+    }
+  }
+  op_end(o);
+  unlock_op(s);
+}
+
+static void sync_done(int rc, const char *value, const void *data) {
+  parent_done(rc, value, data);
+}
+
+static void stat_done(int rc, const struct Stat *stat, const void *data) {
+  op *o = (op *)data;
+  zkr__contender *c = o->c;
+  zkr_session *s = c->s;
+
+  lock_op(o);
+  if (op_begin(o, rc) && c->state == C_RECOVER) {
+    if (rc == ZOK && stat->ephemeralOwner == zkr__session_id_locked(s)) {
+      c->czxid = stat->czxid;
+      c->owner_sid = stat->ephemeralOwner;
+      if (c->withdrawing) {
+        send_delete(c);
+      } else {
+        c->state = C_LIST;
+        send_list(c);
+      }
+    } else if (rc == ZOK || rc == ZNONODE) {
+      /* Not ours in this session (left by an expired one) or gone: delete
+       * it if it is there, and create afresh under a new name. */
+      if (rc == ZOK)
+        zkr__session_orphan(s, c->node);
+      free(c->node);
+      c->node = NULL;
+      zkr__uuid(c->uuid);
+      c->state = C_CREATE;
+      send_create(c);
+    } else if (is_connloss(rc)) {
+      defer(c, S_STAT);
+    } else {
+      fail_zk(c, rc);
+    }
+  }
+  op_end(o);
+  unlock_op(s);
+}
+
+static void watch_result(op *o, int rc, const struct Stat *stat) {
+  zkr__contender *c = o->c;
+  /* getData registers its watch only on success; exists also on NONODE. */
+  int registered = rc == ZOK || (o->kind == K_WEXISTS && rc == ZNONODE);
+
+  if (registered)
+    o->t->c = NULL; /* any later event is stale unless re-armed below */
+  else
+    free_ticket(o->t);
+  if (!op_begin(o, rc) || c->state != C_WAIT)
+    return;
+  if (rc == ZOK && stat->ephemeralOwner != 0) {
+    o->t->c = c; /* watch set: its event moves us on */
+  } else if (rc == ZOK || rc == ZNONODE) {
+    /* Gone already, or a persistent node with a contender's name: that is
+     * no contender and would block forever. Either way, next one. */
+    advance(c);
+  } else if (rc == ZNOAUTH && !c->exists_mode) {
+    /* Unreadable predecessor: an exists-watch needs no permission. */
+    c->exists_mode = 1;
+    send_watch(c);
+  } else if (is_connloss(rc)) {
+    defer(c, S_WATCH);
+  } else {
+    fail_zk(c, rc);
+  }
+}
+
+static void wget_done(int rc, const char *value, int len, const struct Stat *stat, const void *data) {
+  op *o = (op *)data;
+  zkr_session *s = o->c->s;
+
+  (void)value;
+  (void)len;
+  lock_op(o);
+  watch_result(o, rc, stat);
+  op_end(o);
+  unlock_op(s);
+}
+
+static void wexists_done(int rc, const struct Stat *stat, const void *data) {
+  op *o = (op *)data;
+  zkr_session *s = o->c->s;
+
+  lock_op(o);
+  watch_result(o, rc, stat);
+  op_end(o);
+  unlock_op(s);
+}
+
+static void own_watch_done(int rc, const char *value, int len, const struct Stat *stat, const void *data) {
+  op *o = (op *)data;
+  zkr__contender *c = o->c;
+  zkr_session *s = c->s;
+
+  (void)value;
+  (void)len;
+  (void)stat;
+  lock_op(o);
+  if (zkr__zk_answered(rc))
+    zkr__session_acked(s, o->sent);
+  if (rc != ZOK)
+    free_ticket(o->t);
+  if (c->state == C_HELD && !c->lost) {
+    if (rc == ZNONODE)
+      lose_hold(c, ZKR_ELOST); /* deleted by someone else right after the grant */
+    else if (is_connloss(rc))
+      c->own_step = 1;
+  }
+  op_end(o);
+  unlock_op(s);
+}
+
+static void delete_done(int rc, const void *data) {
+  op *o = (op *)data;
+  zkr__contender *c = o->c;
+  zkr_session *s = c->s;
+
+  lock_op(o);
+  if (op_begin(o, rc) && c->state == C_RELEASE) {
+    if (rc == ZOK || rc == ZNONODE)
+      finish(c, c->withdrawing ? ZKR_ETIMEDOUT : ZKR_OK);
+    else if (is_connloss(rc))
+      defer(c, S_DELETE); /* keep trying: our node must not outlive us */
+    else
+      fail_zk(c, rc);
+  }
+  op_end(o);
+  unlock_op(s);
+}
+
+/* Watch events: a predecessor (or our own node) changed. */
+static void ticket_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx) {
+  ticket *t = ctx;
+  zkr_session *s = t->s;
+  zkr__contender *c;
+
+  (void)zh;
+  (void)state;
+  (void)path;
+  /* Session events reach every watcher in the C client; the session's own
+   * watcher handles them, and the watch stays registered. */
+  if (type == ZOO_SESSION_EVENT)
+    return;
+  pthread_mutex_lock(zkr__session_mutex(s));
+  c = t->c;
+  if (c != NULL && t->own) {
+    if (c->state == C_HELD && !c->lost) {
+      if (type == ZOO_DELETED_EVENT)
+        lose_hold(c, ZKR_ELOST);
+      else
+        send_own_watch(c); /* data changed or watch removed: re-arm */
+    }
+  } else if (c != NULL && t->gen == c->gen && c->state == C_WAIT) {
+    if (type == ZOO_DELETED_EVENT)
+      advance(c);
+    else
+      send_watch(c); /* consumed by a data change: watch again */
+  }
+  free_ticket(t);
+  pthread_mutex_unlock(zkr__session_mutex(s));
+}
+
+/* --- sending ------------------------------------------------------------- */
+
+/* Creates the missing ancestors of dir as containers (the server reclaims
+ * them once empty), pipelined ahead of the create that needs them. */
+static void send_parents(zkr__contender *c, zhandle_t *zh) {
+  char path[ZKR__PATH_MAX + 1];
+  const struct ACL_vector *acl = c->acl != NULL ? c->acl : &ZOO_OPEN_ACL_UNSAFE;
+  size_t i, n = strlen(c->dir);
+
+  for (i = 1; i <= n; i++) {
+    if (i < n && c->dir[i] != '/')
+      continue;
+    memcpy(path, c->dir, i);
+    path[i] = '\0';
+    {
+      op *o = new_op(c, K_PARENT);
+      if (o == NULL || !sent_ok(o, zoo_acreate(zh, path, "", 0, acl, ZOO_CONTAINER, parent_done, o)))
+        return;
+    }
+  }
+}
+
+static void send_create(zkr__contender *c) {
+  zhandle_t *zh = zkr__session_zh(c->s);
+  const struct ACL_vector *acl = c->acl != NULL ? c->acl : &ZOO_OPEN_ACL_UNSAFE;
+  char path[ZKR__PATH_MAX + 64];
+  op *oc, *ol;
+  int zrc;
+
+  if (zh == NULL) {
+    fail(c, ZKR_ECLOSED);
+    return;
+  }
+  c->gen++;
+  c->state = C_CREATE;
+  if (c->parent_tries > 0)
+    send_parents(c, zh);
+  snprintf(path, sizeof(path), "%s/_c_%s%s", c->dir, c->uuid, c->marker);
+  oc = new_op(c, K_CREATE);
+  ol = new_op(c, K_LIST);
+  if (oc == NULL || ol == NULL) {
+    if (oc != NULL)
+      op_end(oc);
+    if (ol != NULL)
+      op_end(ol);
+    fail(c, ZKR_ENOMEM);
+    return;
+  }
+  zrc = zoo_acreate2(zh, path, c->data, (int)strlen(c->data), acl, ZOO_EPHEMERAL_SEQUENTIAL, create_done, oc);
+  if (!sent_ok(oc, zrc)) {
+    op_end(ol);
+    fail_zk(c, zrc);
+    return;
+  }
+  /* Back to back: a session's requests run in order, so this listing sees
+   * our node and an uncontended acquire waits one round trip. */
+  zrc = zoo_aget_children(zh, c->dir, 0, list_done, ol);
+  if (!sent_ok(ol, zrc))
+    fail_zk(c, zrc);
+}
+
+static void send_list(zkr__contender *c) {
+  zhandle_t *zh = zkr__session_zh(c->s);
+  op *o;
+  int zrc;
+
+  if (zh == NULL) {
+    fail(c, ZKR_ECLOSED);
+    return;
+  }
+  c->gen++;
+  o = new_op(c, K_LIST);
+  if (o == NULL) {
+    fail(c, ZKR_ENOMEM);
+    return;
+  }
+  zrc = zoo_aget_children(zh, c->dir, 0, list_done, o);
+  if (!sent_ok(o, zrc))
+    fail_zk(c, zrc);
+}
+
+/* After a lost create reply: sync first, so the listing reflects every
+ * request of ours the ensemble accepted before we reconnected. */
+static void send_recover(zkr__contender *c) {
+  zhandle_t *zh = zkr__session_zh(c->s);
+  op *os, *ol;
+  int zrc;
+
+  if (zh == NULL) {
+    fail(c, ZKR_ECLOSED);
+    return;
+  }
+  c->gen++;
+  c->state = C_RECOVER;
+  os = new_op(c, K_PARENT);
+  if (os == NULL || !sent_ok(os, zoo_async(zh, c->dir, sync_done, os))) {
+    fail(c, os == NULL ? ZKR_ENOMEM : ZKR_ESESSION);
+    return;
+  }
+  ol = new_op(c, K_LIST);
+  if (ol == NULL) {
+    fail(c, ZKR_ENOMEM);
+    return;
+  }
+  zrc = zoo_aget_children(zh, c->dir, 0, list_done, ol);
+  if (!sent_ok(ol, zrc))
+    fail_zk(c, zrc);
+}
+
+static void send_stat(zkr__contender *c) {
+  zhandle_t *zh = zkr__session_zh(c->s);
+  op *o;
+  int zrc;
+
+  if (zh == NULL) {
+    fail(c, ZKR_ECLOSED);
+    return;
+  }
+  c->gen++;
+  o = new_op(c, K_STAT);
+  if (o == NULL) {
+    fail(c, ZKR_ENOMEM);
+    return;
+  }
+  zrc = zoo_aexists(zh, c->node, 0, stat_done, o);
+  if (!sent_ok(o, zrc))
+    fail_zk(c, zrc);
+}
+
+static void send_watch(zkr__contender *c) {
+  zhandle_t *zh = zkr__session_zh(c->s);
+  char path[ZKR__PATH_MAX + 256];
+  op *o;
+  int zrc;
+
+  if (zh == NULL) {
+    fail(c, ZKR_ECLOSED);
+    return;
+  }
+  c->gen++;
+  c->state = C_WAIT;
+  o = new_op(c, c->exists_mode ? K_WEXISTS : K_WATCH);
+  if (o != NULL)
+    o->t = new_ticket(c, 0);
+  if (o == NULL || o->t == NULL) {
+    if (o != NULL)
+      op_end(o);
+    fail(c, ZKR_ENOMEM);
+    return;
+  }
+  snprintf(path, sizeof(path), "%s/%s", c->dir, c->preds[c->npreds - 1]);
+  /* A data watch, not an exists watch: on a node already gone, getData
+   * leaves nothing behind while exists would leave a creation watch. */
+  if (c->exists_mode)
+    zrc = zoo_awexists(zh, path, ticket_watcher, o->t, wexists_done, o);
+  else
+    zrc = zoo_awget(zh, path, ticket_watcher, o->t, wget_done, o);
+  if (!sent_ok(o, zrc))
+    fail_zk(c, zrc);
+}
+
+static void send_own_watch(zkr__contender *c) {
+  zhandle_t *zh = zkr__session_zh(c->s);
+  op *o;
+
+  c->own_step = 0;
+  if (zh == NULL)
+    return;
+  o = new_op(c, K_OWNWATCH);
+  if (o != NULL)
+    o->t = new_ticket(c, 1);
+  if (o == NULL || o->t == NULL) {
+    if (o != NULL)
+      op_end(o);
+    return; /* out of memory: the hold still ends with the session */
+  }
+  /* Not waited for: it only tells us if someone deletes our node. */
+  sent_ok(o, zoo_awget(zh, c->node, ticket_watcher, o->t, own_watch_done, o));
+}
+
+static void send_delete(zkr__contender *c) {
+  zhandle_t *zh = zkr__session_zh(c->s);
+  op *o;
+  int zrc;
+
+  if (zh == NULL) {
+    finish(c, ZKR_ECLOSED);
+    return;
+  }
+  c->gen++;
+  c->state = C_RELEASE;
+  o = new_op(c, K_DELETE);
+  if (o == NULL) {
+    zkr__session_orphan(c->s, c->node);
+    finish(c, ZKR_ENOMEM);
+    return;
+  }
+  zrc = zoo_adelete(zh, c->node, -1, delete_done, o);
+  if (!sent_ok(o, zrc))
+    fail_zk(c, zrc);
+}
+
+/* --- the session's side ---------------------------------------------------- */
+
+void zkr__queue_reconnected(zkr_session *s) {
+  zkr__contender *c;
+
+  for (c = zkr__session_queue(s)->head; c != NULL; c = c->next) {
+    int step = c->step;
+
+    c->step = S_NONE;
+    if (c->own_step && c->state == C_HELD && !c->lost)
+      send_own_watch(c);
+    if (c->state == C_DONE)
+      continue;
+    switch (step) {
+    case S_RECOVER:
+      send_recover(c);
+      break;
+    case S_STAT:
+      send_stat(c);
+      break;
+    case S_LIST:
+      send_list(c);
+      break;
+    case S_WATCH:
+      send_watch(c);
+      break;
+    case S_DELETE:
+      send_delete(c);
+      break;
+    default:
+      break;
+    }
+  }
+}
+
+void zkr__queue_session_lost(zkr_session *s, int code) {
+  zkr__contender *c;
+
+  for (c = zkr__session_queue(s)->head; c != NULL; c = c->next) {
+    if (c->state == C_DONE)
+      continue;
+    /* The server may still hold the session (we gave up on our own clock):
+     * make sure our node does not block others meanwhile. */
+    if (c->node != NULL && code != ZKR_ECLOSED && !(c->state == C_HELD && c->lost))
+      zkr__session_orphan(s, c->node);
+    if (c->state == C_HELD) {
+      lose_hold(c, code);
+      c->gen++;
+    } else {
+      finish(c, code);
+    }
+  }
+}
+
+void zkr__queue_session_closed(zkr_session *s) {
+  zkr__qstate *q = zkr__session_queue(s);
+
+  while (q->tickets != NULL)
+    free_ticket(q->tickets);
+}
+
+/* --- the recipes' side ----------------------------------------------------- */
+
+int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__contender **out) {
+  zkr__qstate *q = zkr__session_queue(s);
+  zkr__contender *c;
+  int rc = zkr__session_usable(s);
+
+  *out = NULL;
+  if (rc != ZKR_OK)
+    return rc;
+  c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return ZKR_ENOMEM;
+  c->dir = strdup(cfg->dir);
+  c->data = strdup(cfg->data != NULL ? cfg->data : "");
+  if (c->dir == NULL || c->data == NULL || zkr__cond_init(&c->cond) != ZKR_OK) {
+    free(c->dir);
+    free(c->data);
+    free(c);
+    return ZKR_ENOMEM;
+  }
+  c->s = s;
+  zkr__session_ref(s);
+  c->refs = 1;
+  c->marker = cfg->marker;
+  c->acl = cfg->acl;
+  c->on_lost = cfg->on_lost;
+  c->on_granted = cfg->on_granted;
+  c->owner = cfg->owner;
+  zkr__uuid(c->uuid);
+  c->next = q->head;
+  if (q->head != NULL)
+    q->head->prev = c;
+  q->head = c;
+  send_create(c);
+  *out = c;
+  return ZKR_OK;
+}
+
+int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns) {
+  pthread_mutex_t *mu = zkr__session_mutex(c->s);
+
+  for (;;) {
+    if (c->closed)
+      return ZKR_ECLOSED;
+    if (c->state == C_HELD)
+      return c->lost ? c->rc : ZKR_OK;
+    if (c->state == C_DONE)
+      return c->rc;
+    if (deadline_ns == 0 && c->listed)
+      return ZKR_ETIMEDOUT;
+    if (zkr__cond_wait(&c->cond, mu, deadline_ns > 0 ? deadline_ns : -1) != 0)
+      return ZKR_ETIMEDOUT;
+  }
+}
+
+int zkr__contender_withdraw(zkr__contender *c) {
+  pthread_mutex_t *mu = zkr__session_mutex(c->s);
+
+  if (c->state == C_HELD && !c->lost)
+    return ZKR_OK;
+  c->withdrawing = 1;
+  if (c->state == C_LIST || c->state == C_WAIT || (c->state == C_HELD && c->lost))
+    send_delete(c);
+  /* C_CREATE / C_RECOVER: the node is deleted as soon as it is known. */
+  while (c->state != C_DONE)
+    pthread_cond_wait(&c->cond, mu);
+  return ZKR_ETIMEDOUT;
+}
+
+int zkr__contender_release(zkr__contender *c) {
+  pthread_mutex_t *mu = zkr__session_mutex(c->s);
+
+  if (c->state != C_HELD)
+    return c->state == C_DONE ? c->rc : ZKR_ENOTHELD;
+  if (c->lost) {
+    finish(c, c->rc);
+    return ZKR_ESESSION;
+  }
+  send_delete(c);
+  while (c->state != C_DONE)
+    pthread_cond_wait(&c->cond, mu);
+  return c->rc == ZKR_OK ? ZKR_OK : ZKR_ESESSION;
+}
+
+void zkr__contender_drop(zkr__contender *c) {
+  c->on_lost = NULL;
+  c->on_granted = NULL;
+  c->dropped = 1;
+  if (c->state == C_CREATE || c->state == C_RECOVER) {
+    c->withdrawing = 1; /* the node is deleted once its create is known */
+  } else if (c->state != C_DONE && c->state != C_RELEASE) {
+    if (c->node != NULL && !(c->state == C_HELD && c->lost))
+      zkr__session_orphan(c->s, c->node);
+    finish(c, ZKR_ECLOSED);
+  }
+  zkr__session_quiesce(c->s, c);
+  unref(c);
+}
+
+void zkr__contender_close(zkr__contender *c) {
+  c->closed = 1;
+  pthread_cond_broadcast(&c->cond);
+}
+
+int zkr__contender_granted(const zkr__contender *c) {
+  return c->state == C_HELD && !c->lost;
+}
+
+int64_t zkr__contender_token(const zkr__contender *c) {
+  return c->czxid;
+}
+
+const char *zkr__contender_node(const zkr__contender *c) {
+  return c->node;
+}

@@ -1,0 +1,632 @@
+/* The session: one ZooKeeper handle, the local expiry clock, heartbeats,
+ * background deletes and the event thread that runs user callbacks.
+ *
+ * Threads: the ZooKeeper client runs its I/O thread and its completion
+ * thread (watchers and completions, one at a time); this file adds one event
+ * thread per session. Nothing here ever blocks the completion thread: its
+ * handlers only take the session mutex briefly. User callbacks run on the
+ * event thread, outside the mutex. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct event {
+  struct event *next;
+  void (*fn)(void *arg);
+  void *arg;
+  const void *owner;
+} event;
+
+typedef struct listener {
+  struct listener *next;
+  int id;
+  zkr_state_fn fn;
+  void *arg;
+} listener;
+
+typedef struct orphan {
+  struct orphan *next;
+  zkr_session *s;
+  int inflight;
+  char path[];
+} orphan;
+
+struct zkr_session {
+  pthread_mutex_t mu;
+  pthread_cond_t cond;    /* state changes, finished events */
+  pthread_cond_t ev_cond; /* wakes the event thread */
+  int refs;               /* the caller's, one per recipe object and per request in flight */
+
+  zhandle_t *zh;
+  int state;     /* 0 until the first connection, then a zkr_session_state */
+  int lost_code; /* why LOST: ZKR_ESESSION, ZKR_ENOAUTH, ZKR_ECLOSED */
+  int closing;   /* no request may be sent any more */
+  int stop;      /* the event thread should exit */
+  int64_t id;
+  int timeout_ms;
+  int64_t margin_ns;
+  int64_t init_ns;       /* the connect handshake was sent after this */
+  int64_t last_ack_sent; /* send time of the last request the server answered */
+  int64_t valid_until;
+  int ping_inflight;
+  int64_t ping_inflight_sent;
+  int ping_now; /* reconnected: confirm the session at once */
+  int zk_connected; /* the client is connected (even after we declared LOST) */
+
+  event *ev_head, *ev_tail;
+  const void *running_owner; /* owner of the event now running */
+  int running_listener;      /* id of the listener now running, or 0 */
+  listener *listeners;
+  int next_listener_id;
+  orphan *orphans;
+  zkr__qstate queue;
+
+  pthread_t thread;
+  int thread_started;
+  int log_slot;
+};
+
+typedef struct state_ev {
+  zkr_session *s;
+  int state;
+} state_ev;
+
+/* --- small helpers (mutex held) -------------------------------------------- */
+
+pthread_mutex_t *zkr__session_mutex(zkr_session *s) {
+  return &s->mu;
+}
+
+zkr__qstate *zkr__session_queue(zkr_session *s) {
+  return &s->queue;
+}
+
+zhandle_t *zkr__session_zh(zkr_session *s) {
+  return s->closing ? NULL : s->zh;
+}
+
+int64_t zkr__session_id_locked(zkr_session *s) {
+  return s->id;
+}
+
+int zkr__session_connected(zkr_session *s) {
+  return s->state == ZKR_SESSION_CONNECTED && !s->closing;
+}
+
+int zkr__session_usable(zkr_session *s) {
+  if (s->closing)
+    return ZKR_ECLOSED;
+  if (s->state == ZKR_SESSION_LOST)
+    return s->lost_code;
+  return ZKR_OK;
+}
+
+void zkr__session_ref(zkr_session *s) {
+  __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+}
+
+void zkr__session_unref(zkr_session *s) {
+  if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
+    return;
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cond);
+  pthread_cond_destroy(&s->ev_cond);
+  free(s);
+}
+
+static void update_valid_until(zkr_session *s) {
+  s->valid_until = s->last_ack_sent + (int64_t)s->timeout_ms * 1000000 - s->margin_ns;
+}
+
+void zkr__session_acked(zkr_session *s, int64_t sent_ns) {
+  if (s->state == ZKR_SESSION_LOST || s->state == 0 || sent_ns <= s->last_ack_sent)
+    return;
+  s->last_ack_sent = sent_ns;
+  update_valid_until(s);
+}
+
+int zkr__session_post(zkr_session *s, void (*fn)(void *arg), void *arg, const void *owner) {
+  event *ev = malloc(sizeof(*ev));
+
+  if (ev == NULL)
+    return ZKR_ENOMEM;
+  ev->next = NULL;
+  ev->fn = fn;
+  ev->arg = arg;
+  ev->owner = owner;
+  if (s->ev_tail != NULL)
+    s->ev_tail->next = ev;
+  else
+    s->ev_head = ev;
+  s->ev_tail = ev;
+  pthread_cond_signal(&s->ev_cond);
+  return ZKR_OK;
+}
+
+static int on_event_thread(zkr_session *s) {
+  return s->thread_started && pthread_equal(pthread_self(), s->thread);
+}
+
+void zkr__session_quiesce(zkr_session *s, const void *owner) {
+  if (on_event_thread(s))
+    return; /* called from that very callback: it is finishing */
+  while (s->running_owner == owner)
+    pthread_cond_wait(&s->cond, &s->mu);
+}
+
+void zkr__session_orphan(zkr_session *s, const char *path) {
+  size_t n = strlen(path) + 1;
+  orphan *o = malloc(sizeof(*o) + n);
+
+  if (o == NULL)
+    return; /* the node still goes when the session ends */
+  o->s = s;
+  o->inflight = 0;
+  memcpy(o->path, path, n);
+  o->next = s->orphans;
+  s->orphans = o;
+  pthread_cond_signal(&s->ev_cond);
+}
+
+static void state_event(void *arg) {
+  state_ev *se = arg;
+  zkr_session *s = se->s;
+  int last = 0;
+
+  /* Listeners are called in id order; the list may change between calls. */
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    listener *l, *next = NULL;
+    for (l = s->listeners; l != NULL; l = l->next)
+      if (l->id > last && (next == NULL || l->id < next->id))
+        next = l;
+    if (next == NULL)
+      break;
+    last = next->id;
+    s->running_listener = next->id;
+    {
+      zkr_state_fn fn = next->fn;
+      void *fa = next->arg;
+      pthread_mutex_unlock(&s->mu);
+      fn(s, (zkr_session_state)se->state, fa);
+      pthread_mutex_lock(&s->mu);
+    }
+    s->running_listener = 0;
+    pthread_cond_broadcast(&s->cond);
+  }
+  pthread_mutex_unlock(&s->mu);
+  free(se);
+}
+
+static void set_state(zkr_session *s, int state) {
+  state_ev *se;
+
+  if (s->state == state)
+    return;
+  s->state = state;
+  pthread_cond_broadcast(&s->cond);
+  se = malloc(sizeof(*se));
+  if (se == NULL)
+    return;
+  se->s = s;
+  se->state = state;
+  if (zkr__session_post(s, state_event, se, s) != ZKR_OK)
+    free(se);
+}
+
+/* Declares the session lost (terminal). code says why. */
+static void lose(zkr_session *s, int code) {
+  if (s->state == ZKR_SESSION_LOST)
+    return;
+  s->lost_code = code;
+  s->valid_until = 0;
+  set_state(s, ZKR_SESSION_LOST);
+  zkr__queue_session_lost(s, code);
+  pthread_cond_signal(&s->ev_cond);
+}
+
+/* --- the ZooKeeper side (completion thread) ------------------------------- */
+
+static void session_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx) {
+  zkr_session *s = ctx;
+
+  (void)path;
+  if (type != ZOO_SESSION_EVENT)
+    return;
+  pthread_mutex_lock(&s->mu);
+  s->zk_connected = state == ZOO_CONNECTED_STATE;
+  if (state == ZOO_CONNECTED_STATE) {
+    if (s->state != ZKR_SESSION_LOST) {
+      if (s->state == 0) {
+        /* The handshake was sent after init: a safe lower bound. */
+        s->id = zoo_client_id(zh)->client_id;
+        s->timeout_ms = zoo_recv_timeout(zh);
+        if (s->margin_ns == 0) {
+          int64_t m = (int64_t)s->timeout_ms * 1000000 / 10;
+          s->margin_ns = m > 50000000 ? m : 50000000;
+        }
+        s->last_ack_sent = s->init_ns;
+        update_valid_until(s);
+      } else {
+        /* When the re-handshake was sent is unknown: confirm with a ping
+         * instead of guessing. */
+        s->ping_now = 1;
+      }
+      set_state(s, ZKR_SESSION_CONNECTED);
+      zkr__queue_reconnected(s);
+      pthread_cond_signal(&s->ev_cond);
+    }
+  } else if (state == ZOO_CONNECTING_STATE || state == ZOO_ASSOCIATING_STATE) {
+    if (s->state == ZKR_SESSION_CONNECTED)
+      set_state(s, ZKR_SESSION_SUSPENDED);
+  } else if (state == ZOO_EXPIRED_SESSION_STATE) {
+    lose(s, ZKR_ESESSION);
+  } else if (state == ZOO_AUTH_FAILED_STATE) {
+    lose(s, ZKR_ENOAUTH);
+  }
+  pthread_cond_signal(&s->ev_cond); /* orphans may be deletable now */
+  pthread_mutex_unlock(&s->mu);
+}
+
+static void ping_done(int rc, const struct Stat *stat, const void *data) {
+  zkr_session *s = (zkr_session *)data;
+  int64_t sent;
+
+  (void)stat;
+  pthread_mutex_lock(&s->mu);
+  sent = s->ping_inflight ? s->ping_inflight_sent : 0;
+  s->ping_inflight = 0;
+  if (zkr__zk_answered(rc))
+    zkr__session_acked(s, sent);
+  pthread_cond_signal(&s->ev_cond);
+  pthread_mutex_unlock(&s->mu);
+  zkr__session_unref(s);
+}
+
+static void orphan_done(int rc, const void *data) {
+  orphan *o = (orphan *)data;
+  zkr_session *s = o->s;
+  orphan **pp;
+
+  pthread_mutex_lock(&s->mu);
+  o->inflight = 0;
+  /* Only connection loss is worth another try: any answer, or the end of
+   * the session, settles it. */
+  if (rc != ZCONNECTIONLOSS && rc != ZOPERATIONTIMEOUT) {
+    for (pp = &s->orphans; *pp != NULL; pp = &(*pp)->next) {
+      if (*pp == o) {
+        *pp = o->next;
+        free(o);
+        break;
+      }
+    }
+  }
+  pthread_cond_signal(&s->ev_cond);
+  pthread_mutex_unlock(&s->mu);
+  zkr__session_unref(s);
+}
+
+/* --- the event thread -------------------------------------------------------- */
+
+/* Requests below take their session reference only once sent: their
+ * completion needs the mutex we hold, so it cannot run before. */
+static void send_ping(zkr_session *s, int64_t now) {
+  s->ping_now = 0;
+  /* Any answered request proves the session alive; exists("/") is the
+   * cheapest one (a chroot that does not exist still gets an answer). */
+  if (zoo_aexists(s->zh, "/", 0, ping_done, s) != ZOK)
+    return;
+  zkr__session_ref(s);
+  s->ping_inflight = 1;
+  s->ping_inflight_sent = now;
+}
+
+static void send_orphan_deletes(zkr_session *s) {
+  orphan **pp = &s->orphans;
+
+  while (*pp != NULL) {
+    orphan *o = *pp;
+    if (!o->inflight && zoo_adelete(s->zh, o->path, -1, orphan_done, o) != ZOK) {
+      /* Refused at once: the handle is dead, and the node with it. */
+      *pp = o->next;
+      free(o);
+      continue;
+    }
+    if (!o->inflight) {
+      zkr__session_ref(s);
+      o->inflight = 1;
+    }
+    pp = &o->next;
+  }
+}
+
+static void *event_thread(void *arg) {
+  zkr_session *s = arg;
+
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    int64_t now = zkr__now_ns(), wake;
+
+    if (s->state != 0 && s->state != ZKR_SESSION_LOST && now >= s->valid_until)
+      lose(s, ZKR_ESESSION); /* our own clock: the server may have expired us */
+    if (s->ev_head != NULL) {
+      event *ev = s->ev_head;
+      s->ev_head = ev->next;
+      if (s->ev_head == NULL)
+        s->ev_tail = NULL;
+      s->running_owner = ev->owner;
+      pthread_mutex_unlock(&s->mu);
+      ev->fn(ev->arg);
+      free(ev);
+      pthread_mutex_lock(&s->mu);
+      s->running_owner = NULL;
+      pthread_cond_broadcast(&s->cond);
+      continue;
+    }
+    if (s->stop)
+      break;
+    wake = now + 1000000000;
+    if (s->zk_connected && !s->closing && s->orphans != NULL)
+      send_orphan_deletes(s);
+    if (zkr__session_connected(s)) {
+      /* Keep the validity window fresh: confirm the session once a fifth of
+       * the timeout has passed without an answered request. */
+      int64_t ping_at = s->last_ack_sent + (int64_t)s->timeout_ms * 1000000 / 5;
+      if (!s->ping_inflight && (s->ping_now || now >= ping_at))
+        send_ping(s, now);
+      else if (!s->ping_inflight && ping_at < wake)
+        wake = ping_at;
+    }
+    if (s->state != 0 && s->state != ZKR_SESSION_LOST && s->valid_until < wake)
+      wake = s->valid_until;
+    zkr__cond_wait(&s->ev_cond, &s->mu, wake);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+/* --- public API -------------------------------------------------------------- */
+
+static int opts_check(const zkr_session_opts *o) {
+  if (o == NULL)
+    return ZKR_OK;
+  if (o->session_timeout_ms < 0 || o->connect_timeout_ms < 0 || o->expiry_margin_ms < 0 ||
+      o->resolve_delay_ms < 0)
+    return ZKR_EINVAL;
+  if (o->session_timeout_ms > 0 && o->expiry_margin_ms * 2 >= o->session_timeout_ms)
+    return ZKR_EINVAL;
+  if (o->digest != NULL && strchr(o->digest, ':') == NULL)
+    return ZKR_EINVAL;
+  return ZKR_OK;
+}
+
+static void teardown(zkr_session *s) {
+  orphan *o;
+  event *ev;
+
+  pthread_mutex_lock(&s->mu);
+  s->closing = 1;
+  s->stop = 1;
+  lose(s, ZKR_ECLOSED);
+  pthread_cond_broadcast(&s->ev_cond);
+  pthread_mutex_unlock(&s->mu);
+  if (s->thread_started)
+    pthread_join(s->thread, NULL);
+  /* Closing the handle ends the session on the server (its nodes go) and
+   * fails pending requests with ZCLOSING, whose completions may run on this
+   * thread: the mutex must not be held here. */
+  if (s->zh != NULL)
+    zookeeper_close(s->zh);
+  pthread_mutex_lock(&s->mu);
+  s->thread_started = 0;
+  zkr__queue_session_closed(s);
+  while ((o = s->orphans) != NULL) {
+    s->orphans = o->next;
+    free(o);
+  }
+  /* Completions run by zookeeper_close may have posted events after the
+   * event thread ended: run them here, so each fires and frees its data. */
+  while ((ev = s->ev_head) != NULL) {
+    s->ev_head = ev->next;
+    if (s->ev_head == NULL)
+      s->ev_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    ev->fn(ev->arg);
+    free(ev);
+    pthread_mutex_lock(&s->mu);
+  }
+  while (s->listeners != NULL) {
+    listener *l = s->listeners;
+    s->listeners = l->next;
+    free(l);
+  }
+  pthread_mutex_unlock(&s->mu);
+  zkr__log_unbind(s->log_slot);
+}
+
+int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opts *opts) {
+  zkr_session_opts o;
+  zkr_session *s;
+  log_callback_fn logcb;
+  int rc = ZKR_OK, timeout, connect_ms;
+  int64_t deadline;
+
+  if (out == NULL)
+    return ZKR_EINVAL;
+  *out = NULL;
+  if (zkr__hosts_check(hosts) != ZKR_OK || opts_check(opts) != ZKR_OK)
+    return ZKR_EINVAL;
+  memset(&o, 0, sizeof(o));
+  if (opts != NULL)
+    o = *opts;
+  timeout = o.session_timeout_ms > 0 ? o.session_timeout_ms : 10000;
+  connect_ms = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 10000;
+
+  s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return ZKR_ENOMEM;
+  s->refs = 1;
+  s->log_slot = -1;
+  s->margin_ns = (int64_t)o.expiry_margin_ms * 1000000;
+  pthread_mutex_init(&s->mu, NULL);
+  if (zkr__cond_init(&s->cond) != ZKR_OK || zkr__cond_init(&s->ev_cond) != ZKR_OK) {
+    free(s);
+    return ZKR_ENOMEM;
+  }
+  if (o.on_state != NULL && zkr_session_add_listener(s, o.on_state, o.state_arg, NULL) != ZKR_OK) {
+    zkr__session_unref(s);
+    return ZKR_ENOMEM;
+  }
+  logcb = zkr__log_bind(o.log_fn, o.log_arg, o.log_stream, &s->log_slot);
+  if (logcb == NULL) {
+    teardown(s);
+    zkr__session_unref(s);
+    return ZKR_ENOMEM;
+  }
+
+  pthread_mutex_lock(&s->mu);
+  s->init_ns = zkr__now_ns();
+  errno = 0;
+  s->zh = zookeeper_init2(hosts, session_watcher, timeout, NULL, s, 0, logcb);
+  if (s->zh == NULL) {
+    rc = errno == ENOMEM ? ZKR_ENOMEM : ZKR_EINVAL;
+  } else {
+    /* By default the client calls getaddrinfo on every I/O loop iteration;
+     * resolve only on reconnection unless asked otherwise. */
+    zoo_set_servers_resolution_delay(s->zh, o.resolve_delay_ms > 0 ? o.resolve_delay_ms : -1);
+    if (o.digest != NULL &&
+        zoo_add_auth(s->zh, "digest", o.digest, (int)strlen(o.digest), NULL, NULL) != ZOK)
+      rc = ZKR_EINVAL;
+    if (rc == ZKR_OK && pthread_create(&s->thread, NULL, event_thread, s) != 0)
+      rc = ZKR_ENOMEM;
+    else if (rc == ZKR_OK)
+      s->thread_started = 1;
+  }
+  deadline = s->init_ns + (int64_t)connect_ms * 1000000;
+  while (rc == ZKR_OK && s->state == 0 && zkr__cond_wait(&s->cond, &s->mu, deadline) == 0)
+    ;
+  if (rc == ZKR_OK && s->state != ZKR_SESSION_CONNECTED)
+    rc = s->state == ZKR_SESSION_LOST && s->lost_code == ZKR_ENOAUTH ? ZKR_ENOAUTH : ZKR_ECONNECT;
+  if (rc != ZKR_OK) {
+    /* A failed open fires no callback: drop the listeners first. */
+    while (s->listeners != NULL) {
+      listener *l = s->listeners;
+      s->listeners = l->next;
+      free(l);
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (rc != ZKR_OK) {
+    teardown(s);
+    zkr__session_unref(s);
+    return rc;
+  }
+  *out = s;
+  return ZKR_OK;
+}
+
+void zkr_session_close(zkr_session *s) {
+  if (s == NULL)
+    return;
+  teardown(s);
+  zkr__session_unref(s);
+}
+
+zhandle_t *zkr_session_zhandle(zkr_session *s) {
+  zhandle_t *zh;
+
+  if (s == NULL)
+    return NULL;
+  pthread_mutex_lock(&s->mu);
+  zh = zkr__session_zh(s);
+  pthread_mutex_unlock(&s->mu);
+  return zh;
+}
+
+int zkr_session_get_state(zkr_session *s) {
+  int st;
+
+  if (s == NULL)
+    return ZKR_EINVAL;
+  pthread_mutex_lock(&s->mu);
+  st = s->state;
+  pthread_mutex_unlock(&s->mu);
+  return st;
+}
+
+int64_t zkr_session_id(zkr_session *s) {
+  int64_t id;
+
+  if (s == NULL)
+    return 0;
+  pthread_mutex_lock(&s->mu);
+  id = s->id;
+  pthread_mutex_unlock(&s->mu);
+  return id;
+}
+
+int zkr_session_timeout(zkr_session *s) {
+  int t;
+
+  if (s == NULL)
+    return ZKR_EINVAL;
+  pthread_mutex_lock(&s->mu);
+  t = s->timeout_ms;
+  pthread_mutex_unlock(&s->mu);
+  return t;
+}
+
+int64_t zkr_session_valid_until(zkr_session *s) {
+  int64_t v;
+
+  if (s == NULL)
+    return 0;
+  pthread_mutex_lock(&s->mu);
+  v = s->state == ZKR_SESSION_LOST ? 0 : s->valid_until;
+  pthread_mutex_unlock(&s->mu);
+  return v;
+}
+
+int zkr_session_add_listener(zkr_session *s, zkr_state_fn fn, void *arg, int *id) {
+  listener *l;
+
+  if (s == NULL || fn == NULL)
+    return ZKR_EINVAL;
+  l = malloc(sizeof(*l));
+  if (l == NULL)
+    return ZKR_ENOMEM;
+  l->fn = fn;
+  l->arg = arg;
+  pthread_mutex_lock(&s->mu);
+  l->id = ++s->next_listener_id;
+  l->next = s->listeners;
+  s->listeners = l;
+  pthread_mutex_unlock(&s->mu);
+  if (id != NULL)
+    *id = l->id;
+  return ZKR_OK;
+}
+
+int zkr_session_remove_listener(zkr_session *s, int id) {
+  listener **pp;
+  int rc = ZKR_EINVAL;
+
+  if (s == NULL)
+    return ZKR_EINVAL;
+  pthread_mutex_lock(&s->mu);
+  for (pp = &s->listeners; *pp != NULL; pp = &(*pp)->next) {
+    if ((*pp)->id == id) {
+      listener *l = *pp;
+      *pp = l->next;
+      free(l);
+      rc = ZKR_OK;
+      break;
+    }
+  }
+  while (rc == ZKR_OK && !on_event_thread(s) && s->running_listener == id)
+    pthread_cond_wait(&s->cond, &s->mu);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}

@@ -1,0 +1,69 @@
+/* Test harness shared by every CUnit program: the throw-away ZooKeeper
+ * server (started by tests/with-zk.sh, which exports ZKR_TEST_HOSTS), raw
+ * inspection handles, session expiry on demand, and small waiting helpers.
+ * All th_ functions may be used from any test thread. */
+#ifndef ZKR_TESTS_HARNESS_H
+#define ZKR_TESTS_HARNESS_H
+
+#include <stdint.h>
+#include <CUnit/CUnit.h>
+#include <zkr/zkr.h>
+
+/* One test case: name "test_<recipe>_<behaviour>" and its function. */
+typedef struct th_test {
+  const char *name;
+  void (*fn)(void);
+} th_test;
+
+/* Runs tests (terminated by {NULL, NULL}) as one CUnit suite with the
+ * verbose basic runner, prints CUnit's summary, and returns the process exit
+ * status: 0 only if every test ran and passed. Meant as `return th_run(...)`
+ * from main(). */
+int th_run(const char *suite, const th_test *tests);
+
+/* Connect string of the test server ($ZKR_TEST_HOSTS). Aborts the program
+ * with a message (a failure, never a skip) when unset. */
+const char *th_hosts(void);
+
+/* Opens a zkr session to th_hosts() with the given session timeout (ms; 0 =
+ * 4000) and asserts success. Returns NULL on failure. */
+zkr_session *th_session(int session_timeout_ms);
+
+/* A raw, connected ZooKeeper handle for inspecting the server, quiet log.
+ * Returns NULL on failure. Close with th_raw_close(). */
+zhandle_t *th_raw(void);
+void th_raw_close(zhandle_t *zh);
+
+/* Expires session s on the server on demand: opens a second handle with the
+ * same client id and password, waits until it is connected, closes it.
+ * Returns 0 on success. */
+int th_expire(zkr_session *s);
+
+/* Same, for a raw client id (used by child processes' ids passed over pipes). */
+int th_expire_id(int64_t session_id, const char *passwd16);
+
+/* Returns a fresh path unique to this process and call:
+ * "/zkr-test/<tag>-<pid>-<n>". Caller frees. */
+char *th_path(const char *tag);
+
+/* Number of nodes below path (descendants, not counting path itself); 0 if
+ * path does not exist; -1 on error. */
+int th_count_nodes(const char *path);
+
+/* Names of path's children, one per line in a static buffer (for messages). */
+const char *th_children(const char *path);
+
+/* Deletes path and everything below it (ignores a missing path). 0 on success. */
+int th_delete_tree(const char *path);
+
+/* Calls pred(arg) until it returns non-zero or timeout_ms passes, checking
+ * every millisecond. Returns 1 if pred came true, 0 on timeout. */
+int th_wait_until(int (*pred)(void *arg), void *arg, int timeout_ms);
+
+/* Number of threads of this process (from /proc/self/status). */
+int th_thread_count(void);
+
+/* CLOCK_MONOTONIC in ms. */
+int64_t th_now_ms(void);
+
+#endif

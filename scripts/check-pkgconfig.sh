@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs into a private prefix and builds a program with nothing but
+# `pkg-config --cflags --libs zkrecipes`, then runs it (no server needed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+make install DESTDIR="$tmp" >/dev/null
+prefix=$(sed -n 's/^prefix=//p' zkrecipes.pc)
+export PKG_CONFIG_SYSROOT_DIR="$tmp" PKG_CONFIG_PATH="$tmp$prefix/lib/pkgconfig"
+cat > "$tmp/use.c" <<'C'
+#include <zkr/zkr.h>
+#include <stdio.h>
+int main(void) {
+  zkr_session *s;
+  printf("zkrecipes %s: %s\n", zkr_version_string(), zkr_strerror(zkr_session_open(&s, "", NULL)));
+  return 0;
+}
+C
+cc -o "$tmp/use" "$tmp/use.c" $(pkg-config --cflags --libs zkrecipes) -Wl,-rpath,"$tmp$prefix/lib"
+"$tmp/use"
+echo "pkg-config consumer: 1 passed, 0 failed"

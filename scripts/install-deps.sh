@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what zkrecipes needs from Debian, if anything is missing.
+# Used by .ci/run, demo.sh and test.sh; safe to run again.
+set -euo pipefail
+
+PKGS=(build-essential autoconf automake libtool pkg-config
+      libzookeeper-mt-dev libcunit1-dev zookeeper default-jre-headless
+      valgrind python3)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo for: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -84,7 +84,8 @@ void zkr__session_acked(zkr_session *s, int64_t sent_ns);
 /* Runs fn(arg) on the session's event thread, outside the mutex. owner tags
  * the event so zkr__session_quiesce(owner) can wait for it. */
 int zkr__session_post(zkr_session *s, void (*fn)(void *arg), void *arg, const void *owner);
-/* Drops queued events of owner and waits until none of its events runs. */
+/* Waits until no event of owner is queued or running (returns at once on
+ * the event thread). */
 void zkr__session_quiesce(zkr_session *s, const void *owner);
 /* Asks the session to delete path in the background until it is deleted or
  * the session is gone (copied). */
@@ -136,6 +137,7 @@ void zkr__contender_close(zkr__contender *c);
 
 /* Accessors; called with the session mutex held. */
 int zkr__contender_granted(const zkr__contender *c); /* granted and not lost */
+int zkr__contender_active(const zkr__contender *c);  /* waiting or granted, not lost */
 int64_t zkr__contender_token(const zkr__contender *c);
 const char *zkr__contender_node(const zkr__contender *c); /* full path or NULL */
 
@@ -143,6 +145,20 @@ const char *zkr__contender_node(const zkr__contender *c); /* full path or NULL *
  * retries what connection loss interrupted; loss fails every contender. */
 void zkr__queue_reconnected(zkr_session *s);
 void zkr__queue_session_lost(zkr_session *s, int code);
+/* A thread waiting for a watch to fire (observers). With the session mutex
+ * held: zkr__watch_new() makes a context for zoo_w* calls with
+ * zkr__watch_fn; when the watch fires, w->fired is set and w->cond
+ * signalled and the context belongs to the session again; so it does when
+ * the session is lost. Otherwise zkr__watch_done() detaches w: registered =
+ * 0 when the zoo_w* call left no watch on the server (freed at once). */
+typedef struct zkr__waiter {
+  pthread_cond_t cond;
+  int fired;
+} zkr__waiter;
+struct zkr__ticket *zkr__watch_new(zkr_session *s, zkr__waiter *w);
+void zkr__watch_done(struct zkr__ticket *t, zkr__waiter *w, int registered);
+void zkr__watch_fn(zhandle_t *zh, int type, int state, const char *path, void *ctx);
+
 /* Frees what the queue keeps per session (watch tickets) once the
  * ZooKeeper handle is closed and no callback can run any more. */
 void zkr__queue_session_closed(zkr_session *s);

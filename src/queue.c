@@ -69,7 +69,8 @@ typedef struct zkr__ticket {
   zkr_session *s;
   zkr__contender *c; /* NULL once c is freed */
   unsigned gen;
-  int own; /* watching our own node */
+  int own;        /* watching our own node */
+  zkr__waiter *w; /* an observer's wake-up instead of a contender */
 } ticket;
 
 typedef struct op {
@@ -631,7 +632,10 @@ static void ticket_watcher(zhandle_t *zh, int type, int state, const char *path,
     return;
   pthread_mutex_lock(zkr__session_mutex(s));
   c = t->c;
-  if (c != NULL && t->own) {
+  if (t->w != NULL) {
+    t->w->fired = 1;
+    pthread_cond_broadcast(&t->w->cond);
+  } else if (c != NULL && t->own) {
     if (c->state == C_HELD && !c->lost) {
       if (type == ZOO_DELETED_EVENT)
         lose_hold(c, ZKR_ELOST);
@@ -646,6 +650,34 @@ static void ticket_watcher(zhandle_t *zh, int type, int state, const char *path,
   }
   free_ticket(t);
   pthread_mutex_unlock(zkr__session_mutex(s));
+}
+
+void zkr__watch_fn(zhandle_t *zh, int type, int state, const char *path, void *ctx) {
+  ticket_watcher(zh, type, state, path, ctx);
+}
+
+ticket *zkr__watch_new(zkr_session *s, zkr__waiter *w) {
+  zkr__qstate *q = zkr__session_queue(s);
+  ticket *t = calloc(1, sizeof(*t));
+
+  if (t == NULL)
+    return NULL;
+  t->s = s;
+  t->w = w;
+  t->next = q->tickets;
+  if (q->tickets != NULL)
+    q->tickets->prev = t;
+  q->tickets = t;
+  return t;
+}
+
+void zkr__watch_done(ticket *t, zkr__waiter *w, int registered) {
+  if (w->fired)
+    return; /* already handed back by the watcher or the session's loss */
+  if (registered)
+    t->w = NULL; /* freed when it fires, or with the session */
+  else
+    free_ticket(t);
 }
 
 /* --- sending ------------------------------------------------------------- */
@@ -887,6 +919,15 @@ void zkr__queue_reconnected(zkr_session *s) {
 
 void zkr__queue_session_lost(zkr_session *s, int code) {
   zkr__contender *c;
+  ticket *t;
+
+  for (t = zkr__session_queue(s)->tickets; t != NULL; t = t->next) {
+    if (t->w != NULL) {
+      t->w->fired = 1;
+      pthread_cond_broadcast(&t->w->cond);
+      t->w = NULL;
+    }
+  }
 
   for (c = zkr__session_queue(s)->head; c != NULL; c = c->next) {
     if (c->state == C_DONE)
@@ -1018,6 +1059,10 @@ void zkr__contender_close(zkr__contender *c) {
 
 int zkr__contender_granted(const zkr__contender *c) {
   return c->state == C_HELD && !c->lost;
+}
+
+int zkr__contender_active(const zkr__contender *c) {
+  return c->state != C_DONE && !c->lost && !c->withdrawing && !c->closed;
 }
 
 int64_t zkr__contender_token(const zkr__contender *c) {

@@ -47,7 +47,7 @@ struct zkr_session {
   int64_t id;
   int timeout_ms;
   int64_t margin_ns;
-  int64_t init_ns;       /* the connect handshake was sent after this */
+  int64_t init_ns;
   int64_t last_ack_sent; /* send time of the last request the server answered */
   int64_t valid_until;
   int ping_inflight;
@@ -125,6 +125,7 @@ void zkr__session_acked(zkr_session *s, int64_t sent_ns) {
     return;
   s->last_ack_sent = sent_ns;
   update_valid_until(s);
+  pthread_cond_broadcast(&s->cond); /* open waits for the first one */
 }
 
 int zkr__session_post(zkr_session *s, void (*fn)(void *arg), void *arg, const void *owner) {
@@ -149,10 +150,23 @@ static int on_event_thread(zkr_session *s) {
   return s->thread_started && pthread_equal(pthread_self(), s->thread);
 }
 
+static int owner_pending(zkr_session *s, const void *owner) {
+  event *ev;
+
+  if (s->running_owner == owner)
+    return 1;
+  for (ev = s->ev_head; ev != NULL; ev = ev->next)
+    if (ev->owner == owner)
+      return 1;
+  return 0;
+}
+
 void zkr__session_quiesce(zkr_session *s, const void *owner) {
+  /* From the event thread itself, the running event is the caller: waiting
+   * would deadlock (hence the rule that callbacks do not block). */
   if (on_event_thread(s))
-    return; /* called from that very callback: it is finishing */
-  while (s->running_owner == owner)
+    return;
+  while (owner_pending(s, owner))
     pthread_cond_wait(&s->cond, &s->mu);
 }
 
@@ -240,15 +254,16 @@ static void session_watcher(zhandle_t *zh, int type, int state, const char *path
   if (state == ZOO_CONNECTED_STATE) {
     if (s->state != ZKR_SESSION_LOST) {
       if (s->state == 0) {
-        /* The handshake was sent after init: a safe lower bound. */
         s->id = zoo_client_id(zh)->client_id;
         s->timeout_ms = zoo_recv_timeout(zh);
         if (s->margin_ns == 0) {
           int64_t m = (int64_t)s->timeout_ms * 1000000 / 10;
           s->margin_ns = m > 50000000 ? m : 50000000;
         }
-        s->last_ack_sent = s->init_ns;
-        update_valid_until(s);
+        /* The validity window starts with the first answered request: the
+         * handshake's send time is unknown (connection attempts may have
+         * failed before it), so confirm with a ping before open returns. */
+        s->ping_now = 1;
       } else {
         /* When the re-handshake was sent is unknown: confirm with a ping
          * instead of guessing. */
@@ -349,7 +364,7 @@ static void *event_thread(void *arg) {
   for (;;) {
     int64_t now = zkr__now_ns(), wake;
 
-    if (s->state != 0 && s->state != ZKR_SESSION_LOST && now >= s->valid_until)
+    if (s->last_ack_sent > 0 && s->state != ZKR_SESSION_LOST && now >= s->valid_until)
       lose(s, ZKR_ESESSION); /* our own clock: the server may have expired us */
     if (s->ev_head != NULL) {
       event *ev = s->ev_head;
@@ -379,7 +394,7 @@ static void *event_thread(void *arg) {
       else if (!s->ping_inflight && ping_at < wake)
         wake = ping_at;
     }
-    if (s->state != 0 && s->state != ZKR_SESSION_LOST && s->valid_until < wake)
+    if (s->last_ack_sent > 0 && s->state != ZKR_SESSION_LOST && s->valid_until < wake)
       wake = s->valid_until;
     zkr__cond_wait(&s->ev_cond, &s->mu, wake);
   }
@@ -505,9 +520,10 @@ int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opt
       s->thread_started = 1;
   }
   deadline = s->init_ns + (int64_t)connect_ms * 1000000;
-  while (rc == ZKR_OK && s->state == 0 && zkr__cond_wait(&s->cond, &s->mu, deadline) == 0)
+  while (rc == ZKR_OK && (s->state == 0 || (s->state != ZKR_SESSION_LOST && s->last_ack_sent == 0)) &&
+         zkr__cond_wait(&s->cond, &s->mu, deadline) == 0)
     ;
-  if (rc == ZKR_OK && s->state != ZKR_SESSION_CONNECTED)
+  if (rc == ZKR_OK && (s->state != ZKR_SESSION_CONNECTED || s->last_ack_sent == 0))
     rc = s->state == ZKR_SESSION_LOST && s->lost_code == ZKR_ENOAUTH ? ZKR_ENOAUTH : ZKR_ECONNECT;
   if (rc != ZKR_OK) {
     /* A failed open fires no callback: drop the listeners first. */

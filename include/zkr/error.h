@@ -26,7 +26,7 @@ extern "C" {
   X(ECLOSED, -9, "object is being freed or its session closed")                           \
   X(ELOST, -10, "our contender node was deleted by another client")                       \
   X(ECONNECT, -11, "could not connect to any ZooKeeper server")                           \
-  X(EBUSY, -12, "object still in use")
+  X(ENOLEADER, -12, "no leader: nobody participates in the election")
 
 typedef enum zkr_errno {
   ZKR_OK = 0,

@@ -1,0 +1,345 @@
+/* zkr_election: leader election on the contender queue.
+ *
+ * One contender per participation; leadership is the contender's grant.
+ * on_change is delivered on the session's event thread, in order, and in
+ * pairs: a 0 only ever follows a 1 (e->leader records what was announced). */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct zkr_election {
+  zkr_session *s;
+  char *path;
+  char *id;
+  zkr_election_fn on_change;
+  void *arg;
+  const struct ACL_vector *acl;
+  zkr__contender *c; /* current participation, or NULL */
+  int leader;        /* announced by on_change(1) and not yet by on_change(0) */
+  int64_t epoch;
+  int waiters; /* threads inside await */
+  int freeing;
+  pthread_cond_t cond; /* waiters reached 0 */
+};
+
+/* --- on the event thread -------------------------------------------------- */
+
+static void announce(zkr_election *e, int leader) {
+  pthread_mutex_t *mu = zkr__session_mutex(e->s);
+  int fire;
+
+  pthread_mutex_lock(mu);
+  if (leader) {
+    fire = !e->leader && e->c != NULL && zkr__contender_granted(e->c);
+    if (fire)
+      e->epoch = zkr__contender_token(e->c);
+  } else {
+    fire = e->leader;
+  }
+  if (fire)
+    e->leader = leader;
+  pthread_mutex_unlock(mu);
+  if (fire && e->on_change != NULL)
+    e->on_change(e, leader, e->arg);
+}
+
+static void el_granted(void *owner) {
+  announce(owner, 1);
+}
+
+static void el_ended(void *owner) {
+  announce(owner, 0);
+}
+
+/* --- public ------------------------------------------------------------------ */
+
+int zkr_election_new(zkr_election **out, zkr_session *s, const char *path, const zkr_election_opts *opts) {
+  zkr_election *e;
+  char idbuf[300];
+  const char *id;
+
+  if (out == NULL)
+    return ZKR_EINVAL;
+  *out = NULL;
+  if (s == NULL || zkr__path_check(path) != ZKR_OK)
+    return ZKR_EINVAL;
+  if (opts != NULL && opts->id != NULL && strlen(opts->id) > 4096)
+    return ZKR_EINVAL;
+  if (opts != NULL && opts->acl != NULL && (opts->acl->count <= 0 || opts->acl->data == NULL))
+    return ZKR_EINVAL;
+  if (opts != NULL && opts->id != NULL) {
+    id = opts->id;
+  } else {
+    zkr__default_id(idbuf, sizeof(idbuf));
+    id = idbuf;
+  }
+  e = calloc(1, sizeof(*e));
+  if (e == NULL)
+    return ZKR_ENOMEM;
+  e->path = strdup(path);
+  e->id = strdup(id);
+  if (e->path == NULL || e->id == NULL || zkr__cond_init(&e->cond) != ZKR_OK) {
+    free(e->path);
+    free(e->id);
+    free(e);
+    return ZKR_ENOMEM;
+  }
+  if (opts != NULL) {
+    e->on_change = opts->on_change;
+    e->arg = opts->arg;
+    e->acl = opts->acl;
+  }
+  e->s = s;
+  zkr__session_ref(s);
+  *out = e;
+  return ZKR_OK;
+}
+
+int zkr_election_join(zkr_election *e) {
+  pthread_mutex_t *mu;
+  zkr__contender_cfg cfg;
+  int rc = ZKR_OK;
+
+  if (e == NULL)
+    return ZKR_EINVAL;
+  mu = zkr__session_mutex(e->s);
+  pthread_mutex_lock(mu);
+  if (e->freeing) {
+    rc = ZKR_ECLOSED;
+  } else if (e->c == NULL || !zkr__contender_active(e->c)) {
+    if (e->c != NULL) {
+      zkr__contender_drop(e->c); /* an ended participation */
+      e->c = NULL;
+    }
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.dir = e->path;
+    cfg.marker = "-latch-";
+    cfg.data = e->id;
+    cfg.acl = e->acl;
+    cfg.on_granted = el_granted;
+    cfg.on_lost = el_ended;
+    cfg.owner = e;
+    rc = zkr__contender_start(e->s, &cfg, &e->c);
+  }
+  pthread_mutex_unlock(mu);
+  return rc;
+}
+
+int zkr_election_await(zkr_election *e, int timeout_ms) {
+  pthread_mutex_t *mu;
+  int64_t deadline;
+  int rc;
+
+  if (e == NULL)
+    return ZKR_EINVAL;
+  /* await(0) only looks: a deadline already passed. */
+  deadline = timeout_ms < 0 ? -1 : zkr__now_ns() + (int64_t)timeout_ms * 1000000 + 1;
+  mu = zkr__session_mutex(e->s);
+  pthread_mutex_lock(mu);
+  if (e->c == NULL) {
+    pthread_mutex_unlock(mu);
+    return ZKR_ENOTHELD;
+  }
+  e->waiters++;
+  rc = zkr__contender_wait(e->c, deadline);
+  if (--e->waiters == 0)
+    pthread_cond_broadcast(&e->cond);
+  pthread_mutex_unlock(mu);
+  return rc;
+}
+
+int zkr_election_is_leader(zkr_election *e) {
+  pthread_mutex_t *mu;
+  int leader;
+
+  if (e == NULL)
+    return 0;
+  mu = zkr__session_mutex(e->s);
+  pthread_mutex_lock(mu);
+  leader = e->leader && e->c != NULL && zkr__contender_granted(e->c);
+  pthread_mutex_unlock(mu);
+  /* Our own clock decides at once, before the event thread notices. */
+  return leader && zkr__now_ns() < zkr_session_valid_until(e->s);
+}
+
+int zkr_election_epoch(zkr_election *e, int64_t *epoch) {
+  pthread_mutex_t *mu;
+
+  if (e == NULL || epoch == NULL)
+    return ZKR_EINVAL;
+  if (!zkr_election_is_leader(e))
+    return ZKR_ENOTHELD;
+  mu = zkr__session_mutex(e->s);
+  pthread_mutex_lock(mu);
+  *epoch = e->epoch;
+  pthread_mutex_unlock(mu);
+  return ZKR_OK;
+}
+
+int zkr_election_leader(zkr_election *e, char *id, size_t len) {
+  zkr_participant *p;
+  size_t n;
+  int rc;
+
+  if (e == NULL || id == NULL || len == 0)
+    return ZKR_EINVAL;
+  rc = zkr_participants(e->s, e->path, &p, &n);
+  if (rc != ZKR_OK)
+    return rc;
+  if (n == 0)
+    rc = ZKR_ENOLEADER;
+  else if (strlen(p[0].id) >= len)
+    rc = ZKR_EINVAL;
+  else
+    strcpy(id, p[0].id);
+  zkr_participants_free(p, n);
+  return rc;
+}
+
+/* Ends the participation (mutex held): wakes awaiting threads, deletes our
+ * node (waiting for the server), forgets the contender, and queues
+ * on_change(0) if we were leading. */
+static int leave(zkr_election *e) {
+  pthread_mutex_t *mu = zkr__session_mutex(e->s);
+  zkr__contender *c = e->c;
+  int rc;
+
+  if (c == NULL)
+    return ZKR_ENOTHELD;
+  zkr__contender_close(c);
+  while (e->waiters > 0)
+    pthread_cond_wait(&e->cond, mu);
+  if (zkr__contender_granted(c))
+    rc = zkr__contender_release(c);
+  else
+    rc = zkr__contender_withdraw(c) == ZKR_OK ? zkr__contender_release(c) : ZKR_OK;
+  zkr__contender_drop(c);
+  e->c = NULL;
+  if (zkr__session_post(e->s, el_ended, e, e) != ZKR_OK)
+    e->leader = 0;
+  return rc == ZKR_ETIMEDOUT ? ZKR_OK : rc;
+}
+
+int zkr_election_resign(zkr_election *e) {
+  pthread_mutex_t *mu;
+  int rc;
+
+  if (e == NULL)
+    return ZKR_EINVAL;
+  mu = zkr__session_mutex(e->s);
+  pthread_mutex_lock(mu);
+  rc = leave(e);
+  pthread_mutex_unlock(mu);
+  return rc;
+}
+
+void zkr_election_free(zkr_election *e) {
+  pthread_mutex_t *mu;
+
+  if (e == NULL)
+    return;
+  mu = zkr__session_mutex(e->s);
+  pthread_mutex_lock(mu);
+  e->freeing = 1;
+  leave(e);
+  zkr__session_quiesce(e->s, e); /* the queued on_change(0) runs first */
+  pthread_mutex_unlock(mu);
+  pthread_cond_destroy(&e->cond);
+  zkr__session_unref(e->s);
+  free(e->path);
+  free(e->id);
+  free(e);
+}
+
+/* --- observing ---------------------------------------------------------------- */
+
+/* Sets a watch on path's children (or on its creation) for w, mutex not
+ * held. Returns ZKR_OK or an error. */
+static int watch_dir(zkr_session *s, const char *path, zkr__waiter *w, struct zkr__ticket **tp) {
+  pthread_mutex_t *mu = zkr__session_mutex(s);
+  int tries;
+
+  for (tries = 0; tries < 3; tries++) {
+    struct String_vector kids = {0, NULL};
+    zhandle_t *zh;
+    int zrc, registered;
+
+    pthread_mutex_lock(mu);
+    zh = zkr__session_zh(s);
+    *tp = zh != NULL ? zkr__watch_new(s, w) : NULL;
+    pthread_mutex_unlock(mu);
+    if (*tp == NULL)
+      return zh == NULL ? ZKR_ECLOSED : ZKR_ENOMEM;
+    zrc = zoo_wget_children(zh, path, zkr__watch_fn, *tp, &kids);
+    deallocate_String_vector(&kids);
+    if (zrc == ZOK)
+      return ZKR_OK;
+    if (zrc == ZNONODE) {
+      /* No election yet: wake when it is created. If it was created in
+       * between, the exists watch is set on it anyway: leave it (it only
+       * wakes us) and try the children watch again. */
+      zrc = zoo_wexists(zh, path, zkr__watch_fn, *tp, NULL);
+      if (zrc == ZNONODE)
+        return ZKR_OK;
+    }
+    registered = zrc == ZOK;
+    pthread_mutex_lock(mu);
+    zkr__watch_done(*tp, w, registered);
+    pthread_mutex_unlock(mu);
+    if (!registered)
+      return zkr__from_zk(zrc);
+  }
+  return ZKR_EZK;
+}
+
+int zkr_election_observe(zkr_session *s, const char *path, int64_t *epoch, char *id, size_t len, int timeout_ms) {
+  pthread_mutex_t *mu;
+  int64_t deadline;
+  zkr__waiter w;
+  int rc;
+
+  if (s == NULL || epoch == NULL || zkr__path_check(path) != ZKR_OK || (id != NULL && len == 0))
+    return ZKR_EINVAL;
+  deadline = timeout_ms < 0 ? -1 : zkr__now_ns() + (int64_t)timeout_ms * 1000000 + 1;
+  mu = zkr__session_mutex(s);
+  if (zkr__cond_init(&w.cond) != ZKR_OK)
+    return ZKR_ENOMEM;
+  for (;;) {
+    struct zkr__ticket *t;
+    zkr_participant *p;
+    size_t n;
+    int64_t now_epoch;
+
+    w.fired = 0;
+    /* Watch first, then look: a change in between fires the watch. */
+    rc = watch_dir(s, path, &w, &t);
+    if (rc != ZKR_OK)
+      break;
+    rc = zkr_participants(s, path, &p, &n);
+    if (rc == ZKR_OK) {
+      now_epoch = n > 0 ? p[0].token : 0;
+      if (now_epoch != *epoch && id != NULL && n > 0 && strlen(p[0].id) >= len)
+        rc = ZKR_EINVAL;
+      else if (now_epoch != *epoch) {
+        *epoch = now_epoch;
+        if (id != NULL)
+          strcpy(id, n > 0 ? p[0].id : "");
+        rc = 1; /* changed */
+      }
+      zkr_participants_free(p, n);
+    }
+    pthread_mutex_lock(mu);
+    while (rc == ZKR_OK && !w.fired && zkr__session_usable(s) == ZKR_OK &&
+           zkr__cond_wait(&w.cond, mu, deadline) == 0)
+      ;
+    if (rc == ZKR_OK && !w.fired)
+      rc = zkr__session_usable(s) != ZKR_OK ? zkr__session_usable(s) : ZKR_ETIMEDOUT;
+    zkr__watch_done(t, &w, 1);
+    pthread_mutex_unlock(mu);
+    if (rc != ZKR_OK)
+      break;
+  }
+  pthread_cond_destroy(&w.cond);
+  return rc == 1 ? ZKR_OK : rc;
+}

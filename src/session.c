@@ -44,6 +44,7 @@ struct zkr_session {
   int lost_code; /* why LOST: ZKR_ESESSION, ZKR_ENOAUTH, ZKR_ECLOSED */
   int closing;   /* no request may be sent any more */
   int stop;      /* the event thread should exit */
+  int dead;      /* closed: no event can run any more */
   int64_t id;
   int timeout_ms;
   int64_t margin_ns;
@@ -129,8 +130,11 @@ void zkr__session_acked(zkr_session *s, int64_t sent_ns) {
 }
 
 int zkr__session_post(zkr_session *s, void (*fn)(void *arg), void *arg, const void *owner) {
-  event *ev = malloc(sizeof(*ev));
+  event *ev;
 
+  if (s->dead)
+    return ZKR_ECLOSED;
+  ev = malloc(sizeof(*ev));
   if (ev == NULL)
     return ZKR_ENOMEM;
   ev->next = NULL;
@@ -452,6 +456,8 @@ static void teardown(zkr_session *s) {
     free(ev);
     pthread_mutex_lock(&s->mu);
   }
+  s->dead = 1;
+  pthread_cond_broadcast(&s->cond);
   while (s->listeners != NULL) {
     listener *l = s->listeners;
     s->listeners = l->next;

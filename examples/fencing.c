@@ -62,13 +62,14 @@ int main(int argc, char **argv) {
   }
   zkr_lock_token(l, &token);
   valid_until = zkr_lock_valid_until(l);
-  printf("    %s: acquired the lock, fencing token %" PRId64 "; held() = %d\n", argv[3], token, zkr_lock_held(l));
+  printf("    %s: acquired the lock, fencing token %" PRId64 "; held() = %d\n", argv[3], token,
+         zkr_lock_held(l));
   fflush(stdout);
   if (pause)
     raise(SIGSTOP); /* the pause strikes after the check, before the write */
   rc = fenced_write(argv[2], token, argv[3], &highest);
-  printf("    %s: wrote with token %" PRId64 ": %s (storage's highest token was %" PRId64 ")\n", argv[3], token,
-         rc == 1 ? "ACCEPTED" : "REJECTED as stale", highest);
+  printf("    %s: wrote with token %" PRId64 ": %s (storage's highest token was %" PRId64 ")\n", argv[3],
+         token, rc == 1 ? "ACCEPTED" : "REJECTED as stale", highest);
   if (pause)
     printf("    %s: its validity deadline had passed %.1f s before that write; held() now = %d\n", argv[3],
            (double)(zkr_monotonic_ns() - valid_until) / 1e9, zkr_lock_held(l));

@@ -293,7 +293,8 @@ static int watch_dir(zkr_session *s, const char *path, zkr__waiter *w, struct zk
   return ZKR_EZK;
 }
 
-int zkr_election_observe(zkr_session *s, const char *path, int64_t *epoch, char *id, size_t len, int timeout_ms) {
+int zkr_election_observe(zkr_session *s, const char *path, int64_t *epoch, char *id, size_t len,
+                         int timeout_ms) {
   pthread_mutex_t *mu;
   int64_t deadline;
   zkr__waiter w;

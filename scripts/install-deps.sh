@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(build-essential autoconf automake libtool pkg-config
       libzookeeper-mt-dev libcunit1-dev zookeeper default-jre-headless
-      valgrind python3)
+      valgrind python3 clang-format)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -5,8 +5,8 @@ const char *zkr_strerror(int code) {
   switch (code) {
   case ZKR_OK:
     return "success";
-#define ZKR__STR(name, value, msg) \
-  case ZKR_##name:                 \
+#define ZKR__STR(name, value, msg)                                                                           \
+  case ZKR_##name:                                                                                           \
     return msg;
     ZKR_ERRNO_MAP(ZKR__STR)
 #undef ZKR__STR
@@ -19,8 +19,8 @@ const char *zkr_err_name(int code) {
   switch (code) {
   case ZKR_OK:
     return "ZKR_OK";
-#define ZKR__NAME(name, value, msg) \
-  case ZKR_##name:                  \
+#define ZKR__NAME(name, value, msg)                                                                          \
+  case ZKR_##name:                                                                                           \
     return "ZKR_" #name;
     ZKR_ERRNO_MAP(ZKR__NAME)
 #undef ZKR__NAME

@@ -96,11 +96,11 @@ void zkr__session_orphan(zkr_session *s, const char *path);
 typedef struct zkr__contender zkr__contender;
 
 typedef struct zkr__contender_cfg {
-  const char *dir;                /* checked recipe directory; copied */
-  const char *marker;             /* "-lock-", "-latch-"; static */
-  const char *data;               /* node data; copied */
-  const struct ACL_vector *acl;   /* borrowed; NULL = open */
-  void (*on_lost)(void *owner);   /* a granted contender was lost; event thread */
+  const char *dir;                 /* checked recipe directory; copied */
+  const char *marker;              /* "-lock-", "-latch-"; static */
+  const char *data;                /* node data; copied */
+  const struct ACL_vector *acl;    /* borrowed; NULL = open */
+  void (*on_lost)(void *owner);    /* a granted contender was lost; event thread */
   void (*on_granted)(void *owner); /* optional; event thread */
   void *owner;
 } zkr__contender_cfg;
@@ -165,7 +165,7 @@ void zkr__queue_session_closed(zkr_session *s);
 
 /* Per-session state of the queue, kept inside the session. */
 typedef struct zkr__qstate {
-  zkr__contender *head;     /* every live contender of the session */
+  zkr__contender *head;        /* every live contender of the session */
   struct zkr__ticket *tickets; /* every watch context not yet fired */
 } zkr__qstate;
 zkr__qstate *zkr__session_queue(zkr_session *s);

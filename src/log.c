@@ -34,6 +34,7 @@ static void discard(const char *message) {
   (void)message;
 }
 
+/* clang-format off */
 #define T(i) \
   static void tramp##i(const char *m) { deliver(i, m); }
 T(0) T(1) T(2) T(3) T(4) T(5) T(6) T(7) T(8) T(9) T(10) T(11) T(12) T(13) T(14) T(15)
@@ -44,6 +45,7 @@ static const log_callback_fn tramps[ZKR__LOG_SLOTS] = {
     tramp0,  tramp1,  tramp2,  tramp3,  tramp4,  tramp5,  tramp6,  tramp7,  tramp8,  tramp9,  tramp10,
     tramp11, tramp12, tramp13, tramp14, tramp15, tramp16, tramp17, tramp18, tramp19, tramp20, tramp21,
     tramp22, tramp23, tramp24, tramp25, tramp26, tramp27, tramp28, tramp29, tramp30, tramp31};
+/* clang-format on */
 
 log_callback_fn zkr__log_bind(zkr_log_fn fn, void *arg, FILE *stream, int *slot) {
   int i;

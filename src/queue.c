@@ -60,7 +60,7 @@ struct zkr__contender {
   int withdrawing, dropped, closed, lost;
   int parent_tries;
   int exists_mode; /* predecessor unreadable: watch with exists */
-  char **preds; /* names sorting before ours, in queue order */
+  char **preds;    /* names sorting before ours, in queue order */
   int npreds;
 };
 

@@ -53,7 +53,7 @@ struct zkr_session {
   int64_t valid_until;
   int ping_inflight;
   int64_t ping_inflight_sent;
-  int ping_now; /* reconnected: confirm the session at once */
+  int ping_now;     /* reconnected: confirm the session at once */
   int zk_connected; /* the client is connected (even after we declared LOST) */
 
   event *ev_head, *ev_tail;
@@ -517,8 +517,7 @@ int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opt
     /* By default the client calls getaddrinfo on every I/O loop iteration;
      * resolve only on reconnection unless asked otherwise. */
     zoo_set_servers_resolution_delay(s->zh, o.resolve_delay_ms > 0 ? o.resolve_delay_ms : -1);
-    if (o.digest != NULL &&
-        zoo_add_auth(s->zh, "digest", o.digest, (int)strlen(o.digest), NULL, NULL) != ZOK)
+    if (o.digest != NULL && zoo_add_auth(s->zh, "digest", o.digest, (int)strlen(o.digest), NULL, NULL) != ZOK)
       rc = ZKR_EINVAL;
     if (rc == ZKR_OK && pthread_create(&s->thread, NULL, event_thread, s) != 0)
       rc = ZKR_ENOMEM;

@@ -148,7 +148,8 @@ int sv_run(int sigfd, char *const argv[], char *const env_add[], const sv_hold *
     int timeout = 250; /* safety net; the lost fd normally wakes us */
 
     if (kill_at < 0 && !h->held(h->arg)) {
-      fprintf(stderr, "zkr: %s lost (session expired or past its validity, or node deleted); stopping the command\n",
+      fprintf(stderr,
+              "zkr: %s lost (session expired or past its validity, or node deleted); stopping the command\n",
               h->what);
       kill(-pid, SIGTERM);
       kill_at = now_ms() + grace_ms;

@@ -6,11 +6,11 @@
 
 /* Exit codes of the zkr tool besides the command's own status. */
 enum {
-  ZKR_TOOL_GAVE_UP = 1,       /* -n / -w: not acquired (or -E CODE) */
-  ZKR_TOOL_USAGE = 64,        /* EX_USAGE */
-  ZKR_TOOL_UNAVAILABLE = 69,  /* EX_UNAVAILABLE: no ZooKeeper */
-  ZKR_TOOL_SOFTWARE = 70,     /* EX_SOFTWARE: unexpected library error */
-  ZKR_TOOL_LOST = 75          /* lock or leadership lost while COMMAND ran */
+  ZKR_TOOL_GAVE_UP = 1,      /* -n / -w: not acquired (or -E CODE) */
+  ZKR_TOOL_USAGE = 64,       /* EX_USAGE */
+  ZKR_TOOL_UNAVAILABLE = 69, /* EX_UNAVAILABLE: no ZooKeeper */
+  ZKR_TOOL_SOFTWARE = 70,    /* EX_SOFTWARE: unexpected library error */
+  ZKR_TOOL_LOST = 75         /* lock or leadership lost while COMMAND ran */
 };
 
 /* What the supervisor watches: "still held?" and a wake-up fd that becomes

@@ -63,7 +63,8 @@ static const char usage_status[] =
     "Lists the contenders at PATH in queue order, holder first: role, participant id, session,\n"
     "fencing token, age, node. Curator and Kazoo contenders are included.\n";
 
-static const char usage_leader[] = "usage: zkr leader PATH\n\nPrints the current leader's id; exit 1 if none.\n";
+static const char usage_leader[] =
+    "usage: zkr leader PATH\n\nPrints the current leader's id; exit 1 if none.\n";
 
 static int usage_error(const char *usage, const char *msg) {
   if (msg != NULL)
@@ -114,7 +115,7 @@ static int open_session(const global *g, int sigfd, zkr_session **s) {
 
 static int tool_code(int rc) {
   return rc == ZKR_ECONNLOSS || rc == ZKR_ESESSION || rc == ZKR_ECONNECT ? ZKR_TOOL_UNAVAILABLE
-                                                                           : ZKR_TOOL_SOFTWARE;
+                                                                         : ZKR_TOOL_SOFTWARE;
 }
 
 /* A pipe that callbacks write to when a hold is lost. */
@@ -259,7 +260,8 @@ static int cmd_lock(const global *g, int argc, char **argv) {
     zkr_lock_token(ctx.l, &token);
     zkr_lock_node(ctx.l, node, sizeof(node));
     snprintf(tok, sizeof(tok), "ZKR_FENCING_TOKEN=%" PRId64, token);
-    if (asprintf(&envp_path, "ZKR_LOCK_PATH=%s", path) < 0 || asprintf(&envp_node, "ZKR_LOCK_NODE=%s", node) < 0)
+    if (asprintf(&envp_path, "ZKR_LOCK_PATH=%s", path) < 0 ||
+        asprintf(&envp_node, "ZKR_LOCK_NODE=%s", node) < 0)
       return ZKR_TOOL_SOFTWARE;
     env[0] = envp_path;
     env[1] = envp_node;
@@ -455,7 +457,8 @@ static int cmd_status(const global *g, int argc, char **argv) {
       json_string(p[i].id);
       printf(",\"node\":");
       json_string(p[i].node);
-      printf(",\"session\":\"0x%" PRIx64 "\",\"token\":%" PRId64 ",\"age_ms\":%" PRId64 ",\"protocol\":\"%s\"}",
+      printf(",\"session\":\"0x%" PRIx64 "\",\"token\":%" PRId64 ",\"age_ms\":%" PRId64
+             ",\"protocol\":\"%s\"}",
              (uint64_t)p[i].session, p[i].token, p[i].age_ms, protocol_of(p[i].node));
     }
     printf("]}\n");
@@ -464,8 +467,8 @@ static int cmd_status(const global *g, int argc, char **argv) {
     for (i = 0; i < n; i++) {
       char age[32];
       snprintf(age, sizeof(age), "%.1fs", (double)p[i].age_ms / 1000.0);
-      printf("%-7s %-24s 0x%-16" PRIx64 " %-12" PRId64 " %-9s %s\n", p[i].holder ? "holder" : "waiter", p[i].id,
-             (uint64_t)p[i].session, p[i].token, age, p[i].node);
+      printf("%-7s %-24s 0x%-16" PRIx64 " %-12" PRId64 " %-9s %s\n", p[i].holder ? "holder" : "waiter",
+             p[i].id, (uint64_t)p[i].session, p[i].token, age, p[i].node);
     }
   }
   zkr_participants_free(p, n);
@@ -508,7 +511,8 @@ int main(int argc, char **argv) {
   global g = {NULL, 10000, 5000};
   int opt;
 
-  g.hosts = getenv("ZKR_HOSTS") != NULL && getenv("ZKR_HOSTS")[0] != '\0' ? getenv("ZKR_HOSTS") : "127.0.0.1:2181";
+  g.hosts =
+      getenv("ZKR_HOSTS") != NULL && getenv("ZKR_HOSTS")[0] != '\0' ? getenv("ZKR_HOSTS") : "127.0.0.1:2181";
   while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
     switch (opt) {
     case 'H':

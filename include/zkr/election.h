@@ -35,8 +35,8 @@ typedef struct zkr_election zkr_election;
 typedef void (*zkr_election_fn)(zkr_election *e, int leader, void *arg);
 
 typedef struct zkr_election_opts {
-  const char *id;               /* stored in our node; NULL = "<hostname>:<pid>". Copied. */
-  zkr_election_fn on_change;    /* optional */
+  const char *id;            /* stored in our node; NULL = "<hostname>:<pid>". Copied. */
+  zkr_election_fn on_change; /* optional */
   void *arg;
   const struct ACL_vector *acl; /* NULL = open; borrowed, must outlive e */
 } zkr_election_opts;
@@ -44,7 +44,8 @@ typedef struct zkr_election_opts {
 /* Creates an election participant for path (copied) on s. Sends nothing.
  * Caller owns *out; free with zkr_election_free(). Returns ZKR_OK,
  * ZKR_EINVAL (bad path, option), ZKR_ENOMEM. */
-ZKR_EXTERN int zkr_election_new(zkr_election **out, zkr_session *s, const char *path, const zkr_election_opts *opts);
+ZKR_EXTERN int zkr_election_new(zkr_election **out, zkr_session *s, const char *path,
+                                const zkr_election_opts *opts);
 
 /* Starts participating (at the back of the queue) and returns at once.
  * Joining while already participating is a no-op. Returns ZKR_OK,

@@ -12,12 +12,13 @@
 extern "C" {
 #endif
 
+/* clang-format off */
 /* X(name, value, message): the one list the enum, zkr_strerror() and
  * zkr_err_name() are generated from. */
 #define ZKR_ERRNO_MAP(X)                                                                  \
   X(EINVAL, -1, "invalid argument")                                                       \
   X(ETIMEDOUT, -2, "timed out")                                                           \
-  X(ENOTHELD, -3, "lock not held by the calling thread")                                  \
+  X(ENOTHELD, -3, "not held by the calling thread (or not leading, not participating)")  \
   X(ESESSION, -4, "ZooKeeper session lost (expired, closed or past its validity)")        \
   X(ECONNLOSS, -5, "connection to ZooKeeper lost")                                        \
   X(ENOAUTH, -6, "not authorized (ACL or authentication failure)")                        \
@@ -27,6 +28,7 @@ extern "C" {
   X(ELOST, -10, "our contender node was deleted by another client")                       \
   X(ECONNECT, -11, "could not connect to any ZooKeeper server")                           \
   X(ENOLEADER, -12, "no leader: nobody participates in the election")
+/* clang-format on */
 
 typedef enum zkr_errno {
   ZKR_OK = 0,

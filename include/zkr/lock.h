@@ -32,10 +32,10 @@ typedef struct zkr_lock zkr_lock;
 typedef void (*zkr_lock_lost_fn)(zkr_lock *l, void *arg);
 
 typedef struct zkr_lock_opts {
-  zkr_lock_lost_fn on_lost; /* optional */
-  void *arg;                /* passed to on_lost */
-  const char *id;           /* participant id stored as the node's data;
-                               NULL = "<hostname>:<pid>". Copied. */
+  zkr_lock_lost_fn on_lost;     /* optional */
+  void *arg;                    /* passed to on_lost */
+  const char *id;               /* participant id stored as the node's data;
+                                   NULL = "<hostname>:<pid>". Copied. */
   const struct ACL_vector *acl; /* NULL = ZOO_OPEN_ACL_UNSAFE; borrowed:
                                    must outlive the lock */
 } zkr_lock_opts;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies, builds, runs every CUnit
-# program against throw-away ZooKeeper servers, the memory checks, and the
-# packaging checks (make distcheck, a pkg-config consumer).
+# program against throw-away ZooKeeper servers, valgrind, the fuzzer, the
+# packaging checks, and the suite again under ASan+UBSan and under TSan.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/install-deps.sh
@@ -24,8 +24,17 @@ done
 echo "== pkg-config consumer"
 scripts/check-pkgconfig.sh || status=1
 
-echo "== make distcheck"
-make distcheck TESTS= >/dev/null || { echo "distcheck failed"; status=1; }
+echo "== fuzzing path checks and contender-name parsing (libFuzzer, 30 s)"
+scripts/fuzz.sh 30 || status=1
+
+# The whole suite again from the release tarball, instrumented: distcheck
+# also proves the tarball builds, installs and uninstalls cleanly.
+echo "== make distcheck, suite under AddressSanitizer + UBSan"
+make distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-asan > distcheck-asan.log 2>&1 || status=1
+grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP|# )' distcheck-asan.log || tail -n 40 distcheck-asan.log
+echo "== make distcheck, suite under ThreadSanitizer"
+make distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-tsan > distcheck-tsan.log 2>&1 || status=1
+grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP|# )' distcheck-tsan.log || tail -n 40 distcheck-tsan.log
 
 [ $status -eq 0 ] && echo "ALL TESTS PASSED" || echo "SOME TESTS FAILED"
 exit $status

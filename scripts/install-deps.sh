@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(build-essential autoconf automake libtool pkg-config
       libzookeeper-mt-dev libcunit1-dev zookeeper default-jre-headless
-      valgrind python3 clang-format)
+      valgrind python3 clang-format clang libclang-rt-14-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

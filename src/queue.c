@@ -223,7 +223,9 @@ static void finish(zkr__contender *c, int rc) {
 /* Fails a contender that has not been granted; its node, if any, is deleted
  * in the background by the session. */
 static void fail(zkr__contender *c, int rc) {
-  if (c->node != NULL && zkr__session_usable(c->s) == ZKR_OK)
+  /* Even on a session we gave up on locally: the server may still keep it
+   * (and our node) alive. */
+  if (c->node != NULL && zkr__session_zh(c->s) != NULL)
     zkr__session_orphan(c->s, c->node);
   finish(c, rc);
 }
@@ -403,7 +405,12 @@ static void create_done(int rc, const char *name, const struct Stat *stat, const
   zkr_session *s = c->s;
 
   lock_op(o);
-  if (op_begin(o, rc) && c->state == C_CREATE) {
+  if (!op_begin(o, rc) || c->state != C_CREATE) {
+    /* Nobody adopts this node any more (given up, session lost meanwhile):
+     * it must not stay in the queue. */
+    if (rc == ZOK && zkr__session_zh(s) != NULL)
+      zkr__session_orphan(s, name);
+  } else {
     if (rc == ZOK) {
       c->node = strdup(name);
       c->czxid = stat->czxid;

@@ -264,15 +264,11 @@ static void session_watcher(zhandle_t *zh, int type, int state, const char *path
           int64_t m = (int64_t)s->timeout_ms * 1000000 / 10;
           s->margin_ns = m > 50000000 ? m : 50000000;
         }
-        /* The validity window starts with the first answered request: the
-         * handshake's send time is unknown (connection attempts may have
-         * failed before it), so confirm with a ping before open returns. */
-        s->ping_now = 1;
-      } else {
-        /* When the re-handshake was sent is unknown: confirm with a ping
-         * instead of guessing. */
-        s->ping_now = 1;
       }
+      /* When the (re-)handshake was sent is unknown (attempts may have
+       * failed before it): the validity window moves only with answered
+       * requests, so confirm with a ping now. open() waits for it. */
+      s->ping_now = 1;
       set_state(s, ZKR_SESSION_CONNECTED);
       zkr__queue_reconnected(s);
       pthread_cond_signal(&s->ev_cond);

@@ -90,6 +90,8 @@ void zkr__session_quiesce(zkr_session *s, const void *owner);
 /* Asks the session to delete path in the background until it is deleted or
  * the session is gone (copied). */
 void zkr__session_orphan(zkr_session *s, const char *path);
+/* Same for every child of dir whose name starts with prefix. */
+void zkr__session_orphan_prefix(zkr_session *s, const char *dir, const char *prefix);
 
 /* --- queue.c: the contender queue every recipe uses --------------------- */
 

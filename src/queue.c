@@ -943,6 +943,13 @@ void zkr__queue_session_lost(zkr_session *s, int code) {
      * make sure our node does not block others meanwhile. */
     if (c->node != NULL && code != ZKR_ECLOSED && !(c->state == C_HELD && c->lost))
       zkr__session_orphan(s, c->node);
+    if (c->node == NULL && (c->state == C_CREATE || c->state == C_RECOVER) && code != ZKR_ECLOSED) {
+      /* Our create may have been applied with its reply lost: whatever
+       * carries our uuid goes too. */
+      char prefix[48];
+      snprintf(prefix, sizeof(prefix), "_c_%s", c->uuid);
+      zkr__session_orphan_prefix(s, c->dir, prefix);
+    }
     if (c->state == C_HELD) {
       lose_hold(c, code);
       c->gen++;

@@ -26,10 +26,14 @@ typedef struct listener {
   void *arg;
 } listener;
 
+/* A node to delete in the background: path, or every child of path whose
+ * name starts with prefix (a node whose create reply was lost: only its
+ * uuid is known). */
 typedef struct orphan {
   struct orphan *next;
   zkr_session *s;
   int inflight;
+  const char *prefix; /* NULL, or points into path's buffer */
   char path[];
 } orphan;
 
@@ -174,18 +178,31 @@ void zkr__session_quiesce(zkr_session *s, const void *owner) {
     pthread_cond_wait(&s->cond, &s->mu);
 }
 
-void zkr__session_orphan(zkr_session *s, const char *path) {
-  size_t n = strlen(path) + 1;
-  orphan *o = malloc(sizeof(*o) + n);
+static void add_orphan(zkr_session *s, const char *path, const char *prefix) {
+  size_t n = strlen(path) + 1, m = prefix != NULL ? strlen(prefix) + 1 : 0;
+  orphan *o = malloc(sizeof(*o) + n + m);
 
   if (o == NULL)
     return; /* the node still goes when the session ends */
   o->s = s;
   o->inflight = 0;
   memcpy(o->path, path, n);
+  o->prefix = NULL;
+  if (prefix != NULL) {
+    memcpy(o->path + n, prefix, m);
+    o->prefix = o->path + n;
+  }
   o->next = s->orphans;
   s->orphans = o;
   pthread_cond_signal(&s->ev_cond);
+}
+
+void zkr__session_orphan(zkr_session *s, const char *path) {
+  add_orphan(s, path, NULL);
+}
+
+void zkr__session_orphan_prefix(zkr_session *s, const char *dir, const char *prefix) {
+  add_orphan(s, dir, prefix);
 }
 
 static void state_event(void *arg) {
@@ -300,12 +317,41 @@ static void ping_done(int rc, const struct Stat *stat, const void *data) {
   zkr__session_unref(s);
 }
 
+static void orphan_settle(orphan *o, int rc);
+
 static void orphan_done(int rc, const void *data) {
   orphan *o = (orphan *)data;
   zkr_session *s = o->s;
-  orphan **pp;
 
   pthread_mutex_lock(&s->mu);
+  orphan_settle(o, rc);
+  pthread_mutex_unlock(&s->mu);
+  zkr__session_unref(s);
+}
+
+/* Listing for a prefix orphan: each match becomes a plain orphan. */
+static void orphan_listed(int rc, const struct String_vector *kids, const void *data) {
+  orphan *o = (orphan *)data;
+  zkr_session *s = o->s;
+  int i;
+
+  pthread_mutex_lock(&s->mu);
+  for (i = 0; rc == ZOK && i < kids->count; i++) {
+    if (strncmp(kids->data[i], o->prefix, strlen(o->prefix)) == 0) {
+      char path[ZKR__PATH_MAX + 256];
+      snprintf(path, sizeof(path), "%s/%s", o->path, kids->data[i]);
+      add_orphan(s, path, NULL);
+    }
+  }
+  orphan_settle(o, rc);
+  pthread_mutex_unlock(&s->mu);
+  zkr__session_unref(s);
+}
+
+static void orphan_settle(orphan *o, int rc) {
+  zkr_session *s = o->s;
+  orphan **pp;
+
   o->inflight = 0;
   /* Only connection loss is worth another try: any answer, or the end of
    * the session, settles it. */
@@ -319,8 +365,6 @@ static void orphan_done(int rc, const void *data) {
     }
   }
   pthread_cond_signal(&s->ev_cond);
-  pthread_mutex_unlock(&s->mu);
-  zkr__session_unref(s);
 }
 
 /* --- the event thread -------------------------------------------------------- */
@@ -343,7 +387,12 @@ static void send_orphan_deletes(zkr_session *s) {
 
   while (*pp != NULL) {
     orphan *o = *pp;
-    if (!o->inflight && zoo_adelete(s->zh, o->path, -1, orphan_done, o) != ZOK) {
+    int zrc = ZOK;
+
+    if (!o->inflight)
+      zrc = o->prefix != NULL ? zoo_aget_children(s->zh, o->path, 0, orphan_listed, o)
+                              : zoo_adelete(s->zh, o->path, -1, orphan_done, o);
+    if (zrc != ZOK) {
       /* Refused at once: the handle is dead, and the node with it. */
       *pp = o->next;
       free(o);

@@ -102,12 +102,40 @@ int zkr_lock_new(zkr_lock **out, zkr_session *s, const char *path, const zkr_loc
   return ZKR_OK;
 }
 
+typedef struct cancel_cleanup {
+  zkr_lock *l;
+  hold *h;
+} cancel_cleanup;
+
+/* Runs when a thread is cancelled inside the wait, with the mutex held. */
+static void acquire_cancelled(void *arg) {
+  cancel_cleanup *cu = arg;
+  zkr_lock *l = cu->l;
+
+  if (zkr__contender_withdraw(cu->h->c) == ZKR_OK)
+    zkr__contender_release(cu->h->c);
+  unlink_hold(l, cu->h);
+  if (--l->acquiring == 0)
+    pthread_cond_broadcast(&l->cond);
+  pthread_mutex_unlock(zkr__session_mutex(l->s));
+}
+
+static int wait_cancellable(zkr_lock *l, hold *h, int64_t deadline) {
+  cancel_cleanup cu = {l, h};
+  int rc;
+
+  pthread_cleanup_push(acquire_cancelled, &cu);
+  rc = zkr__contender_wait(h->c, deadline);
+  pthread_cleanup_pop(0);
+  return rc;
+}
+
 int zkr_lock_acquire(zkr_lock *l, int timeout_ms) {
   pthread_mutex_t *mu;
   zkr__contender_cfg cfg;
   int64_t deadline;
   hold *h;
-  int rc;
+  int rc, cancel_state;
 
   if (l == NULL)
     return ZKR_EINVAL;
@@ -150,7 +178,11 @@ int zkr_lock_acquire(zkr_lock *l, int timeout_ms) {
   l->holds = h;
   l->acquiring++;
 
-  rc = zkr__contender_wait(h->c, deadline);
+  /* The wait is a cancellation point: a cancelled waiter leaves the queue
+   * (node deleted) and unlocks on its way out. Later waits are short and
+   * not cancellable. */
+  rc = wait_cancellable(l, h, deadline);
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
   if (rc == ZKR_ETIMEDOUT || rc == ZKR_ECLOSED) {
     /* Giving up: our node is deleted before we return. A grant that won
      * the race is kept on a timeout, handed back when we are being freed. */
@@ -171,6 +203,7 @@ int zkr_lock_acquire(zkr_lock *l, int timeout_ms) {
   if (--l->acquiring == 0)
     pthread_cond_broadcast(&l->cond);
   pthread_mutex_unlock(mu);
+  pthread_setcancelstate(cancel_state, NULL);
   return rc;
 }
 

@@ -51,7 +51,9 @@ ZKR_EXTERN int zkr_lock_new(zkr_lock **out, zkr_session *s, const char *path, co
  * Returns ZKR_OK (held; reentrant acquires only count), ZKR_ETIMEDOUT (not
  * acquired; our node was deleted before returning), ZKR_ESESSION (session
  * lost), ZKR_ECLOSED (lock being freed or session closed), ZKR_ELOST (our
- * waiting node was deleted by someone else), ZKR_ENOAUTH, ZKR_EZK. */
+ * waiting node was deleted by someone else), ZKR_ENOAUTH, ZKR_EZK.
+ * The wait is a cancellation point: a thread cancelled in it leaves the
+ * queue (its node is deleted) and holds nothing. */
 ZKR_EXTERN int zkr_lock_acquire(zkr_lock *l, int timeout_ms);
 
 /* Releases one level of the calling thread's hold. At zero the node is

@@ -167,6 +167,7 @@ int zkr_lock_acquire(zkr_lock *l, int timeout_ms) {
   cfg.acl = l->acl;
   cfg.on_lost = lock_lost;
   cfg.owner = l;
+  cfg.try_once = timeout_ms == 0;
   rc = zkr__contender_start(l->s, &cfg, &h->c);
   if (rc != ZKR_OK) {
     pthread_mutex_unlock(mu);

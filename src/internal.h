@@ -105,6 +105,7 @@ typedef struct zkr__contender_cfg {
   void (*on_lost)(void *owner);    /* a granted contender was lost; event thread */
   void (*on_granted)(void *owner); /* optional; event thread */
   void *owner;
+  int try_once; /* a try: decide without setting a watch */
 } zkr__contender_cfg;
 
 /* Called with the session mutex held. Creates a contender and starts the
@@ -112,8 +113,9 @@ typedef struct zkr__contender_cfg {
 int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__contender **out);
 
 /* Called with the session mutex held; waits on it. Returns ZKR_OK once
- * granted, ZKR_ETIMEDOUT when deadline_ns passed first (deadline 0 = "after
- * the first listing": try once; < 0 = none), or the error that ended it. */
+ * granted, ZKR_ETIMEDOUT when deadline_ns passed first (deadline 0 = "once
+ * a live contender ahead of us is known": try once; < 0 = none), or the
+ * error that ended it. */
 int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns);
 
 /* Called with the session mutex held. Gives up waiting: the node is deleted

@@ -31,7 +31,7 @@ enum cstate {
 /* What to send again once the connection is back. */
 enum step { S_NONE, S_RECOVER, S_STAT, S_LIST, S_WATCH, S_DELETE };
 
-enum opkind { K_PARENT, K_CREATE, K_LIST, K_STAT, K_WATCH, K_WEXISTS, K_OWNWATCH, K_DELETE };
+enum opkind { K_PARENT, K_CREATE, K_LIST, K_STAT, K_WATCH, K_WEXISTS, K_PEEK, K_OWNWATCH, K_DELETE };
 
 struct zkr__contender {
   zkr__contender *prev, *next; /* the session's list */
@@ -56,7 +56,8 @@ struct zkr__contender {
   int step;     /* enum step pending a reconnection */
   int own_step; /* own-node watch pending a reconnection */
   unsigned gen; /* bumped per attempt; stale completions are ignored */
-  int listed;   /* a listing placed us: a try-once can decide */
+  int listed;   /* a live predecessor is known: a try-once can decide */
+  int try_once; /* only find out whether we would wait; set no watch */
   int withdrawing, dropped, closed, lost;
   int parent_tries;
   int exists_mode; /* predecessor unreadable: watch with exists */
@@ -368,8 +369,6 @@ static void place(zkr__contender *c, const struct String_vector *kids) {
     fail(c, ZKR_ENOMEM);
     return;
   }
-  c->listed = 1;
-  pthread_cond_broadcast(&c->cond);
   if (c->withdrawing)
     send_delete(c);
   else if (n == 0)
@@ -536,16 +535,20 @@ static void stat_done(int rc, const struct Stat *stat, const void *data) {
 static void watch_result(op *o, int rc, const struct Stat *stat) {
   zkr__contender *c = o->c;
   /* getData registers its watch only on success; exists also on NONODE. */
-  int registered = rc == ZOK || (o->kind == K_WEXISTS && rc == ZNONODE);
+  int registered = o->kind != K_PEEK && (rc == ZOK || (o->kind == K_WEXISTS && rc == ZNONODE));
 
   if (registered)
     o->t->c = NULL; /* any later event is stale unless re-armed below */
-  else
+  else if (o->t != NULL)
     free_ticket(o->t);
   if (!op_begin(o, rc) || c->state != C_WAIT)
     return;
   if (rc == ZOK && stat->ephemeralOwner != 0) {
-    o->t->c = c; /* watch set: its event moves us on */
+    /* A live contender is ahead of us: we wait (a try-once stops here). */
+    c->listed = 1;
+    pthread_cond_broadcast(&c->cond);
+    if (registered)
+      o->t->c = c; /* watch set: its event moves us on */
   } else if (rc == ZOK || rc == ZNONODE) {
     /* Gone already, or a persistent node with a contender's name: that is
      * no contender and would block forever. Either way, next one. */
@@ -828,10 +831,10 @@ static void send_watch(zkr__contender *c) {
   }
   c->gen++;
   c->state = C_WAIT;
-  o = new_op(c, c->exists_mode ? K_WEXISTS : K_WATCH);
-  if (o != NULL)
+  o = new_op(c, c->try_once ? K_PEEK : c->exists_mode ? K_WEXISTS : K_WATCH);
+  if (o != NULL && !c->try_once)
     o->t = new_ticket(c, 0);
-  if (o == NULL || o->t == NULL) {
+  if (o == NULL || (o->t == NULL && !c->try_once)) {
     if (o != NULL)
       op_end(o);
     fail(c, ZKR_ENOMEM);
@@ -840,7 +843,9 @@ static void send_watch(zkr__contender *c) {
   snprintf(path, sizeof(path), "%s/%s", c->dir, c->preds[c->npreds - 1]);
   /* A data watch, not an exists watch: on a node already gone, getData
    * leaves nothing behind while exists would leave a creation watch. */
-  if (c->exists_mode)
+  if (c->try_once) /* a try leaves no watch behind */
+    zrc = zoo_aexists(zh, path, 0, wexists_done, o);
+  else if (c->exists_mode)
     zrc = zoo_awexists(zh, path, ticket_watcher, o->t, wexists_done, o);
   else
     zrc = zoo_awget(zh, path, ticket_watcher, o->t, wget_done, o);
@@ -995,6 +1000,7 @@ int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__con
   c->on_lost = cfg->on_lost;
   c->on_granted = cfg->on_granted;
   c->owner = cfg->owner;
+  c->try_once = cfg->try_once;
   zkr__uuid(c->uuid);
   c->next = q->head;
   if (q->head != NULL)

@@ -1,0 +1,299 @@
+/* Soak: worker processes hammer a few locks on a 3-node ensemble while the
+ * driver injects one fault every few seconds, in rotation: ensemble leader
+ * SIGKILLed, a member restarted, a session expired on demand, a proxy cut,
+ * a worker process SIGSTOPped for 1.5x the session timeout. Every critical
+ * section is recorded; the checker then looks for overlaps among holders
+ * that were not paused, fence violations, orphan nodes and slow takeovers.
+ *
+ *   soak [SECONDS=60] [PROCESSES=8] [THREADS=4]
+ *
+ * Prints the figures and "N passed, M failed" for its checks. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ensemble.h"
+#include "harness.h"
+#include "history.h"
+#include "proxy.h"
+
+#define LOCKS 3
+#define T_MS 4000
+#define MAX_PARTS 256
+
+/* Shared between the driver and the workers. */
+typedef struct board {
+  volatile int stop;
+  int64_t sid[MAX_PARTS]; /* current session of each participant */
+  char pw[MAX_PARTS][16];
+  long acquisitions;
+  long fence_rejected;
+  long errors;
+} board;
+
+static board *bd;
+static th_hist *hist[LOCKS];
+static th_fence *fence[LOCKS];
+static char hosts[1024];
+static char lock_path[LOCKS][64];
+
+static void publish(int part, zkr_session *s) {
+  const clientid_t *cid = zoo_client_id(zkr_session_zhandle(s));
+
+  memcpy(bd->pw[part], cid->passwd, 16);
+  __atomic_store_n(&bd->sid[part], cid->client_id, __ATOMIC_SEQ_CST);
+}
+
+static void spin_us(int us) {
+  int64_t until = zkr_monotonic_ns() + (int64_t)us * 1000;
+  while (zkr_monotonic_ns() < until)
+    ;
+}
+
+typedef struct worker {
+  int part;
+  unsigned seed;
+} worker;
+
+/* One participant: its own session and one zkr_lock per path. A lost
+ * session is replaced, as a real service would. */
+static void *worker_main(void *arg) {
+  worker *w = arg;
+  zkr_session *s = NULL;
+  zkr_lock *l[LOCKS] = {NULL};
+  int i;
+
+  while (!bd->stop) {
+    int k = (int)(rand_r(&w->seed) % LOCKS), rc;
+    int64_t token = 0;
+
+    if (s == NULL) {
+      zkr_session_opts o;
+      memset(&o, 0, sizeof(o));
+      o.session_timeout_ms = T_MS;
+      if (zkr_session_open(&s, hosts, &o) != ZKR_OK) {
+        s = NULL;
+        continue;
+      }
+      publish(w->part, s);
+      for (i = 0; i < LOCKS; i++)
+        zkr_lock_new(&l[i], s, lock_path[i], NULL);
+    }
+    th_hist_wait_begin(hist[k], w->part);
+    rc = zkr_lock_acquire(l[k], 10000);
+    th_hist_wait_end(hist[k], w->part);
+    if (rc == ZKR_OK && zkr_lock_token(l[k], &token) == ZKR_OK) {
+      th_hist_enter(hist[k], w->part, token);
+      if (!th_fence_write(fence[k], token))
+        __atomic_add_fetch(&bd->fence_rejected, 1, __ATOMIC_SEQ_CST);
+      spin_us((int)(rand_r(&w->seed) % 500));
+      th_hist_exit(hist[k], w->part, token);
+      __atomic_add_fetch(&bd->acquisitions, 1, __ATOMIC_SEQ_CST);
+      zkr_lock_release(l[k]);
+    } else if (rc == ZKR_ESESSION || rc == ZKR_ECLOSED || zkr_session_get_state(s) == ZKR_SESSION_LOST) {
+      for (i = 0; i < LOCKS; i++)
+        zkr_lock_free(l[i]);
+      zkr_session_close(s);
+      s = NULL;
+    } else if (rc != ZKR_ETIMEDOUT) {
+      __atomic_add_fetch(&bd->errors, 1, __ATOMIC_SEQ_CST);
+    }
+  }
+  for (i = 0; s != NULL && i < LOCKS; i++)
+    zkr_lock_free(l[i]);
+  zkr_session_close(s);
+  return NULL;
+}
+
+static int worker_process(int proc, int threads) {
+  pthread_t t[64];
+  worker w[64];
+  int i;
+
+  for (i = 0; i < threads; i++) {
+    w[i].part = proc * threads + i;
+    w[i].seed = (unsigned)(proc * 7919 + i * 104729 + 1);
+    pthread_create(&t[i], NULL, worker_main, &w[i]);
+  }
+  for (i = 0; i < threads; i++)
+    pthread_join(t[i], NULL);
+  return 0;
+}
+
+static void mark_all(int part, const char *label) {
+  int k;
+
+  for (k = 0; k < LOCKS; k++)
+    th_hist_mark(hist[k], part, label);
+}
+
+static int count_orphans(void) {
+  int k, n = 0;
+
+  for (k = 0; k < LOCKS; k++) {
+    char p[128];
+    snprintf(p, sizeof(p), "%s", lock_path[k]);
+    n += th_count_nodes(p) > 0 ? th_count_nodes(p) : 0;
+  }
+  return n;
+}
+
+static int no_orphans(void *arg) {
+  (void)arg;
+  return count_orphans() == 0;
+}
+
+int main(int argc, char **argv) {
+  int secs = argc > 1 ? atoi(argv[1]) : 60, procs = argc > 2 ? atoi(argv[2]) : 8;
+  int threads = argc > 3 ? atoi(argv[3]) : 4, parts, i, k, fault = 0, passed = 0, failed = 0, down = 0;
+  pid_t pid[64];
+  th_ens *ens;
+  tp_proxy *px;
+  int64_t start, next_fault, max_takeover = 0;
+  size_t overlaps = 0, fenced = 0, regressions = 0, sections = 0, marks = 0;
+  const char *names[] = {"leader-kill", "member-restart", "expiry", "proxy-cut", "sigstop"};
+  int injected[5] = {0};
+  char hexp[16];
+
+  if (secs < 10 || procs < 1 || procs > 64 || threads < 1 || procs * threads > MAX_PARTS) {
+    fprintf(stderr, "usage: soak [SECONDS>=10] [PROCESSES<=64] [THREADS]\n");
+    return 64;
+  }
+  parts = procs * threads;
+  setvbuf(stdout, NULL, _IONBF, 0);
+  bd = mmap(NULL, sizeof(*bd), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  memset(bd, 0, sizeof(*bd));
+  for (k = 0; k < LOCKS; k++) {
+    hist[k] = th_hist_create(2000000);
+    fence[k] = th_fence_create();
+    snprintf(lock_path[k], sizeof(lock_path[k]), "/zkr-soak/%d/lock-%d", (int)getpid(), k);
+  }
+  printf("soak: starting a 3-node ensemble ...\n");
+  ens = th_ens_start(3);
+  if (ens == NULL) {
+    printf("soak: ensemble did not start\n0 passed, 1 failed\n");
+    return 1;
+  }
+  /* Half the clients may go through the proxy (it forwards to member 1):
+   * its cuts hit whoever is connected through it. */
+  px = tp_start(strtok(strdup(th_ens_hosts(ens)), ","));
+  snprintf(hosts, sizeof(hosts), "%s,%s", tp_hosts(px), th_ens_hosts(ens));
+  setenv("ZKR_TEST_HOSTS", th_ens_hosts(ens), 1); /* for th_count_nodes etc. */
+  printf("soak: %d processes x %d threads over %d locks for %d s, session timeout %d ms\n", procs, threads,
+         LOCKS, secs, T_MS);
+  for (i = 0; i < procs; i++) {
+    pid[i] = fork();
+    if (pid[i] == 0)
+      _exit(worker_process(i, threads));
+  }
+  start = th_now_ms();
+  next_fault = start + 5000;
+  while (th_now_ms() - start < (int64_t)secs * 1000) {
+    int f, victim;
+
+    usleep(50000);
+    if (th_now_ms() < next_fault)
+      continue;
+    next_fault += 5000;
+    if (down > 0) { /* the member killed last time comes back first */
+      th_ens_start_member(ens, down);
+      down = 0;
+    }
+    f = fault++ % 5;
+    victim = (int)(rand() % procs);
+    injected[f]++;
+    mark_all(-1, names[f]);
+    printf("soak: t=%4.1fs fault %-14s acquisitions so far %ld\n", (double)(th_now_ms() - start) / 1000,
+           names[f], bd->acquisitions);
+    if (f == 0) {
+      down = th_ens_leader(ens);
+      if (down > 0)
+        th_ens_kill(ens, down);
+    } else if (f == 1) {
+      int m = th_ens_leader(ens) % 3 + 1; /* a follower */
+      th_ens_stop_member(ens, m);
+      th_ens_start_member(ens, m);
+    } else if (f == 2) {
+      int part = victim * threads;
+      int64_t sid = __atomic_load_n(&bd->sid[part], __ATOMIC_SEQ_CST), t0 = th_hist_now_ns();
+      /* Killed behind its back, the victim may still be inside a section
+       * until it hears of it: that window is fenced, record it as such. */
+      th_expire_id(sid, bd->pw[part]);
+      for (k = 0; k < LOCKS; k++)
+        th_hist_paused(hist[k], part, t0, th_hist_now_ns() + (int64_t)T_MS * 1000000);
+    } else if (f == 3) {
+      tp_drop_all(px);
+    } else {
+      int64_t t0 = th_hist_now_ns(), t1;
+      kill(pid[victim], SIGSTOP);
+      usleep(T_MS * 1500);
+      t1 = th_hist_now_ns();
+      kill(pid[victim], SIGCONT);
+      for (i = 0; i < threads; i++)
+        for (k = 0; k < LOCKS; k++)
+          th_hist_paused(hist[k], victim * threads + i, t0, t1);
+    }
+  }
+  if (down > 0)
+    th_ens_start_member(ens, down);
+  bd->stop = 1;
+  for (i = 0; i < procs; i++) {
+    int st;
+    if (waitpid(pid[i], &st, 0) != pid[i] || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+      failed++, printf("soak: FAIL worker process %d did not finish cleanly\n", i);
+  }
+  /* Orphans: none within session timeout + 1 s of the end. */
+  th_wait_until(no_orphans, NULL, T_MS + 1000);
+  i = count_orphans();
+  if (i == 0)
+    passed++;
+  else
+    failed++, printf("soak: FAIL %d orphan node(s) left\n", i);
+
+  for (k = 0; k < LOCKS; k++) {
+    th_hist_opts ho;
+    th_hist_report r;
+
+    memset(&ho, 0, sizeof(ho));
+    th_hist_check(hist[k], &ho, &r);
+    overlaps += r.overlaps;
+    fenced += r.fenced_overlaps;
+    regressions += r.token_regressions;
+    sections += r.sections;
+    marks = r.marks;
+    if (r.max_gap_after_mark_ns > max_takeover)
+      max_takeover = r.max_gap_after_mark_ns;
+    if (r.overlaps > 0)
+      printf("soak: lock %d: %s\n", k, r.first_violation);
+  }
+  printf("soak: %zu acquisitions, %zu faults injected (", sections, marks);
+  for (f = 0; f < 5; f++)
+    printf("%s%s %d", f ? ", " : "", names[f], injected[f]);
+  printf("), %zu overlaps among unpaused holders, %zu fenced overlaps (paused or expired holders), "
+         "%zu token regressions, %ld stale writes rejected by the fence, max takeover after a fault %.2f s, "
+         "%ld unexpected errors\n",
+         overlaps, fenced, regressions, bd->fence_rejected, (double)max_takeover / 1e9, bd->errors);
+  passed += overlaps == 0, failed += overlaps != 0;
+  passed += regressions == 0, failed += regressions != 0;
+  passed += sections > (size_t)secs, failed += sections <= (size_t)secs;
+  if (max_takeover <= 8000000000LL)
+    passed++;
+  else
+    failed++, printf("soak: FAIL a takeover took %.2f s\n", (double)max_takeover / 1e9);
+  for (k = 0; k < LOCKS; k++) {
+    th_hist_destroy(hist[k]);
+    th_fence_destroy(fence[k]);
+  }
+  tp_stop(px);
+  snprintf(hexp, sizeof(hexp), "%d", (int)getpid());
+  th_ens_free(ens);
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}

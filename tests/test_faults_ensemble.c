@@ -1,0 +1,166 @@
+/* Fault scenarios that need a 3-node ensemble: the ZooKeeper leader killed
+ * while a lock is held and others wait, and the whole ensemble stopped and
+ * restarted within the session timeout. The program starts its own
+ * ensemble; every case ends with no znode left. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ensemble.h"
+#include "harness.h"
+
+static th_ens *ens;
+
+typedef struct waiter {
+  zkr_session *s;
+  zkr_lock *l;
+  int rc;
+  int64_t got_at;
+} waiter;
+
+static void *waiter_main(void *p) {
+  waiter *w = p;
+
+  w->rc = zkr_lock_acquire(w->l, 60000);
+  w->got_at = th_now_ms();
+  if (w->rc == ZKR_OK)
+    zkr_lock_release(w->l);
+  return NULL;
+}
+
+static zkr_session *open_on(const char *hosts, int timeout_ms) {
+  zkr_session_opts o;
+  zkr_session *s = NULL;
+
+  memset(&o, 0, sizeof(o));
+  o.session_timeout_ms = timeout_ms;
+  o.connect_timeout_ms = 20000;
+  CU_ASSERT_EQUAL(zkr_session_open(&s, hosts, &o), ZKR_OK);
+  return s;
+}
+
+typedef struct nodes_arg {
+  const char *path;
+  int want;
+} nodes_arg;
+
+static int nodes_are(void *arg) {
+  nodes_arg *a = arg;
+  return th_count_nodes(a->path) == a->want;
+}
+
+/* Holder keeps the lock through a leader kill; waiters stay out, then go on. */
+static void test_faults_ensemble_leader_killed(void) {
+  char *path = th_path("fe-leader");
+  zkr_session *hs = open_on(th_ens_hosts(ens), 10000);
+  zkr_lock *hl = NULL;
+  waiter w[2];
+  pthread_t t[2];
+  int i, leader;
+  int64_t sid, released_at;
+  nodes_arg na = {path, 3};
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(hs);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&hl, hs, path, NULL), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(hl, -1), ZKR_OK);
+  sid = zkr_session_id(hs);
+  for (i = 0; i < 2; i++) {
+    memset(&w[i], 0, sizeof(w[i]));
+    w[i].s = open_on(th_ens_hosts(ens), 10000);
+    CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&w[i].l, w[i].s, path, NULL), ZKR_OK);
+    w[i].rc = 99;
+    pthread_create(&t[i], NULL, waiter_main, &w[i]);
+  }
+  CU_ASSERT_TRUE(th_wait_until(nodes_are, &na, 10000));
+  leader = th_ens_leader(ens);
+  CU_ASSERT_TRUE_FATAL(leader > 0);
+  CU_ASSERT_EQUAL(th_ens_kill(ens, leader), 0);
+  /* A new leader is elected; meanwhile and after, the holder still holds. */
+  for (i = 0; i < 400 && th_ens_leader(ens) <= 0; i++)
+    usleep(25000);
+  CU_ASSERT_TRUE(th_ens_leader(ens) > 0);
+  CU_ASSERT_EQUAL(zkr_lock_held(hl), 1);
+  CU_ASSERT_EQUAL(zkr_session_id(hs), sid);
+  CU_ASSERT_NOT_EQUAL(zkr_session_get_state(hs), ZKR_SESSION_LOST);
+  CU_ASSERT_EQUAL(w[0].rc, 99); /* nobody else entered */
+  CU_ASSERT_EQUAL(w[1].rc, 99);
+  released_at = th_now_ms();
+  CU_ASSERT_EQUAL(zkr_lock_release(hl), ZKR_OK);
+  for (i = 0; i < 2; i++) {
+    pthread_join(t[i], NULL);
+    CU_ASSERT_EQUAL(w[i].rc, ZKR_OK); /* waiters continue afterwards */
+    CU_ASSERT_TRUE(w[i].got_at >= released_at);
+    zkr_lock_free(w[i].l);
+    zkr_session_close(w[i].s);
+  }
+  zkr_lock_free(hl);
+  zkr_session_close(hs);
+  CU_ASSERT_EQUAL(th_ens_start_member(ens, leader), 0);
+  na.want = 0;
+  CU_ASSERT_TRUE(th_wait_until(nodes_are, &na, 10000));
+  th_delete_tree(path);
+  free(path);
+}
+
+/* The whole ensemble down and back within the session timeout: no grant
+ * while down, the hold and the queue intact after. */
+static void test_faults_ensemble_full_restart(void) {
+  char *path = th_path("fe-restart");
+  zkr_session *hs = open_on(th_ens_hosts(ens), 30000);
+  zkr_lock *hl = NULL;
+  waiter w;
+  pthread_t t;
+  int64_t token_before = 0, token_after = 0;
+  nodes_arg na = {path, 2};
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(hs);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&hl, hs, path, NULL), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(hl, -1), ZKR_OK);
+  zkr_lock_token(hl, &token_before);
+  memset(&w, 0, sizeof(w));
+  w.s = open_on(th_ens_hosts(ens), 30000);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&w.l, w.s, path, NULL), ZKR_OK);
+  w.rc = 99;
+  pthread_create(&t, NULL, waiter_main, &w);
+  CU_ASSERT_TRUE(th_wait_until(nodes_are, &na, 10000));
+
+  CU_ASSERT_EQUAL(th_ens_stop_all(ens), 0);
+  CU_ASSERT_EQUAL(w.rc, 99); /* no grant while down */
+  CU_ASSERT_EQUAL(th_ens_start_all(ens), 0);
+  CU_ASSERT_EQUAL(w.rc, 99);
+  CU_ASSERT_EQUAL(zkr_lock_held(hl), 1);
+  CU_ASSERT_EQUAL(zkr_lock_token(hl, &token_after), ZKR_OK);
+  CU_ASSERT_EQUAL(token_before, token_after);
+  CU_ASSERT_TRUE(th_wait_until(nodes_are, &na, 20000)); /* nothing re-created, nothing lost */
+  CU_ASSERT_EQUAL(zkr_lock_release(hl), ZKR_OK);
+  pthread_join(t, NULL);
+  CU_ASSERT_EQUAL(w.rc, ZKR_OK);
+  zkr_lock_free(w.l);
+  zkr_session_close(w.s);
+  zkr_lock_free(hl);
+  zkr_session_close(hs);
+  na.want = 0;
+  CU_ASSERT_TRUE(th_wait_until(nodes_are, &na, 10000));
+  th_delete_tree(path);
+  free(path);
+}
+
+int main(void) {
+  static const th_test tests[] = {{"test_faults_ensemble_leader_killed", test_faults_ensemble_leader_killed},
+                                  {"test_faults_ensemble_full_restart", test_faults_ensemble_full_restart},
+                                  {NULL, NULL}};
+  int rc;
+
+  ens = th_ens_start(3);
+  if (ens == NULL) {
+    fprintf(stderr, "test_faults_ensemble: the ensemble did not start\n");
+    return 1;
+  }
+  setenv("ZKR_TEST_HOSTS", th_ens_hosts(ens), 1); /* th_count_nodes & co. */
+  rc = th_run("faults_ensemble", tests);
+  th_ens_free(ens);
+  return rc;
+}

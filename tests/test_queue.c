@@ -124,10 +124,11 @@ static void test_queue_uuid(void) {
   CU_ASSERT_EQUAL(strlen(a), 36);
   CU_ASSERT_STRING_NOT_EQUAL(a, b);
   for (i = 0; i < 36; i++) {
-    if (i == 8 || i == 13 || i == 18 || i == 23)
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
       CU_ASSERT_EQUAL(a[i], '-');
-    else
+    } else {
       CU_ASSERT_PTR_NOT_NULL(strchr("0123456789abcdef", a[i]));
+    }
   }
   CU_ASSERT_EQUAL(a[14], '4'); /* version 4 */
 }

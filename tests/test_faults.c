@@ -487,8 +487,9 @@ static void test_faults_predecessor_leaves_mid_queue(void) {
 /* --- 10. hostile directory -------------------------------------------------------------- */
 
 static void test_faults_hostile_directory(void) {
-  static const char *const junk[] = {"config", "x-lock-abc", "zz-lock--000000001", "h-lock-99999999999",
-                                     "k__lock__12x", "-lock-", "__lock__"};
+  static const char *const junk[] = {
+      "config", "x-lock-abc", "zz-lock--000000001", "h-lock-99999999999", "k__lock__12x",
+      "-lock-", "__lock__"};
   char *path = th_path("f-hostile"), node[1024], created[1024];
   zhandle_t *raw = th_raw();
   zkr_session *s = th_session(T_MS);
@@ -507,9 +508,9 @@ static void test_faults_hostile_directory(void) {
   CU_ASSERT_EQUAL(zkr_lock_release(l), ZKR_OK);
   /* Another session's live contender does block us, until it goes. */
   snprintf(node, sizeof(node), "%s/_c_00000000-0000-4000-8000-000000000000-lock-", path);
-  CU_ASSERT_EQUAL(
-      zoo_create(raw, node, "raw", 3, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, created, sizeof(created)),
-      ZOK);
+  CU_ASSERT_EQUAL(zoo_create(raw, node, "raw", 3, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, created,
+                             sizeof(created)),
+                  ZOK);
   CU_ASSERT_EQUAL(zkr_lock_acquire(l, 0), ZKR_ETIMEDOUT);
   CU_ASSERT_EQUAL(zoo_delete(raw, created, -1), ZOK);
   CU_ASSERT_EQUAL(zkr_lock_acquire(l, 5000), ZKR_OK);

@@ -8,12 +8,11 @@
 #include "harness.h"
 
 static void test_queue_path_check(void) {
-  static const char *const bad[] = {"",        "relative", "/",         "/a/",        "//a",
-                                    "/a//b",   "/a/./b",   "/a/../b",   "/.",         "/..",
-                                    "/a/.",    "/zookeeper", "/zookeeper/x", "/a\001b", "/a\nb",
-                                    "/a/b/",   "a/b",      "/a\177"};
-  static const char *const good[] = {"/a", "/a/b", "/locks/daily-report", "/zookeeperx", "/a/.b",
-                                     "/a/..b", "/a b", "/_c_x"};
+  static const char *const bad[] = {
+      "",    "relative", "/",          "/a/",          "//a",     "/a//b", "/a/./b", "/a/../b", "/.",
+      "/..", "/a/.",     "/zookeeper", "/zookeeper/x", "/a\001b", "/a\nb", "/a/b/",  "a/b",     "/a\177"};
+  static const char *const good[] = {"/a",   "/a/b", "/locks/daily-report", "/zookeeperx", "/a/.b", "/a/..b",
+                                     "/a b", "/_c_x"};
   char *longp;
   size_t i;
 
@@ -34,10 +33,10 @@ static void test_queue_path_check(void) {
 }
 
 static void test_queue_hosts_check(void) {
-  static const char *const bad[] = {"", "host", "host:", ":2181", "host:0", "host:65536", "host:12a",
+  static const char *const bad[] = {"",     "host", "host:",    ":2181", "host:0",   "host:65536", "host:12a",
                                     "a:1,", ",a:1", "a:1,,b:2", "a b:1", "a:1/bad/", "a:1//x"};
-  static const char *const good[] = {"127.0.0.1:2181", "a:1,b:2,c:3", "a:1/chroot", "a:1/c/d",
-                                     "[::1]:2181", "a:1/"};
+  static const char *const good[] = {"127.0.0.1:2181", "a:1,b:2,c:3", "a:1/chroot",
+                                     "a:1/c/d",        "[::1]:2181",  "a:1/"};
   size_t i;
 
   CU_ASSERT_EQUAL(zkr__hosts_check(NULL), ZKR_EINVAL);
@@ -79,11 +78,9 @@ static int cmp(const void *a, const void *b) {
 static void test_queue_order_mixed(void) {
   /* Curator and Kazoo contenders interleave by sequence alone. */
   static const char *const kids[] = {"k2__lock__0000000004", "_c_b-lock-0000000002", "junk",
-                                     "_c_a-lock-0000000010", "k1__lock__0000000001",
-                                     "_c_c-lock-0000000003"};
-  static const char *const want[] = {"k1__lock__0000000001", "_c_b-lock-0000000002",
-                                     "_c_c-lock-0000000003", "k2__lock__0000000004",
-                                     "_c_a-lock-0000000010"};
+                                     "_c_a-lock-0000000010", "k1__lock__0000000001", "_c_c-lock-0000000003"};
+  static const char *const want[] = {"k1__lock__0000000001", "_c_b-lock-0000000002", "_c_c-lock-0000000003",
+                                     "k2__lock__0000000004", "_c_a-lock-0000000010"};
   zkr__name names[6];
   size_t i, n = 0;
 

@@ -1,0 +1,530 @@
+/* zkr_session against a real server: opening and closing, argument
+ * checking, connection failure, session properties, expiry seen by
+ * listeners, chroot, digest authentication and log routing.
+ *
+ * Memory leaks are checked by running this program under valgrind
+ * (test.sh); here only threads are counted. Every test closes what it opens
+ * and deletes the znodes it creates. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* The client's global log level (zookeeper_log.h, which cannot be included
+ * as <zookeeper/zookeeper_log.h>: it includes <zookeeper.h>). */
+extern ZooLogLevel logLevel;
+
+/* Slack for work that should be immediate (argument checks). */
+#define FAST_MS 500
+
+/* --- helpers ------------------------------------------------------------------------ */
+
+/* A loopback port nobody listens on, held for the caller: a socket bound to
+ * it without listen() makes connections fail at once (RST) and keeps other
+ * processes from taking the port meanwhile. Returns the port; *fd is the
+ * socket to close afterwards. */
+static int closed_port(int *fd) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof(a);
+
+  *fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (*fd < 0)
+    return -1;
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  if (bind(*fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+      getsockname(*fd, (struct sockaddr *)&a, &len) != 0) {
+    close(*fd);
+    *fd = -1;
+    return -1;
+  }
+  return ntohs(a.sin_port);
+}
+
+/* Creates /zkr-test (the parent th_path() names live under) if missing. */
+static int ensure_test_root(zhandle_t *zh) {
+  int rc = zoo_create(zh, "/zkr-test", NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+
+  return rc == ZOK || rc == ZNODEEXISTS ? 0 : -1;
+}
+
+/* Removes /zkr-test if nothing else uses it, so the test leaves no znode. */
+static void drop_test_root(zhandle_t *zh) {
+  (void)zoo_delete(zh, "/zkr-test", -1);
+}
+
+typedef struct thread_target {
+  int count;
+} thread_target;
+
+static int threads_back_to(void *arg) {
+  return th_thread_count() == ((thread_target *)arg)->count;
+}
+
+/* What a state listener saw. Written on the session's event thread. */
+typedef struct states_seen {
+  atomic_int calls;
+  atomic_int connected;
+  atomic_int suspended;
+  atomic_int lost;
+} states_seen;
+
+static void record_state(zkr_session *s, zkr_session_state state, void *arg) {
+  states_seen *seen = arg;
+
+  (void)s;
+  atomic_fetch_add(&seen->calls, 1);
+  if (state == ZKR_SESSION_CONNECTED)
+    atomic_fetch_add(&seen->connected, 1);
+  else if (state == ZKR_SESSION_SUSPENDED)
+    atomic_fetch_add(&seen->suspended, 1);
+  else if (state == ZKR_SESSION_LOST)
+    atomic_fetch_add(&seen->lost, 1);
+}
+
+static int saw_lost(void *arg) {
+  return atomic_load(&((states_seen *)arg)->lost) > 0;
+}
+
+static int saw_connected(void *arg) {
+  return atomic_load(&((states_seen *)arg)->connected) > 0;
+}
+
+/* Log lines received through opts.log_fn (any client thread). */
+typedef struct log_seen {
+  atomic_int lines;
+  atomic_int mentions; /* lines naming the server address */
+  char needle[64];
+} log_seen;
+
+static void record_log(const char *message, void *arg) {
+  log_seen *ls = arg;
+
+  atomic_fetch_add(&ls->lines, 1);
+  if (message != NULL && strstr(message, ls->needle) != NULL)
+    atomic_fetch_add(&ls->mentions, 1);
+}
+
+/* --- opening and closing ---------------------------------------------------------------- */
+
+static void test_session_open_close_no_thread_leak(void) {
+  thread_target before;
+  zkr_session *warm;
+  int i;
+
+  /* One open first: runtimes (ThreadSanitizer, valgrind) may start a thread
+   * of their own at the first pthread_create; that is no leak. */
+  warm = th_session(4000);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(warm);
+  zkr_session_close(warm);
+  before.count = th_thread_count();
+  CU_ASSERT_TRUE_FATAL(before.count > 0);
+  for (i = 0; i < 50; i++) {
+    zkr_session *s = th_session(4000);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    zkr_session_close(s);
+  }
+  /* close joins the client's and the library's threads; the wait only
+   * absorbs a thread that is still exiting. */
+  CU_ASSERT_TRUE(th_wait_until(threads_back_to, &before, 2000));
+  if (th_thread_count() != before.count)
+    fprintf(stderr, "threads: %d before, %d after\n", before.count, th_thread_count());
+}
+
+static void test_session_close_null_accepted(void) {
+  zkr_session_close(NULL);
+  CU_ASSERT_EQUAL(zkr_session_id(NULL), 0);
+  CU_ASSERT_PTR_NULL(zkr_session_zhandle(NULL));
+  CU_ASSERT_EQUAL(zkr_session_valid_until(NULL), 0);
+}
+
+static void test_session_malformed_hosts_einval(void) {
+  static const char *const bad[] = {NULL,
+                                    "",
+                                    "nohostport",
+                                    "nohostport:",
+                                    "127.0.0.1:notaport",
+                                    ":::",
+                                    ":2181",
+                                    "127.0.0.1:0",
+                                    "127.0.0.1:65536",
+                                    "127.0.0.1:-1",
+                                    "127.0.0.1:2181,",
+                                    ",127.0.0.1:2181",
+                                    "127.0.0.1:2181,,127.0.0.1:2182",
+                                    "127.0.0.1 :2181",
+                                    "127.0.0.1:2181//chroot",
+                                    "127.0.0.1:2181/chroot/",
+                                    "127.0.0.1:2181/a/../b"};
+  thread_target before;
+  size_t i;
+
+  before.count = th_thread_count();
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    zkr_session *s = NULL;
+    int64_t t0 = th_now_ms();
+    int rc = zkr_session_open(&s, bad[i], NULL);
+    int64_t took = th_now_ms() - t0;
+
+    if (rc != ZKR_EINVAL || took > FAST_MS)
+      fprintf(stderr, "hosts \"%s\": %s after %lld ms\n", bad[i] != NULL ? bad[i] : "(NULL)",
+              zkr_err_name(rc), (long long)took);
+    CU_ASSERT_EQUAL(rc, ZKR_EINVAL);
+    CU_ASSERT_TRUE(took <= FAST_MS);
+    if (rc == ZKR_OK)
+      zkr_session_close(s);
+  }
+  /* A NULL out pointer is an invalid argument too. */
+  CU_ASSERT_EQUAL(zkr_session_open(NULL, th_hosts(), NULL), ZKR_EINVAL);
+  CU_ASSERT_TRUE(th_wait_until(threads_back_to, &before, 2000));
+}
+
+static void test_session_bad_opts_einval(void) {
+  zkr_session_opts o;
+  thread_target before;
+  int which;
+
+  before.count = th_thread_count();
+  /* Against the real server: only the options can be the reason. */
+  for (which = 0; which < 5; which++) {
+    zkr_session *s = NULL;
+    int64_t t0;
+    int rc;
+
+    memset(&o, 0, sizeof(o));
+    if (which == 0)
+      o.session_timeout_ms = -1;
+    else if (which == 1)
+      o.connect_timeout_ms = -1;
+    else if (which == 2)
+      o.expiry_margin_ms = -5;
+    else if (which == 3)
+      o.resolve_delay_ms = -1;
+    else
+      o.digest = "no-colon-so-not-user-password";
+    t0 = th_now_ms();
+    rc = zkr_session_open(&s, th_hosts(), &o);
+    if (rc != ZKR_EINVAL)
+      fprintf(stderr, "bad option #%d: %s\n", which, zkr_err_name(rc));
+    CU_ASSERT_EQUAL(rc, ZKR_EINVAL);
+    CU_ASSERT_TRUE(th_now_ms() - t0 <= FAST_MS);
+    if (rc == ZKR_OK)
+      zkr_session_close(s);
+  }
+  CU_ASSERT_TRUE(th_wait_until(threads_back_to, &before, 2000));
+}
+
+static void test_session_unreachable_econnect(void) {
+  zkr_session_opts o;
+  zkr_session *s = NULL;
+  thread_target before;
+  char hosts[64];
+  int fd, port, rc;
+  int64_t t0, took;
+
+  port = closed_port(&fd);
+  CU_ASSERT_TRUE_FATAL(port > 0);
+  snprintf(hosts, sizeof(hosts), "127.0.0.1:%d", port);
+  before.count = th_thread_count();
+  memset(&o, 0, sizeof(o));
+  o.connect_timeout_ms = 1500;
+  t0 = th_now_ms();
+  rc = zkr_session_open(&s, hosts, &o);
+  took = th_now_ms() - t0;
+  CU_ASSERT_EQUAL(rc, ZKR_ECONNECT);
+  CU_ASSERT_TRUE(took <= 1500 + 1000);
+  if (rc != ZKR_ECONNECT || took > 2500)
+    fprintf(stderr, "unreachable: %s after %lld ms\n", zkr_err_name(rc), (long long)took);
+  if (rc == ZKR_OK)
+    zkr_session_close(s);
+  /* A failed open leaves no thread behind. */
+  CU_ASSERT_TRUE(th_wait_until(threads_back_to, &before, 2000));
+  close(fd);
+}
+
+/* --- properties of an open session --------------------------------------------------- */
+
+static void test_session_properties_after_open(void) {
+  zkr_session *s = th_session(4000);
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  CU_ASSERT_EQUAL(zkr_session_get_state(s), ZKR_SESSION_CONNECTED);
+  CU_ASSERT_NOT_EQUAL(zkr_session_id(s), 0);
+  /* 4000 is within the test server's bounds (1000..60000): granted as is. */
+  CU_ASSERT_EQUAL(zkr_session_timeout(s), 4000);
+  CU_ASSERT_PTR_NOT_NULL(zkr_session_zhandle(s));
+  if (zkr_session_zhandle(s) != NULL)
+    CU_ASSERT_EQUAL(zoo_state(zkr_session_zhandle(s)), ZOO_CONNECTED_STATE);
+  zkr_session_close(s);
+}
+
+static void test_session_valid_until_within_timeout(void) {
+  zkr_session *s = th_session(4000);
+  int64_t v, now;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  v = zkr_session_valid_until(s);
+  now = zkr_monotonic_ns();
+  /* Open waits for the first acknowledged request, so the deadline is set,
+   * in the future, and no later than a whole timeout from now. */
+  CU_ASSERT_TRUE(v > now);
+  CU_ASSERT_TRUE(v <= now + (int64_t)zkr_session_timeout(s) * 1000000);
+  zkr_session_close(s);
+}
+
+static void test_session_on_state_sees_connected(void) {
+  zkr_session_opts o;
+  zkr_session *s = NULL;
+  states_seen seen;
+
+  memset(&seen, 0, sizeof(seen));
+  memset(&o, 0, sizeof(o));
+  o.session_timeout_ms = 4000;
+  o.on_state = record_state;
+  o.state_arg = &seen;
+  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&s, th_hosts(), &o), ZKR_OK);
+  /* Listeners run on the event thread, possibly just after open returns. */
+  CU_ASSERT_TRUE(th_wait_until(saw_connected, &seen, 2000));
+  CU_ASSERT_EQUAL(atomic_load(&seen.lost), 0);
+  zkr_session_close(s);
+}
+
+static void test_session_listener_sees_lost_on_expiry(void) {
+  zkr_session *s = th_session(4000);
+  states_seen seen, removed;
+  int id_kept = 0, id_removed = 0;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  memset(&seen, 0, sizeof(seen));
+  memset(&removed, 0, sizeof(removed));
+  CU_ASSERT_EQUAL(zkr_session_add_listener(s, record_state, &seen, &id_kept), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_session_add_listener(s, record_state, &removed, &id_removed), ZKR_OK);
+  CU_ASSERT_NOT_EQUAL(id_kept, id_removed);
+  CU_ASSERT_EQUAL(zkr_session_remove_listener(s, id_removed), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_session_add_listener(s, NULL, NULL, NULL), ZKR_EINVAL);
+
+  CU_ASSERT_EQUAL(th_expire(s), 0);
+  /* The client learns of the expiry when it reconnects, at the latest the
+   * local clock declares it after timeout - margin: well within timeout +
+   * 2 s. */
+  CU_ASSERT_TRUE(th_wait_until(saw_lost, &seen, 4000 + 2000));
+  CU_ASSERT_EQUAL(zkr_session_get_state(s), ZKR_SESSION_LOST);
+  CU_ASSERT_EQUAL(zkr_session_valid_until(s), 0);
+  /* LOST is terminal and reported once. */
+  CU_ASSERT_EQUAL(atomic_load(&seen.lost), 1);
+  zkr_session_close(s);
+  CU_ASSERT_EQUAL(atomic_load(&seen.lost), 1);
+  /* A removed listener is never called. */
+  CU_ASSERT_EQUAL(atomic_load(&removed.calls), 0);
+}
+
+/* --- chroot and authentication ------------------------------------------------------- */
+
+static void test_session_chroot(void) {
+  zhandle_t *raw = th_raw();
+  char *root = th_path("chroot");
+  char hosts[1024], inside[512];
+  zkr_session_opts o;
+  zkr_session *s = NULL;
+  int rc;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(raw);
+  CU_ASSERT_EQUAL(ensure_test_root(raw), 0);
+  CU_ASSERT_EQUAL(zoo_create(raw, root, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+  snprintf(hosts, sizeof(hosts), "%s%s", th_hosts(), root);
+  snprintf(inside, sizeof(inside), "%s/x", root);
+
+  memset(&o, 0, sizeof(o));
+  o.session_timeout_ms = 4000;
+  rc = zkr_session_open(&s, hosts, &o);
+  CU_ASSERT_EQUAL(rc, ZKR_OK);
+  if (rc == ZKR_OK) {
+    /* "/x" of the session is root + "/x" on the server. */
+    CU_ASSERT_EQUAL(zoo_create(zkr_session_zhandle(s), "/x", "v", 1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+    CU_ASSERT_EQUAL(zoo_exists(raw, inside, 0, NULL), ZOK);
+    CU_ASSERT_EQUAL(zoo_exists(raw, "/x", 0, NULL), ZNONODE);
+    zkr_session_close(s);
+  }
+  CU_ASSERT_EQUAL(th_delete_tree(root), 0);
+  drop_test_root(raw);
+  th_raw_close(raw);
+  free(root);
+}
+
+static void test_session_digest_auth(void) {
+  zhandle_t *raw = th_raw();
+  char *path = th_path("auth");
+  zkr_session_opts o;
+  zkr_session *s = NULL;
+  char buf[16];
+  int len, rc;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(raw);
+  CU_ASSERT_EQUAL(ensure_test_root(raw), 0);
+  memset(&o, 0, sizeof(o));
+  o.session_timeout_ms = 4000;
+  o.digest = "user:pw";
+  rc = zkr_session_open(&s, th_hosts(), &o);
+  CU_ASSERT_EQUAL(rc, ZKR_OK);
+  if (rc == ZKR_OK) {
+    zhandle_t *zh = zkr_session_zhandle(s);
+
+    /* CREATOR_ALL: only the authenticated identity ("digest:user:...") may
+     * touch the node, so creating it fails unless auth took effect. */
+    CU_ASSERT_EQUAL(zoo_create(zh, path, "secret", 6, &ZOO_CREATOR_ALL_ACL, 0, NULL, 0), ZOK);
+    len = sizeof(buf);
+    CU_ASSERT_EQUAL(zoo_get(raw, path, 0, buf, &len, NULL), ZNOAUTH);
+    len = sizeof(buf);
+    CU_ASSERT_EQUAL(zoo_get(zh, path, 0, buf, &len, NULL), ZOK);
+    CU_ASSERT_TRUE(len == 6 && memcmp(buf, "secret", 6) == 0);
+    CU_ASSERT_EQUAL(zoo_delete(zh, path, -1), ZOK);
+    zkr_session_close(s);
+  }
+  /* The parent's ACL is open: whatever is left can go with the raw handle. */
+  CU_ASSERT_EQUAL(th_delete_tree(path), 0);
+  drop_test_root(raw);
+  th_raw_close(raw);
+  free(path);
+}
+
+/* --- log routing ------------------------------------------------------------------------ */
+
+static void test_session_log_fn_receives_lines(void) {
+  zkr_session_opts o;
+  zkr_session *s = NULL;
+  ZooLogLevel saved = logLevel;
+  log_seen ls;
+  int fd, port, rc;
+
+  port = closed_port(&fd);
+  CU_ASSERT_TRUE_FATAL(port > 0);
+  memset(&ls, 0, sizeof(ls));
+  snprintf(ls.needle, sizeof(ls.needle), "127.0.0.1:%d", port);
+  /* The client logs a refused connection at ERROR; a global level below
+   * WARN would suppress it (the default is INFO). */
+  if (saved < ZOO_LOG_LEVEL_WARN)
+    zoo_set_debug_level(ZOO_LOG_LEVEL_WARN);
+  memset(&o, 0, sizeof(o));
+  o.connect_timeout_ms = 1000;
+  o.log_fn = record_log;
+  o.log_arg = &ls;
+  rc = zkr_session_open(&s, ls.needle, &o);
+  if (saved < ZOO_LOG_LEVEL_WARN)
+    zoo_set_debug_level(saved);
+  CU_ASSERT_EQUAL(rc, ZKR_ECONNECT);
+  if (rc == ZKR_OK)
+    zkr_session_close(s);
+  CU_ASSERT_TRUE(atomic_load(&ls.lines) >= 1);
+  CU_ASSERT_TRUE(atomic_load(&ls.mentions) >= 1);
+  close(fd);
+}
+
+static void test_session_log_stream_receives_lines(void) {
+  zkr_session_opts o;
+  zkr_session *s = NULL;
+  FILE *f = tmpfile();
+  char line[1024];
+  int fd, port, rc, lines = 0;
+  char hosts[64];
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  port = closed_port(&fd);
+  CU_ASSERT_TRUE(port > 0);
+  if (port <= 0) {
+    fclose(f);
+    return;
+  }
+  snprintf(hosts, sizeof(hosts), "127.0.0.1:%d", port);
+  memset(&o, 0, sizeof(o));
+  o.connect_timeout_ms = 1000;
+  o.log_stream = f;
+  rc = zkr_session_open(&s, hosts, &o);
+  CU_ASSERT_EQUAL(rc, ZKR_ECONNECT);
+  if (rc == ZKR_OK)
+    zkr_session_close(s);
+  /* One message per line, each ending in a newline. */
+  rewind(f);
+  while (fgets(line, sizeof(line), f) != NULL)
+    lines++;
+  CU_ASSERT_TRUE(lines >= 1);
+  fclose(f);
+  close(fd);
+}
+
+static void test_session_quiet_without_log_option(void) {
+  zkr_session_opts o;
+  zkr_session *s = NULL;
+  char hosts[64], buf[4096];
+  int p[2], saved, fd, port, rc;
+  ssize_t n, total = 0;
+
+  port = closed_port(&fd);
+  CU_ASSERT_TRUE_FATAL(port > 0);
+  snprintf(hosts, sizeof(hosts), "127.0.0.1:%d", port);
+  CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+  /* Non-blocking: if the library printed more than a pipe holds it must not
+   * hang; the bytes that fit are proof enough. */
+  fcntl(p[0], F_SETFL, O_NONBLOCK);
+  fcntl(p[1], F_SETFL, O_NONBLOCK);
+  fflush(stderr);
+  saved = dup(2);
+  CU_ASSERT_TRUE_FATAL(saved >= 0);
+  dup2(p[1], 2);
+
+  memset(&o, 0, sizeof(o));
+  o.connect_timeout_ms = 1000; /* no log_fn, no log_stream */
+  rc = zkr_session_open(&s, hosts, &o);
+  if (rc == ZKR_OK)
+    zkr_session_close(s);
+
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  close(p[1]);
+  while ((n = read(p[0], buf, sizeof(buf) - 1)) > 0) {
+    buf[n] = '\0';
+    if (total == 0)
+      fprintf(stderr, "printed on stderr: %.300s\n", buf);
+    total += n;
+  }
+  close(p[0]);
+  close(fd);
+  CU_ASSERT_EQUAL(rc, ZKR_ECONNECT);
+  CU_ASSERT_EQUAL(total, 0);
+}
+
+int main(void) {
+  static const th_test tests[] = {
+      {"test_session_open_close_no_thread_leak", test_session_open_close_no_thread_leak},
+      {"test_session_close_null_accepted", test_session_close_null_accepted},
+      {"test_session_malformed_hosts_einval", test_session_malformed_hosts_einval},
+      {"test_session_bad_opts_einval", test_session_bad_opts_einval},
+      {"test_session_unreachable_econnect", test_session_unreachable_econnect},
+      {"test_session_properties_after_open", test_session_properties_after_open},
+      {"test_session_valid_until_within_timeout", test_session_valid_until_within_timeout},
+      {"test_session_on_state_sees_connected", test_session_on_state_sees_connected},
+      {"test_session_listener_sees_lost_on_expiry", test_session_listener_sees_lost_on_expiry},
+      {"test_session_chroot", test_session_chroot},
+      {"test_session_digest_auth", test_session_digest_auth},
+      {"test_session_log_fn_receives_lines", test_session_log_fn_receives_lines},
+      {"test_session_log_stream_receives_lines", test_session_log_stream_receives_lines},
+      {"test_session_quiet_without_log_option", test_session_quiet_without_log_option},
+      {NULL, NULL}};
+
+  th_hosts(); /* fail at once, not per test, without a server */
+  return th_run("session", tests);
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The tests' LOG_COMPILER: runs PROGRAM [ARGS] against a throw-away
+# ZooKeeper server and exits with the program's status.
+#
+#   with-zk.sh PROGRAM [ARGS]
+#
+# With ZKR_TEST_HOSTS already set (a server of the caller's), the program
+# just runs against it. Otherwise a fresh server is started in a private
+# mktemp -d folder, ZKR_TEST_HOSTS is exported, and the server and folder
+# are removed afterwards whatever happens (exit, ^C, TERM). A server that
+# cannot be started fails the test (exit 1), it is never skipped.
+#
+# Shell-script tests (*.sh, e.g. check-exports.sh) are run with bash and need
+# no server, so none is started for them.
+set -u
+
+if [ $# -lt 1 ]; then
+  echo "usage: $0 PROGRAM [ARGS]" >&2
+  exit 2
+fi
+
+case "$1" in
+*.sh)
+  exec bash "$@"
+  ;;
+esac
+
+if [ -n "${ZKR_TEST_HOSTS:-}" ]; then
+  exec "$@"
+fi
+
+here=$(cd "$(dirname "$0")" && pwd) || exit 1
+dir=$(mktemp -d "${TMPDIR:-/tmp}/zkr-test.XXXXXX") || {
+  echo "with-zk.sh: mktemp -d failed" >&2
+  exit 1
+}
+
+cleanup() {
+  "$here/zk-server.sh" stop "$dir" || echo "with-zk.sh: could not stop the server of $dir" >&2
+  rm -rf "$dir"
+}
+# On a signal: clean up, then exit as killed by it (128 + number) so make
+# reports the interruption; the EXIT trap is cleared so cleanup runs once.
+trap 'cleanup' EXIT
+trap 'trap - EXIT; cleanup; exit 130' INT
+trap 'trap - EXIT; cleanup; exit 143' TERM
+
+hosts=$("$here/zk-server.sh" start "$dir") || {
+  echo "with-zk.sh: could not start a ZooKeeper server for $1" >&2
+  exit 1
+}
+export ZKR_TEST_HOSTS=$hosts
+
+# Not exec: the trap must run after the program. Run in the background and
+# wait, so a signal to this shell is handled at once (bash defers traps
+# until a foreground child ends); the program is stopped with it.
+"$@" &
+child=$!
+trap 'kill -TERM $child 2>/dev/null; wait $child; trap - EXIT; cleanup; exit 130' INT
+trap 'kill -TERM $child 2>/dev/null; wait $child; trap - EXIT; cleanup; exit 143' TERM
+wait "$child"
+status=$?
+exit "$status"

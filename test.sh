@@ -29,12 +29,20 @@ scripts/fuzz.sh 30 || status=1
 
 # The whole suite again from the release tarball, instrumented: distcheck
 # also proves the tarball builds, installs and uninstalls cleanly.
-echo "== make distcheck, suite under AddressSanitizer + UBSan"
-make distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-asan > distcheck-asan.log 2>&1 || status=1
-grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP|# )' distcheck-asan.log || tail -n 40 distcheck-asan.log
-echo "== make distcheck, suite under ThreadSanitizer"
-make distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-tsan > distcheck-tsan.log 2>&1 || status=1
-grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP|# )' distcheck-tsan.log || tail -n 40 distcheck-tsan.log
+distcheck() { # NAME CONFIGURE-FLAGS
+  echo "== make distcheck, suite under $1"
+  if make distcheck DISTCHECK_CONFIGURE_FLAGS="$2" > "distcheck-$1.log" 2>&1; then
+    grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP|# )' "distcheck-$1.log"
+  else
+    status=1
+    grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP|# )' "distcheck-$1.log" || tail -n 40 "distcheck-$1.log"
+    for log in $(grep -l -E '^:test-result: (FAIL|ERROR)' zkrecipes-*/_build/sub/tests/*.trs 2>/dev/null); do
+      echo "---- ${log%.trs}.log"; cat "${log%.trs}.log"
+    done
+  fi
+}
+distcheck asan --enable-asan
+distcheck tsan --enable-tsan
 
 [ $status -eq 0 ] && echo "ALL TESTS PASSED" || echo "SOME TESTS FAILED"
 exit $status

@@ -138,9 +138,8 @@ static int count_orphans(void) {
   int k, n = 0;
 
   for (k = 0; k < LOCKS; k++) {
-    char p[128];
-    snprintf(p, sizeof(p), "%s", lock_path[k]);
-    n += th_count_nodes(p) > 0 ? th_count_nodes(p) : 0;
+    int c = th_count_nodes(lock_path[k]);
+    n += c > 0 ? c : 0;
   }
   return n;
 }
@@ -152,7 +151,7 @@ static int no_orphans(void *arg) {
 
 int main(int argc, char **argv) {
   int secs = argc > 1 ? atoi(argv[1]) : 60, procs = argc > 2 ? atoi(argv[2]) : 8;
-  int threads = argc > 3 ? atoi(argv[3]) : 4, parts, i, k, fault = 0, passed = 0, failed = 0, down = 0;
+  int threads = argc > 3 ? atoi(argv[3]) : 4, i, k, f, fault = 0, passed = 0, failed = 0, down = 0;
   pid_t pid[64];
   th_ens *ens;
   tp_proxy *px;
@@ -160,13 +159,11 @@ int main(int argc, char **argv) {
   size_t overlaps = 0, fenced = 0, regressions = 0, sections = 0, marks = 0;
   const char *names[] = {"leader-kill", "member-restart", "expiry", "proxy-cut", "sigstop"};
   int injected[5] = {0};
-  char hexp[16];
 
   if (secs < 10 || procs < 1 || procs > 64 || threads < 1 || procs * threads > MAX_PARTS) {
     fprintf(stderr, "usage: soak [SECONDS>=10] [PROCESSES<=64] [THREADS]\n");
     return 64;
   }
-  parts = procs * threads;
   setvbuf(stdout, NULL, _IONBF, 0);
   bd = mmap(NULL, sizeof(*bd), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   memset(bd, 0, sizeof(*bd));
@@ -196,7 +193,7 @@ int main(int argc, char **argv) {
   start = th_now_ms();
   next_fault = start + 5000;
   while (th_now_ms() - start < (int64_t)secs * 1000) {
-    int f, victim;
+    int victim;
 
     usleep(50000);
     if (th_now_ms() < next_fault)
@@ -292,7 +289,6 @@ int main(int argc, char **argv) {
     th_fence_destroy(fence[k]);
   }
   tp_stop(px);
-  snprintf(hexp, sizeof(hexp), "%d", (int)getpid());
   th_ens_free(ens);
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

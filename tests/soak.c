@@ -31,6 +31,7 @@
 /* Shared between the driver and the workers. */
 typedef struct board {
   volatile int stop;
+  char hosts[1024];       /* set by the driver once its proxy runs */
   int64_t sid[MAX_PARTS]; /* current session of each participant */
   char pw[MAX_PARTS][16];
   long acquisitions;
@@ -41,7 +42,6 @@ typedef struct board {
 static board *bd;
 static th_hist *hist[LOCKS];
 static th_fence *fence[LOCKS];
-static char hosts[1024];
 static char lock_path[LOCKS][64];
 
 static void publish(int part, zkr_session *s) {
@@ -78,7 +78,7 @@ static void *worker_main(void *arg) {
       zkr_session_opts o;
       memset(&o, 0, sizeof(o));
       o.session_timeout_ms = T_MS;
-      if (zkr_session_open(&s, hosts, &o) != ZKR_OK) {
+      if (zkr_session_open(&s, bd->hosts, &o) != ZKR_OK) {
         s = NULL;
         continue;
       }
@@ -116,6 +116,11 @@ static int worker_process(int proc, int threads) {
   pthread_t t[64];
   worker w[64];
   int i;
+
+  /* Forked before the driver starts any thread (ThreadSanitizer does not
+   * follow threads across fork): wait for the hosts it publishes. */
+  while (__atomic_load_n(&bd->hosts[0], __ATOMIC_SEQ_CST) == '\0')
+    usleep(10000);
 
   for (i = 0; i < threads; i++) {
     w[i].part = proc * threads + i;
@@ -180,8 +185,6 @@ int main(int argc, char **argv) {
   }
   /* Half the clients may go through the proxy (it forwards to member 1):
    * its cuts hit whoever is connected through it. */
-  px = tp_start(strtok(strdup(th_ens_hosts(ens)), ","));
-  snprintf(hosts, sizeof(hosts), "%s,%s", tp_hosts(px), th_ens_hosts(ens));
   setenv("ZKR_TEST_HOSTS", th_ens_hosts(ens), 1); /* for th_count_nodes etc. */
   printf("soak: %d processes x %d threads over %d locks for %d s, session timeout %d ms\n", procs, threads,
          LOCKS, secs, T_MS);
@@ -190,6 +193,8 @@ int main(int argc, char **argv) {
     if (pid[i] == 0)
       _exit(worker_process(i, threads));
   }
+  px = tp_start(strtok(strdup(th_ens_hosts(ens)), ","));
+  snprintf(bd->hosts, sizeof(bd->hosts), "%s,%s", tp_hosts(px), th_ens_hosts(ens));
   start = th_now_ms();
   next_fault = start + 5000;
   while (th_now_ms() - start < (int64_t)secs * 1000) {

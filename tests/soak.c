@@ -160,6 +160,7 @@ int main(int argc, char **argv) {
   pid_t pid[64];
   th_ens *ens;
   tp_proxy *px;
+  char *first;
   int64_t start, next_fault, max_takeover = 0;
   size_t overlaps = 0, fenced = 0, regressions = 0, sections = 0, marks = 0;
   const char *names[] = {"leader-kill", "member-restart", "expiry", "proxy-cut", "sigstop"};
@@ -193,7 +194,10 @@ int main(int argc, char **argv) {
     if (pid[i] == 0)
       _exit(worker_process(i, threads));
   }
-  px = tp_start(strtok(strdup(th_ens_hosts(ens)), ","));
+  first = strdup(th_ens_hosts(ens));
+  first[strcspn(first, ",")] = '\0';
+  px = tp_start(first);
+  free(first);
   snprintf(bd->hosts, sizeof(bd->hosts), "%s,%s", tp_hosts(px), th_ens_hosts(ens));
   start = th_now_ms();
   next_fault = start + 5000;

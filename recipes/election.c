@@ -2,7 +2,10 @@
  *
  * One contender per participation; leadership is the contender's grant.
  * on_change is delivered on the session's event thread, in order, and in
- * pairs: a 0 only ever follows a 1 (e->leader records what was announced). */
+ * pairs: a 0 only ever follows a 1 (e->leader records what was announced).
+ * A contender's granted/lost events announce its term; when we leave, the
+ * contender is dropped (its pending events void) and we announce what is
+ * still owed ourselves. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -17,28 +20,21 @@ struct zkr_election {
   const struct ACL_vector *acl;
   zkr__contender *c; /* current participation, or NULL */
   int leader;        /* announced by on_change(1) and not yet by on_change(0) */
-  int64_t epoch;
-  int waiters; /* threads inside await */
+  int waiters;       /* threads inside await */
   int freeing;
   pthread_cond_t cond; /* waiters reached 0 */
 };
 
 /* --- on the event thread -------------------------------------------------- */
 
+/* Fires on_change(leader) unless that is what was announced last. */
 static void announce(zkr_election *e, int leader) {
   pthread_mutex_t *mu = zkr__session_mutex(e->s);
   int fire;
 
   pthread_mutex_lock(mu);
-  if (leader) {
-    fire = !e->leader && e->c != NULL && zkr__contender_granted(e->c);
-    if (fire)
-      e->epoch = zkr__contender_token(e->c);
-  } else {
-    fire = e->leader;
-  }
-  if (fire)
-    e->leader = leader;
+  fire = e->leader != leader;
+  e->leader = leader;
   pthread_mutex_unlock(mu);
   if (fire && e->on_change != NULL)
     e->on_change(e, leader, e->arg);
@@ -165,6 +161,7 @@ int zkr_election_is_leader(zkr_election *e) {
 
 int zkr_election_epoch(zkr_election *e, int64_t *epoch) {
   pthread_mutex_t *mu;
+  int rc;
 
   if (e == NULL || epoch == NULL)
     return ZKR_EINVAL;
@@ -172,9 +169,11 @@ int zkr_election_epoch(zkr_election *e, int64_t *epoch) {
     return ZKR_ENOTHELD;
   mu = zkr__session_mutex(e->s);
   pthread_mutex_lock(mu);
-  *epoch = e->epoch;
+  rc = e->c != NULL ? ZKR_OK : ZKR_ENOTHELD;
+  if (rc == ZKR_OK)
+    *epoch = zkr__contender_token(e->c);
   pthread_mutex_unlock(mu);
-  return ZKR_OK;
+  return rc;
 }
 
 int zkr_election_leader(zkr_election *e, char *id, size_t len) {
@@ -203,7 +202,7 @@ int zkr_election_leader(zkr_election *e, char *id, size_t len) {
 static int leave(zkr_election *e) {
   pthread_mutex_t *mu = zkr__session_mutex(e->s);
   zkr__contender *c = e->c;
-  int rc;
+  int rc, granted;
 
   if (c == NULL)
     return ZKR_ENOTHELD;
@@ -214,9 +213,13 @@ static int leave(zkr_election *e) {
     rc = zkr__contender_release(c);
   else
     rc = zkr__contender_withdraw(c) == ZKR_OK ? zkr__contender_release(c) : ZKR_OK;
-  zkr__contender_drop(c);
+  granted = zkr__contender_was_granted(c);
+  zkr__contender_drop(c); /* its own queued events are void from here on */
   e->c = NULL;
-  if (zkr__session_post(e->s, el_ended, e, e) != ZKR_OK)
+  /* A term that began must be announced, and ended, exactly once each. */
+  if (granted && !e->leader && zkr__session_post(e->s, el_granted, e, e) != ZKR_OK)
+    granted = 0;
+  if ((granted || e->leader) && zkr__session_post(e->s, el_ended, e, e) != ZKR_OK)
     e->leader = 0;
   return rc == ZKR_ETIMEDOUT ? ZKR_OK : rc;
 }

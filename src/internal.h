@@ -140,8 +140,9 @@ void zkr__contender_drop(zkr__contender *c);
 void zkr__contender_close(zkr__contender *c);
 
 /* Accessors; called with the session mutex held. */
-int zkr__contender_granted(const zkr__contender *c); /* granted and not lost */
-int zkr__contender_active(const zkr__contender *c);  /* waiting or granted, not lost */
+int zkr__contender_granted(const zkr__contender *c);     /* granted and not lost */
+int zkr__contender_active(const zkr__contender *c);      /* waiting or granted, not lost */
+int zkr__contender_was_granted(const zkr__contender *c); /* granted at some point */
 int64_t zkr__contender_token(const zkr__contender *c);
 const char *zkr__contender_node(const zkr__contender *c); /* full path or NULL */
 

@@ -59,6 +59,7 @@ struct zkr__contender {
   int listed;   /* a live predecessor is known: a try-once can decide */
   int try_once; /* only find out whether we would wait; set no watch */
   int withdrawing, dropped, closed, lost;
+  int was_granted;
   int parent_tries;
   int exists_mode; /* predecessor unreadable: watch with exists */
   char **preds;    /* names sorting before ours, in queue order */
@@ -304,6 +305,7 @@ static void grant(zkr__contender *c) {
     return;
   }
   c->state = C_HELD;
+  c->was_granted = 1;
   c->gen++;
   pthread_cond_broadcast(&c->cond);
   send_own_watch(c);
@@ -1079,6 +1081,10 @@ void zkr__contender_close(zkr__contender *c) {
 
 int zkr__contender_granted(const zkr__contender *c) {
   return c->state == C_HELD && !c->lost;
+}
+
+int zkr__contender_was_granted(const zkr__contender *c) {
+  return c->was_granted;
 }
 
 int zkr__contender_active(const zkr__contender *c) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies, builds, runs every CUnit
-# program against throw-away ZooKeeper servers, valgrind, the fuzzer, the
-# packaging checks, and the suite again under ASan+UBSan and under TSan.
+# program and the CLI suite against throw-away ZooKeeper servers (standalone
+# and a 3-node ensemble, with the fault soak), valgrind, the demo, the
+# fuzzer, the packaging checks, and the suite again under ASan+UBSan and
+# under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/install-deps.sh
@@ -20,6 +22,10 @@ for t in test_error test_queue test_session; do
     "tests/$t" > "tests/$t.valgrind.out" 2>&1 || { status=1; cat "tests/$t.valgrind.out"; }
   tail -n 8 "tests/$t.valgrind.out"
 done
+
+echo "== the demo (README command 1) must not bit-rot"
+./demo.sh > demo.log 2>&1 || { status=1; echo "demo failed:"; }
+sed -n '/summary/,$p' demo.log
 
 echo "== pkg-config consumer"
 scripts/check-pkgconfig.sh || status=1

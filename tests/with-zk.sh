@@ -10,8 +10,8 @@
 # are removed afterwards whatever happens (exit, ^C, TERM). A server that
 # cannot be started fails the test (exit 1), it is never skipped.
 #
-# Shell-script tests (*.sh, e.g. check-exports.sh) are run with bash and need
-# no server, so none is started for them.
+# Shell-script tests are run with bash; the check-*.sh ones and the soak
+# (which starts its own ensemble) need no server, so none is started for them.
 set -u
 
 if [ $# -lt 1 ]; then
@@ -20,8 +20,11 @@ if [ $# -lt 1 ]; then
 fi
 
 case "$1" in
-*.sh)
+*/check-*.sh | check-*.sh | *soak-short.sh)
   exec bash "$@"
+  ;;
+*.sh)
+  set -- bash "$@"
   ;;
 esac
 

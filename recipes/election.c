@@ -12,12 +12,9 @@
 #include <string.h>
 
 struct zkr_election {
-  zkr_session *s;
-  char *path;
-  char *id;
+  zkr__recipe r;
   zkr_election_fn on_change;
   void *arg;
-  const struct ACL_vector *acl;
   zkr__contender *c; /* current participation, or NULL */
   int leader;        /* announced by on_change(1) and not yet by on_change(0) */
   int waiters;       /* threads inside await */
@@ -29,7 +26,7 @@ struct zkr_election {
 
 /* Fires on_change(leader) unless that is what was announced last. */
 static void announce(zkr_election *e, int leader) {
-  pthread_mutex_t *mu = zkr__session_mutex(e->s);
+  pthread_mutex_t *mu = zkr__session_mutex(e->r.s);
   int fire;
 
   pthread_mutex_lock(mu);
@@ -52,42 +49,27 @@ static void el_ended(void *owner) {
 
 int zkr_election_new(zkr_election **out, zkr_session *s, const char *path, const zkr_election_opts *opts) {
   zkr_election *e;
-  char idbuf[300];
-  const char *id;
+  int rc;
 
   if (out == NULL)
     return ZKR_EINVAL;
   *out = NULL;
-  if (s == NULL || zkr__path_check(path) != ZKR_OK)
-    return ZKR_EINVAL;
-  if (opts != NULL && opts->id != NULL && strlen(opts->id) > 4096)
-    return ZKR_EINVAL;
-  if (opts != NULL && opts->acl != NULL && (opts->acl->count <= 0 || opts->acl->data == NULL))
-    return ZKR_EINVAL;
-  if (opts != NULL && opts->id != NULL) {
-    id = opts->id;
-  } else {
-    zkr__default_id(idbuf, sizeof(idbuf));
-    id = idbuf;
-  }
   e = calloc(1, sizeof(*e));
   if (e == NULL)
     return ZKR_ENOMEM;
-  e->path = strdup(path);
-  e->id = strdup(id);
-  if (e->path == NULL || e->id == NULL || zkr__cond_init(&e->cond) != ZKR_OK) {
-    free(e->path);
-    free(e->id);
+  rc = zkr__recipe_init(&e->r, s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL);
+  if (rc == ZKR_OK && zkr__cond_init(&e->cond) != ZKR_OK) {
+    zkr__recipe_done(&e->r);
+    rc = ZKR_ENOMEM;
+  }
+  if (rc != ZKR_OK) {
     free(e);
-    return ZKR_ENOMEM;
+    return rc;
   }
   if (opts != NULL) {
     e->on_change = opts->on_change;
     e->arg = opts->arg;
-    e->acl = opts->acl;
   }
-  e->s = s;
-  zkr__session_ref(s);
   *out = e;
   return ZKR_OK;
 }
@@ -99,7 +81,7 @@ int zkr_election_join(zkr_election *e) {
 
   if (e == NULL)
     return ZKR_EINVAL;
-  mu = zkr__session_mutex(e->s);
+  mu = zkr__session_mutex(e->r.s);
   pthread_mutex_lock(mu);
   if (e->freeing) {
     rc = ZKR_ECLOSED;
@@ -109,14 +91,14 @@ int zkr_election_join(zkr_election *e) {
       e->c = NULL;
     }
     memset(&cfg, 0, sizeof(cfg));
-    cfg.dir = e->path;
+    cfg.dir = e->r.path;
     cfg.marker = "-latch-";
-    cfg.data = e->id;
-    cfg.acl = e->acl;
+    cfg.data = e->r.id;
+    cfg.acl = e->r.acl;
     cfg.on_granted = el_granted;
     cfg.on_lost = el_ended;
     cfg.owner = e;
-    rc = zkr__contender_start(e->s, &cfg, &e->c);
+    rc = zkr__contender_start(e->r.s, &cfg, &e->c);
   }
   pthread_mutex_unlock(mu);
   return rc;
@@ -131,7 +113,7 @@ int zkr_election_await(zkr_election *e, int timeout_ms) {
     return ZKR_EINVAL;
   /* await(0) only looks: a deadline already passed. */
   deadline = timeout_ms < 0 ? -1 : zkr__now_ns() + (int64_t)timeout_ms * 1000000 + 1;
-  mu = zkr__session_mutex(e->s);
+  mu = zkr__session_mutex(e->r.s);
   pthread_mutex_lock(mu);
   if (e->c == NULL) {
     pthread_mutex_unlock(mu);
@@ -151,12 +133,12 @@ int zkr_election_is_leader(zkr_election *e) {
 
   if (e == NULL)
     return 0;
-  mu = zkr__session_mutex(e->s);
+  mu = zkr__session_mutex(e->r.s);
   pthread_mutex_lock(mu);
   leader = e->leader && e->c != NULL && zkr__contender_granted(e->c);
   pthread_mutex_unlock(mu);
   /* Our own clock decides at once, before the event thread notices. */
-  return leader && zkr__now_ns() < zkr_session_valid_until(e->s);
+  return leader && zkr__now_ns() < zkr_session_valid_until(e->r.s);
 }
 
 int zkr_election_epoch(zkr_election *e, int64_t *epoch) {
@@ -167,7 +149,7 @@ int zkr_election_epoch(zkr_election *e, int64_t *epoch) {
     return ZKR_EINVAL;
   if (!zkr_election_is_leader(e))
     return ZKR_ENOTHELD;
-  mu = zkr__session_mutex(e->s);
+  mu = zkr__session_mutex(e->r.s);
   pthread_mutex_lock(mu);
   rc = e->c != NULL ? ZKR_OK : ZKR_ENOTHELD;
   if (rc == ZKR_OK)
@@ -183,7 +165,7 @@ int zkr_election_leader(zkr_election *e, char *id, size_t len) {
 
   if (e == NULL || id == NULL || len == 0)
     return ZKR_EINVAL;
-  rc = zkr_participants(e->s, e->path, &p, &n);
+  rc = zkr_participants(e->r.s, e->r.path, &p, &n);
   if (rc != ZKR_OK)
     return rc;
   if (n == 0)
@@ -200,7 +182,7 @@ int zkr_election_leader(zkr_election *e, char *id, size_t len) {
  * node (waiting for the server), forgets the contender, and queues
  * on_change(0) if we were leading. */
 static int leave(zkr_election *e) {
-  pthread_mutex_t *mu = zkr__session_mutex(e->s);
+  pthread_mutex_t *mu = zkr__session_mutex(e->r.s);
   zkr__contender *c = e->c;
   int rc, granted;
 
@@ -217,9 +199,9 @@ static int leave(zkr_election *e) {
   zkr__contender_drop(c); /* its own queued events are void from here on */
   e->c = NULL;
   /* A term that began must be announced, and ended, exactly once each. */
-  if (granted && !e->leader && zkr__session_post(e->s, el_granted, e, e) != ZKR_OK)
+  if (granted && !e->leader && zkr__session_post(e->r.s, el_granted, e, e) != ZKR_OK)
     granted = 0;
-  if ((granted || e->leader) && zkr__session_post(e->s, el_ended, e, e) != ZKR_OK)
+  if ((granted || e->leader) && zkr__session_post(e->r.s, el_ended, e, e) != ZKR_OK)
     e->leader = 0;
   return rc == ZKR_ETIMEDOUT ? ZKR_OK : rc;
 }
@@ -230,7 +212,7 @@ int zkr_election_resign(zkr_election *e) {
 
   if (e == NULL)
     return ZKR_EINVAL;
-  mu = zkr__session_mutex(e->s);
+  mu = zkr__session_mutex(e->r.s);
   pthread_mutex_lock(mu);
   rc = leave(e);
   pthread_mutex_unlock(mu);
@@ -242,16 +224,14 @@ void zkr_election_free(zkr_election *e) {
 
   if (e == NULL)
     return;
-  mu = zkr__session_mutex(e->s);
+  mu = zkr__session_mutex(e->r.s);
   pthread_mutex_lock(mu);
   e->freeing = 1;
   leave(e);
-  zkr__session_quiesce(e->s, e); /* the queued on_change(0) runs first */
+  zkr__session_quiesce(e->r.s, e); /* the queued on_change(0) runs first */
   pthread_mutex_unlock(mu);
   pthread_cond_destroy(&e->cond);
-  zkr__session_unref(e->s);
-  free(e->path);
-  free(e->id);
+  zkr__recipe_done(&e->r);
   free(e);
 }
 

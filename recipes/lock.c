@@ -17,19 +17,14 @@ typedef struct hold {
 } hold;
 
 struct zkr_lock {
-  zkr_session *s;
-  char *path;
-  char *id;
+  zkr__recipe r;
   zkr_lock_lost_fn on_lost;
   void *arg;
-  const struct ACL_vector *acl;
   hold *holds;
   int acquiring; /* threads inside zkr_lock_acquire */
   int freeing;
   pthread_cond_t cond; /* acquiring reached 0 */
 };
-
-#define ZKR__ID_MAX 4096
 
 static hold *find(zkr_lock *l) {
   hold *h;
@@ -62,42 +57,27 @@ static void lock_lost(void *owner) {
 
 int zkr_lock_new(zkr_lock **out, zkr_session *s, const char *path, const zkr_lock_opts *opts) {
   zkr_lock *l;
-  char idbuf[300];
-  const char *id;
+  int rc;
 
   if (out == NULL)
     return ZKR_EINVAL;
   *out = NULL;
-  if (s == NULL || zkr__path_check(path) != ZKR_OK)
-    return ZKR_EINVAL;
-  if (opts != NULL && opts->id != NULL && strlen(opts->id) > ZKR__ID_MAX)
-    return ZKR_EINVAL;
-  if (opts != NULL && opts->acl != NULL && (opts->acl->count <= 0 || opts->acl->data == NULL))
-    return ZKR_EINVAL;
-  if (opts != NULL && opts->id != NULL) {
-    id = opts->id;
-  } else {
-    zkr__default_id(idbuf, sizeof(idbuf));
-    id = idbuf;
-  }
   l = calloc(1, sizeof(*l));
   if (l == NULL)
     return ZKR_ENOMEM;
-  l->path = strdup(path);
-  l->id = strdup(id);
-  if (l->path == NULL || l->id == NULL || zkr__cond_init(&l->cond) != ZKR_OK) {
-    free(l->path);
-    free(l->id);
+  rc = zkr__recipe_init(&l->r, s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL);
+  if (rc == ZKR_OK && zkr__cond_init(&l->cond) != ZKR_OK) {
+    zkr__recipe_done(&l->r);
+    rc = ZKR_ENOMEM;
+  }
+  if (rc != ZKR_OK) {
     free(l);
-    return ZKR_ENOMEM;
+    return rc;
   }
   if (opts != NULL) {
     l->on_lost = opts->on_lost;
     l->arg = opts->arg;
-    l->acl = opts->acl;
   }
-  l->s = s;
-  zkr__session_ref(s);
   *out = l;
   return ZKR_OK;
 }
@@ -117,7 +97,7 @@ static void acquire_cancelled(void *arg) {
   unlink_hold(l, cu->h);
   if (--l->acquiring == 0)
     pthread_cond_broadcast(&l->cond);
-  pthread_mutex_unlock(zkr__session_mutex(l->s));
+  pthread_mutex_unlock(zkr__session_mutex(l->r.s));
 }
 
 static int wait_cancellable(zkr_lock *l, hold *h, int64_t deadline) {
@@ -140,7 +120,7 @@ int zkr_lock_acquire(zkr_lock *l, int timeout_ms) {
   if (l == NULL)
     return ZKR_EINVAL;
   deadline = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : zkr__now_ns() + (int64_t)timeout_ms * 1000000;
-  mu = zkr__session_mutex(l->s);
+  mu = zkr__session_mutex(l->r.s);
   pthread_mutex_lock(mu);
   if (l->freeing) {
     pthread_mutex_unlock(mu);
@@ -161,14 +141,14 @@ int zkr_lock_acquire(zkr_lock *l, int timeout_ms) {
     return ZKR_ENOMEM;
   }
   memset(&cfg, 0, sizeof(cfg));
-  cfg.dir = l->path;
+  cfg.dir = l->r.path;
   cfg.marker = "-lock-";
-  cfg.data = l->id;
-  cfg.acl = l->acl;
+  cfg.data = l->r.id;
+  cfg.acl = l->r.acl;
   cfg.on_lost = lock_lost;
   cfg.owner = l;
   cfg.try_once = timeout_ms == 0;
-  rc = zkr__contender_start(l->s, &cfg, &h->c);
+  rc = zkr__contender_start(l->r.s, &cfg, &h->c);
   if (rc != ZKR_OK) {
     pthread_mutex_unlock(mu);
     free(h);
@@ -215,7 +195,7 @@ int zkr_lock_release(zkr_lock *l) {
 
   if (l == NULL)
     return ZKR_EINVAL;
-  mu = zkr__session_mutex(l->s);
+  mu = zkr__session_mutex(l->r.s);
   pthread_mutex_lock(mu);
   h = find(l);
   if (h == NULL || h->count == 0) {
@@ -246,11 +226,11 @@ int64_t zkr_lock_valid_until(zkr_lock *l) {
 
   if (l == NULL)
     return 0;
-  mu = zkr__session_mutex(l->s);
+  mu = zkr__session_mutex(l->r.s);
   pthread_mutex_lock(mu);
   granted = granted_hold(l) != NULL;
   pthread_mutex_unlock(mu);
-  return granted ? zkr_session_valid_until(l->s) : 0;
+  return granted ? zkr_session_valid_until(l->r.s) : 0;
 }
 
 int zkr_lock_held(zkr_lock *l) {
@@ -266,7 +246,7 @@ int zkr_lock_token(zkr_lock *l, int64_t *token) {
 
   if (l == NULL || token == NULL)
     return ZKR_EINVAL;
-  mu = zkr__session_mutex(l->s);
+  mu = zkr__session_mutex(l->r.s);
   pthread_mutex_lock(mu);
   h = granted_hold(l);
   if (h != NULL)
@@ -282,7 +262,7 @@ int zkr_lock_node(zkr_lock *l, char *buf, size_t len) {
 
   if (l == NULL || buf == NULL)
     return ZKR_EINVAL;
-  mu = zkr__session_mutex(l->s);
+  mu = zkr__session_mutex(l->r.s);
   pthread_mutex_lock(mu);
   h = granted_hold(l);
   if (h == NULL)
@@ -309,7 +289,7 @@ int zkr_lock_multi(zkr_lock *l, int count, const zoo_op_t *ops, zoo_op_result_t 
     return rc;
   if (!zkr_lock_held(l))
     return ZKR_ENOTHELD;
-  zh = zkr_session_zhandle(l->s);
+  zh = zkr_session_zhandle(l->r.s);
   if (zh == NULL)
     return ZKR_ECLOSED;
   all = calloc((size_t)count + 1, sizeof(*all));
@@ -344,7 +324,7 @@ void zkr_lock_free(zkr_lock *l) {
 
   if (l == NULL)
     return;
-  mu = zkr__session_mutex(l->s);
+  mu = zkr__session_mutex(l->r.s);
   pthread_mutex_lock(mu);
   l->freeing = 1;
   for (h = l->holds; h != NULL; h = h->next)
@@ -358,8 +338,6 @@ void zkr_lock_free(zkr_lock *l) {
   }
   pthread_mutex_unlock(mu);
   pthread_cond_destroy(&l->cond);
-  zkr__session_unref(l->s);
-  free(l->path);
-  free(l->id);
+  zkr__recipe_done(&l->r);
   free(l);
 }

@@ -61,6 +61,22 @@ void zkr__uuid(char out[37]);
 /* Default participant id "<hostname>:<pid>" into buf. */
 void zkr__default_id(char *buf, size_t len);
 
+/* What every recipe object starts from: its session, checked and copied
+ * path and participant id, its ACL. */
+typedef struct zkr__recipe {
+  zkr_session *s; /* referenced */
+  char *path;
+  char *id;
+  const struct ACL_vector *acl;
+} zkr__recipe;
+
+/* Checks the arguments every recipe's _new() takes (session, path, id:
+ * NULL = "<hostname>:<pid>", ACL: NULL = open) and fills r, taking a
+ * reference on s. Returns ZKR_OK, ZKR_EINVAL, ZKR_ENOMEM. */
+int zkr__recipe_init(zkr__recipe *r, zkr_session *s, const char *path, const char *id,
+                     const struct ACL_vector *acl);
+void zkr__recipe_done(zkr__recipe *r);
+
 /* --- log.c ---------------------------------------------------------------- */
 
 /* Returns a ZooKeeper log callback routed to fn/arg (or stream), or one that

@@ -1,0 +1,43 @@
+/* The arguments every recipe object starts from, checked once. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define ZKR__ID_MAX 4096
+
+int zkr__recipe_init(zkr__recipe *r, zkr_session *s, const char *path, const char *id,
+                     const struct ACL_vector *acl) {
+  char idbuf[300];
+
+  memset(r, 0, sizeof(*r));
+  if (s == NULL || zkr__path_check(path) != ZKR_OK)
+    return ZKR_EINVAL;
+  if (id != NULL && strlen(id) > ZKR__ID_MAX)
+    return ZKR_EINVAL;
+  /* The server refuses an empty ACL: say so before anything is sent. */
+  if (acl != NULL && (acl->count <= 0 || acl->data == NULL))
+    return ZKR_EINVAL;
+  if (id == NULL) {
+    zkr__default_id(idbuf, sizeof(idbuf));
+    id = idbuf;
+  }
+  r->path = strdup(path);
+  r->id = strdup(id);
+  if (r->path == NULL || r->id == NULL) {
+    zkr__recipe_done(r);
+    return ZKR_ENOMEM;
+  }
+  r->acl = acl;
+  r->s = s;
+  zkr__session_ref(s);
+  return ZKR_OK;
+}
+
+void zkr__recipe_done(zkr__recipe *r) {
+  free(r->path);
+  free(r->id);
+  if (r->s != NULL)
+    zkr__session_unref(r->s);
+  memset(r, 0, sizeof(*r));
+}

@@ -424,3 +424,25 @@ int th_thread_count(void) {
   fclose(f);
   return n;
 }
+
+typedef struct nodes_arg {
+  const char *path;
+  int want;
+} nodes_arg;
+
+static int nodes_are(void *arg) {
+  nodes_arg *a = arg;
+  return th_count_nodes(a->path) == a->want;
+}
+
+int th_await_nodes(const char *path, int want) {
+  nodes_arg a = {path, want};
+  return th_wait_until(nodes_are, &a, 10000);
+}
+
+void th_finish_path(char *path) {
+  CU_ASSERT_TRUE(th_await_nodes(path, 0));
+  CU_ASSERT_EQUAL(th_count_nodes(path), 0);
+  th_delete_tree(path);
+  free(path);
+}

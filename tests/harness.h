@@ -60,6 +60,15 @@ int th_delete_tree(const char *path);
  * every millisecond. Returns 1 if pred came true, 0 on timeout. */
 int th_wait_until(int (*pred)(void *arg), void *arg, int timeout_ms);
 
+/* Waits (up to 10 s) until path has exactly want nodes below it; returns 1
+ * if it got there. */
+int th_await_nodes(const char *path, int want);
+
+/* End of a test's use of path (from th_path): asserts nothing is left
+ * below it (waiting up to 10 s for sessions' nodes to go), removes it and
+ * frees the string. */
+void th_finish_path(char *path);
+
 /* Number of threads of this process (from /proc/self/status). */
 int th_thread_count(void);
 

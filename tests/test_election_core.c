@@ -49,23 +49,6 @@ static zkr_election *join(zkr_session *s, const char *path, const char *id, chan
   return e;
 }
 
-typedef struct nodes_arg {
-  const char *path;
-  int want;
-} nodes_arg;
-
-static int nodes_are(void *arg) {
-  nodes_arg *a = arg;
-  return th_count_nodes(a->path) == a->want;
-}
-
-static void done_path(char *path) {
-  nodes_arg a = {path, 0};
-  CU_ASSERT_TRUE(th_wait_until(nodes_are, &a, 10000));
-  th_delete_tree(path);
-  free(path);
-}
-
 static void test_election_basic_and_epoch(void) {
   char *path = th_path("e-basic"), id[64], node[1024];
   zkr_session *a = th_session(0), *b = th_session(0);
@@ -109,7 +92,7 @@ static void test_election_basic_and_epoch(void) {
   zkr_session_close(a);
   zkr_session_close(b);
   th_raw_close(raw);
-  done_path(path);
+  th_finish_path(path);
 }
 
 static void test_election_resign_hands_over(void) {
@@ -148,7 +131,7 @@ static void test_election_resign_hands_over(void) {
   CU_ASSERT_EQUAL(ca.downs, 2);
   CU_ASSERT_EQUAL(cb.ups, 1);
   CU_ASSERT_EQUAL(cb.downs, 1);
-  done_path(path);
+  th_finish_path(path);
 }
 
 static int session_lost(void *arg) {
@@ -183,7 +166,7 @@ static void test_election_session_expired(void) {
   zkr_session_close(b);
   CU_ASSERT_EQUAL(ca.ups, 1);
   CU_ASSERT_EQUAL(ca.downs, 1);
-  done_path(path);
+  th_finish_path(path);
 }
 
 typedef struct observed {
@@ -235,7 +218,7 @@ static void test_election_observe(void) {
   zkr_session_close(a);
   zkr_session_close(b);
   zkr_session_close(obs);
-  done_path(path);
+  th_finish_path(path);
 }
 
 /* Exactly one leader among 5 participants in 3 processes, sampled all the
@@ -361,7 +344,7 @@ static void test_election_one_leader_under_kills(void) {
     CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   }
   munmap(bd, sizeof(*bd));
-  done_path(path);
+  th_finish_path(path);
 }
 
 static void test_election_bad_input(void) {
@@ -409,7 +392,7 @@ static void test_election_session_close(void) {
   CU_ASSERT_EQUAL(ca.downs, 1);
   CU_ASSERT_EQUAL(zkr_election_is_leader(ea), 0);
   zkr_election_free(ea);
-  done_path(path);
+  th_finish_path(path);
 }
 
 int main(void) {

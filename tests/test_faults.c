@@ -56,28 +56,6 @@ static zkr_session *session_via(const char *hosts, int timeout_ms) {
   return s;
 }
 
-typedef struct nodes_arg {
-  const char *path;
-  int want;
-} nodes_arg;
-
-static int nodes_are(void *arg) {
-  nodes_arg *a = arg;
-  return th_count_nodes(a->path) == a->want;
-}
-
-static void await_nodes(const char *path, int want) {
-  nodes_arg a = {path, want};
-  CU_ASSERT_TRUE(th_wait_until(nodes_are, &a, 10000));
-}
-
-static void finish_path(char *path) {
-  await_nodes(path, 0);
-  CU_ASSERT_EQUAL(th_count_nodes(path), 0);
-  th_delete_tree(path);
-  free(path);
-}
-
 /* A child process that holds a lock and reports over a pipe. */
 typedef struct shared {
   int64_t token;
@@ -135,7 +113,7 @@ static void test_faults_expired_holder_hands_over(void) {
   zkr_session_close(b);
   th_fence_destroy(fence);
   CU_ASSERT_EQUAL(lc.n, 1); /* exactly once, also through close */
-  finish_path(path);
+  th_finish_path(path);
 }
 
 /* --- 2. SIGKILL -------------------------------------------------------------- */
@@ -174,7 +152,7 @@ static void test_faults_holder_sigkill(void) {
   zkr_session_close(s);
   close(up[0]);
   close(up[1]);
-  finish_path(path);
+  th_finish_path(path);
 }
 
 /* --- 3. GC pause ----------------------------------------------------------------- */
@@ -268,7 +246,7 @@ static void test_faults_gc_pause(void) {
   close(up[1]);
   close(down[0]);
   close(down[1]);
-  finish_path(path);
+  th_finish_path(path);
 }
 
 /* --- 4. lost create reply ---------------------------------------------------------- */
@@ -308,7 +286,7 @@ static void test_faults_lost_create_reply_100(void) {
   zkr_lock_free(lo);
   zkr_session_close(other);
   tp_stop(p);
-  finish_path(path);
+  th_finish_path(path);
 }
 
 /* --- 5. stalled connection --------------------------------------------------------- */
@@ -364,7 +342,7 @@ static void test_faults_stall_steps_down_first(void) {
   zkr_session_close(a);
   zkr_session_close(b);
   tp_stop(p);
-  finish_path(path);
+  th_finish_path(path);
 }
 
 /* --- 8. give-up paths: timeout, cancellation, free --------------------------------- */
@@ -399,14 +377,14 @@ static void test_faults_give_up_leaves_nothing(void) {
   CU_ASSERT_EQUAL(th_count_nodes(path), 1);
   /* Cancellation of a thread blocked in acquire. */
   pthread_create(&t1, NULL, waiter_main, &a1);
-  await_nodes(path, 2);
+  CU_ASSERT_TRUE(th_await_nodes(path, 2));
   pthread_cancel(t1);
   pthread_join(t1, NULL);
   CU_ASSERT_EQUAL(a1.rc, 99); /* it never returned */
-  await_nodes(path, 1);
+  CU_ASSERT_TRUE(th_await_nodes(path, 1));
   /* Free while another thread waits. */
   pthread_create(&t2, NULL, waiter_main, &a2);
-  await_nodes(path, 2);
+  CU_ASSERT_TRUE(th_await_nodes(path, 2));
   zkr_lock_free(w2);
   pthread_join(t2, NULL);
   CU_ASSERT_EQUAL(a2.rc, ZKR_ECLOSED);
@@ -418,7 +396,7 @@ static void test_faults_give_up_leaves_nothing(void) {
   zkr_lock_free(holder);
   zkr_lock_free(w1);
   zkr_session_close(s);
-  finish_path(path);
+  th_finish_path(path);
 }
 
 /* --- 9. a predecessor leaves mid-queue ------------------------------------------------ */
@@ -467,11 +445,11 @@ static void test_faults_predecessor_leaves_mid_queue(void) {
     q[i].ord = &ord;
     q[i].rc = 99;
     pthread_create(&t[i], NULL, queued_main, &q[i]);
-    await_nodes(path, i + 2);
+    CU_ASSERT_TRUE(th_await_nodes(path, i + 2));
   }
   pthread_join(t[1], NULL);
   CU_ASSERT_EQUAL(q[1].rc, ZKR_ETIMEDOUT);
-  await_nodes(path, 3);
+  CU_ASSERT_TRUE(th_await_nodes(path, 3));
   CU_ASSERT_EQUAL(zkr_lock_release(h), ZKR_OK);
   pthread_join(t[0], NULL);
   pthread_join(t[2], NULL);
@@ -484,7 +462,7 @@ static void test_faults_predecessor_leaves_mid_queue(void) {
     zkr_lock_free(q[i].l);
   zkr_lock_free(h);
   zkr_session_close(s);
-  finish_path(path);
+  th_finish_path(path);
 }
 
 /* --- 10. hostile directory -------------------------------------------------------------- */

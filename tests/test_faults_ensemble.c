@@ -42,16 +42,6 @@ static zkr_session *open_on(const char *hosts, int timeout_ms) {
   return s;
 }
 
-typedef struct nodes_arg {
-  const char *path;
-  int want;
-} nodes_arg;
-
-static int nodes_are(void *arg) {
-  nodes_arg *a = arg;
-  return th_count_nodes(a->path) == a->want;
-}
-
 /* Holder keeps the lock through a leader kill; waiters stay out, then go on. */
 static void test_faults_ensemble_leader_killed(void) {
   char *path = th_path("fe-leader");
@@ -61,7 +51,6 @@ static void test_faults_ensemble_leader_killed(void) {
   pthread_t t[2];
   int i, leader;
   int64_t sid, released_at;
-  nodes_arg na = {path, 3};
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(hs);
   CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&hl, hs, path, NULL), ZKR_OK);
@@ -74,7 +63,7 @@ static void test_faults_ensemble_leader_killed(void) {
     w[i].rc = 99;
     pthread_create(&t[i], NULL, waiter_main, &w[i]);
   }
-  CU_ASSERT_TRUE(th_wait_until(nodes_are, &na, 10000));
+  CU_ASSERT_TRUE(th_await_nodes(path, 3));
   leader = th_ens_leader(ens);
   CU_ASSERT_TRUE_FATAL(leader > 0);
   CU_ASSERT_EQUAL(th_ens_kill(ens, leader), 0);
@@ -99,10 +88,7 @@ static void test_faults_ensemble_leader_killed(void) {
   zkr_lock_free(hl);
   zkr_session_close(hs);
   CU_ASSERT_EQUAL(th_ens_start_member(ens, leader), 0);
-  na.want = 0;
-  CU_ASSERT_TRUE(th_wait_until(nodes_are, &na, 10000));
-  th_delete_tree(path);
-  free(path);
+  th_finish_path(path);
 }
 
 /* The whole ensemble down and back within the session timeout: no grant
@@ -114,7 +100,6 @@ static void test_faults_ensemble_full_restart(void) {
   waiter w;
   pthread_t t;
   int64_t token_before = 0, token_after = 0;
-  nodes_arg na = {path, 2};
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(hs);
   CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&hl, hs, path, NULL), ZKR_OK);
@@ -125,7 +110,7 @@ static void test_faults_ensemble_full_restart(void) {
   CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&w.l, w.s, path, NULL), ZKR_OK);
   w.rc = 99;
   pthread_create(&t, NULL, waiter_main, &w);
-  CU_ASSERT_TRUE(th_wait_until(nodes_are, &na, 10000));
+  CU_ASSERT_TRUE(th_await_nodes(path, 2));
 
   CU_ASSERT_EQUAL(th_ens_stop_all(ens), 0);
   CU_ASSERT_EQUAL(w.rc, 99); /* no grant while down */
@@ -134,7 +119,7 @@ static void test_faults_ensemble_full_restart(void) {
   CU_ASSERT_EQUAL(zkr_lock_held(hl), 1);
   CU_ASSERT_EQUAL(zkr_lock_token(hl, &token_after), ZKR_OK);
   CU_ASSERT_EQUAL(token_before, token_after);
-  CU_ASSERT_TRUE(th_wait_until(nodes_are, &na, 20000)); /* nothing re-created, nothing lost */
+  CU_ASSERT_TRUE(th_await_nodes(path, 2)); /* nothing re-created, nothing lost */
   CU_ASSERT_EQUAL(zkr_lock_release(hl), ZKR_OK);
   pthread_join(t, NULL);
   CU_ASSERT_EQUAL(w.rc, ZKR_OK);
@@ -142,10 +127,7 @@ static void test_faults_ensemble_full_restart(void) {
   zkr_session_close(w.s);
   zkr_lock_free(hl);
   zkr_session_close(hs);
-  na.want = 0;
-  CU_ASSERT_TRUE(th_wait_until(nodes_are, &na, 10000));
-  th_delete_tree(path);
-  free(path);
+  th_finish_path(path);
 }
 
 int main(void) {

@@ -25,28 +25,6 @@ static zkr_lock *lock_on(zkr_session *s, const char *path, const zkr_lock_opts *
   return l;
 }
 
-typedef struct nodes_arg {
-  const char *path;
-  int want;
-} nodes_arg;
-
-static int nodes_are(void *arg) {
-  nodes_arg *a = arg;
-  return th_count_nodes(a->path) == a->want;
-}
-
-static void await_nodes(const char *path, int want) {
-  nodes_arg a = {path, want};
-  CU_ASSERT_TRUE(th_wait_until(nodes_are, &a, 10000));
-}
-
-static void done_path(char *path) {
-  await_nodes(path, 0);
-  CU_ASSERT_EQUAL(th_count_nodes(path), 0);
-  th_delete_tree(path);
-  free(path);
-}
-
 /* --- naming and data ----------------------------------------------------- */
 
 static void test_lock_node_name_and_data(void) {
@@ -91,7 +69,7 @@ static void test_lock_node_name_and_data(void) {
   zkr_lock_free(b);
   zkr_session_close(s);
   th_raw_close(raw);
-  done_path(path);
+  th_finish_path(path);
 }
 
 /* --- mutual exclusion ---------------------------------------------------- */
@@ -200,7 +178,7 @@ static void test_lock_mutual_exclusion(void) {
   CU_ASSERT_EQUAL(sh->entries, ME_PROCS * ME_THREADS * ME_ROUNDS);
   CU_ASSERT_EQUAL(atoi(buf), ME_PROCS * ME_THREADS * ME_ROUNDS); /* no lost update */
   munmap(sh, sizeof(*sh));
-  done_path(path);
+  th_finish_path(path);
 }
 
 /* --- FIFO ------------------------------------------------------------------- */
@@ -244,7 +222,7 @@ static void test_lock_fifo(void) {
     w[i].id = i;
     w[i].ctx = &ctx;
     pthread_create(&t[i], NULL, fifo_main, &w[i]);
-    await_nodes(path, i + 2); /* queued before the next one starts */
+    CU_ASSERT_TRUE(th_await_nodes(path, i + 2)); /* queued before the next one starts */
   }
   CU_ASSERT_EQUAL(zkr_lock_release(h), ZKR_OK);
   for (i = 0; i < 5; i++)
@@ -256,7 +234,7 @@ static void test_lock_fifo(void) {
   }
   zkr_lock_free(h);
   zkr_session_close(s);
-  done_path(path);
+  th_finish_path(path);
 }
 
 /* --- reentrancy, other threads ---------------------------------------------- */
@@ -312,7 +290,7 @@ static void test_lock_reentrancy(void) {
   CU_ASSERT_EQUAL(zkr_lock_valid_until(l), 0);
   zkr_lock_free(l);
   zkr_session_close(s);
-  done_path(path);
+  th_finish_path(path);
 }
 
 /* --- try and timeout ----------------------------------------------------------- */
@@ -342,7 +320,7 @@ static void test_lock_try_and_timeout(void) {
   zkr_lock_free(lb);
   zkr_session_close(a);
   zkr_session_close(b);
-  done_path(path);
+  th_finish_path(path);
 }
 
 /* --- herd ---------------------------------------------------------------------- */
@@ -468,7 +446,7 @@ static void test_lock_herd(void) {
     w[i].l = lock_on(w[i].s, path, NULL);
     pthread_create(&t[i], NULL, herd_main, &w[i]);
   }
-  await_nodes(path, HERD + 1);
+  CU_ASSERT_TRUE(th_await_nodes(path, HERD + 1));
   CU_ASSERT_TRUE(th_wait_until(all_watching, &hw, 10000));
   CU_ASSERT_EQUAL(watchers(hw.holder, &paths), 1); /* no node watched by two waiters */
   CU_ASSERT_EQUAL(zkr_lock_release(h), ZKR_OK);
@@ -495,7 +473,7 @@ static void test_lock_herd(void) {
   free(w);
   zkr_lock_free(h);
   zkr_session_close(s);
-  done_path(path);
+  th_finish_path(path);
 }
 
 /* --- tokens ---------------------------------------------------------------------- */
@@ -518,7 +496,7 @@ static void test_lock_token_increases(void) {
   }
   zkr_lock_free(l);
   zkr_session_close(s);
-  done_path(path);
+  th_finish_path(path);
 }
 
 /* --- validity, fenced writes, loss by deletion ---------------------------------------- */
@@ -569,7 +547,7 @@ static void test_lock_valid_until_and_multi(void) {
   zkr_session_close(s);
   th_raw_close(raw);
   free(data);
-  done_path(path);
+  th_finish_path(path);
 }
 
 static int node_watched(void *arg) {
@@ -606,7 +584,7 @@ static void test_lock_node_deleted_on_lost(void) {
   zkr_lock_free(other);
   zkr_session_close(s);
   th_raw_close(raw);
-  done_path(path);
+  th_finish_path(path);
 }
 
 /* --- free, session close ----------------------------------------------------------- */
@@ -628,7 +606,7 @@ static void test_lock_free_while_held(void) {
   CU_ASSERT_EQUAL(zkr_lock_held(l), 0);
   CU_ASSERT_EQUAL(zkr_lock_acquire(l, 0), ZKR_ESESSION);
   zkr_lock_free(l);
-  done_path(path);
+  th_finish_path(path);
 }
 
 /* --- participants ----------------------------------------------------------------- */
@@ -667,7 +645,7 @@ static void test_lock_participants(void) {
   zkr_lock_free(a);
   zkr_lock_free(b);
   zkr_session_close(s);
-  done_path(path);
+  th_finish_path(path);
 }
 
 /* --- bad input ------------------------------------------------------------------------ */

@@ -135,7 +135,9 @@ int zkr_election_is_leader(zkr_election *e) {
     return 0;
   mu = zkr__session_mutex(e->r.s);
   pthread_mutex_lock(mu);
-  leader = e->leader && e->c != NULL && zkr__contender_granted(e->c);
+  /* The truth, not the announcement: await() returning ZKR_OK implies it,
+   * while on_change(1) may still be on its way to the event thread. */
+  leader = e->c != NULL && zkr__contender_granted(e->c);
   pthread_mutex_unlock(mu);
   /* Our own clock decides at once, before the event thread notices. */
   return leader && zkr__now_ns() < zkr_session_valid_until(e->r.s);

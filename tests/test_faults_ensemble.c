@@ -130,9 +130,66 @@ static void test_faults_ensemble_full_restart(void) {
   th_finish_path(path);
 }
 
+typedef struct changes {
+  int ups, downs;
+} changes;
+
+static void on_change(zkr_election *e, int leader, void *arg) {
+  changes *c = arg;
+
+  (void)e;
+  __atomic_add_fetch(leader ? &c->ups : &c->downs, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Leadership stays put through a ZooKeeper leader kill when the session
+ * survives. */
+static void test_faults_ensemble_election_survives_leader_kill(void) {
+  char *path = th_path("fe-elect");
+  zkr_session *a = open_on(th_ens_hosts(ens), 10000), *b = open_on(th_ens_hosts(ens), 10000);
+  changes ca = {0, 0}, cb = {0, 0};
+  zkr_election_opts o;
+  zkr_election *ea = NULL, *eb = NULL;
+  int64_t epoch = 0, after = 0;
+  int i, zk_leader;
+
+  memset(&o, 0, sizeof(o));
+  o.on_change = on_change;
+  o.arg = &ca;
+  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&ea, a, path, &o), ZKR_OK);
+  o.arg = &cb;
+  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&eb, b, path, &o), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_join(ea), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(zkr_election_await(ea, 10000), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_join(eb), ZKR_OK);
+  CU_ASSERT_TRUE(th_await_nodes(path, 2));
+  zkr_election_epoch(ea, &epoch);
+  zk_leader = th_ens_leader(ens);
+  CU_ASSERT_TRUE_FATAL(zk_leader > 0);
+  CU_ASSERT_EQUAL(th_ens_kill(ens, zk_leader), 0);
+  for (i = 0; i < 400 && th_ens_leader(ens) <= 0; i++)
+    usleep(25000);
+  CU_ASSERT_TRUE(th_ens_leader(ens) > 0);
+  CU_ASSERT_EQUAL(zkr_election_is_leader(ea), 1);
+  CU_ASSERT_EQUAL(zkr_election_is_leader(eb), 0);
+  CU_ASSERT_EQUAL(zkr_election_epoch(ea, &after), ZKR_OK);
+  CU_ASSERT_EQUAL(after, epoch); /* same term */
+  CU_ASSERT_EQUAL(ca.downs, 0);
+  CU_ASSERT_EQUAL(cb.ups, 0);
+  CU_ASSERT_EQUAL(th_ens_start_member(ens, zk_leader), 0);
+  zkr_election_free(ea);
+  zkr_election_free(eb);
+  zkr_session_close(a);
+  zkr_session_close(b);
+  CU_ASSERT_EQUAL(ca.ups, 1);
+  CU_ASSERT_EQUAL(ca.downs, 1);
+  th_finish_path(path);
+}
+
 int main(void) {
   static const th_test tests[] = {{"test_faults_ensemble_leader_killed", test_faults_ensemble_leader_killed},
                                   {"test_faults_ensemble_full_restart", test_faults_ensemble_full_restart},
+                                  {"test_faults_ensemble_election_survives_leader_kill",
+                                   test_faults_ensemble_election_survives_leader_kill},
                                   {NULL, NULL}};
   int rc;
 

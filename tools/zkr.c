@@ -365,7 +365,12 @@ static int cmd_elect(const global *g, int argc, char **argv) {
     int64_t ep = 0;
     sv_hold h = {leading, e, lost_pipe[0], "leadership"};
 
-    zkr_election_epoch(e, &ep);
+    if (zkr_election_epoch(e, &ep) != ZKR_OK) { /* lost between await and here */
+      fprintf(stderr, "zkr: leadership lost before the command started\n");
+      zkr_election_free(e);
+      zkr_session_close(s);
+      return ZKR_TOOL_LOST;
+    }
     snprintf(epoch, sizeof(epoch), "ZKR_EPOCH=%" PRId64, ep);
     if (asprintf(&envp_path, "ZKR_ELECTION_PATH=%s", path) < 0)
       return ZKR_TOOL_SOFTWARE;

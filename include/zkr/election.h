@@ -57,7 +57,10 @@ ZKR_EXTERN int zkr_election_join(zkr_election *e);
  * participating), ZKR_ESESSION, ZKR_ELOST, ZKR_ECLOSED. */
 ZKR_EXTERN int zkr_election_await(zkr_election *e, int timeout_ms);
 
-/* 1 while this participant leads and its validity deadline has not passed. */
+/* 1 while this participant leads and its validity deadline has not passed:
+ * from the moment zkr_election_await() returns ZKR_OK (on_change(1) may be
+ * delivered a moment later) until the term ends (on_change(0) may follow a
+ * moment later). Never blocks. */
 ZKR_EXTERN int zkr_election_is_leader(zkr_election *e);
 
 /* Stores this participant's term epoch in *epoch. Returns ZKR_OK or

@@ -1,0 +1,654 @@
+#!/usr/bin/env bash
+# End-to-end tests of the zkr tool (tools/zkr) against a real ZooKeeper.
+#
+#   ZKR_TEST_HOSTS=127.0.0.1:PORT tests/test_cli.sh [CASE...]   (normally via tests/with-zk.sh)
+#
+# zkr is ${top_builddir:-.}/tools/zkr; CASE names (e.g. `leader help`) run only those cases.
+#
+# Each case is a function test_cli_<behaviour>; it prints "PASS: name" or
+# "FAIL: name: reason", and the last line is "N passed, M failed". Exit 1 if
+# any case failed, or if $ZKR_TEST_HOSTS is unset (a missing server is a
+# failure, never a skip). Each case uses its own lock path
+# /zkr-test/cli-$$-<case> and must leave no participant behind; every process
+# started here is ended by the EXIT trap whatever happens.
+#
+# Waiting is done with `await CMD TIMEOUT_S` (polls every 25 ms), never with
+# a fixed sleep, except where the absence of an event is checked (the elect
+# case gives a non-leader 0.3 s to wrongly start its command).
+
+# The single-quoted commands given to await and sh -c expand later, on purpose.
+# shellcheck disable=SC2016
+set -u
+
+ZKR=${top_builddir:-.}/tools/zkr
+HOSTS=${ZKR_TEST_HOSTS:-}
+BASE=/zkr-test/cli-$$
+
+if [ -z "$HOSTS" ]; then
+  echo "FAIL: setup: ZKR_TEST_HOSTS is not set (run through tests/with-zk.sh)"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+if [ ! -x "$ZKR" ]; then
+  echo "FAIL: setup: $ZKR not found or not executable (run make first)"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+unset ZKR_HOSTS # every call names the server explicitly
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/zkr-cli.XXXXXX") || exit 1
+
+# --- helpers -----------------------------------------------------------------
+
+ALL_BG=()  # every background pid started by this script
+CASE_BG=() # the background pids of the running case
+P=""       # the running case's lock path
+dir=""     # the running case's scratch directory
+REASON=""  # why the running case failed
+
+# Informational lines ("# ...") go to the original stderr (fd 3); each
+# case's own stderr (zkr's messages, bash's job notices) is kept in
+# DIR/stderr and shown only when the case fails.
+exec 3>&2
+info() { echo "# $*" >&3; }
+
+# For foreground calls only: with & the pid would be a subshell's, so
+# background runs call "$ZKR" directly and $! is zkr's own pid (the libtool
+# wrapper execs the real binary).
+zk() { "$ZKR" --hosts "$HOSTS" "$@"; }
+
+track() {
+  ALL_BG+=("$1")
+  CASE_BG+=("$1")
+}
+
+now_ms() {
+  local t=${EPOCHREALTIME//[!0-9]/} # microseconds, whatever the locale's decimal point
+  echo $((10#$t / 1000))
+}
+
+# 1500 -> "1.500"
+to_s() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }
+
+# "1.5" -> 1500
+to_ms() {
+  local s=$1 i f=""
+  i=${s%%.*}
+  [[ $s == *.* ]] && f=${s#*.}
+  f=${f}000
+  echo $((10#${i:-0} * 1000 + 10#${f:0:3}))
+}
+
+# await CMD TIMEOUT_S: evaluates CMD every 25 ms until it succeeds (0) or
+# TIMEOUT_S seconds have passed (1).
+await() {
+  local cmd=$1 deadline
+  deadline=$(($(now_ms) + $(to_ms "$2")))
+  while :; do
+    eval "$cmd" && return 0
+    [ "$(now_ms)" -ge "$deadline" ] && return 1
+    sleep 0.025
+  done
+}
+
+# 0 if process $1 no longer runs (absent, or a zombie nobody has reaped yet:
+# kill -0 still succeeds on a zombie).
+gone() {
+  local st
+  read -r st 2>/dev/null </proc/"$1"/stat || return 0
+  st=${st##*) }
+  [ "${st:0:1}" = Z ]
+}
+
+all_gone() {
+  local p
+  for p in "$@"; do gone "$p" || return 1; done
+  return 0
+}
+
+descendants() {
+  local c
+  for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    echo "$c"
+    descendants "$c"
+  done
+}
+
+# Ends processes (and their descendants) that are still running: CONT+TERM,
+# up to 2 s, then KILL. TERM lets a zkr forward it and release its node.
+stop_pids() {
+  local p victims=()
+  for p in "$@"; do
+    gone "$p" && continue
+    victims+=("$p")
+    mapfile -t -O ${#victims[@]} victims < <(descendants "$p")
+  done
+  [ ${#victims[@]} -eq 0 ] && return 0
+  kill -CONT "${victims[@]}" 2>/dev/null
+  kill -TERM "${victims[@]}" 2>/dev/null
+  await 'all_gone "${victims[@]}"' 2 || kill -KILL "${victims[@]}" 2>/dev/null
+  return 0
+}
+
+# Commands run by zkr lead their own process group and write their pid to
+# DIR/*.pid: killing those groups also ends grandchildren they left behind
+# (e.g. a `sleep &` that ignores SIGINT).
+kill_groups() {
+  local f pg
+  for f in "$1"/*.pid; do
+    [ -f "$f" ] || continue
+    pg=$(cat "$f" 2>/dev/null)
+    [[ $pg =~ ^[0-9]+$ ]] && kill -KILL -- "-$pg" 2>/dev/null
+  done
+  return 0
+}
+
+cleanup() {
+  stop_pids "${ALL_BG[@]}"
+  [ -d "$WORK" ] && for d in "$WORK"/*/; do kill_groups "$d"; done
+  wait 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+fail() {
+  REASON=$*
+  return 1
+}
+
+# expect_rc WHAT WANT GOT
+expect_rc() {
+  [ "$3" = "$2" ] || fail "$1: exit status $3, expected $2"
+}
+
+# Number of participants at path $1 (-1 if status fails).
+nparts() {
+  local out
+  out=$(zk status --json "$1" 2>/dev/null) || {
+    echo -1
+    return
+  }
+  grep -o '"role":' <<<"$out" | wc -l
+}
+
+no_participants() {
+  local out
+  out=$(zk status --json "$1" 2>/dev/null) && [[ $out == *'"participants":[]'* ]]
+}
+
+file_has_line() { [ -f "$1" ] && grep -qx -- "$2" "$1"; }
+
+# await_start FILE PID WHAT: waits up to 10 s for FILE (written by the
+# command of the zkr with PID); on failure says how that zkr ended.
+await_start() {
+  # shellcheck disable=SC2034 # file is read by the await below
+  local file=$1 zkr_pid=$2
+  await '[ -s "$file" ]' 10 && return 0
+  if gone "$zkr_pid"; then
+    fail "$3 did not start: zkr exited with status $(waitrc "$zkr_pid")"
+  else
+    fail "$3 did not start within 10 s"
+  fi
+}
+
+# waitrc PID: exit status of a finished background process.
+waitrc() {
+  wait "$1" 2>/dev/null
+  echo $?
+}
+
+# --- cases ---------------------------------------------------------------------
+
+# 6 workers x 3 runs of zkr lock on one path: never two commands at once.
+test_cli_mutual_exclusion() {
+  local i pids=() n bad
+  for _ in 1 2 3 4 5 6; do
+    (
+      for i in 1 2 3; do
+        "$ZKR" --hosts "$HOSTS" lock -w 30 "$P" -- sh -c \
+          'set -o noclobber; : > "$1/marker" || exit 99; sleep 0.05; rm "$1/marker"; echo x >> "$1/count"' \
+          sh "$dir"
+        echo $? >>"$dir/rc"
+      done
+    ) &
+    pids+=($!)
+    track $!
+  done
+  await 'all_gone "${pids[@]}"' 40 || fail "workers still running after 40 s" || return 1
+  n=$(wc -l <"$dir/rc")
+  [ "$n" -eq 18 ] || fail "$n exit statuses recorded, expected 18" || return 1
+  bad=$(grep -vx 0 "$dir/rc" | sort | uniq -c | awk '{printf "%s x %s, ", $1, $2}')
+  [ -z "$bad" ] || fail "non-zero exit statuses (count x status): ${bad}99 = two commands ran at once" || return 1
+  n=0
+  [ -f "$dir/count" ] && n=$(wc -l <"$dir/count")
+  [ "$n" -eq 18 ] || fail "count has $n lines, expected 18"
+}
+
+# -n, -E, -w on a held lock; -w on a lock freed while waiting.
+test_cli_nonblock_and_wait() {
+  local zpid rc t0 el
+  "$ZKR" --hosts "$HOSTS" lock "$P" -- sh -c 'echo $$ > "$1/holder.pid"; exec sleep 30' sh "$dir" &
+  zpid=$!
+  track $zpid
+  await_start "$dir/holder.pid" $zpid "holder's command" || return 1
+
+  t0=$(now_ms)
+  zk lock -n "$P" -- touch "$dir/ran"
+  rc=$? el=$(($(now_ms) - t0))
+  expect_rc "-n on a held lock" 1 $rc || return 1
+  [ $el -lt 2000 ] || fail "-n took $el ms, expected < 2000" || return 1
+
+  zk lock -n -E 7 "$P" -- touch "$dir/ran"
+  expect_rc "-n -E 7 on a held lock" 7 $? || return 1
+
+  t0=$(now_ms)
+  zk lock -w 0.5 "$P" -- touch "$dir/ran"
+  rc=$? el=$(($(now_ms) - t0))
+  expect_rc "-w 0.5 on a held lock" 1 $rc || return 1
+  [ $el -ge 500 ] && [ $el -lt 2500 ] || fail "-w 0.5 gave up after $el ms, expected 500..2500" || return 1
+  [ ! -e "$dir/ran" ] || fail "a command ran although the lock was held" || return 1
+
+  kill -TERM $zpid
+  await 'gone $zpid' 5 || fail "holder did not end on SIGTERM" || return 1
+  expect_rc "holder ended by SIGTERM" 143 "$(waitrc $zpid)" || return 1
+
+  # A holder that frees the lock after ~0.3 s; the waiter gets it.
+  "$ZKR" --hosts "$HOSTS" lock "$P" -- sh -c 'echo $$ > "$1/short.pid"; sleep 0.3' sh "$dir" &
+  zpid=$!
+  track $zpid
+  await_start "$dir/short.pid" $zpid "short holder" || return 1
+  t0=$(now_ms)
+  zk lock -w 5 "$P" -- sh -c 'echo ran > "$1/ran"' sh "$dir"
+  rc=$? el=$(($(now_ms) - t0))
+  expect_rc "-w 5 on a lock freed after 0.3 s" 0 $rc || return 1
+  file_has_line "$dir/ran" ran || fail "-w 5: command did not run" || return 1
+  await 'gone $zpid' 5 || fail "short holder did not end" || return 1
+  expect_rc "short holder" 0 "$(waitrc $zpid)" || return 1
+  info "  -w 5 acquired after $el ms"
+}
+
+test_cli_exit_status() {
+  zk lock "$P" -- sh -c 'exit 3'
+  expect_rc "command exiting 3" 3 $? || return 1
+  zk lock "$P" -- sh -c 'exit 0'
+  expect_rc "command exiting 0" 0 $? || return 1
+  zk lock "$P" -- sh -c 'kill -9 $$'
+  expect_rc "command killed by SIGKILL" 137 $? || return 1
+  zk lock "$P" -- sh -c 'kill -TERM $$'
+  expect_rc "command killed by SIGTERM" 143 $? || return 1
+  zk lock "$P" -- /nonexistent/command 2>/dev/null
+  expect_rc "command not found" 127 $?
+}
+
+test_cli_environment() {
+  local out lp node tok tok2 re
+  out=$(zk lock "$P" -- sh -c 'printf "%s\n%s\n%s\n" "$ZKR_LOCK_PATH" "$ZKR_LOCK_NODE" "$ZKR_FENCING_TOKEN"')
+  expect_rc "first run" 0 $? || return 1
+  {
+    read -r lp
+    read -r node
+    read -r tok
+  } <<<"$out"
+  [ "$lp" = "$P" ] || fail "ZKR_LOCK_PATH='$lp', expected '$P'" || return 1
+  re="^$P/_c_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-lock-[0-9]{10}\$"
+  [[ $node =~ $re ]] || fail "ZKR_LOCK_NODE='$node' is not $P/_c_<uuid>-lock-<10 digits>" || return 1
+  [[ $tok =~ ^[0-9]+$ ]] || fail "ZKR_FENCING_TOKEN='$tok' is not an integer" || return 1
+  tok2=$(zk lock "$P" -- sh -c 'echo "$ZKR_FENCING_TOKEN"')
+  expect_rc "second run" 0 $? || return 1
+  [[ $tok2 =~ ^[0-9]+$ ]] || fail "second ZKR_FENCING_TOKEN='$tok2' is not an integer" || return 1
+  [ "$tok2" -gt "$tok" ] || fail "tokens did not increase: $tok then $tok2"
+}
+
+# A holder paused past its session: the lock goes to another, and when the
+# holder resumes zkr stops its command and exits 75.
+test_cli_lost_lock_kills_command() {
+  local zpid cpid rc t0 el
+  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 lock "$P" -- \
+    sh -c 'echo $$ > "$1/child.pid"; exec sleep 60' sh "$dir" 2>"$dir/first.err" &
+  zpid=$!
+  track $zpid
+  await_start "$dir/child.pid" $zpid "first holder's command" || return 1
+  cpid=$(cat "$dir/child.pid")
+  kill -STOP $zpid
+
+  t0=$(now_ms)
+  zk lock -w 15 "$P" -- sh -c 'echo ran > "$1/second"' sh "$dir"
+  rc=$? el=$(($(now_ms) - t0))
+  kill -CONT $zpid
+  expect_rc "second lock while the first holder is paused" 0 $rc || return 1
+  file_has_line "$dir/second" ran || fail "second command did not run" || return 1
+
+  t0=$(now_ms)
+  await 'gone $zpid' 8 || fail "paused holder still running 8 s after SIGCONT" || return 1
+  expect_rc "resumed holder" 75 "$(waitrc $zpid)" || return 1
+  info "  second acquired after $(to_s $el) s; resumed holder exited after $(to_s $(($(now_ms) - t0))) s"
+  await 'gone $cpid' 2 || fail "the first holder's command (pid $cpid) is still alive" || return 1
+  grep -q lost "$dir/first.err" || fail "no 'lost' message on stderr: $(cat "$dir/first.err")"
+}
+
+# Signal $1 sent to zkr reaches the command (which exits 42 on it), zkr
+# exits with the command's status and the lock is free afterwards. $2 runs
+# zkr (e.g. "env --default-signal=INT").
+signal_forward() {
+  local sig=$1 zpid
+  shift
+  "$@" "$ZKR" --hosts "$HOSTS" lock "$P" -- \
+    sh -c 'trap "exit 42" '"$sig"'; echo $$ > "$1/child.pid"; sleep 30 & wait' sh "$dir" &
+  zpid=$!
+  track $zpid
+  await_start "$dir/child.pid" $zpid "command" || return 1
+  kill -"$sig" $zpid
+  await 'gone $zpid' 5 || fail "zkr still running 5 s after SIG$sig" || return 1
+  expect_rc "zkr sent SIG$sig" 42 "$(waitrc $zpid)" || return 1
+  kill_groups "$dir" # the command's `sleep 30 &` (it ignores SIGINT)
+  zk lock -n "$P" -- true
+  expect_rc "lock -n after the holder ended" 0 $?
+}
+
+test_cli_signal_forward_term() { signal_forward TERM; }
+
+# Bash starts background jobs with SIGINT ignored when job control is off,
+# and the command would inherit that (a shell cannot trap a signal ignored at
+# its start). `env --default-signal=INT` restores the default and execs zkr,
+# so $! is still zkr's pid.
+test_cli_signal_forward_int() { signal_forward INT env --default-signal=INT; }
+
+test_cli_signal_forward_hup() { signal_forward HUP; }
+
+# A signal to a zkr still waiting in the queue ends it at once (128+N) and
+# removes its node; the holder is untouched.
+test_cli_signal_while_waiting() {
+  local hpid wpid
+  "$ZKR" --hosts "$HOSTS" lock "$P" -- sh -c 'echo $$ > "$1/holder.pid"; exec sleep 30' sh "$dir" &
+  hpid=$!
+  track $hpid
+  await_start "$dir/holder.pid" $hpid "holder's command" || return 1
+  "$ZKR" --hosts "$HOSTS" lock "$P" -- touch "$dir/ran" &
+  wpid=$!
+  track $wpid
+  await '[ "$(nparts "$P")" = 2 ]' 10 || fail "waiter did not queue" || return 1
+  kill -TERM $wpid
+  await 'gone $wpid' 3 || fail "waiting zkr still running 3 s after SIGTERM" || return 1
+  expect_rc "waiting zkr sent SIGTERM" 143 "$(waitrc $wpid)" || return 1
+  [ ! -e "$dir/ran" ] || fail "the waiter's command ran" || return 1
+  [ "$(nparts "$P")" = 1 ] || fail "$(nparts "$P") participants after the waiter left, expected 1" || return 1
+  gone $hpid && fail "the holder ended too" && return 1
+  kill -TERM $hpid
+  await 'gone $hpid' 5 || fail "holder did not end on SIGTERM" || return 1
+  expect_rc "holder ended by SIGTERM" 143 "$(waitrc $hpid)"
+}
+
+test_cli_sigkill_kills_command() {
+  local zpid cpid
+  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 lock "$P" -- \
+    sh -c 'echo $$ > "$1/child.pid"; exec sleep 60' sh "$dir" &
+  zpid=$!
+  track $zpid
+  await_start "$dir/child.pid" $zpid "command" || return 1
+  cpid=$(cat "$dir/child.pid")
+  kill -KILL $zpid
+  await 'gone $cpid' 3 || fail "command (pid $cpid) still alive 3 s after zkr got SIGKILL" || return 1
+  waitrc $zpid >/dev/null
+  # The dead session's node goes when the session expires (2 s).
+  await 'no_participants "$P"' 10 || fail "node of the killed zkr still there after 10 s"
+}
+
+test_cli_status_queue() {
+  local hpid w1 w2 out rc
+  "$ZKR" --hosts "$HOSTS" lock --id holder-$$ "$P" -- \
+    sh -c 'echo $$ > "$1/holder.pid"; exec sleep 30' sh "$dir" &
+  hpid=$!
+  track $hpid
+  await_start "$dir/holder.pid" $hpid "holder's command" || return 1
+  "$ZKR" --hosts "$HOSTS" lock --id waiter1-$$ "$P" -- true &
+  w1=$!
+  track $w1
+  await '[ "$(nparts "$P")" = 2 ]' 10 || fail "first waiter did not queue" || return 1
+  "$ZKR" --hosts "$HOSTS" lock --id waiter2-$$ "$P" -- true &
+  w2=$!
+  track $w2
+  await '[ "$(nparts "$P")" = 3 ]' 10 || fail "second waiter did not queue" || return 1
+
+  out=$(zk status --json "$P")
+  expect_rc "status --json" 0 $? || return 1
+  out=$(/usr/bin/python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+want = list(zip(["holder", "waiter", "waiter"], sys.argv[2:]))
+got = [(p["role"], p["id"]) for p in d["participants"]]
+if d["path"] != sys.argv[5]:
+    print("path %r" % d["path"]); sys.exit(1)
+if got != want:
+    print("participants %r, expected %r" % (got, want)); sys.exit(1)
+toks = [p["token"] for p in d["participants"]]
+if not all(isinstance(t, int) for t in toks) or toks != sorted(toks):
+    print("tokens %r not increasing integers" % toks); sys.exit(1)
+' "$out" holder-$$ waiter1-$$ waiter2-$$ "$P" 2>&1)
+  rc=$?
+  [ $rc -eq 0 ] || fail "status --json: $out" || return 1
+
+  out=$(zk status "$P")
+  expect_rc "status" 0 $? || return 1
+  [ "$(wc -l <<<"$out")" -eq 4 ] || fail "plain status printed $(wc -l <<<"$out") lines, expected header + 3" || return 1
+  [[ $(sed -n 1p <<<"$out") == ROLE* ]] || fail "plain status header: $(sed -n 1p <<<"$out")" || return 1
+  [[ $(sed -n 2p <<<"$out") =~ ^holder\ +holder-$$\  ]] &&
+    [[ $(sed -n 3p <<<"$out") =~ ^waiter\ +waiter1-$$\  ]] &&
+    [[ $(sed -n 4p <<<"$out") =~ ^waiter\ +waiter2-$$\  ]] || fail "plain status rows: $out" || return 1
+
+  kill -TERM $hpid
+  await 'all_gone $hpid $w1 $w2' 10 || fail "holder and waiters did not all finish" || return 1
+  expect_rc "holder ended by SIGTERM" 143 "$(waitrc $hpid)" || return 1
+  expect_rc "first waiter" 0 "$(waitrc $w1)" || return 1
+  expect_rc "second waiter" 0 "$(waitrc $w2)"
+}
+
+test_cli_leader() {
+  local zpid out rc
+  "$ZKR" --hosts "$HOSTS" elect --id alpha "$P" -- sleep 30 &
+  zpid=$!
+  track $zpid
+  await '[ "$(zk leader "$P" 2>/dev/null)" = alpha ] || gone $zpid' 10 || fail "zkr leader never printed alpha" || return 1
+  gone $zpid && fail "zkr elect ended early, status $(waitrc $zpid)" && return 1
+  out=$(zk leader "$P-empty" 2>/dev/null)
+  rc=$?
+  expect_rc "leader on an empty path" 1 $rc || return 1
+  [ -z "$out" ] || fail "leader on an empty path printed '$out'" || return 1
+  gone $zpid && fail "zkr elect ended while leading, status $(waitrc $zpid)" && return 1
+  kill -TERM $zpid
+  await 'gone $zpid' 5 || fail "elect did not end on SIGTERM" || return 1
+  expect_rc "elect ended by SIGTERM" 143 "$(waitrc $zpid)" || return 1
+  out=$(zk leader "$P" 2>/dev/null)
+  expect_rc "leader after the only participant left" 1 $?
+}
+
+test_cli_elect_runs_only_leader() {
+  local p1 p2 out
+  local cmd='echo "$1" >> "$2/out"; echo $$ > "$2/$1.pid"; exec sleep 30'
+  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 elect --id e1 "$P" -- sh -c "$cmd" sh e1 "$dir" &
+  p1=$!
+  track $p1
+  await_start "$dir/e1.pid" $p1 "first participant's command" || return 1
+  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 elect --id e2 "$P" -- sh -c "$cmd" sh e2 "$dir" &
+  p2=$!
+  track $p2
+  await '[ "$(nparts "$P")" = 2 ]' 10 || fail "second participant did not join" || return 1
+  sleep 0.3 # the one fixed wait: give a non-leader time to (wrongly) start
+  gone $p1 && fail "e1's zkr ended while leading, status $(waitrc $p1)" && return 1
+  out=$(tr '\n' ' ' <"$dir/out")
+  [ "$out" = "e1 " ] || fail "while e1 leads, out has: $out" || return 1
+  [ "$(zk leader "$P" 2>/dev/null)" = e1 ] || fail "zkr leader does not print e1" || return 1
+
+  kill -KILL $p1
+  await 'file_has_line "$dir/out" e2 || gone $p2' 10 || fail "e2 did not take over within 10 s of e1's SIGKILL" || return 1
+  file_has_line "$dir/out" e2 || fail "e2's zkr ended without running its command, status $(waitrc $p2)" || return 1
+  out=$(tr '\n' ' ' <"$dir/out")
+  [ "$out" = "e1 e2 " ] || fail "after failover, out has: $out" || return 1
+  await 'gone "$(cat "$dir/e1.pid")"' 3 || fail "e1's command still alive after its zkr was killed" || return 1
+  waitrc $p1 >/dev/null
+  kill -TERM $p2
+  await 'gone $p2' 5 || fail "e2 did not end on SIGTERM" || return 1
+  expect_rc "e2 ended by SIGTERM" 143 "$(waitrc $p2)"
+}
+
+# ZKR_ELECTION_PATH and ZKR_EPOCH (the term's fencing token: a positive
+# integer that grows from term to term). Repeated 20 times: each run also
+# checks that a command started right after winning is not stopped as if
+# leadership had been lost.
+test_cli_elect_environment() {
+  local i out path ep prev=0
+  for i in $(seq 20); do
+    out=$(zk elect --id "env-$i" "$P" -- sh -c 'echo "$ZKR_ELECTION_PATH" "$ZKR_EPOCH"')
+    expect_rc "run $i of elect" 0 $? || return 1
+    read -r path ep <<<"$out"
+    [ "$path" = "$P" ] || fail "run $i: ZKR_ELECTION_PATH='$path', expected '$P'" || return 1
+    [[ $ep =~ ^[0-9]+$ ]] && [ "$ep" -gt "$prev" ] ||
+      fail "run $i: ZKR_EPOCH='$ep' after '$prev', expected a larger positive integer" || return 1
+    prev=$ep
+  done
+}
+
+test_cli_unreachable_hosts() {
+  local rc t0 el
+  t0=$(now_ms)
+  "$ZKR" --hosts 127.0.0.1:1 --connect-timeout 1000 lock "$P" -- touch "$dir/ran" 2>"$dir/err"
+  rc=$? el=$(($(now_ms) - t0))
+  expect_rc "lock with an unreachable server" 69 $rc || return 1
+  [ $el -lt 3000 ] || fail "gave up after $el ms, expected < 3000" || return 1
+  [ -s "$dir/err" ] || fail "no message on stderr" || return 1
+  [ ! -e "$dir/ran" ] || fail "command ran without a lock" || return 1
+  "$ZKR" --hosts 127.0.0.1:1 --connect-timeout 1000 status "$P" >/dev/null 2>&1
+  expect_rc "status with an unreachable server" 69 $? || return 1
+  "$ZKR" --hosts 'bad host' status "$P" 2>"$dir/err"
+  expect_rc "--hosts 'bad host'" 64 $? || return 1
+  [ -s "$dir/err" ] || fail "no message on stderr for a bad --hosts"
+}
+
+test_cli_usage_errors() {
+  local args what
+  # Each entry: a description, then the arguments (one string, word-split).
+  while IFS='|' read -r what args; do
+    [ -n "$what" ] || continue
+    # shellcheck disable=SC2086 # the arguments are meant to be split
+    zk $args >/dev/null 2>"$dir/err"
+    expect_rc "$what (zkr $args)" 64 $? || return 1
+    [ -s "$dir/err" ] || fail "$what: no message on stderr" || return 1
+  done <<EOF
+no subcommand|
+unknown subcommand|frobnicate $P
+lock without PATH|lock
+lock without COMMAND|lock $P
+lock with -- but no COMMAND|lock $P --
+lock -w not a number|lock -w abc $P -- touch $dir/ran
+lock -w negative|lock -w -1 $P -- touch $dir/ran
+lock -E out of range|lock -E 300 $P -- touch $dir/ran
+lock unknown option|lock --frobnicate $P -- touch $dir/ran
+elect without COMMAND|elect $P
+status without PATH|status
+status with two PATHs|status $P $P
+leader without PATH|leader
+bad --session-timeout|--session-timeout x status $P
+EOF
+  [ ! -e "$dir/ran" ] || fail "a command ran despite a usage error"
+}
+
+test_cli_help() {
+  local args
+  for args in "--help" "lock --help" "elect --help" "status --help" "leader --help"; do
+    # shellcheck disable=SC2086
+    zk $args >"$dir/out" 2>&1
+    expect_rc "zkr $args" 0 $? || return 1
+    grep -q '^usage: zkr' "$dir/out" || fail "zkr $args printed no usage: $(head -c 200 "$dir/out")" || return 1
+  done
+}
+
+# ls of / and /zookeeper through the Debian package's zkCli (one JVM start).
+zk_ls() {
+  printf 'ls /\nls /zookeeper\nquit\n' |
+    /usr/share/zookeeper/bin/zkCli.sh -server "$HOSTS" 2>/dev/null | grep '^\['
+}
+
+test_cli_bad_lock_path() {
+  local before after
+  before=$(zk_ls)
+  [ -n "$before" ] || fail "zkCli.sh could not list the tree" || return 1
+  zk lock relative -- touch "$dir/ran" 2>"$dir/err"
+  expect_rc "lock relative" 64 $? || return 1
+  [ -s "$dir/err" ] || fail "lock relative: no message on stderr" || return 1
+  zk lock /zookeeper/x -- touch "$dir/ran" 2>"$dir/err"
+  expect_rc "lock /zookeeper/x" 64 $? || return 1
+  zk elect /zookeeper/x -- touch "$dir/ran" 2>"$dir/err"
+  expect_rc "elect /zookeeper/x" 64 $? || return 1
+  [ ! -e "$dir/ran" ] || fail "a command ran on a bad path" || return 1
+  after=$(zk_ls)
+  # Line 1 lists /, line 2 /zookeeper. Only the latter is compared whole:
+  # / may change under us (container nodes of other cases come and go).
+  [ "$(sed -n 2p <<<"$before")" = "$(sed -n 2p <<<"$after")" ] ||
+    fail "/zookeeper changed: $(sed -n 2p <<<"$before") -> $(sed -n 2p <<<"$after")" || return 1
+  [[ $(sed -n 1p <<<"$after") != *relative* ]] || fail "/relative was created"
+}
+
+# --- runner ----------------------------------------------------------------------
+
+PASSED=0
+FAILED=0
+
+run_case() {
+  local name=$1 t0 ok=1
+  P=$BASE-$name
+  dir=$WORK/$name
+  mkdir -p "$dir"
+  REASON=""
+  CASE_BG=()
+  t0=$(now_ms)
+  "test_cli_$name" 2>"$dir/stderr" || ok=0
+  [ $ok -eq 1 ] || [ -n "$REASON" ] || REASON="failed (no reason given)"
+  # Whatever the outcome, end what the case started before the next one.
+  stop_pids "${CASE_BG[@]}"
+  kill_groups "$dir"
+  if ! await 'no_participants "$P"' 12; then
+    [ $ok -eq 1 ] && REASON="participants left behind at $P: $(zk status "$P" 2>&1 | tail -n +2 | tr '\n' ' ')"
+    ok=0
+  fi
+  if [ $ok -eq 1 ]; then
+    echo "PASS: $name"
+    PASSED=$((PASSED + 1))
+  else
+    echo "FAIL: $name: $REASON"
+    FAILED=$((FAILED + 1))
+    sed 's/^/#   stderr: /' "$dir/stderr" >&3
+  fi
+  info "  $name: $(to_s $(($(now_ms) - t0))) s"
+}
+
+CASES=(
+  mutual_exclusion
+  nonblock_and_wait
+  exit_status
+  environment
+  lost_lock_kills_command
+  signal_forward_term
+  signal_forward_int
+  signal_forward_hup
+  signal_while_waiting
+  sigkill_kills_command
+  status_queue
+  leader
+  elect_runs_only_leader
+  elect_environment
+  unreachable_hosts
+  usage_errors
+  help
+  bad_lock_path
+)
+# Arguments, if any, name the cases to run (e.g. `test_cli.sh leader help`).
+[ $# -gt 0 ] && CASES=("$@")
+T_START=$(now_ms)
+for c in "${CASES[@]}"; do
+  run_case "$c"
+done
+info "total: $(to_s $(($(now_ms) - T_START))) s against $HOSTS"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

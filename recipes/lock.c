@@ -93,7 +93,7 @@ static void acquire_cancelled(void *arg) {
   zkr_lock *l = cu->l;
 
   if (zkr__contender_withdraw(cu->h->c) == ZKR_OK)
-    zkr__contender_release(cu->h->c);
+    zkr__contender_release(cu->h->c, 1);
   unlink_hold(l, cu->h);
   if (--l->acquiring == 0)
     pthread_cond_broadcast(&l->cond);
@@ -171,10 +171,10 @@ int zkr_lock_acquire(zkr_lock *l, int timeout_ms) {
     if (granted && rc == ZKR_ETIMEDOUT)
       rc = ZKR_OK;
     else if (granted)
-      zkr__contender_release(h->c);
+      zkr__contender_release(h->c, 1);
   }
   if (rc == ZKR_OK && l->freeing) {
-    zkr__contender_release(h->c);
+    zkr__contender_release(h->c, 1);
     rc = ZKR_ECLOSED;
   }
   if (rc == ZKR_OK)
@@ -188,7 +188,7 @@ int zkr_lock_acquire(zkr_lock *l, int timeout_ms) {
   return rc;
 }
 
-int zkr_lock_release(zkr_lock *l) {
+static int release(zkr_lock *l, int wait) {
   pthread_mutex_t *mu;
   hold *h;
   int rc = ZKR_OK;
@@ -202,15 +202,23 @@ int zkr_lock_release(zkr_lock *l) {
     rc = ZKR_ENOTHELD;
   } else if (!zkr__contender_granted(h->c)) {
     /* Lost meanwhile: clear the whole hold and say so. */
-    zkr__contender_release(h->c);
+    zkr__contender_release(h->c, 1);
     unlink_hold(l, h);
     rc = ZKR_ESESSION;
   } else if (--h->count == 0) {
-    rc = zkr__contender_release(h->c);
+    rc = zkr__contender_release(h->c, wait);
     unlink_hold(l, h);
   }
   pthread_mutex_unlock(mu);
   return rc;
+}
+
+int zkr_lock_release(zkr_lock *l) {
+  return release(l, 1);
+}
+
+int zkr_lock_release_nowait(zkr_lock *l) {
+  return release(l, 0);
 }
 
 /* The calling thread's granted hold, or NULL; mutex held. */
@@ -333,7 +341,7 @@ void zkr_lock_free(zkr_lock *l) {
   while (l->acquiring > 0)
     pthread_cond_wait(&l->cond, mu);
   while ((h = l->holds) != NULL) {
-    zkr__contender_release(h->c);
+    zkr__contender_release(h->c, 1);
     unlink_hold(l, h);
   }
   pthread_mutex_unlock(mu);

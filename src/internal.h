@@ -140,11 +140,13 @@ int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns);
  * ZKR_ETIMEDOUT. */
 int zkr__contender_withdraw(zkr__contender *c);
 
-/* Called with the session mutex held; waits. Deletes a granted contender's
- * node and returns once the server confirmed it (retrying across connection
- * loss), ZKR_OK; ZKR_ESESSION if the hold had been lost or the session went
- * away first. */
-int zkr__contender_release(zkr__contender *c);
+/* Called with the session mutex held. Deletes a granted contender's node
+ * (retrying across connection loss). With wait, returns once the server
+ * confirmed it, ZKR_OK; ZKR_ESESSION if the hold had been lost or the
+ * session went away first. Without, returns ZKR_OK once the delete is sent
+ * (ZKR_ESESSION if the hold had been lost) and the contender finishes in the
+ * background; dropping it then is fine. */
+int zkr__contender_release(zkr__contender *c, int wait);
 
 /* Called with the session mutex held. The recipe forgets c: no callback will
  * be fired for it any more; a node still on the server is deleted in the
@@ -166,6 +168,13 @@ const char *zkr__contender_node(const zkr__contender *c); /* full path or NULL *
  * retries what connection loss interrupted; loss fails every contender. */
 void zkr__queue_reconnected(zkr_session *s);
 void zkr__queue_session_lost(zkr_session *s, int code);
+/* Holds granted at or before granted_before get a watch on their own node
+ * (mutex held, from the session's event thread). A hold pays that request
+ * only once it has lasted ZKR__OWN_WATCH_AFTER_NS: most holds are shorter,
+ * and one request more per acquisition is a fifth more load on the server.
+ * Returns 1 while a younger hold still waits for its watch. */
+#define ZKR__OWN_WATCH_AFTER_NS (250 * 1000000LL)
+int zkr__queue_arm(zkr_session *s, int64_t granted_before);
 /* A thread waiting for a watch to fire (observers). With the session mutex
  * held: zkr__watch_new() makes a context for zoo_w* calls with
  * zkr__watch_fn; when the watch fires, w->fired is set and w->cond

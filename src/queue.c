@@ -52,9 +52,11 @@ struct zkr__contender {
   int64_t czxid, owner_sid;
 
   int state;
-  int rc;       /* result once C_DONE */
-  int step;     /* enum step pending a reconnection */
-  int own_step; /* own-node watch pending a reconnection */
+  int rc;        /* result once C_DONE */
+  int step;      /* enum step pending a reconnection */
+  int own_step;  /* own-node watch pending a reconnection */
+  int own_armed; /* own-node watch sent (see zkr__queue_arm) */
+  int64_t granted_at;
   unsigned gen; /* bumped per attempt; stale completions are ignored */
   int listed;   /* a live predecessor is known: a try-once can decide */
   int try_once; /* only find out whether we would wait; set no watch */
@@ -307,8 +309,8 @@ static void grant(zkr__contender *c) {
   c->state = C_HELD;
   c->was_granted = 1;
   c->gen++;
+  c->granted_at = zkr__now_ns();
   pthread_cond_broadcast(&c->cond);
-  send_own_watch(c);
   if (c->on_granted != NULL)
     post(c, granted_event);
 }
@@ -618,12 +620,18 @@ static void delete_done(int rc, const void *data) {
 
   lock_op(o);
   if (op_begin(o, rc) && c->state == C_RELEASE) {
-    if (rc == ZOK || rc == ZNONODE)
+    if (rc == ZOK || rc == ZNONODE) {
       finish(c, c->withdrawing ? ZKR_ETIMEDOUT : ZKR_OK);
-    else if (is_connloss(rc))
+    } else if (is_connloss(rc) && c->dropped) {
+      /* Released without waiting and forgotten by its recipe: the
+       * session's background deletes keep trying. */
+      zkr__session_orphan(s, c->node);
+      finish(c, ZKR_OK);
+    } else if (is_connloss(rc)) {
       defer(c, S_DELETE); /* keep trying: our node must not outlive us */
-    else
+    } else {
       fail_zk(c, rc);
+    }
   }
   op_end(o);
   unlock_op(s);
@@ -860,6 +868,7 @@ static void send_own_watch(zkr__contender *c) {
   op *o;
 
   c->own_step = 0;
+  c->own_armed = 1;
   if (zh == NULL)
     return;
   o = new_op(c, K_OWNWATCH);
@@ -929,6 +938,21 @@ void zkr__queue_reconnected(zkr_session *s) {
       break;
     }
   }
+}
+
+int zkr__queue_arm(zkr_session *s, int64_t granted_before) {
+  zkr__contender *c;
+  int pending = 0;
+
+  for (c = zkr__session_queue(s)->head; c != NULL; c = c->next) {
+    if (c->state != C_HELD || c->lost || c->own_armed)
+      continue;
+    if (c->granted_at <= granted_before)
+      send_own_watch(c);
+    else
+      pending = 1;
+  }
+  return pending;
 }
 
 void zkr__queue_session_lost(zkr_session *s, int code) {
@@ -1044,7 +1068,7 @@ int zkr__contender_withdraw(zkr__contender *c) {
   return ZKR_ETIMEDOUT;
 }
 
-int zkr__contender_release(zkr__contender *c) {
+int zkr__contender_release(zkr__contender *c, int wait) {
   pthread_mutex_t *mu = zkr__session_mutex(c->s);
 
   if (c->state != C_HELD)
@@ -1054,8 +1078,15 @@ int zkr__contender_release(zkr__contender *c) {
     return ZKR_ESESSION;
   }
   send_delete(c);
-  while (c->state != C_DONE)
+  /* Not waiting, the delete goes on in the background (retried across
+   * connection loss, handed to the session's orphans if the session goes).
+   * A later create of this session is executed after it: the server runs a
+   * session's requests in order, and a create resent after a reconnection
+   * sorts after our node, so it waits for the retried delete. */
+  while (wait && c->state != C_DONE)
     pthread_cond_wait(&c->cond, mu);
+  if (c->state != C_DONE)
+    return ZKR_OK;
   return c->rc == ZKR_OK ? ZKR_OK : ZKR_ESESSION;
 }
 

@@ -58,6 +58,8 @@ struct zkr_session {
   int ping_inflight;
   int64_t ping_inflight_sent;
   int ping_now;     /* reconnected: confirm the session at once */
+  int64_t arm_at;   /* next look for holds without an own-node watch */
+  int arm_pending;  /* a hold was too young for one at the last look */
   int zk_connected; /* the client is connected (even after we declared LOST) */
 
   event *ev_head, *ev_tail;
@@ -434,6 +436,12 @@ static void *event_thread(void *arg) {
     wake = now + 1000000000;
     if (s->zk_connected && !s->closing && s->orphans != NULL)
       send_orphan_deletes(s);
+    if (now >= s->arm_at && zkr__session_connected(s)) {
+      s->arm_pending = zkr__queue_arm(s, now - ZKR__OWN_WATCH_AFTER_NS);
+      s->arm_at = now + ZKR__OWN_WATCH_AFTER_NS;
+    }
+    if (s->arm_pending && s->arm_at < wake)
+      wake = s->arm_at;
     if (zkr__session_connected(s)) {
       /* Keep the validity window fresh: confirm the session once a fifth of
        * the timeout has passed without an answered request. */

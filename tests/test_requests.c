@@ -1,0 +1,350 @@
+/* The lock's request budget, counted by opcode at a proxy between one
+ * session and the server: 3 requests per uncontended cycle, 4 per contended
+ * acquisition, none on handoff beyond the one notification, none for a
+ * reentrant acquire; the own-node watch only for holds that last; and
+ * release without waiting (returns before the server ran the delete, and a
+ * re-acquire across a connection loss still waits for it). */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <zookeeper/proto.h>
+
+#include "harness.h"
+#include "proxy.h"
+
+/* Long enough that the session sends no ping of its own in a test. */
+#define QUIET_MS 30000
+
+typedef struct counts {
+  int create, list, get, exists, del, other;
+} counts;
+
+/* Requests seen so far; pings (exists on "/") are counted as exists. */
+static counts now_counts(tp_proxy *p) {
+  counts k;
+
+  k.create = tp_requests(p, ZOO_CREATE2_OP);
+  k.list = tp_requests(p, ZOO_GETCHILDREN_OP);
+  k.get = tp_requests(p, ZOO_GETDATA_OP);
+  k.exists = tp_requests(p, ZOO_EXISTS_OP);
+  k.del = tp_requests(p, ZOO_DELETE_OP);
+  k.other =
+      tp_requests(p, TP_ANY_OP) - k.create - k.list - k.get - k.exists - k.del - tp_requests(p, ZOO_PING_OP);
+  return k;
+}
+
+static counts since(tp_proxy *p, counts a) {
+  counts b = now_counts(p);
+
+  b.create -= a.create;
+  b.list -= a.list;
+  b.get -= a.get;
+  b.exists -= a.exists;
+  b.del -= a.del;
+  b.other -= a.other;
+  return b;
+}
+
+static zkr_session *session_via(tp_proxy *p) {
+  zkr_session_opts o;
+  zkr_session *s = NULL;
+
+  memset(&o, 0, sizeof(o));
+  o.session_timeout_ms = QUIET_MS;
+  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&s, tp_hosts(p), &o), ZKR_OK);
+  return s;
+}
+
+static zkr_lock *lock_on(zkr_session *s, const char *path) {
+  zkr_lock *l = NULL;
+
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
+  return l;
+}
+
+/* A thread that acquires, then releases (holds are per thread). */
+typedef struct acquirer {
+  pthread_t t;
+  zkr_lock *l;
+  int rc, release_rc;
+} acquirer;
+
+static void *acquire_main(void *arg) {
+  acquirer *a = arg;
+
+  a->rc = zkr_lock_acquire(a->l, 20000);
+  if (a->rc == ZKR_OK)
+    a->release_rc = zkr_lock_release(a->l);
+  return NULL;
+}
+
+static void start_acquire(acquirer *a, zkr_lock *l) {
+  a->l = l;
+  a->rc = -100;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&a->t, NULL, acquire_main, a), 0);
+}
+
+typedef struct at_least {
+  tp_proxy *p;
+  int op, n;
+} at_least;
+
+static int reached(void *arg) {
+  at_least *a = arg;
+
+  return tp_requests(a->p, a->op) >= a->n;
+}
+
+/* Awaits the n-th request of this opcode, i.e. a waiter's watch was sent.
+ * The watch is set once the server answered; the next check on the server
+ * (a node count) is a later request, so it sees the watch in place. */
+static int await_requests(tp_proxy *p, int op, int n) {
+  at_least a = {p, op, n};
+
+  return th_wait_until(reached, &a, 10000);
+}
+
+static void test_requests_uncontended_three(void) {
+  char *path = th_path("r-unc");
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session *s;
+  zkr_lock *l;
+  counts k;
+  int i, n = 100;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  s = session_via(p);
+  l = lock_on(s, path);
+  /* The first cycle makes the lock's parents. */
+  CU_ASSERT_EQUAL(zkr_lock_acquire(l, -1), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_release(l), ZKR_OK);
+  k = now_counts(p);
+  for (i = 0; i < n; i++) {
+    CU_ASSERT_EQUAL(zkr_lock_acquire(l, -1), ZKR_OK);
+    CU_ASSERT_EQUAL(zkr_lock_release(l), ZKR_OK);
+  }
+  k = since(p, k);
+  printf("[%d cycles: %d create, %d list, %d get, %d exists, %d delete, %d other] ", n, k.create, k.list,
+         k.get, k.exists, k.del, k.other);
+  CU_ASSERT_EQUAL(k.create, n);
+  CU_ASSERT_EQUAL(k.list, n);
+  CU_ASSERT_EQUAL(k.del, n);
+  CU_ASSERT_EQUAL(k.get, 0); /* short holds set no watch on their own node */
+  CU_ASSERT_EQUAL(k.exists, 0);
+  CU_ASSERT_EQUAL(k.other, 0);
+  zkr_lock_free(l);
+  zkr_session_close(s);
+  tp_stop(p);
+  th_finish_path(path);
+}
+
+static void test_requests_reentrant_none(void) {
+  char *path = th_path("r-reent");
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session *s;
+  zkr_lock *l;
+  int i, before;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  s = session_via(p);
+  l = lock_on(s, path);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(l, -1), ZKR_OK);
+  before = tp_requests(p, TP_ANY_OP);
+  for (i = 0; i < 10000; i++) {
+    CU_ASSERT_EQUAL(zkr_lock_acquire(l, -1), ZKR_OK);
+    CU_ASSERT_EQUAL(zkr_lock_release(l), ZKR_OK);
+  }
+  CU_ASSERT_EQUAL(tp_requests(p, TP_ANY_OP) - before, 0);
+  CU_ASSERT_EQUAL(zkr_lock_release(l), ZKR_OK);
+  zkr_lock_free(l);
+  zkr_session_close(s);
+  tp_stop(p);
+  th_finish_path(path);
+}
+
+/* A waiter pays create, list, one watch and its delete: four requests, and
+ * the handoff itself costs it none (no re-listing). */
+static void test_requests_contended_four(void) {
+  char *path = th_path("r-cont");
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session *holder = th_session(QUIET_MS), *s;
+  zkr_lock *lh = lock_on(holder, path), *l;
+  counts k;
+  int i, n = 20;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  s = session_via(p);
+  l = lock_on(s, path);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(lh, -1), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_release(lh), ZKR_OK);
+  k = now_counts(p);
+  for (i = 0; i < n; i++) {
+    acquirer a;
+    CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(lh, -1), ZKR_OK);
+    start_acquire(&a, l);
+    CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, k.get + i + 1));
+    CU_ASSERT_EQUAL(th_count_nodes(path), 2);
+    CU_ASSERT_EQUAL(zkr_lock_release(lh), ZKR_OK);
+    pthread_join(a.t, NULL);
+    CU_ASSERT_EQUAL(a.rc, ZKR_OK);
+    CU_ASSERT_EQUAL(a.release_rc, ZKR_OK);
+  }
+  k = since(p, k);
+  printf("[%d acquisitions: %d create, %d list, %d get, %d delete] ", n, k.create, k.list, k.get, k.del);
+  CU_ASSERT_EQUAL(k.create + k.list + k.get + k.del + k.exists + k.other, 4 * n);
+  CU_ASSERT_EQUAL(k.list, n);
+  CU_ASSERT_EQUAL(k.get, n);
+  zkr_lock_free(l);
+  zkr_lock_free(lh);
+  zkr_session_close(s);
+  zkr_session_close(holder);
+  tp_stop(p);
+  th_finish_path(path);
+}
+
+/* The watched predecessor leaves the queue: the waiter watches the next
+ * earlier node from the list it already has. */
+static void test_requests_no_relisting(void) {
+  char *path = th_path("r-relist");
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session *sa = th_session(QUIET_MS), *sb = th_session(QUIET_MS), *s;
+  zkr_lock *la = lock_on(sa, path), *lb = lock_on(sb, path), *l;
+  acquirer b, c;
+  counts k;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  s = session_via(p);
+  l = lock_on(s, path);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(la, -1), ZKR_OK);
+  start_acquire(&b, lb);
+  CU_ASSERT_TRUE(th_await_nodes(path, 2));
+  k = now_counts(p);
+  start_acquire(&c, l);
+  CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, k.get + 1));
+  /* B's session goes, and its node with it: C moves on to A's node. */
+  zkr_lock_free(lb);
+  pthread_join(b.t, NULL);
+  CU_ASSERT_EQUAL(b.rc, ZKR_ECLOSED);
+  CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, k.get + 2));
+  CU_ASSERT_EQUAL(zkr_lock_release(la), ZKR_OK);
+  pthread_join(c.t, NULL);
+  CU_ASSERT_EQUAL(c.rc, ZKR_OK);
+  CU_ASSERT_EQUAL(c.release_rc, ZKR_OK);
+  k = since(p, k);
+  CU_ASSERT_EQUAL(k.create, 1);
+  CU_ASSERT_EQUAL(k.list, 1);
+  CU_ASSERT_EQUAL(k.get, 2);
+  CU_ASSERT_EQUAL(k.del, 1);
+  zkr_lock_free(l);
+  zkr_lock_free(la);
+  zkr_session_close(s);
+  zkr_session_close(sa);
+  zkr_session_close(sb);
+  tp_stop(p);
+  th_finish_path(path);
+}
+
+static int node_gone(void *arg) {
+  return th_count_nodes(arg) == 0;
+}
+
+/* A hold that lasts gets its own-node watch (one getData on its node). */
+static void test_requests_long_hold_watches_own_node(void) {
+  char *path = th_path("r-own");
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session *s;
+  zkr_lock *l;
+  int before;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  s = session_via(p);
+  l = lock_on(s, path);
+  before = tp_requests(p, ZOO_GETDATA_OP);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(l, -1), ZKR_OK);
+  CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, before + 1));
+  CU_ASSERT_EQUAL(zkr_lock_release(l), ZKR_OK);
+  CU_ASSERT_EQUAL(tp_requests(p, ZOO_GETDATA_OP), before + 1);
+  CU_ASSERT_TRUE(th_wait_until(node_gone, path, 5000));
+  zkr_lock_free(l);
+  zkr_session_close(s);
+  tp_stop(p);
+  th_finish_path(path);
+}
+
+/* release_nowait returns before the server has run the delete: with the
+ * connection stalled the node is still there when it returns. */
+static void test_requests_release_nowait_returns_first(void) {
+  char *path = th_path("r-nowait");
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session *s;
+  zkr_lock *l;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  s = session_via(p);
+  l = lock_on(s, path);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(l, -1), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(l, -1), ZKR_OK);
+  tp_stall(p, 1);
+  CU_ASSERT_EQUAL(zkr_lock_release_nowait(l), ZKR_OK); /* one level: still held */
+  CU_ASSERT_EQUAL(zkr_lock_held(l), 1);
+  CU_ASSERT_EQUAL(zkr_lock_release_nowait(l), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_held(l), 0);
+  CU_ASSERT_EQUAL(zkr_lock_release_nowait(l), ZKR_ENOTHELD);
+  CU_ASSERT_EQUAL(th_count_nodes(path), 1);
+  tp_stall(p, 0);
+  CU_ASSERT_TRUE(th_wait_until(node_gone, path, 10000));
+  zkr_lock_free(l);
+  zkr_session_close(s);
+  tp_stop(p);
+  th_finish_path(path);
+}
+
+/* The delete of a release without waiting is lost with the connection; the
+ * same thread acquires again at once. The new node sorts after the old one,
+ * so the grant waits for the retried delete: one node, a newer token. */
+static void test_requests_release_nowait_then_reacquire_across_loss(void) {
+  char *path = th_path("r-nowait-loss");
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session *s;
+  zkr_lock *l;
+  int64_t t1 = 0, t2 = 0;
+  int i;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  s = session_via(p);
+  l = lock_on(s, path);
+  for (i = 0; i < 5; i++) {
+    CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(l, -1), ZKR_OK);
+    CU_ASSERT_EQUAL(zkr_lock_token(l, &t1), ZKR_OK);
+    tp_stall(p, 1);
+    CU_ASSERT_EQUAL(zkr_lock_release_nowait(l), ZKR_OK);
+    tp_drop_all(p); /* the delete never reached the server */
+    tp_stall(p, 0);
+    CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(l, 20000), ZKR_OK);
+    CU_ASSERT_EQUAL(zkr_lock_token(l, &t2), ZKR_OK);
+    CU_ASSERT(t2 > t1);
+    CU_ASSERT_EQUAL(th_count_nodes(path), 1);
+    CU_ASSERT_EQUAL(zkr_lock_release(l), ZKR_OK);
+    CU_ASSERT_EQUAL(th_count_nodes(path), 0);
+  }
+  zkr_lock_free(l);
+  zkr_session_close(s);
+  tp_stop(p);
+  th_finish_path(path);
+}
+
+int main(void) {
+  static const th_test tests[] = {
+      {"test_requests_uncontended_three", test_requests_uncontended_three},
+      {"test_requests_reentrant_none", test_requests_reentrant_none},
+      {"test_requests_contended_four", test_requests_contended_four},
+      {"test_requests_no_relisting", test_requests_no_relisting},
+      {"test_requests_long_hold_watches_own_node", test_requests_long_hold_watches_own_node},
+      {"test_requests_release_nowait_returns_first", test_requests_release_nowait_returns_first},
+      {"test_requests_release_nowait_then_reacquire_across_loss",
+       test_requests_release_nowait_then_reacquire_across_loss},
+      {NULL, NULL}};
+
+  return th_run("requests", tests);
+}

@@ -7,12 +7,13 @@
  * the session mutex held.
  *
  *   create+list (pipelined) -> place in queue -> watch nearest predecessor
- *        -> it vanishes -> watch the next earlier one still present -> ...
- *        -> none left: grant (after checking the node is ours)
+ *        -> it vanishes -> none earlier was listed: grant (after checking
+ *           the node is ours); else list again and place again
  *
  * Nodes sorting before ours existed when we listed (sequence numbers are
- * handed out in creation order) and later nodes sort after us, so the list
- * taken once is enough: no re-listing on handoff. */
+ * handed out in creation order) and later nodes sort after us, so a waiter
+ * that listed only its predecessor is granted on its deletion without a
+ * request; one that listed more needs one listing to learn which are left. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -315,16 +316,24 @@ static void grant(zkr__contender *c) {
     post(c, granted_event);
 }
 
-/* The nearest predecessor is gone: watch the next earlier one still
- * present, or hold the lock when none is left. */
-static void advance(zkr__contender *c) {
+/* The nearest predecessor is gone (or, skip, is no contender). With no
+ * earlier node known we hold the lock: every node sorting before ours
+ * existed when we listed. Otherwise those earlier nodes may all be gone (the
+ * predecessor held and released) or not (it gave up, or its session ended):
+ * the deletion alone does not tell, so one listing does, where probing them
+ * one by one would cost a request each. */
+static void advance(zkr__contender *c, int skip) {
   c->npreds--;
   free(c->preds[c->npreds]);
   c->exists_mode = 0;
-  if (c->npreds == 0)
+  if (c->npreds == 0) {
     grant(c);
-  else
+  } else if (skip) {
     send_watch(c);
+  } else {
+    c->state = C_LIST;
+    send_list(c);
+  }
 }
 
 static int cmp_names(const void *a, const void *b) {
@@ -555,8 +564,9 @@ static void watch_result(op *o, int rc, const struct Stat *stat) {
       o->t->c = c; /* watch set: its event moves us on */
   } else if (rc == ZOK || rc == ZNONODE) {
     /* Gone already, or a persistent node with a contender's name: that is
-     * no contender and would block forever. Either way, next one. */
-    advance(c);
+     * no contender and would block forever (a listing would show it again,
+     * so it is skipped). */
+    advance(c, rc == ZOK);
   } else if (rc == ZNOAUTH && !c->exists_mode) {
     /* Unreadable predecessor: an exists-watch needs no permission. */
     c->exists_mode = 1;
@@ -664,7 +674,7 @@ static void ticket_watcher(zhandle_t *zh, int type, int state, const char *path,
     }
   } else if (c != NULL && t->gen == c->gen && c->state == C_WAIT) {
     if (type == ZOO_DELETED_EVENT)
-      advance(c);
+      advance(c, 0);
     else
       send_watch(c); /* consumed by a data change: watch again */
   }

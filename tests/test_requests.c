@@ -1,7 +1,8 @@
 /* The lock's request budget, counted by opcode at a proxy between one
- * session and the server: 3 requests per uncontended cycle, 4 per contended
- * acquisition, none on handoff beyond the one notification, none for a
- * reentrant acquire; the own-node watch only for holds that last; and
+ * session and the server: 3 requests per uncontended cycle; 4 for a waiter
+ * that listed only the holder (its handoff costs no request); 5 for one
+ * that listed more (one listing on handoff, never one probe per node); none
+ * for a reentrant acquire; the own-node watch only for holds that last; and
  * release without waiting (returns before the server ran the delete, and a
  * re-acquire across a connection loss still waits for it). */
 #define _GNU_SOURCE
@@ -163,8 +164,8 @@ static void test_requests_reentrant_none(void) {
   th_finish_path(path);
 }
 
-/* A waiter pays create, list, one watch and its delete: four requests, and
- * the handoff itself costs it none (no re-listing). */
+/* Second in line, a waiter pays create, list, one watch and its delete:
+ * four requests; the handoff itself costs it none. */
 static void test_requests_contended_four(void) {
   char *path = th_path("r-cont");
   tp_proxy *p = tp_start(th_hosts());
@@ -203,10 +204,11 @@ static void test_requests_contended_four(void) {
   th_finish_path(path);
 }
 
-/* The watched predecessor leaves the queue: the waiter watches the next
- * earlier node from the list it already has. */
-static void test_requests_no_relisting(void) {
-  char *path = th_path("r-relist");
+/* The watched predecessor leaves the queue while an earlier node still
+ * holds: its deletion alone cannot tell "held and released" from "gave up",
+ * so the waiter lists once and watches the holder. */
+static void test_requests_predecessor_leaves_one_listing(void) {
+  char *path = th_path("r-leave");
   tp_proxy *p = tp_start(th_hosts());
   zkr_session *sa = th_session(QUIET_MS), *sb = th_session(QUIET_MS), *s;
   zkr_lock *la = lock_on(sa, path), *lb = lock_on(sb, path), *l;
@@ -222,22 +224,62 @@ static void test_requests_no_relisting(void) {
   k = now_counts(p);
   start_acquire(&c, l);
   CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, k.get + 1));
-  /* B's session goes, and its node with it: C moves on to A's node. */
+  /* B's lock is freed: its node goes, C moves on to A's node. */
   zkr_lock_free(lb);
   pthread_join(b.t, NULL);
   CU_ASSERT_EQUAL(b.rc, ZKR_ECLOSED);
   CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, k.get + 2));
+  CU_ASSERT_EQUAL(th_count_nodes(path), 2);
   CU_ASSERT_EQUAL(zkr_lock_release(la), ZKR_OK);
   pthread_join(c.t, NULL);
   CU_ASSERT_EQUAL(c.rc, ZKR_OK);
   CU_ASSERT_EQUAL(c.release_rc, ZKR_OK);
   k = since(p, k);
   CU_ASSERT_EQUAL(k.create, 1);
-  CU_ASSERT_EQUAL(k.list, 1);
+  CU_ASSERT_EQUAL(k.list, 2);
   CU_ASSERT_EQUAL(k.get, 2);
   CU_ASSERT_EQUAL(k.del, 1);
   zkr_lock_free(l);
   zkr_lock_free(la);
+  zkr_session_close(s);
+  zkr_session_close(sa);
+  zkr_session_close(sb);
+  tp_stop(p);
+  th_finish_path(path);
+}
+
+/* Third in line: its predecessor holds, then releases; one listing tells
+ * the first is gone too (five requests, not one probe per earlier node). */
+static void test_requests_third_in_line_five(void) {
+  char *path = th_path("r-third");
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session *sa = th_session(QUIET_MS), *sb = th_session(QUIET_MS), *s;
+  zkr_lock *la = lock_on(sa, path), *lb = lock_on(sb, path), *l;
+  acquirer b, c;
+  counts k;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  s = session_via(p);
+  l = lock_on(s, path);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(la, -1), ZKR_OK);
+  start_acquire(&b, lb);
+  CU_ASSERT_TRUE(th_await_nodes(path, 2));
+  k = now_counts(p);
+  start_acquire(&c, l);
+  CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, k.get + 1));
+  CU_ASSERT_EQUAL(zkr_lock_release(la), ZKR_OK);
+  pthread_join(b.t, NULL);
+  pthread_join(c.t, NULL);
+  CU_ASSERT_EQUAL(b.rc, ZKR_OK);
+  CU_ASSERT_EQUAL(c.rc, ZKR_OK);
+  CU_ASSERT_EQUAL(c.release_rc, ZKR_OK);
+  k = since(p, k);
+  CU_ASSERT_EQUAL(k.create + k.list + k.get + k.del, 5);
+  CU_ASSERT_EQUAL(k.list, 2);
+  CU_ASSERT_EQUAL(k.get, 1);
+  zkr_lock_free(l);
+  zkr_lock_free(la);
+  zkr_lock_free(lb);
   zkr_session_close(s);
   zkr_session_close(sa);
   zkr_session_close(sb);
@@ -339,7 +381,8 @@ int main(void) {
       {"test_requests_uncontended_three", test_requests_uncontended_three},
       {"test_requests_reentrant_none", test_requests_reentrant_none},
       {"test_requests_contended_four", test_requests_contended_four},
-      {"test_requests_no_relisting", test_requests_no_relisting},
+      {"test_requests_predecessor_leaves_one_listing", test_requests_predecessor_leaves_one_listing},
+      {"test_requests_third_in_line_five", test_requests_third_in_line_five},
       {"test_requests_long_hold_watches_own_node", test_requests_long_hold_watches_own_node},
       {"test_requests_release_nowait_returns_first", test_requests_release_nowait_returns_first},
       {"test_requests_release_nowait_then_reacquire_across_loss",

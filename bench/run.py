@@ -1,0 +1,327 @@
+#!/usr/bin/python3
+"""Lock benchmark driver: zkr against the raw-client floor (and, with
+--peers, Curator and Kazoo) on one private ZooKeeper server, in one run.
+
+Every configuration runs each implementation in turn (order rotated per
+repetition), so ratios compare runs minutes apart on the same server.
+Clients (bench/zkr_bench, bench/peers/*) warm up, signal ready, and start
+together at a common CLOCK_MONOTONIC instant written to a "go" file; all
+timing happens inside them. Server-side request counts come from mntr.
+Run through bench/run.sh, which builds first.
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench", "zkr_bench")
+TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+C_IMPLS = ("zkr", "zkr-nowait", "raw")
+
+
+def four_letter(port, cmd):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(cmd.encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data.decode()
+            data += chunk
+
+
+def mntr(port):
+    out = {}
+    for line in four_letter(port, "mntr").splitlines():
+        k, _, v = line.partition("\t")
+        try:
+            out[k] = float(v)
+        except ValueError:
+            pass
+    return out
+
+
+def proc_cpu_ns(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * TICK_NS
+
+
+def pct(values, p):
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    return v[min(len(v) - 1, int(p / 100.0 * len(v)))]
+
+
+class Server:
+    def __init__(self, work):
+        self.dir = os.path.join(work, "zk")
+        os.makedirs(self.dir)
+        out = subprocess.run([os.path.join(ROOT, "tests", "zk-server.sh"), "start", self.dir],
+                             check=True, capture_output=True, text=True).stdout.strip()
+        self.hosts = out
+        self.port = int(out.rsplit(":", 1)[1])
+        with open(os.path.join(self.dir, "zk.pid")) as f:
+            self.pid = int(f.read().strip())
+
+    def stop(self):
+        subprocess.run([os.path.join(ROOT, "tests", "zk-server.sh"), "stop", self.dir])
+
+
+class Bench:
+    def __init__(self, args, server, work, results):
+        self.a = args
+        self.srv = server
+        self.work = work
+        self.results = results
+        self.seq = 0
+        self.classpath = None
+        if args.peers:
+            cdir = os.path.join(work, "curator")
+            subprocess.run([os.path.join(ROOT, "bench", "peers", "build-curator.sh"), cdir], check=True)
+            with open(os.path.join(cdir, "classpath")) as f:
+                self.classpath = f.read().strip()
+
+    def command(self, impl, mode, path, extra):
+        common = ["--mode", mode, "--connect", self.srv.hosts, "--path", path] + extra
+        if impl in C_IMPLS or impl == "naive":
+            return [BENCH, "--impl", impl] + common
+        if impl == "curator":
+            return ["java", "-XX:+UseSerialGC", "-Xmx256m", "-cp", self.classpath, "CuratorLockBench"] + common
+        if impl == "kazoo":
+            return ["/usr/bin/python3", os.path.join(ROOT, "bench", "peers", "kazoo_lock_bench.py")] + common
+        raise ValueError(impl)
+
+    def phase(self, impl, mode, k, extra, window_s=0.0):
+        """Runs k clients to completion; returns their JSON and server deltas."""
+        self.seq += 1
+        d = os.path.join(self.work, "p%03d" % self.seq)
+        os.makedirs(d)
+        path = "/bench/%s-%s-%d-%d" % (mode, impl, k, self.seq)
+        go = os.path.join(d, "go")
+        procs = []
+        for i in range(k):
+            files = ["--ready", os.path.join(d, "ready%d" % i), "--go", go, "--out", os.path.join(d, "out%d.json" % i)]
+            procs.append(subprocess.Popen(self.command(impl, mode, path, extra + files), cwd=d))
+        deadline = time.monotonic() + 300
+        while not all(os.path.exists(os.path.join(d, "ready%d" % i)) for i in range(k)):
+            if any(p.poll() not in (None, 0) for p in procs) or time.monotonic() > deadline:
+                for p in procs:
+                    p.kill()
+                raise RuntimeError("%s %s k=%d: a client failed before it was ready" % (impl, mode, k))
+            time.sleep(0.01)
+        m0, c0 = mntr(self.srv.port), proc_cpu_ns(self.srv.pid)
+        start = time.monotonic_ns() + 500_000_000
+        end = start + int(window_s * 1e9)
+        with open(go + ".tmp", "w") as f:
+            f.write("%d %d\n" % (start, end))
+        os.replace(go + ".tmp", go)
+        for p in procs:
+            if p.wait(timeout=600) != 0:
+                raise RuntimeError("%s %s k=%d: a client exited with %d" % (impl, mode, k, p.returncode))
+        m1, c1 = mntr(self.srv.port), proc_cpu_ns(self.srv.pid)
+        outs = []
+        for i in range(k):
+            with open(os.path.join(d, "out%d.json" % i)) as f:
+                outs.append(json.load(f))
+        shutil.copytree(d, os.path.join(self.results, "p%03d-%s-%s-%d" % (self.seq, mode, impl, k)))
+        return {"outs": outs, "start": start, "end": end, "k": k,
+                "packets": m1["zk_packets_received"] - m0["zk_packets_received"],
+                "server_cpu_ns": c1 - c0}
+
+
+def uncontended(b, impl):
+    r = b.phase(impl, "uncontended", 1, ["--count", str(b.a.n), "--warmup", "500"])
+    o = r["outs"][0]
+    n = o["count"]
+    return {"cycles/s": n / o["loop_ns"] * 1e9, "acq p50 us": pct(o["acq_ns"], 50) / 1e3,
+            "acq p99 us": pct(o["acq_ns"], 99) / 1e3, "rel p50 us": pct(o["rel_ns"], 50) / 1e3,
+            "client CPU us/cycle": o["cpu_ns"] / n / 1e3, "server CPU us/cycle": r["server_cpu_ns"] / n / 1e3,
+            # minus the session's close
+            "reqs/cycle": (r["packets"] - 1) / n}
+
+
+def contended(b, impl, k, hold_us=0):
+    warm = max(100, min(1000, 8000 // k))
+    r = b.phase(impl, "contended", k, ["--warmup", str(warm), "--hold-us", str(hold_us)], b.a.T)
+    events = []
+    for i, o in enumerate(r["outs"]):
+        events += [(e, x, i) for e, x in zip(o["enter"], o["exit"])]
+    events.sort()
+    total = len(events)
+    in_window = [e for e in events if r["start"] <= e[0] < r["end"]]
+    handoff = [(n[0] - p[1]) / 1e6 for p, n in zip(events, events[1:]) if p[2] != n[2]]
+    violations, latest = 0, 0
+    for e, x, _ in events:
+        if e < latest:
+            violations += 1
+        latest = max(latest, x)
+    per = [sum(1 for e in in_window if e[2] == i) for i in range(k)]
+    jain = sum(per) ** 2 / (k * sum(c * c for c in per)) if sum(per) else 0.0
+    notes = sum(o.get("notifications", 0) for o in r["outs"])
+    return {"acq/s": len(in_window) / b.a.T, "handoff p50 ms": pct(handoff, 50), "handoff p99 ms": pct(handoff, 99),
+            "reqs/acq": (r["packets"] - k) / total, "client CPU us/acq": sum(o["cpu_ns"] for o in r["outs"]) / total / 1e3,
+            "server CPU us/acq": r["server_cpu_ns"] / total / 1e3, "fairness": jain, "ME violations": violations,
+            "acquisitions": total, "raw notifications/acq": notes / total if impl == "raw" else None}
+
+
+def reentrant(b):
+    r = b.phase("zkr", "reentrant", 1, ["--count", "100000"])
+    o = r["outs"][0]
+    return {"acq p50 ns": pct(o["acq_ns"], 50), "acq p99 ns": pct(o["acq_ns"], 99),
+            "rel p50 ns": pct(o["rel_ns"], 50)}
+
+
+def herd(b, impl):
+    r = b.phase(impl, "herd", 1, ["--waiters", str(b.a.waiters)])
+    o = r["outs"][0]
+    res = {"releases": o["count"], "server fires/release mean": statistics.mean(o["server_fires"]),
+           "max": max(o["server_fires"]), "first": o["server_fires"][0],
+           "handoff p50 ms": pct(o["handoff_ns"], 50) / 1e6}
+    if "client_notifications" in o:
+        res["client notifications/release"] = statistics.mean(o["client_notifications"])
+    return res
+
+
+def scale(b):
+    w = b.phase("zkr", "scale-waiters", 1, ["--waiters", "1000"])["outs"][0]
+    h = b.phase("zkr", "scale-held", 1, ["--locks", str(b.a.locks)])["outs"][0]
+    return {"waiters": w["waiters"], "library threads added by 1000 waiters": w["library_threads_added"],
+            "RSS KiB per waiter (incl. its thread)": w["rss_kb_added"] / w["waiters"],
+            "1000-waiter drain acq/s": w["waiters"] / w["drain_ns"] * 1e9,
+            "locks held by one session": h["locks"], "RSS bytes per held lock": h["rss_kb_added"] * 1024 / h["locks"],
+            "acquire-all acq/s": h["locks"] / h["acquire_all_ns"] * 1e9}
+
+
+def rotate(impls, rep):
+    k = rep % len(impls)
+    return impls[k:] + impls[:k]
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "%.0f" % v if abs(v) >= 100 else "%.2f" % v
+    return str(v)
+
+
+def table(title, rows, keys, first="impl"):
+    lines = ["", "### " + title, "", "| %s | %s |" % (first, " | ".join(keys)), "|---" * (len(keys) + 1) + "|"]
+    for name, vals in rows:
+        lines.append("| %s | %s |" % (name, " | ".join(fmt(vals.get(k)) for k in keys)))
+    return "\n".join(lines)
+
+
+def median_of(runs):
+    """Per-key median over repetitions."""
+    out = {}
+    for k in runs[0]:
+        vals = [r[k] for r in runs if r.get(k) is not None]
+        out[k] = statistics.median(vals) if vals else None
+    return out
+
+
+def ratios(rows, base, keys):
+    ref = dict(rows).get(base)
+    if ref is None:
+        return []
+    res = []
+    for name, vals in rows:
+        if name == base:
+            continue
+        res.append(("%s / %s" % (name, base),
+                    {k: (vals[k] / ref[k] if vals.get(k) and ref.get(k) else None) for k in keys}))
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--peers", action="store_true", help="add Curator InterProcessMutex and Kazoo Lock")
+    ap.add_argument("--quick", action="store_true", help="short smoke run (1 rep, small counts)")
+    ap.add_argument("--modes", default="uncontended,reentrant,contended,herd,scale")
+    ap.add_argument("--ks", default="2,8,32")
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("-n", type=int, default=2000, help="uncontended cycles per run")
+    ap.add_argument("-T", type=float, default=4.0, help="contended window, seconds")
+    ap.add_argument("--waiters", type=int, default=50)
+    ap.add_argument("--locks", type=int, default=10000)
+    ap.add_argument("--results", default=os.path.join(ROOT, "bench", "results", time.strftime("%Y%m%d-%H%M%S")))
+    a = ap.parse_args()
+    if a.quick:
+        a.reps, a.n, a.T, a.locks = 1, 300, 1.5, 1000
+    modes = a.modes.split(",")
+    ks = [int(k) for k in a.ks.split(",")]
+    impls = list(C_IMPLS) + (["curator", "kazoo"] if a.peers else [])
+    os.makedirs(a.results, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="zkr-bench.")
+    srv = Server(work)
+    report = ["# zkr lock benchmark, %s" % time.strftime("%Y-%m-%d %H:%M"), "",
+              "Host: %d CPUs, %s; one standalone ZooKeeper (%s) on loopback, fsync on. %d rep(s); "
+              "medians over reps." % (os.cpu_count(), os.uname().release, four_letter(srv.port, "srvr").splitlines()[0],
+                                      a.reps)]
+    t0 = time.monotonic()
+    try:
+        b = Bench(a, srv, work, a.results)
+        # A fresh server JVM is slow until JIT-compiled: warm it, unreported.
+        for _ in range(2 if not a.quick else 1):
+            b.phase("raw", "contended", 4, ["--warmup", "200"], 2.0)
+        if "uncontended" in modes:
+            runs = {i: [] for i in impls}
+            for rep in range(a.reps):
+                for impl in rotate(impls, rep):
+                    runs[impl].append(uncontended(b, impl))
+            rows = [(i, median_of(runs[i])) for i in impls]
+            keys = list(rows[0][1].keys())
+            report.append(table("Uncontended: one client, %d acquire+release cycles" % a.n, rows, keys))
+            report.append(table("Uncontended ratios", ratios(rows, "raw", keys) +
+                                [r for r in ratios(rows, "curator", keys) if r[0].startswith("zkr")] +
+                                [r for r in ratios(rows, "kazoo", keys) if r[0].startswith("zkr")], keys, "ratio"))
+        if "reentrant" in modes:
+            report.append(table("Reentrant re-acquire (zkr, by the holding thread)", [("zkr", reentrant(b))],
+                                ["acq p50 ns", "acq p99 ns", "rel p50 ns"]))
+        if "contended" in modes:
+            for k in ks:
+                runs = {i: [] for i in impls}
+                for rep in range(a.reps):
+                    for impl in rotate(impls, rep):
+                        runs[impl].append(contended(b, impl, k))
+                rows = [(i, median_of(runs[i])) for i in impls]
+                keys = list(rows[0][1].keys())
+                report.append(table("Contended: K = %d processes, hold 0, %.1f s window" % (k, a.T), rows, keys))
+                rk = ["acq/s", "handoff p50 ms", "reqs/acq", "client CPU us/acq", "server CPU us/acq"]
+                report.append(table("Contended K = %d ratios" % k, ratios(rows, "raw", rk) +
+                                    [r for r in ratios(rows, "curator", rk) if r[0].startswith("zkr")] +
+                                    [r for r in ratios(rows, "kazoo", rk) if r[0].startswith("zkr")], rk, "ratio"))
+            # Mutual exclusion with a hold long enough to see overlaps.
+            rows = [(i, contended(b, i, 8, hold_us=20)) for i in impls]
+            report.append(table("Mutual exclusion check: K = 8, 20 us busy hold", rows,
+                                ["acquisitions", "ME violations", "acq/s"]))
+        if "herd" in modes:
+            rows = [(i, herd(b, i)) for i in ("zkr", "raw", "naive")]
+            report.append(table("Herd: 1 holder + %d queued waiters, each its own session" % a.waiters, rows,
+                                ["releases", "server fires/release mean", "max", "first",
+                                 "client notifications/release", "handoff p50 ms"]))
+        if "scale" in modes:
+            s = scale(b)
+            report.append(table("Scale (zkr)", [(k, {"value": v}) for k, v in s.items()], ["value"], "measure"))
+    finally:
+        srv.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    report.append("\nWall time %.0f s. Raw data: %s" % (time.monotonic() - t0, a.results))
+    text = "\n".join(report) + "\n"
+    with open(os.path.join(a.results, "table.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -54,6 +54,28 @@ def proc_cpu_ns(pid):
     return (int(fields[11]) + int(fields[12])) * TICK_NS
 
 
+def host_busy():
+    """(busy, total) jiffies of all CPUs so far."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
+def wait_quiet(limit=0.25, budget_s=10.0):
+    """Waits (bounded) until the host is mostly idle: other tenants' load
+    would otherwise land on one implementation's turn and not another's.
+    Returns the busy fraction seen last."""
+    deadline = time.monotonic() + budget_s
+    while True:
+        b0, t0 = host_busy()
+        time.sleep(0.3)
+        b1, t1 = host_busy()
+        frac = (b1 - b0) / max(1, t1 - t0)
+        if frac < limit or time.monotonic() > deadline:
+            return frac
+
+
 def pct(values, p):
     if not values:
         return float("nan")
@@ -118,6 +140,7 @@ class Bench:
                     p.kill()
                 raise RuntimeError("%s %s k=%d: a client failed before it was ready" % (impl, mode, k))
             time.sleep(0.01)
+        busy = wait_quiet()
         m0, c0 = mntr(self.srv.port), proc_cpu_ns(self.srv.pid)
         start = time.monotonic_ns() + 500_000_000
         end = start + int(window_s * 1e9)
@@ -135,18 +158,27 @@ class Bench:
         shutil.copytree(d, os.path.join(self.results, "p%03d-%s-%s-%d" % (self.seq, mode, impl, k)))
         return {"outs": outs, "start": start, "end": end, "k": k,
                 "packets": m1["zk_packets_received"] - m0["zk_packets_received"],
-                "server_cpu_ns": c1 - c0}
+                "server_cpu_ns": c1 - c0, "busy_before": busy}
 
 
 def uncontended(b, impl):
     r = b.phase(impl, "uncontended", 1, ["--count", str(b.a.n), "--warmup", "500"])
     o = r["outs"][0]
-    n = o["count"]
-    return {"cycles/s": n / o["loop_ns"] * 1e9, "acq p50 us": pct(o["acq_ns"], 50) / 1e3,
-            "acq p99 us": pct(o["acq_ns"], 99) / 1e3, "rel p50 us": pct(o["rel_ns"], 50) / 1e3,
-            "client CPU us/cycle": o["cpu_ns"] / n / 1e3, "server CPU us/cycle": r["server_cpu_ns"] / n / 1e3,
-            # minus the session's close
-            "reqs/cycle": (r["packets"] - 1) / n}
+    # packets minus the session's close
+    return {"n": o["count"], "loop_ns": o["loop_ns"], "acq": o["acq_ns"], "rel": o["rel_ns"], "cpu": o["cpu_ns"],
+            "server_cpu": r["server_cpu_ns"], "reqs": r["packets"] - 1}
+
+
+def pool_uncontended(runs):
+    """Pools interleaved repetitions: every sample, every cycle counts."""
+    n = sum(r["n"] for r in runs)
+    acq = [x for r in runs for x in r["acq"]]
+    rel = [x for r in runs for x in r["rel"]]
+    return {"cycles/s": n / sum(r["loop_ns"] for r in runs) * 1e9, "acq p50 us": pct(acq, 50) / 1e3,
+            "acq p99 us": pct(acq, 99) / 1e3, "rel p50 us": pct(rel, 50) / 1e3,
+            "client CPU us/cycle": sum(r["cpu"] for r in runs) / n / 1e3,
+            "server CPU us/cycle": sum(r["server_cpu"] for r in runs) / n / 1e3,
+            "reqs/cycle": sum(r["reqs"] for r in runs) / n}
 
 
 def contended(b, impl, k, hold_us=0):
@@ -156,21 +188,32 @@ def contended(b, impl, k, hold_us=0):
     for i, o in enumerate(r["outs"]):
         events += [(e, x, i) for e, x in zip(o["enter"], o["exit"])]
     events.sort()
-    total = len(events)
-    in_window = [e for e in events if r["start"] <= e[0] < r["end"]]
-    handoff = [(n[0] - p[1]) / 1e6 for p, n in zip(events, events[1:]) if p[2] != n[2]]
     violations, latest = 0, 0
     for e, x, _ in events:
         if e < latest:
             violations += 1
         latest = max(latest, x)
-    per = [sum(1 for e in in_window if e[2] == i) for i in range(k)]
-    jain = sum(per) ** 2 / (k * sum(c * c for c in per)) if sum(per) else 0.0
-    notes = sum(o.get("notifications", 0) for o in r["outs"])
-    return {"acq/s": len(in_window) / b.a.T, "handoff p50 ms": pct(handoff, 50), "handoff p99 ms": pct(handoff, 99),
-            "reqs/acq": (r["packets"] - k) / total, "client CPU us/acq": sum(o["cpu_ns"] for o in r["outs"]) / total / 1e3,
-            "server CPU us/acq": r["server_cpu_ns"] / total / 1e3, "fairness": jain, "ME violations": violations,
-            "acquisitions": total, "raw notifications/acq": notes / total if impl == "raw" else None}
+    in_window = [e for e in events if r["start"] <= e[0] < r["end"]]
+    return {"k": k, "total": len(events), "in_window": len(in_window),
+            "handoff": [(n[0] - p[1]) / 1e6 for p, n in zip(events, events[1:]) if p[2] != n[2]],
+            "per": [sum(1 for e in in_window if e[2] == i) for i in range(k)], "violations": violations,
+            "reqs": r["packets"] - k, "cpu": sum(o["cpu_ns"] for o in r["outs"]), "server_cpu": r["server_cpu_ns"],
+            "notes": sum(o.get("notifications", 0) for o in r["outs"]), "raw": impl == "raw"}
+
+
+def pool_contended(runs, window_s):
+    total = sum(r["total"] for r in runs)
+    handoff = [x for r in runs for x in r["handoff"]]
+    jain = []
+    for r in runs:
+        per, k = r["per"], r["k"]
+        jain.append(sum(per) ** 2 / (k * sum(c * c for c in per)) if sum(per) else 0.0)
+    return {"acq/s": sum(r["in_window"] for r in runs) / (window_s * len(runs)), "handoff p50 ms": pct(handoff, 50),
+            "handoff p99 ms": pct(handoff, 99), "reqs/acq": sum(r["reqs"] for r in runs) / total,
+            "client CPU us/acq": sum(r["cpu"] for r in runs) / total / 1e3,
+            "server CPU us/acq": sum(r["server_cpu"] for r in runs) / total / 1e3, "fairness (min)": min(jain),
+            "ME violations": sum(r["violations"] for r in runs), "acquisitions": total,
+            "raw notifications/acq": sum(r["notes"] for r in runs) / total if runs[0]["raw"] else None}
 
 
 def reentrant(b):
@@ -221,15 +264,6 @@ def table(title, rows, keys, first="impl"):
     return "\n".join(lines)
 
 
-def median_of(runs):
-    """Per-key median over repetitions."""
-    out = {}
-    for k in runs[0]:
-        vals = [r[k] for r in runs if r.get(k) is not None]
-        out[k] = statistics.median(vals) if vals else None
-    return out
-
-
 def ratios(rows, base, keys):
     ref = dict(rows).get(base)
     if ref is None:
@@ -249,15 +283,16 @@ def main():
     ap.add_argument("--quick", action="store_true", help="short smoke run (1 rep, small counts)")
     ap.add_argument("--modes", default="uncontended,reentrant,contended,herd,scale")
     ap.add_argument("--ks", default="2,8,32")
-    ap.add_argument("--reps", type=int, default=2)
-    ap.add_argument("-n", type=int, default=2000, help="uncontended cycles per run")
-    ap.add_argument("-T", type=float, default=4.0, help="contended window, seconds")
+    ap.add_argument("--reps", type=int, default=8, help="uncontended repetitions per implementation")
+    ap.add_argument("-n", type=int, default=500, help="uncontended cycles per repetition")
+    ap.add_argument("--creps", type=int, default=3, help="contended repetitions per implementation and K")
+    ap.add_argument("-T", type=float, default=3.0, help="contended window, seconds")
     ap.add_argument("--waiters", type=int, default=50)
     ap.add_argument("--locks", type=int, default=10000)
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "results", time.strftime("%Y%m%d-%H%M%S")))
     a = ap.parse_args()
     if a.quick:
-        a.reps, a.n, a.T, a.locks = 1, 300, 1.5, 1000
+        a.reps, a.n, a.creps, a.T, a.locks = 2, 200, 1, 1.5, 1000
     modes = a.modes.split(",")
     ks = [int(k) for k in a.ks.split(",")]
     impls = list(C_IMPLS) + (["curator", "kazoo"] if a.peers else [])
@@ -265,9 +300,9 @@ def main():
     work = tempfile.mkdtemp(prefix="zkr-bench.")
     srv = Server(work)
     report = ["# zkr lock benchmark, %s" % time.strftime("%Y-%m-%d %H:%M"), "",
-              "Host: %d CPUs, %s; one standalone ZooKeeper (%s) on loopback, fsync on. %d rep(s); "
-              "medians over reps." % (os.cpu_count(), os.uname().release, four_letter(srv.port, "srvr").splitlines()[0],
-                                      a.reps)]
+              "Host: %d CPUs, %s; one standalone ZooKeeper (%s) on loopback, fsync on. Implementations "
+              "take turns (order rotated per repetition); figures pool all repetitions." %
+              (os.cpu_count(), os.uname().release, four_letter(srv.port, "srvr").splitlines()[0])]
     t0 = time.monotonic()
     try:
         b = Bench(a, srv, work, a.results)
@@ -279,9 +314,10 @@ def main():
             for rep in range(a.reps):
                 for impl in rotate(impls, rep):
                     runs[impl].append(uncontended(b, impl))
-            rows = [(i, median_of(runs[i])) for i in impls]
+            rows = [(i, pool_uncontended(runs[i])) for i in impls]
             keys = list(rows[0][1].keys())
-            report.append(table("Uncontended: one client, %d acquire+release cycles" % a.n, rows, keys))
+            report.append(table("Uncontended: one client, %d x %d acquire+release cycles (interleaved)" % (a.reps, a.n),
+                                rows, keys))
             report.append(table("Uncontended ratios", ratios(rows, "raw", keys) +
                                 [r for r in ratios(rows, "curator", keys) if r[0].startswith("zkr")] +
                                 [r for r in ratios(rows, "kazoo", keys) if r[0].startswith("zkr")], keys, "ratio"))
@@ -291,18 +327,19 @@ def main():
         if "contended" in modes:
             for k in ks:
                 runs = {i: [] for i in impls}
-                for rep in range(a.reps):
+                for rep in range(a.creps):
                     for impl in rotate(impls, rep):
                         runs[impl].append(contended(b, impl, k))
-                rows = [(i, median_of(runs[i])) for i in impls]
+                rows = [(i, pool_contended(runs[i], a.T)) for i in impls]
                 keys = list(rows[0][1].keys())
-                report.append(table("Contended: K = %d processes, hold 0, %.1f s window" % (k, a.T), rows, keys))
+                report.append(table("Contended: K = %d processes, hold 0, %d x %.1f s windows (interleaved)" %
+                                    (k, a.creps, a.T), rows, keys))
                 rk = ["acq/s", "handoff p50 ms", "reqs/acq", "client CPU us/acq", "server CPU us/acq"]
                 report.append(table("Contended K = %d ratios" % k, ratios(rows, "raw", rk) +
                                     [r for r in ratios(rows, "curator", rk) if r[0].startswith("zkr")] +
                                     [r for r in ratios(rows, "kazoo", rk) if r[0].startswith("zkr")], rk, "ratio"))
             # Mutual exclusion with a hold long enough to see overlaps.
-            rows = [(i, contended(b, i, 8, hold_us=20)) for i in impls]
+            rows = [(i, pool_contended([contended(b, i, 8, hold_us=20)], a.T)) for i in impls]
             report.append(table("Mutual exclusion check: K = 8, 20 us busy hold", rows,
                                 ["acquisitions", "ME violations", "acq/s"]))
         if "herd" in modes:

@@ -65,30 +65,29 @@ static int64_t cpu_ns(void) {
   return (int64_t)(ut + st) * (1000000000 / sysconf(_SC_CLK_TCK));
 }
 
-static long rss_kb(void) {
+/* A number from /proc/self/status, e.g. "VmRSS:" (kB) or "Threads:". */
+static long status_field(const char *name) {
   char line[256];
-  long kb = 0;
+  long v = 0;
+  size_t n = strlen(name);
   FILE *f = fopen("/proc/self/status", "r");
 
   while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-    if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+    if (strncmp(line, name, n) == 0) {
+      v = atol(line + n);
       break;
+    }
   if (f != NULL)
     fclose(f);
-  return kb;
+  return v;
+}
+
+static long rss_kb(void) {
+  return status_field("VmRSS:");
 }
 
 static int thread_count(void) {
-  char line[256];
-  int n = 0;
-  FILE *f = fopen("/proc/self/status", "r");
-
-  while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-    if (sscanf(line, "Threads: %d", &n) == 1)
-      break;
-  if (f != NULL)
-    fclose(f);
-  return n;
+  return (int)status_field("Threads:");
 }
 
 static void sleep_ns(int64_t ns) {

@@ -204,87 +204,91 @@ static void test_requests_contended_four(void) {
   th_finish_path(path);
 }
 
+/* A queue of three: A holds, B waits, then C (through the proxy) waits
+ * behind B with its watch sent; k counts C's requests from its start. */
+typedef struct line3 {
+  char *path;
+  tp_proxy *p;
+  zkr_session *sa, *sb, *s;
+  zkr_lock *la, *lb, *l;
+  acquirer b, c;
+  counts k;
+} line3;
+
+static void line3_start(line3 *q, const char *tag) {
+  q->path = th_path(tag);
+  q->p = tp_start(th_hosts());
+  CU_ASSERT_PTR_NOT_NULL_FATAL(q->p);
+  q->sa = th_session(QUIET_MS);
+  q->sb = th_session(QUIET_MS);
+  q->s = session_via(q->p);
+  q->la = lock_on(q->sa, q->path);
+  q->lb = lock_on(q->sb, q->path);
+  q->l = lock_on(q->s, q->path);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(q->la, -1), ZKR_OK);
+  start_acquire(&q->b, q->lb);
+  CU_ASSERT_TRUE(th_await_nodes(q->path, 2));
+  q->k = now_counts(q->p);
+  start_acquire(&q->c, q->l);
+  CU_ASSERT_TRUE(await_requests(q->p, ZOO_GETDATA_OP, q->k.get + 1));
+}
+
+static void line3_finish(line3 *q) {
+  zkr_lock_free(q->l);
+  zkr_lock_free(q->la);
+  zkr_lock_free(q->lb);
+  zkr_session_close(q->s);
+  zkr_session_close(q->sa);
+  zkr_session_close(q->sb);
+  tp_stop(q->p);
+  th_finish_path(q->path);
+}
+
 /* The watched predecessor leaves the queue while an earlier node still
  * holds: its deletion alone cannot tell "held and released" from "gave up",
  * so the waiter lists once and watches the holder. */
 static void test_requests_predecessor_leaves_one_listing(void) {
-  char *path = th_path("r-leave");
-  tp_proxy *p = tp_start(th_hosts());
-  zkr_session *sa = th_session(QUIET_MS), *sb = th_session(QUIET_MS), *s;
-  zkr_lock *la = lock_on(sa, path), *lb = lock_on(sb, path), *l;
-  acquirer b, c;
+  line3 q;
   counts k;
 
-  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  s = session_via(p);
-  l = lock_on(s, path);
-  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(la, -1), ZKR_OK);
-  start_acquire(&b, lb);
-  CU_ASSERT_TRUE(th_await_nodes(path, 2));
-  k = now_counts(p);
-  start_acquire(&c, l);
-  CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, k.get + 1));
+  line3_start(&q, "r-leave");
   /* B's lock is freed: its node goes, C moves on to A's node. */
-  zkr_lock_free(lb);
-  pthread_join(b.t, NULL);
-  CU_ASSERT_EQUAL(b.rc, ZKR_ECLOSED);
-  CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, k.get + 2));
-  CU_ASSERT_EQUAL(th_count_nodes(path), 2);
-  CU_ASSERT_EQUAL(zkr_lock_release(la), ZKR_OK);
-  pthread_join(c.t, NULL);
-  CU_ASSERT_EQUAL(c.rc, ZKR_OK);
-  CU_ASSERT_EQUAL(c.release_rc, ZKR_OK);
-  k = since(p, k);
+  zkr_lock_free(q.lb);
+  q.lb = NULL;
+  pthread_join(q.b.t, NULL);
+  CU_ASSERT_EQUAL(q.b.rc, ZKR_ECLOSED);
+  CU_ASSERT_TRUE(await_requests(q.p, ZOO_GETDATA_OP, q.k.get + 2));
+  CU_ASSERT_EQUAL(th_count_nodes(q.path), 2);
+  CU_ASSERT_EQUAL(zkr_lock_release(q.la), ZKR_OK);
+  pthread_join(q.c.t, NULL);
+  CU_ASSERT_EQUAL(q.c.rc, ZKR_OK);
+  CU_ASSERT_EQUAL(q.c.release_rc, ZKR_OK);
+  k = since(q.p, q.k);
   CU_ASSERT_EQUAL(k.create, 1);
   CU_ASSERT_EQUAL(k.list, 2);
   CU_ASSERT_EQUAL(k.get, 2);
   CU_ASSERT_EQUAL(k.del, 1);
-  zkr_lock_free(l);
-  zkr_lock_free(la);
-  zkr_session_close(s);
-  zkr_session_close(sa);
-  zkr_session_close(sb);
-  tp_stop(p);
-  th_finish_path(path);
+  line3_finish(&q);
 }
 
 /* Third in line: its predecessor holds, then releases; one listing tells
  * the first is gone too (five requests, not one probe per earlier node). */
 static void test_requests_third_in_line_five(void) {
-  char *path = th_path("r-third");
-  tp_proxy *p = tp_start(th_hosts());
-  zkr_session *sa = th_session(QUIET_MS), *sb = th_session(QUIET_MS), *s;
-  zkr_lock *la = lock_on(sa, path), *lb = lock_on(sb, path), *l;
-  acquirer b, c;
+  line3 q;
   counts k;
 
-  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  s = session_via(p);
-  l = lock_on(s, path);
-  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(la, -1), ZKR_OK);
-  start_acquire(&b, lb);
-  CU_ASSERT_TRUE(th_await_nodes(path, 2));
-  k = now_counts(p);
-  start_acquire(&c, l);
-  CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, k.get + 1));
-  CU_ASSERT_EQUAL(zkr_lock_release(la), ZKR_OK);
-  pthread_join(b.t, NULL);
-  pthread_join(c.t, NULL);
-  CU_ASSERT_EQUAL(b.rc, ZKR_OK);
-  CU_ASSERT_EQUAL(c.rc, ZKR_OK);
-  CU_ASSERT_EQUAL(c.release_rc, ZKR_OK);
-  k = since(p, k);
+  line3_start(&q, "r-third");
+  CU_ASSERT_EQUAL(zkr_lock_release(q.la), ZKR_OK);
+  pthread_join(q.b.t, NULL);
+  pthread_join(q.c.t, NULL);
+  CU_ASSERT_EQUAL(q.b.rc, ZKR_OK);
+  CU_ASSERT_EQUAL(q.c.rc, ZKR_OK);
+  CU_ASSERT_EQUAL(q.c.release_rc, ZKR_OK);
+  k = since(q.p, q.k);
   CU_ASSERT_EQUAL(k.create + k.list + k.get + k.del, 5);
   CU_ASSERT_EQUAL(k.list, 2);
   CU_ASSERT_EQUAL(k.get, 1);
-  zkr_lock_free(l);
-  zkr_lock_free(la);
-  zkr_lock_free(lb);
-  zkr_session_close(s);
-  zkr_session_close(sa);
-  zkr_session_close(sb);
-  tp_stop(p);
-  th_finish_path(path);
+  line3_finish(&q);
 }
 
 static int node_gone(void *arg) {

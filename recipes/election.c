@@ -2,7 +2,7 @@
  *
  * One contender per participation; leadership is the contender's grant.
  * on_change is delivered on the session's event thread, in order, and in
- * pairs: a 0 only ever follows a 1 (e->leader records what was announced).
+ * pairs: a 0 only ever follows a 1 (e->term records what was announced).
  * A contender's granted/lost events announce its term; when we leave, the
  * contender is dropped (its pending events void) and we announce what is
  * still owed ourselves. */
@@ -11,12 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What has been announced of the current participation's term. */
+enum term { T_NONE, T_UP, T_DONE };
+
 struct zkr_election {
   zkr__recipe r;
   zkr_election_fn on_change;
   void *arg;
   zkr__contender *c; /* current participation, or NULL */
-  int leader;        /* announced by on_change(1) and not yet by on_change(0) */
+  int term;          /* enum term, for c */
   int waiters;       /* threads inside await */
   int freeing;
   pthread_cond_t cond; /* waiters reached 0 */
@@ -24,25 +27,50 @@ struct zkr_election {
 
 /* --- on the event thread -------------------------------------------------- */
 
-/* Fires on_change(leader) unless that is what was announced last. */
-static void announce(zkr_election *e, int leader) {
+/* The contender's own events announce its term while it is current: 1 once,
+ * then 0 once. Events of a dropped contender never fire (the queue voids
+ * them), so only leave() announces what a dropped term still owes. */
+static void el_granted(void *owner, zkr__contender *c) {
+  zkr_election *e = owner;
   pthread_mutex_t *mu = zkr__session_mutex(e->r.s);
   int fire;
 
   pthread_mutex_lock(mu);
-  fire = e->leader != leader;
-  e->leader = leader;
+  fire = c == e->c && e->term == T_NONE;
+  if (fire)
+    e->term = T_UP;
   pthread_mutex_unlock(mu);
   if (fire && e->on_change != NULL)
-    e->on_change(e, leader, e->arg);
+    e->on_change(e, 1, e->arg);
 }
 
-static void el_granted(void *owner) {
-  announce(owner, 1);
+static void el_ended(void *owner, zkr__contender *c) {
+  zkr_election *e = owner;
+  pthread_mutex_t *mu = zkr__session_mutex(e->r.s);
+  int fire;
+
+  pthread_mutex_lock(mu);
+  fire = c == e->c && e->term == T_UP;
+  if (fire)
+    e->term = T_DONE;
+  pthread_mutex_unlock(mu);
+  if (fire && e->on_change != NULL)
+    e->on_change(e, 0, e->arg);
 }
 
-static void el_ended(void *owner) {
-  announce(owner, 0);
+/* What leave() owes a term that began: posted in order, fired as posted. */
+static void owed_up(void *arg) {
+  zkr_election *e = arg;
+
+  if (e->on_change != NULL)
+    e->on_change(e, 1, e->arg);
+}
+
+static void owed_down(void *arg) {
+  zkr_election *e = arg;
+
+  if (e->on_change != NULL)
+    e->on_change(e, 0, e->arg);
 }
 
 /* --- public ------------------------------------------------------------------ */
@@ -90,6 +118,7 @@ int zkr_election_join(zkr_election *e) {
       zkr__contender_drop(e->c); /* an ended participation */
       e->c = NULL;
     }
+    e->term = T_NONE;
     memset(&cfg, 0, sizeof(cfg));
     cfg.dir = e->r.path;
     cfg.marker = "-latch-";
@@ -127,6 +156,14 @@ int zkr_election_await(zkr_election *e, int timeout_ms) {
   return rc;
 }
 
+/* Mutex held. The truth, not the announcement: await() returning ZKR_OK
+ * implies it, while on_change(1) may still be on its way to the event
+ * thread; and our own clock decides at once, before the event thread
+ * notices the deadline. */
+static int leading(zkr_election *e) {
+  return e->c != NULL && zkr__contender_granted(e->c) && zkr__now_ns() < zkr__session_valid_until_locked(e->r.s);
+}
+
 int zkr_election_is_leader(zkr_election *e) {
   pthread_mutex_t *mu;
   int leader;
@@ -135,12 +172,9 @@ int zkr_election_is_leader(zkr_election *e) {
     return 0;
   mu = zkr__session_mutex(e->r.s);
   pthread_mutex_lock(mu);
-  /* The truth, not the announcement: await() returning ZKR_OK implies it,
-   * while on_change(1) may still be on its way to the event thread. */
-  leader = e->c != NULL && zkr__contender_granted(e->c);
+  leader = leading(e);
   pthread_mutex_unlock(mu);
-  /* Our own clock decides at once, before the event thread notices. */
-  return leader && zkr__now_ns() < zkr_session_valid_until(e->r.s);
+  return leader;
 }
 
 int zkr_election_epoch(zkr_election *e, int64_t *epoch) {
@@ -149,11 +183,10 @@ int zkr_election_epoch(zkr_election *e, int64_t *epoch) {
 
   if (e == NULL || epoch == NULL)
     return ZKR_EINVAL;
-  if (!zkr_election_is_leader(e))
-    return ZKR_ENOTHELD;
+  /* One snapshot: leading and the epoch of that very term. */
   mu = zkr__session_mutex(e->r.s);
   pthread_mutex_lock(mu);
-  rc = e->c != NULL ? ZKR_OK : ZKR_ENOTHELD;
+  rc = leading(e) ? ZKR_OK : ZKR_ENOTHELD;
   if (rc == ZKR_OK)
     *epoch = zkr__contender_token(e->c);
   pthread_mutex_unlock(mu);
@@ -200,11 +233,13 @@ static int leave(zkr_election *e) {
   granted = zkr__contender_was_granted(c);
   zkr__contender_drop(c); /* its own queued events are void from here on */
   e->c = NULL;
-  /* A term that began must be announced, and ended, exactly once each. */
-  if (granted && !e->leader && zkr__session_post(e->r.s, el_granted, e, e) != ZKR_OK)
+  /* A term that began is announced, and ended, exactly once each, whatever
+   * of it the contender's events already announced (CURATOR-83/87). */
+  if (granted && e->term == T_NONE && zkr__session_post(e->r.s, owed_up, e, e) != ZKR_OK)
     granted = 0;
-  if ((granted || e->leader) && zkr__session_post(e->r.s, el_ended, e, e) != ZKR_OK)
-    e->leader = 0;
+  if (granted && e->term != T_DONE)
+    zkr__session_post(e->r.s, owed_down, e, e);
+  e->term = T_NONE;
   return rc == ZKR_ETIMEDOUT ? ZKR_OK : rc;
 }
 

@@ -21,7 +21,8 @@ struct zkr_lock {
   zkr_lock_lost_fn on_lost;
   void *arg;
   hold *holds;
-  int acquiring; /* threads inside zkr_lock_acquire */
+  int acquiring;   /* threads inside zkr_lock_acquire */
+  int lost_reason; /* of the last lost hold; atomic */
   int freeing;
   pthread_cond_t cond; /* acquiring reached 0 */
 };
@@ -48,9 +49,17 @@ static void unlink_hold(zkr_lock *l, hold *h) {
   free(h);
 }
 
-static void lock_lost(void *owner) {
+static void note_lost(zkr_lock *l, const zkr__contender *c) {
+  int r = zkr__contender_lost_reason(c);
+
+  if (r != ZKR_LOST_NONE)
+    __atomic_store_n(&l->lost_reason, r, __ATOMIC_RELEASE);
+}
+
+static void lock_lost(void *owner, zkr__contender *c) {
   zkr_lock *l = owner;
 
+  note_lost(l, c);
   if (l->on_lost != NULL)
     l->on_lost(l, l->arg);
 }
@@ -201,10 +210,11 @@ static int release(zkr_lock *l, int wait) {
   if (h == NULL || h->count == 0) {
     rc = ZKR_ENOTHELD;
   } else if (!zkr__contender_granted(h->c)) {
-    /* Lost meanwhile: clear the whole hold and say so. */
+    /* Lost meanwhile: clear the whole hold and say why. */
+    note_lost(l, h->c);
+    rc = zkr__contender_lost_reason(h->c) == ZKR_LOST_DELETED ? ZKR_ELOST : ZKR_ESESSION;
     zkr__contender_release(h->c, 1);
     unlink_hold(l, h);
-    rc = ZKR_ESESSION;
   } else if (--h->count == 0) {
     rc = zkr__contender_release(h->c, wait);
     unlink_hold(l, h);
@@ -221,24 +231,27 @@ int zkr_lock_release_nowait(zkr_lock *l) {
   return release(l, 0);
 }
 
-/* The calling thread's granted hold, or NULL; mutex held. */
+/* The calling thread's granted hold whose validity deadline has not passed,
+ * or NULL; mutex held. Every accessor answers from this one snapshot. */
 static hold *granted_hold(zkr_lock *l) {
   hold *h = find(l);
 
-  return h != NULL && h->count > 0 && zkr__contender_granted(h->c) ? h : NULL;
+  if (h == NULL || h->count == 0 || !zkr__contender_granted(h->c))
+    return NULL;
+  return zkr__now_ns() < zkr__session_valid_until_locked(l->r.s) ? h : NULL;
 }
 
 int64_t zkr_lock_valid_until(zkr_lock *l) {
   pthread_mutex_t *mu;
-  int granted;
+  int64_t until;
 
   if (l == NULL)
     return 0;
   mu = zkr__session_mutex(l->r.s);
   pthread_mutex_lock(mu);
-  granted = granted_hold(l) != NULL;
+  until = granted_hold(l) != NULL ? zkr__session_valid_until_locked(l->r.s) : 0;
   pthread_mutex_unlock(mu);
-  return granted ? zkr_session_valid_until(l->r.s) : 0;
+  return until;
 }
 
 int zkr_lock_held(zkr_lock *l) {
@@ -324,6 +337,10 @@ int zkr_lock_multi(zkr_lock *l, int count, const zoo_op_t *ops, zoo_op_result_t 
   free(all);
   free(res);
   return rc;
+}
+
+int zkr_lock_lost_reason(zkr_lock *l) {
+  return l != NULL ? __atomic_load_n(&l->lost_reason, __ATOMIC_ACQUIRE) : ZKR_LOST_NONE;
 }
 
 void zkr_lock_free(zkr_lock *l) {

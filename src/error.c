@@ -73,3 +73,22 @@ int zkr__zk_answered(int zrc) {
     return 1;
   }
 }
+
+const char *zkr_lost_reason_str(int reason) {
+  switch (reason) {
+  case ZKR_LOST_NONE:
+    return "not lost";
+  case ZKR_LOST_EXPIRED:
+    return "session expired";
+  case ZKR_LOST_DEADLINE:
+    return "validity deadline passed while the server did not confirm the session (disconnected or paused)";
+  case ZKR_LOST_DELETED:
+    return "node deleted by another client";
+  case ZKR_LOST_CLOSED:
+    return "session closed";
+  case ZKR_LOST_AUTH:
+    return "authentication failed";
+  default:
+    return "unknown reason";
+  }
+}

@@ -118,8 +118,12 @@ typedef struct zkr__contender_cfg {
   const char *marker;              /* "-lock-", "-latch-"; static */
   const char *data;                /* node data; copied */
   const struct ACL_vector *acl;    /* borrowed; NULL = open */
-  void (*on_lost)(void *owner);    /* a granted contender was lost; event thread */
-  void (*on_granted)(void *owner); /* optional; event thread */
+  /* Event thread, outside the mutex, each at most once per contender and
+   * in this order: on_granted when it was granted (even if lost since),
+   * on_lost when a granted contender lost its hold. Neither fires once the
+   * recipe dropped the contender. */
+  void (*on_lost)(void *owner, zkr__contender *c);
+  void (*on_granted)(void *owner, zkr__contender *c);
   void *owner;
   int try_once; /* a try: decide without setting a watch */
 } zkr__contender_cfg;
@@ -162,6 +166,7 @@ int zkr__contender_granted(const zkr__contender *c);     /* granted and not lost
 int zkr__contender_active(const zkr__contender *c);      /* waiting or granted, not lost */
 int zkr__contender_was_granted(const zkr__contender *c); /* granted at some point */
 int64_t zkr__contender_token(const zkr__contender *c);
+int zkr__contender_lost_reason(const zkr__contender *c); /* zkr_lost_reason */
 const char *zkr__contender_node(const zkr__contender *c); /* full path or NULL */
 
 /* Called by the session (mutex held) when its state changes: reconnection
@@ -202,5 +207,9 @@ zkr__qstate *zkr__session_queue(zkr_session *s);
 /* The handle, or NULL once the session is closing: no request may be sent. */
 zhandle_t *zkr__session_zh(zkr_session *s);
 int64_t zkr__session_id_locked(zkr_session *s);
+/* zkr_session_valid_until() with the mutex held. */
+int64_t zkr__session_valid_until_locked(zkr_session *s);
+/* The session's zkr_lost_reason while LOST, else ZKR_LOST_NONE. */
+int zkr__session_lost_reason_locked(zkr_session *s);
 
 #endif

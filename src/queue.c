@@ -44,8 +44,8 @@ struct zkr__contender {
   const char *marker;
   char *data;
   const struct ACL_vector *acl;
-  void (*on_lost)(void *owner);
-  void (*on_granted)(void *owner);
+  void (*on_lost)(void *owner, zkr__contender *c);
+  void (*on_granted)(void *owner, zkr__contender *c);
   void *owner;
 
   char uuid[37];
@@ -62,6 +62,7 @@ struct zkr__contender {
   int listed;   /* a live predecessor is known: a try-once can decide */
   int try_once; /* only find out whether we would wait; set no watch */
   int withdrawing, dropped, closed, lost;
+  int lost_reason; /* zkr_lost_reason once lost */
   int was_granted;
   int parent_tries;
   int exists_mode; /* predecessor unreadable: watch with exists */
@@ -251,7 +252,7 @@ static void fail_zk(zkr__contender *c, int zrc) {
 static void lost_event(void *arg) {
   zkr__contender *c = arg;
   pthread_mutex_t *mu = zkr__session_mutex(c->s);
-  void (*cb)(void *);
+  void (*cb)(void *, zkr__contender *);
   void *owner;
 
   pthread_mutex_lock(mu);
@@ -259,7 +260,7 @@ static void lost_event(void *arg) {
   owner = c->owner;
   pthread_mutex_unlock(mu);
   if (cb != NULL)
-    cb(owner);
+    cb(owner, c);
   pthread_mutex_lock(mu);
   unref(c);
   pthread_mutex_unlock(mu);
@@ -268,15 +269,15 @@ static void lost_event(void *arg) {
 static void granted_event(void *arg) {
   zkr__contender *c = arg;
   pthread_mutex_t *mu = zkr__session_mutex(c->s);
-  void (*cb)(void *);
+  void (*cb)(void *, zkr__contender *);
   void *owner;
 
   pthread_mutex_lock(mu);
-  cb = c->state == C_HELD && !c->lost ? c->on_granted : NULL;
+  cb = c->on_granted;
   owner = c->owner;
   pthread_mutex_unlock(mu);
   if (cb != NULL)
-    cb(owner);
+    cb(owner, c);
   pthread_mutex_lock(mu);
   unref(c);
   pthread_mutex_unlock(mu);
@@ -288,6 +289,7 @@ static void lose_hold(zkr__contender *c, int rc) {
     return;
   c->lost = 1;
   c->rc = rc;
+  c->lost_reason = rc == ZKR_ELOST ? ZKR_LOST_DELETED : zkr__session_lost_reason_locked(c->s);
   c->own_step = 0;
   pthread_cond_broadcast(&c->cond);
   post(c, lost_event);
@@ -1130,6 +1132,10 @@ int zkr__contender_was_granted(const zkr__contender *c) {
 
 int zkr__contender_active(const zkr__contender *c) {
   return c->state != C_DONE && !c->lost && !c->withdrawing && !c->closed;
+}
+
+int zkr__contender_lost_reason(const zkr__contender *c) {
+  return c->lost ? c->lost_reason : ZKR_LOST_NONE;
 }
 
 int64_t zkr__contender_token(const zkr__contender *c) {

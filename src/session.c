@@ -45,7 +45,8 @@ struct zkr_session {
 
   zhandle_t *zh;
   int state;     /* 0 until the first connection, then a zkr_session_state */
-  int lost_code; /* why LOST: ZKR_ESESSION, ZKR_ENOAUTH, ZKR_ECLOSED */
+  int lost_code;   /* why LOST: ZKR_ESESSION, ZKR_ENOAUTH, ZKR_ECLOSED */
+  int lost_reason; /* the zkr_lost_reason behind lost_code */
   int closing;   /* no request may be sent any more */
   int stop;      /* the event thread should exit */
   int dead;      /* closed: no event can run any more */
@@ -253,11 +254,12 @@ static void set_state(zkr_session *s, int state) {
     free(se);
 }
 
-/* Declares the session lost (terminal). code says why. */
-static void lose(zkr_session *s, int code) {
+/* Declares the session lost (terminal). code and reason say why. */
+static void lose(zkr_session *s, int code, int reason) {
   if (s->state == ZKR_SESSION_LOST)
     return;
   s->lost_code = code;
+  s->lost_reason = reason;
   s->valid_until = 0;
   set_state(s, ZKR_SESSION_LOST);
   zkr__queue_session_lost(s, code);
@@ -296,9 +298,9 @@ static void session_watcher(zhandle_t *zh, int type, int state, const char *path
     if (s->state == ZKR_SESSION_CONNECTED)
       set_state(s, ZKR_SESSION_SUSPENDED);
   } else if (state == ZOO_EXPIRED_SESSION_STATE) {
-    lose(s, ZKR_ESESSION);
+    lose(s, ZKR_ESESSION, ZKR_LOST_EXPIRED);
   } else if (state == ZOO_AUTH_FAILED_STATE) {
-    lose(s, ZKR_ENOAUTH);
+    lose(s, ZKR_ENOAUTH, ZKR_LOST_AUTH);
   }
   pthread_cond_signal(&s->ev_cond); /* orphans may be deletable now */
   pthread_mutex_unlock(&s->mu);
@@ -416,7 +418,7 @@ static void *event_thread(void *arg) {
     int64_t now = zkr__now_ns(), wake;
 
     if (s->last_ack_sent > 0 && s->state != ZKR_SESSION_LOST && now >= s->valid_until)
-      lose(s, ZKR_ESESSION); /* our own clock: the server may have expired us */
+      lose(s, ZKR_ESESSION, ZKR_LOST_DEADLINE); /* our own clock: the server may have expired us */
     if (s->ev_head != NULL) {
       event *ev = s->ev_head;
       s->ev_head = ev->next;
@@ -481,7 +483,7 @@ static void teardown(zkr_session *s) {
   pthread_mutex_lock(&s->mu);
   s->closing = 1;
   s->stop = 1;
-  lose(s, ZKR_ECLOSED);
+  lose(s, ZKR_ECLOSED, ZKR_LOST_CLOSED);
   pthread_cond_broadcast(&s->ev_cond);
   pthread_mutex_unlock(&s->mu);
   if (s->thread_started)
@@ -652,6 +654,10 @@ int zkr_session_timeout(zkr_session *s) {
   return t;
 }
 
+int64_t zkr__session_valid_until_locked(zkr_session *s) {
+  return s->state == ZKR_SESSION_LOST ? 0 : s->valid_until;
+}
+
 int64_t zkr_session_valid_until(zkr_session *s) {
   int64_t v;
 
@@ -661,6 +667,21 @@ int64_t zkr_session_valid_until(zkr_session *s) {
   v = s->state == ZKR_SESSION_LOST ? 0 : s->valid_until;
   pthread_mutex_unlock(&s->mu);
   return v;
+}
+
+int zkr_session_lost_reason(zkr_session *s) {
+  int r;
+
+  if (s == NULL)
+    return ZKR_LOST_NONE;
+  pthread_mutex_lock(&s->mu);
+  r = s->state == ZKR_SESSION_LOST ? s->lost_reason : ZKR_LOST_NONE;
+  pthread_mutex_unlock(&s->mu);
+  return r;
+}
+
+int zkr__session_lost_reason_locked(zkr_session *s) {
+  return s->state == ZKR_SESSION_LOST ? s->lost_reason : ZKR_LOST_NONE;
 }
 
 int zkr_session_add_listener(zkr_session *s, zkr_state_fn fn, void *arg, int *id) {

@@ -27,7 +27,10 @@ extern "C" {
   X(ECLOSED, -9, "object is being freed or its session closed")                           \
   X(ELOST, -10, "our contender node was deleted by another client")                       \
   X(ECONNECT, -11, "could not connect to any ZooKeeper server")                           \
-  X(ENOLEADER, -12, "no leader: nobody participates in the election")
+  X(ENOLEADER, -12, "no leader: nobody participates in the election")                   \
+  X(EEXHAUSTED, -13, "the directory's sequence counter is exhausted (2^31 children created): "     \
+                     "recreate the directory while nobody uses it")                            \
+  X(ENOCHROOT, -14, "the chroot in the host string does not exist on the server")
 /* clang-format on */
 
 typedef enum zkr_errno {

@@ -30,7 +30,8 @@ typedef struct zkr_lock zkr_lock;
  * holds a request; zkr_lock_multi checks the node every time). Runs on the session's event thread;
  * it must not block nor call a blocking zkr function. After it, the holder
  * must stop touching what the lock protects; zkr_lock_release() then
- * returns ZKR_ESESSION and clears the hold. */
+ * returns ZKR_ELOST (node deleted) or ZKR_ESESSION (session lost) and clears
+ * the hold; zkr_lock_lost_reason() tells why. */
 typedef void (*zkr_lock_lost_fn)(zkr_lock *l, void *arg);
 
 typedef struct zkr_lock_opts {
@@ -105,6 +106,12 @@ ZKR_EXTERN int zkr_lock_node(zkr_lock *l, char *buf, size_t len);
  * written), ZKR_ESESSION, ZKR_ECONNLOSS, ZKR_EZK (an op of the caller failed;
  * see results). */
 ZKR_EXTERN int zkr_lock_multi(zkr_lock *l, int count, const zoo_op_t *ops, zoo_op_result_t *results);
+
+/* Returns why the most recently lost hold of l (of any thread) was lost: a
+ * zkr_lost_reason (ZKR_LOST_EXPIRED, ZKR_LOST_DEADLINE, ZKR_LOST_DELETED,
+ * ZKR_LOST_CLOSED, ZKR_LOST_AUTH), or ZKR_LOST_NONE if no hold of l was ever
+ * lost. Set before on_lost runs, so on_lost may call it. Never blocks. */
+ZKR_EXTERN int zkr_lock_lost_reason(zkr_lock *l);
 
 /* Frees the lock. A hold of any thread is released first; threads waiting
  * in zkr_lock_acquire() return ZKR_ECLOSED, and free waits for them to

@@ -36,6 +36,23 @@ typedef enum zkr_session_state {
   ZKR_SESSION_LOST = 3
 } zkr_session_state;
 
+/* Why a session, or a hold on one, was lost (zkr_session_lost_reason(),
+ * zkr_lock_lost_reason()). */
+typedef enum zkr_lost_reason {
+  ZKR_LOST_NONE = 0,     /* nothing was lost */
+  ZKR_LOST_EXPIRED = 1,  /* the server expired the session */
+  ZKR_LOST_DEADLINE = 2, /* the validity deadline passed before the server
+                            confirmed the session (disconnected or paused) */
+  ZKR_LOST_DELETED = 3,  /* another client deleted our node (holds only) */
+  ZKR_LOST_CLOSED = 4,   /* the session was closed */
+  ZKR_LOST_AUTH = 5      /* authentication failed on reconnection */
+} zkr_lost_reason;
+
+/* Returns a short static text for a zkr_lost_reason ("session expired",
+ * "validity deadline passed while disconnected", "node deleted by another
+ * client", ...); never NULL. Any thread. */
+ZKR_EXTERN const char *zkr_lost_reason_str(int reason);
+
 /* Receives one line of the ZooKeeper client's own log (no trailing newline).
  * Called from any of the client's threads; must not block or call zkr. */
 typedef void (*zkr_log_fn)(const char *message, void *arg);
@@ -65,7 +82,10 @@ typedef struct zkr_session_opts {
  * On success *out is set; the caller owns it and frees it with
  * zkr_session_close(). Returns ZKR_EINVAL for a NULL or malformed hosts
  * string or bad options, ZKR_ECONNECT when no server answered within
- * connect_timeout_ms, ZKR_ENOAUTH when authentication failed, ZKR_ENOMEM.
+ * connect_timeout_ms or no host name resolves, ZKR_ENOCHROOT when the
+ * chroot ("/app" in "h:2181/app") does not exist on the server (a session
+ * cannot create its own root), ZKR_ENOAUTH when authentication failed,
+ * ZKR_ENOMEM.
  * On failure nothing is left behind (no thread, no memory). */
 ZKR_EXTERN int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opts *opts);
 
@@ -92,6 +112,10 @@ ZKR_EXTERN int zkr_session_timeout(zkr_session *s);
  * alive on the server: send time of the last acknowledged request +
  * negotiated timeout - expiry margin. 0 once LOST. */
 ZKR_EXTERN int64_t zkr_session_valid_until(zkr_session *s);
+
+/* Returns why the session became LOST (a zkr_lost_reason), or
+ * ZKR_LOST_NONE while it is not LOST. Never blocks on the network. */
+ZKR_EXTERN int zkr_session_lost_reason(zkr_session *s);
 
 /* Adds a state listener (see zkr_state_fn). *id, if not NULL, receives a
  * handle for zkr_session_remove_listener(). Returns ZKR_OK, ZKR_EINVAL,

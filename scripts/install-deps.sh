@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what zkrecipes needs from Debian, if anything is missing.
 # Used by .ci/run, demo.sh and test.sh; safe to run again.
-# With --peers, also what bench/run.sh --peers needs (Curator, Kazoo, a JDK).
+# With --peers, also what bench/run.sh --peers needs (Curator, Kazoo). The
+# JDK is always installed: a test compiles a snapshot seeder against the
+# server's classes.
 set -euo pipefail
 
 PKGS=(build-essential autoconf automake libtool pkg-config
-      libzookeeper-mt-dev libcunit1-dev zookeeper default-jre-headless
+      libzookeeper-mt-dev libcunit1-dev zookeeper default-jdk-headless
       valgrind python3 clang-format clang libclang-rt-14-dev)
 if [ "${1:-}" = --peers ]; then
-  PKGS+=(default-jdk-headless libcurator-recipes-java python3-kazoo)
+  PKGS+=(libcurator-recipes-java python3-kazoo)
 fi
 
 missing=()

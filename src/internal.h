@@ -51,6 +51,21 @@ typedef struct zkr__name {
  * contenders and are ignored. */
 int zkr__name_parse(const char *name, zkr__name *out);
 
+/* The one rule for "is a contender", used by the queue and by every
+ * listing (zkr_participants, zkr status, zkr_election_leader): a name
+ * zkr__name_parse() accepts on an ephemeral node (ephemeral_owner != 0). A
+ * persistent node named like one belongs to no session: it is no lock of
+ * any peer and would block the queue forever. Fills out like
+ * zkr__name_parse(). */
+int zkr__contender_check(const char *name, int64_t ephemeral_owner, zkr__name *out);
+
+/* The sequence suffix is the parent's child version, a signed 32-bit
+ * counter. At its limit the server repeats 2147483647 (3.8) or wraps to
+ * negative values (others): from then on suffixes no longer follow creation
+ * order. 1 if n's suffix is such a one (>= the limit, or negative). */
+#define ZKR__SEQ_LIMIT 2147483647LL
+int zkr__name_seq_exhausted(const zkr__name *n);
+
 /* Queue order of two parsed names: by sequence suffix, compared as strings
  * (the order Curator and Kazoo use, so mixed queues agree), then by name. */
 int zkr__name_cmp(const zkr__name *a, const zkr__name *b);
@@ -114,10 +129,10 @@ void zkr__session_orphan_prefix(zkr_session *s, const char *dir, const char *pre
 typedef struct zkr__contender zkr__contender;
 
 typedef struct zkr__contender_cfg {
-  const char *dir;                 /* checked recipe directory; copied */
-  const char *marker;              /* "-lock-", "-latch-"; static */
-  const char *data;                /* node data; copied */
-  const struct ACL_vector *acl;    /* borrowed; NULL = open */
+  const char *dir;              /* checked recipe directory; copied */
+  const char *marker;           /* "-lock-", "-latch-"; static */
+  const char *data;             /* node data; copied */
+  const struct ACL_vector *acl; /* borrowed; NULL = open */
   /* Event thread, outside the mutex, each at most once per contender and
    * in this order: on_granted when it was granted (even if lost since),
    * on_lost when a granted contender lost its hold. Neither fires once the
@@ -166,7 +181,7 @@ int zkr__contender_granted(const zkr__contender *c);     /* granted and not lost
 int zkr__contender_active(const zkr__contender *c);      /* waiting or granted, not lost */
 int zkr__contender_was_granted(const zkr__contender *c); /* granted at some point */
 int64_t zkr__contender_token(const zkr__contender *c);
-int zkr__contender_lost_reason(const zkr__contender *c); /* zkr_lost_reason */
+int zkr__contender_lost_reason(const zkr__contender *c);  /* zkr_lost_reason */
 const char *zkr__contender_node(const zkr__contender *c); /* full path or NULL */
 
 /* Called by the session (mutex held) when its state changes: reconnection
@@ -207,6 +222,12 @@ zkr__qstate *zkr__session_queue(zkr_session *s);
 /* The handle, or NULL once the session is closing: no request may be sent. */
 zhandle_t *zkr__session_zh(zkr_session *s);
 int64_t zkr__session_id_locked(zkr_session *s);
+/* Bumped on every (re)connection of the client (mutex held). Watch events
+ * re-armed by a reconnection (the client's setWatches) arrive in the order
+ * of its watch list, not in the order the server applied the changes: a
+ * conclusion drawn from the order of events holds only within one
+ * connection. */
+unsigned zkr__session_conn_gen(zkr_session *s);
 /* zkr_session_valid_until() with the mutex held. */
 int64_t zkr__session_valid_until_locked(zkr_session *s);
 /* The session's zkr_lost_reason while LOST, else ZKR_LOST_NONE. */

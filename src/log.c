@@ -2,12 +2,13 @@
  *
  * The client's per-handle log callback takes no context pointer, so each
  * session that routes its log gets one of a fixed set of trampolines, each
- * bound to one slot holding the caller's function and argument. */
+ * bound to one slot holding the caller's function and argument. With every
+ * slot taken, opening one more such session fails with ZKR_ELOGROUTES. */
 #include "internal.h"
 
 #include <stdio.h>
 
-#define ZKR__LOG_SLOTS 32
+#define ZKR__LOG_SLOTS ZKR_LOG_ROUTES_MAX /* stated in zkr/session.h */
 
 typedef struct log_slot {
   int used;
@@ -35,16 +36,26 @@ static void discard(const char *message) {
 }
 
 /* clang-format off */
-#define T(i) \
-  static void tramp##i(const char *m) { deliver(i, m); }
-T(0) T(1) T(2) T(3) T(4) T(5) T(6) T(7) T(8) T(9) T(10) T(11) T(12) T(13) T(14) T(15)
-T(16) T(17) T(18) T(19) T(20) T(21) T(22) T(23) T(24) T(25) T(26) T(27) T(28) T(29) T(30) T(31)
+/* ZKR__LOG_SLOTS trampolines: T64(d, d) makes the 64 whose base-4 names
+ * start with digit d; each computes its slot number from its name. */
+#define T(name, n) static void tramp##name(const char *m) { deliver(n, m); }
+#define T4(name, n) T(name##0, (n)*4) T(name##1, (n)*4+1) T(name##2, (n)*4+2) T(name##3, (n)*4+3)
+#define T16(name, n) T4(name##0, (n)*4) T4(name##1, (n)*4+1) T4(name##2, (n)*4+2) T4(name##3, (n)*4+3)
+#define T64(name, n) T16(name##0, (n)*4) T16(name##1, (n)*4+1) T16(name##2, (n)*4+2) T16(name##3, (n)*4+3)
+T64(0, 0) T64(1, 1) T64(2, 2) T64(3, 3)
+#define E(i) tramp##i,
+#define E4(i) E(i##0) E(i##1) E(i##2) E(i##3)
+#define E16(i) E4(i##0) E4(i##1) E4(i##2) E4(i##3)
+#define E64(i) E16(i##0) E16(i##1) E16(i##2) E16(i##3)
+static const log_callback_fn tramps[ZKR__LOG_SLOTS] = {E64(0) E64(1) E64(2) E64(3)};
 #undef T
-
-static const log_callback_fn tramps[ZKR__LOG_SLOTS] = {
-    tramp0,  tramp1,  tramp2,  tramp3,  tramp4,  tramp5,  tramp6,  tramp7,  tramp8,  tramp9,  tramp10,
-    tramp11, tramp12, tramp13, tramp14, tramp15, tramp16, tramp17, tramp18, tramp19, tramp20, tramp21,
-    tramp22, tramp23, tramp24, tramp25, tramp26, tramp27, tramp28, tramp29, tramp30, tramp31};
+#undef T4
+#undef T16
+#undef T64
+#undef E
+#undef E4
+#undef E16
+#undef E64
 /* clang-format on */
 
 log_callback_fn zkr__log_bind(zkr_log_fn fn, void *arg, FILE *stream, int *slot) {

@@ -1,7 +1,9 @@
 /* Contender node names: parsing, queue order, and the random part. */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -54,6 +56,21 @@ int zkr__name_parse(const char *name, zkr__name *out) {
   out->name = name;
   out->seq = best_seq;
   return 1;
+}
+
+int zkr__contender_check(const char *name, int64_t ephemeral_owner, zkr__name *out) {
+  return ephemeral_owner != 0 && zkr__name_parse(name, out);
+}
+
+int zkr__name_seq_exhausted(const zkr__name *n) {
+  long long v;
+  char *end;
+
+  if (n->seq[0] == '-')
+    return 1; /* wrapped */
+  errno = 0;
+  v = strtoll(n->seq, &end, 10);
+  return errno == ERANGE || v >= ZKR__SEQ_LIMIT;
 }
 
 int zkr__name_cmp(const zkr__name *a, const zkr__name *b) {

@@ -67,15 +67,23 @@ int zkr_participants(zkr_session *s, const char *path, zkr_participant **out, si
     entry *e = &es[n];
 
     if (!zkr__name_parse(kids.data[i], &e->name))
-      continue; /* not a contender */
+      continue; /* not a contender: no need to read it */
     snprintf(full, sizeof(full), "%s/%s", path, kids.data[i]);
     zrc = zoo_get(zh, full, 0, buf, &len, &st);
+    if (zrc == ZNOAUTH) {
+      /* Unreadable (its owner's ACL): still a contender, as the queue sees
+       * it through an exists, which needs no permission; no id to show. */
+      len = 0;
+      zrc = zoo_exists(zh, full, 0, &st);
+    }
     if (zrc == ZNONODE)
       continue; /* left while we looked */
     if (zrc != ZOK) {
       rc = zkr__from_zk(zrc);
       break;
     }
+    if (!zkr__contender_check(kids.data[i], st.ephemeralOwner, &e->name))
+      continue; /* the queue's own rule: a persistent look-alike waits for nobody */
     buf[len > 0 ? len : 0] = '\0';
     e->p.id = strdup(buf);
     e->p.node = strdup(kids.data[i]);

@@ -7,13 +7,53 @@
  * the session mutex held.
  *
  *   create+list (pipelined) -> place in queue -> watch nearest predecessor
- *        -> it vanishes -> none earlier was listed: grant (after checking
- *           the node is ours); else list again and place again
+ *        (the next in line also watches its own node, first)
+ *        -> it vanishes -> grant, if the premises below hold; else list
+ *           again and place again
  *
- * Nodes sorting before ours existed when we listed (sequence numbers are
- * handed out in creation order) and later nodes sort after us, so a waiter
- * that listed only its predecessor is granted on its deletion without a
- * request; one that listed more needs one listing to learn which are left. */
+ * Premises. Every shortcut rests on one; each is checked here, not assumed,
+ * and each has the test that breaks it when the check is removed.
+ *
+ * P1 "Every node sorting before ours existed when we listed." Suffixes follow
+ *    creation order only while the directory's 32-bit child counter is below
+ *    its limit; past it the server repeats 2147483647 (3.8) or wraps to
+ *    negative values, which sort first. So our own node must carry a
+ *    regular suffix, else the acquire fails with ZKR_EEXHAUSTED and the node
+ *    is deleted (create_done, stat_done). A node created after our listing
+ *    then sorts after ours, or carries an exhausted suffix and never holds
+ *    (no zkr contender keeps one; peers past the limit are unsafe on their
+ *    own, see the README). Broken by: test_overflow_* (a server started from
+ *    a snapshot whose lock directory is at the counter's limit).
+ * P2 "Our node still exists when we are granted." A fresh listing that shows
+ *    it proves it. Without one (grant on the predecessor's deletion) it
+ *    takes a watch on our own node that the server answered before the
+ *    predecessor's deletion: the server sends a session's watch events in
+ *    the order it applied the changes, so a deletion of our node reaches us
+ *    first and ends the wait with ZKR_ELOST. That order holds only within
+ *    one connection (events re-armed by a reconnection come in the client's
+ *    order), so the answer must come from the current connection
+ *    (own_confirmed). Broken by: test_deleted_waiting_node_*.
+ * P3 "Only one predecessor was unaccounted for." A waiter that listed more
+ *    than one cannot tell from its predecessor's deletion whether the
+ *    earlier ones are gone (held and released) or not (gave up, session
+ *    ended): it lists again (advance). Broken by: test_lock_fifo,
+ *    test_requests_third_in_line.
+ * P4 "The node is ours, in this session, and the session usable" at every
+ *    grant: a view from before a reconnection never grants (CURATOR-604).
+ *    Broken by: test_faults_lost_create_reply_100.
+ * P5 "A persistent node named like a contender is no contender"
+ *    (zkr__contender_check, the one rule every listing uses): it is skipped
+ *    and remembered, so a later listing does not wait for it again. Broken
+ *    by: test_faults_hostile_directory, test_participants_skip_persistent.
+ * P6 "A completion or watch event is for the attempt that sent it": every
+ *    resend bumps gen and stale answers are dropped; own-node tickets are
+ *    per node. Broken by: test_faults_lost_create_reply_100.
+ *
+ * Requests: the next in line pays one more (its own-node watch) than it
+ * would without P2, which puts it level with Curator (5 per acquisition);
+ * others stay at Curator's count. Holds granted from a listing set their
+ * own-node watch only once they last (zkr__queue_arm): a deletion of a
+ * younger hold's node is seen when that watch is set. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -32,7 +72,7 @@ enum cstate {
 /* What to send again once the connection is back. */
 enum step { S_NONE, S_RECOVER, S_STAT, S_LIST, S_WATCH, S_DELETE };
 
-enum opkind { K_PARENT, K_CREATE, K_LIST, K_STAT, K_WATCH, K_WEXISTS, K_PEEK, K_OWNWATCH, K_DELETE };
+enum opkind { K_PARENT, K_SYNC, K_CREATE, K_LIST, K_STAT, K_WATCH, K_WEXISTS, K_PEEK, K_OWNWATCH, K_DELETE };
 
 struct zkr__contender {
   zkr__contender *prev, *next; /* the session's list */
@@ -53,10 +93,12 @@ struct zkr__contender {
   int64_t czxid, owner_sid;
 
   int state;
-  int rc;        /* result once C_DONE */
-  int step;      /* enum step pending a reconnection */
-  int own_step;  /* own-node watch pending a reconnection */
-  int own_armed; /* own-node watch sent (see zkr__queue_arm) */
+  int rc;            /* result once C_DONE */
+  int step;          /* enum step pending a reconnection */
+  int own_step;      /* own-node watch pending a reconnection */
+  int own_armed;     /* own-node watch sent (see zkr__queue_arm) */
+  int own_ok;        /* its answer: our node existed, the watch is set... */
+  unsigned own_conn; /* ...in this connection (P2) */
   int64_t granted_at;
   unsigned gen; /* bumped per attempt; stale completions are ignored */
   int listed;   /* a live predecessor is known: a try-once can decide */
@@ -65,9 +107,13 @@ struct zkr__contender {
   int lost_reason; /* zkr_lost_reason once lost */
   int was_granted;
   int parent_tries;
-  int exists_mode; /* predecessor unreadable: watch with exists */
-  char **preds;    /* names sorting before ours, in queue order */
+  int parent_denied; /* creating a missing parent was refused (ACL) */
+  int abandon_rc;    /* why we gave up, reported once the node is deleted */
+  int exists_mode;   /* predecessor unreadable: watch with exists */
+  char **preds;      /* names sorting before ours, in queue order */
   int npreds;
+  char **skipped; /* persistent nodes named like contenders (P5) */
+  int nskipped;
 };
 
 typedef struct zkr__ticket {
@@ -124,6 +170,9 @@ static void unref(zkr__contender *c) {
   if (c->next != NULL)
     c->next->prev = c->prev;
   free_preds(c);
+  while (c->nskipped > 0)
+    free(c->skipped[--c->nskipped]);
+  free(c->skipped);
   pthread_cond_destroy(&c->cond);
   free(c->dir);
   free(c->data);
@@ -318,19 +367,55 @@ static void grant(zkr__contender *c) {
     post(c, granted_event);
 }
 
-/* The nearest predecessor is gone (or, skip, is no contender). With no
- * earlier node known we hold the lock: every node sorting before ours
- * existed when we listed. Otherwise those earlier nodes may all be gone (the
- * predecessor held and released) or not (it gave up, or its session ended):
- * the deletion alone does not tell, so one listing does, where probing them
- * one by one would cost a request each. */
+/* P2: our node existed when the server set our own-node watch, in the
+ * current connection, and that watch is still set. */
+static int own_confirmed(zkr__contender *c) {
+  return c->own_ok && c->own_conn == zkr__session_conn_gen(c->s);
+}
+
+/* Our node is gone (seen through our own-node watch): a hold ends, a wait
+ * fails. Nothing is left to delete. */
+static void node_gone(zkr__contender *c) {
+  if (c->state == C_HELD)
+    lose_hold(c, ZKR_ELOST);
+  else if (c->state == C_LIST || c->state == C_WAIT)
+    finish(c, ZKR_ELOST);
+}
+
+static int remember_skipped(zkr__contender *c, const char *name) {
+  char **more = realloc(c->skipped, sizeof(char *) * (size_t)(c->nskipped + 1));
+
+  if (more == NULL)
+    return 0;
+  c->skipped = more;
+  c->skipped[c->nskipped] = strdup(name);
+  return c->skipped[c->nskipped++] != NULL;
+}
+
+static int is_skipped(const zkr__contender *c, const char *name) {
+  int i;
+
+  for (i = 0; i < c->nskipped; i++)
+    if (strcmp(c->skipped[i], name) == 0)
+      return 1;
+  return 0;
+}
+
+/* The nearest predecessor is gone, or (skip) is no contender (P5). With
+ * every earlier node accounted for (P1, P3) and our node confirmed (P2) we
+ * hold the lock; with earlier nodes unaccounted for, or our node not
+ * confirmed in this connection, one listing decides. */
 static void advance(zkr__contender *c, int skip) {
   c->npreds--;
+  if (skip && !remember_skipped(c, c->preds[c->npreds])) {
+    fail(c, ZKR_ENOMEM);
+    return;
+  }
   free(c->preds[c->npreds]);
   c->exists_mode = 0;
-  if (c->npreds == 0) {
+  if (c->npreds == 0 && own_confirmed(c)) {
     grant(c);
-  } else if (skip) {
+  } else if (c->npreds > 0 && skip) {
     send_watch(c);
   } else {
     c->state = C_LIST;
@@ -342,7 +427,8 @@ static int cmp_names(const void *a, const void *b) {
   return zkr__name_cmp(a, b);
 }
 
-/* Places us in the queue from a listing of the directory. */
+/* Places us in the queue from a listing of the directory. The listing shows
+ * our node, so it proves P2 by itself; with nobody before us we hold. */
 static void place(zkr__contender *c, const struct String_vector *kids) {
   const char *mine = strrchr(c->node, '/') + 1;
   zkr__name *names, me;
@@ -362,12 +448,13 @@ static void place(zkr__contender *c, const struct String_vector *kids) {
     zkr__name nm;
     if (strcmp(kids->data[i], mine) == 0)
       k = 1;
-    else if (zkr__name_parse(kids->data[i], &nm) && zkr__name_cmp(&nm, &me) < 0)
+    else if (zkr__name_parse(kids->data[i], &nm) && zkr__name_cmp(&nm, &me) < 0 &&
+             !is_skipped(c, kids->data[i]))
       names[n++] = nm;
   }
   if (!k) {
     free(names);
-    fail(c, ZKR_ELOST); /* someone deleted our node, or the session ended */
+    finish(c, ZKR_ELOST); /* someone deleted our node, or the session ended */
     return;
   }
   qsort(names, (size_t)n, sizeof(*names), cmp_names);
@@ -392,6 +479,19 @@ static void place(zkr__contender *c, const struct String_vector *kids) {
     send_watch(c);
 }
 
+/* P1: our own node must carry a regular suffix. Otherwise it is deleted and
+ * the acquire fails with ZKR_EEXHAUSTED once the server confirmed that. */
+static int suffix_exhausted(zkr__contender *c) {
+  zkr__name me;
+
+  if (!zkr__name_parse(strrchr(c->node, '/') + 1, &me) || !zkr__name_seq_exhausted(&me))
+    return 0;
+  c->withdrawing = 1;
+  c->abandon_rc = ZKR_EEXHAUSTED;
+  send_delete(c);
+  return 1;
+}
+
 /* --- completions ---------------------------------------------------------- */
 
 static void lock_op(op *o) {
@@ -408,7 +508,9 @@ static void parent_done(int rc, const char *value, const void *data) {
 
   (void)value;
   lock_op(o);
-  op_begin(o, rc); /* only the create that follows matters */
+  /* Only the create that follows matters, but a refusal names its cause. */
+  if (op_begin(o, rc) && o->kind == K_PARENT && rc == ZNOAUTH)
+    o->c->parent_denied = 1;
   op_end(o);
   unlock_op(s);
 }
@@ -432,9 +534,11 @@ static void create_done(int rc, const char *name, const struct Stat *stat, const
       if (c->node == NULL) {
         zkr__session_orphan(s, name);
         fail(c, ZKR_ENOMEM);
-      } else {
+      } else if (!suffix_exhausted(c)) {
         c->state = C_LIST; /* the pipelined listing is on its way */
       }
+    } else if (rc == ZNONODE && c->parent_denied) {
+      fail(c, ZKR_ENOAUTH); /* a missing parent we may not create */
     } else if (rc == ZNONODE && c->parent_tries++ < 5) {
       send_create(c); /* parents missing or reclaimed: make them again */
     } else if (is_connloss(rc)) {
@@ -523,7 +627,7 @@ static void stat_done(int rc, const struct Stat *stat, const void *data) {
       c->owner_sid = stat->ephemeralOwner;
       if (c->withdrawing) {
         send_delete(c);
-      } else {
+      } else if (!suffix_exhausted(c)) {
         c->state = C_LIST;
         send_list(c);
       }
@@ -558,7 +662,7 @@ static void watch_result(op *o, int rc, const struct Stat *stat) {
     free_ticket(o->t);
   if (!op_begin(o, rc) || c->state != C_WAIT)
     return;
-  if (rc == ZOK && stat->ephemeralOwner != 0) {
+  if (rc == ZOK && zkr__contender_check(c->preds[c->npreds - 1], stat->ephemeralOwner, &(zkr__name){0})) {
     /* A live contender is ahead of us: we wait (a try-once stops here). */
     c->listed = 1;
     pthread_cond_broadcast(&c->cond);
@@ -615,11 +719,17 @@ static void own_watch_done(int rc, const char *value, int len, const struct Stat
     zkr__session_acked(s, o->sent);
   if (rc != ZOK)
     free_ticket(o->t);
-  if (c->state == C_HELD && !c->lost) {
-    if (rc == ZNONODE)
-      lose_hold(c, ZKR_ELOST); /* deleted by someone else right after the grant */
-    else if (is_connloss(rc))
+  if ((c->state == C_HELD && !c->lost) || c->state == C_LIST || c->state == C_WAIT) {
+    if (rc == ZOK) {
+      c->own_ok = 1;
+      c->own_conn = zkr__session_conn_gen(s);
+    } else if (rc == ZNONODE) {
+      node_gone(c); /* deleted by someone else before we looked */
+    } else if (is_connloss(rc)) {
       c->own_step = 1;
+    } else {
+      c->own_armed = 0; /* cannot watch it (say, unreadable): P2 needs a listing */
+    }
   }
   op_end(o);
   unlock_op(s);
@@ -633,7 +743,7 @@ static void delete_done(int rc, const void *data) {
   lock_op(o);
   if (op_begin(o, rc) && c->state == C_RELEASE) {
     if (rc == ZOK || rc == ZNONODE) {
-      finish(c, c->withdrawing ? ZKR_ETIMEDOUT : ZKR_OK);
+      finish(c, c->abandon_rc != 0 ? c->abandon_rc : c->withdrawing ? ZKR_ETIMEDOUT : ZKR_OK);
     } else if (is_connloss(rc) && c->dropped) {
       /* Released without waiting and forgotten by its recipe: the
        * session's background deletes keep trying. */
@@ -668,9 +778,10 @@ static void ticket_watcher(zhandle_t *zh, int type, int state, const char *path,
     t->w->fired = 1;
     pthread_cond_broadcast(&t->w->cond);
   } else if (c != NULL && t->own) {
-    if (c->state == C_HELD && !c->lost) {
+    if ((c->state == C_HELD && !c->lost) || c->state == C_LIST || c->state == C_WAIT) {
+      c->own_ok = 0; /* the watch is spent: P2 waits for the new one's answer */
       if (type == ZOO_DELETED_EVENT)
-        lose_hold(c, ZKR_ELOST);
+        node_gone(c);
       else
         send_own_watch(c); /* data changed or watch removed: re-arm */
     }
@@ -806,7 +917,7 @@ static void send_recover(zkr__contender *c) {
   }
   c->gen++;
   c->state = C_RECOVER;
-  os = new_op(c, K_PARENT);
+  os = new_op(c, K_SYNC);
   if (os == NULL || !sent_ok(os, zoo_async(zh, c->dir, sync_done, os))) {
     fail(c, os == NULL ? ZKR_ENOMEM : ZKR_ESESSION);
     return;
@@ -853,6 +964,11 @@ static void send_watch(zkr__contender *c) {
   }
   c->gen++;
   c->state = C_WAIT;
+  /* The next in line watches its own node first, so that its deletion
+   * reaches us before the predecessor's (P2). Further back, the listing
+   * that follows the predecessor's deletion proves it instead. */
+  if (c->npreds == 1 && !c->own_armed && !c->try_once)
+    send_own_watch(c);
   o = new_op(c, c->try_once ? K_PEEK : c->exists_mode ? K_WEXISTS : K_WATCH);
   if (o != NULL && !c->try_once)
     o->t = new_ticket(c, 0);
@@ -881,6 +997,7 @@ static void send_own_watch(zkr__contender *c) {
 
   c->own_step = 0;
   c->own_armed = 1;
+  c->own_ok = 0; /* until this one is answered */
   if (zh == NULL)
     return;
   o = new_op(c, K_OWNWATCH);
@@ -891,7 +1008,7 @@ static void send_own_watch(zkr__contender *c) {
       op_end(o);
     return; /* out of memory: the hold still ends with the session */
   }
-  /* Not waited for: it only tells us if someone deletes our node. */
+  /* Not waited for: it tells us if someone deletes our node (P2). */
   sent_ok(o, zoo_awget(zh, c->node, ticket_watcher, o->t, own_watch_done, o));
 }
 
@@ -926,7 +1043,8 @@ void zkr__queue_reconnected(zkr_session *s) {
     int step = c->step;
 
     c->step = S_NONE;
-    if (c->own_step && c->state == C_HELD && !c->lost)
+    /* First, so that it is set before a resent predecessor watch (P2). */
+    if (c->own_step && ((c->state == C_HELD && !c->lost) || c->state == C_LIST || c->state == C_WAIT))
       send_own_watch(c);
     if (c->state == C_DONE)
       continue;

@@ -44,12 +44,12 @@ struct zkr_session {
   int refs;               /* the caller's, one per recipe object and per request in flight */
 
   zhandle_t *zh;
-  int state;     /* 0 until the first connection, then a zkr_session_state */
+  int state;       /* 0 until the first connection, then a zkr_session_state */
   int lost_code;   /* why LOST: ZKR_ESESSION, ZKR_ENOAUTH, ZKR_ECLOSED */
   int lost_reason; /* the zkr_lost_reason behind lost_code */
-  int closing;   /* no request may be sent any more */
-  int stop;      /* the event thread should exit */
-  int dead;      /* closed: no event can run any more */
+  int closing;     /* no request may be sent any more */
+  int stop;        /* the event thread should exit */
+  int dead;        /* closed: no event can run any more */
   int64_t id;
   int timeout_ms;
   int64_t margin_ns;
@@ -58,10 +58,11 @@ struct zkr_session {
   int64_t valid_until;
   int ping_inflight;
   int64_t ping_inflight_sent;
-  int ping_now;     /* reconnected: confirm the session at once */
-  int64_t arm_at;   /* next look for holds without an own-node watch */
-  int arm_pending;  /* a hold was too young for one at the last look */
-  int zk_connected; /* the client is connected (even after we declared LOST) */
+  int ping_now;      /* reconnected: confirm the session at once */
+  int64_t arm_at;    /* next look for holds without an own-node watch */
+  int arm_pending;   /* a hold was too young for one at the last look */
+  int zk_connected;  /* the client is connected (even after we declared LOST) */
+  unsigned conn_gen; /* bumped on every (re)connection */
 
   event *ev_head, *ev_tail;
   const void *running_owner; /* owner of the event now running */
@@ -277,6 +278,7 @@ static void session_watcher(zhandle_t *zh, int type, int state, const char *path
   pthread_mutex_lock(&s->mu);
   s->zk_connected = state == ZOO_CONNECTED_STATE;
   if (state == ZOO_CONNECTED_STATE) {
+    s->conn_gen++;
     if (s->state != ZKR_SESSION_LOST) {
       if (s->state == 0) {
         s->id = zoo_client_id(zh)->client_id;
@@ -522,6 +524,19 @@ static void teardown(zkr_session *s) {
   zkr__log_unbind(s->log_slot);
 }
 
+/* A chroot must exist: a session cannot create its own root, and every
+ * recipe under a missing one would fail with a misleading NONODE while
+ * listings looked empty. With a chroot, "/" is the chroot itself. */
+static int check_chroot(zkr_session *s, const char *hosts) {
+  struct Stat st;
+  int zrc;
+
+  if (strchr(hosts, '/') == NULL)
+    return ZKR_OK;
+  zrc = zoo_exists(s->zh, "/", 0, &st);
+  return zrc == ZNONODE ? ZKR_ENOCHROOT : zkr__from_zk(zrc);
+}
+
 int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opts *opts) {
   zkr_session_opts o;
   zkr_session *s;
@@ -559,7 +574,7 @@ int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opt
   if (logcb == NULL) {
     teardown(s);
     zkr__session_unref(s);
-    return ZKR_ENOMEM;
+    return ZKR_ELOGROUTES;
   }
 
   pthread_mutex_lock(&s->mu);
@@ -567,7 +582,9 @@ int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opt
   errno = 0;
   s->zh = zookeeper_init2(hosts, session_watcher, timeout, NULL, s, 0, logcb);
   if (s->zh == NULL) {
-    rc = errno == ENOMEM ? ZKR_ENOMEM : ZKR_EINVAL;
+    /* The syntax was checked above: the client refuses a hosts string only
+     * when none of its names resolves. */
+    rc = errno == ENOMEM ? ZKR_ENOMEM : ZKR_ECONNECT;
   } else {
     /* By default the client calls getaddrinfo on every I/O loop iteration;
      * resolve only on reconnection unless asked otherwise. */
@@ -585,16 +602,18 @@ int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opt
     ;
   if (rc == ZKR_OK && (s->state != ZKR_SESSION_CONNECTED || s->last_ack_sent == 0))
     rc = s->state == ZKR_SESSION_LOST && s->lost_code == ZKR_ENOAUTH ? ZKR_ENOAUTH : ZKR_ECONNECT;
+  pthread_mutex_unlock(&s->mu);
+  if (rc == ZKR_OK)
+    rc = check_chroot(s, hosts);
   if (rc != ZKR_OK) {
     /* A failed open fires no callback: drop the listeners first. */
+    pthread_mutex_lock(&s->mu);
     while (s->listeners != NULL) {
       listener *l = s->listeners;
       s->listeners = l->next;
       free(l);
     }
-  }
-  pthread_mutex_unlock(&s->mu);
-  if (rc != ZKR_OK) {
+    pthread_mutex_unlock(&s->mu);
     teardown(s);
     zkr__session_unref(s);
     return rc;
@@ -652,6 +671,10 @@ int zkr_session_timeout(zkr_session *s) {
   t = s->timeout_ms;
   pthread_mutex_unlock(&s->mu);
   return t;
+}
+
+unsigned zkr__session_conn_gen(zkr_session *s) {
+  return s->conn_gen;
 }
 
 int64_t zkr__session_valid_until_locked(zkr_session *s) {

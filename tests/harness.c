@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 #include <CUnit/Basic.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 /* How long a raw handle may take to connect to the loopback server. */
 #define TH_CONNECT_MS 10000
@@ -445,4 +448,51 @@ void th_finish_path(char *path) {
   CU_ASSERT_EQUAL(th_count_nodes(path), 0);
   th_delete_tree(path);
   free(path);
+}
+
+int th_wchp(char *buf, size_t cap) {
+  const char *hosts = th_hosts(), *colon = strrchr(hosts, ':');
+  struct sockaddr_in sa;
+  size_t n = 0;
+  ssize_t r;
+  int fd;
+
+  memset(&sa, 0, sizeof(sa));
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((unsigned short)atoi(colon + 1));
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || write(fd, "wchp", 4) != 4) {
+    if (fd >= 0)
+      close(fd);
+    return -1;
+  }
+  while (n < cap - 1 && (r = read(fd, buf + n, cap - 1 - n)) > 0)
+    n += (size_t)r;
+  close(fd);
+  buf[n] = '\0';
+  return 0;
+}
+
+int th_watchers(const char *path) {
+  char *buf = malloc(65536), *line, *save;
+  int n = 0, in = 0;
+
+  if (buf == NULL || th_wchp(buf, 65536) != 0) {
+    free(buf);
+    return -1;
+  }
+  /* A path line, then one line per session watching it. */
+  for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+    if (line[0] == '/')
+      in = strcmp(line, path) == 0;
+    else if (in && strstr(line, "0x") != NULL)
+      n++;
+  }
+  free(buf);
+  return n;
+}
+
+int th_watched(const char *path) {
+  return th_watchers(path) > 0;
 }

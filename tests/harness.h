@@ -5,6 +5,7 @@
 #ifndef ZKR_TESTS_HARNESS_H
 #define ZKR_TESTS_HARNESS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <CUnit/CUnit.h>
 #include <zkr/zkr.h>
@@ -68,6 +69,15 @@ int th_await_nodes(const char *path, int want);
  * below it (waiting up to 10 s for sessions' nodes to go), removes it and
  * frees the string. */
 void th_finish_path(char *path);
+
+/* The test server's "wchp" answer (watched paths, each followed by the
+ * sessions watching it) into buf. 0 on success, -1 on error. */
+int th_wchp(char *buf, size_t cap);
+
+/* Number of sessions the test server reports watching path (-1 on error),
+ * and whether there is any. */
+int th_watchers(const char *path);
+int th_watched(const char *path);
 
 /* Number of threads of this process (from /proc/self/status). */
 int th_thread_count(void);

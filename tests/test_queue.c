@@ -112,6 +112,39 @@ static void test_queue_order_overflow_and_ties(void) {
   CU_ASSERT_TRUE(zkr__name_cmp(&a, &a) == 0);
 }
 
+/* P1: a suffix at or past the counter's limit (repeated 2147483647, or
+ * wrapped negative) no longer follows creation order. */
+static void test_queue_suffix_exhausted(void) {
+  static const char *const exhausted[] = {"_c_a-lock-2147483647", "_c_a-lock--2147483648",
+                                          "_c_a-lock--0000000001", "x__lock__99999999999",
+                                          "_c_a-latch-99999999999999999999"};
+  static const char *const regular[] = {"_c_a-lock-0000000000", "_c_a-lock-2147483646", "x__lock__0000000007",
+                                        "_c_a-latch-0000000001"};
+  zkr__name n;
+  size_t i;
+
+  for (i = 0; i < sizeof(exhausted) / sizeof(exhausted[0]); i++) {
+    CU_ASSERT_TRUE_FATAL(zkr__name_parse(exhausted[i], &n));
+    CU_ASSERT_TRUE(zkr__name_seq_exhausted(&n));
+  }
+  for (i = 0; i < sizeof(regular) / sizeof(regular[0]); i++) {
+    CU_ASSERT_TRUE_FATAL(zkr__name_parse(regular[i], &n));
+    CU_ASSERT_FALSE(zkr__name_seq_exhausted(&n));
+  }
+}
+
+/* P5: the one rule every listing applies: a contender's name on an
+ * ephemeral node. */
+static void test_queue_contender_rule(void) {
+  zkr__name n;
+
+  CU_ASSERT_TRUE(zkr__contender_check("_c_a-lock-0000000001", 0x1234, &n));
+  CU_ASSERT_FALSE(zkr__contender_check("_c_a-lock-0000000001", 0, &n));     /* persistent */
+  CU_ASSERT_FALSE(zkr__contender_check("cleanup-lock-0000000000", 0, &n));  /* the input */
+  CU_ASSERT_FALSE(zkr__contender_check("readme.txt", 0x1234, &n));          /* no contender name */
+  CU_ASSERT_TRUE(zkr__contender_check("x__rlock__0000000003", 0x1234, &n)); /* Kazoo */
+}
+
 static void test_queue_uuid(void) {
   char a[37], b[37];
   int i;
@@ -136,6 +169,8 @@ int main(void) {
                                   {"test_queue_name_parse", test_queue_name_parse},
                                   {"test_queue_order_mixed", test_queue_order_mixed},
                                   {"test_queue_order_overflow_and_ties", test_queue_order_overflow_and_ties},
+                                  {"test_queue_suffix_exhausted", test_queue_suffix_exhausted},
+                                  {"test_queue_contender_rule", test_queue_contender_rule},
                                   {"test_queue_uuid", test_queue_uuid},
                                   {NULL, NULL}};
 

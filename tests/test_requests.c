@@ -1,7 +1,8 @@
 /* The lock's request budget, counted by opcode at a proxy between one
- * session and the server: 3 requests per uncontended cycle; 4 for a waiter
- * that listed only the holder (its handoff costs no request); 5 for one
- * that listed more (one listing on handoff, never one probe per node); none
+ * session and the server: 3 requests per uncontended cycle; 5 for a waiter
+ * that listed only the holder (it also watches its own node; its handoff
+ * costs no request); 5 for one that listed more (one listing on handoff,
+ * never one probe per node) — Curator's counts at each position; none
  * for a reentrant acquire; the own-node watch only for holds that last; and
  * release without waiting (returns before the server ran the delete, and a
  * re-acquire across a connection loss still waits for it). */
@@ -164,9 +165,10 @@ static void test_requests_reentrant_none(void) {
   th_finish_path(path);
 }
 
-/* Second in line, a waiter pays create, list, one watch and its delete:
- * four requests; the handoff itself costs it none. */
-static void test_requests_contended_four(void) {
+/* Second in line, a waiter pays create, list, a watch on its own node, one
+ * on its predecessor, and its delete: five requests, as Curator; the
+ * handoff itself costs none (its own-node watch proves its node is there). */
+static void test_requests_contended_five(void) {
   char *path = th_path("r-cont");
   tp_proxy *p = tp_start(th_hosts());
   zkr_session *holder = th_session(QUIET_MS), *s;
@@ -184,7 +186,7 @@ static void test_requests_contended_four(void) {
     acquirer a;
     CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(lh, -1), ZKR_OK);
     start_acquire(&a, l);
-    CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, k.get + i + 1));
+    CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, k.get + 2 * (i + 1)));
     CU_ASSERT_EQUAL(th_count_nodes(path), 2);
     CU_ASSERT_EQUAL(zkr_lock_release(lh), ZKR_OK);
     pthread_join(a.t, NULL);
@@ -193,9 +195,9 @@ static void test_requests_contended_four(void) {
   }
   k = since(p, k);
   printf("[%d acquisitions: %d create, %d list, %d get, %d delete] ", n, k.create, k.list, k.get, k.del);
-  CU_ASSERT_EQUAL(k.create + k.list + k.get + k.del + k.exists + k.other, 4 * n);
+  CU_ASSERT_EQUAL(k.create + k.list + k.get + k.del + k.exists + k.other, 5 * n);
   CU_ASSERT_EQUAL(k.list, n);
-  CU_ASSERT_EQUAL(k.get, n);
+  CU_ASSERT_EQUAL(k.get, 2 * n); /* its own node, then its predecessor */
   zkr_lock_free(l);
   zkr_lock_free(lh);
   zkr_session_close(s);
@@ -257,7 +259,7 @@ static void test_requests_predecessor_leaves_one_listing(void) {
   q.lb = NULL;
   pthread_join(q.b.t, NULL);
   CU_ASSERT_EQUAL(q.b.rc, ZKR_ECLOSED);
-  CU_ASSERT_TRUE(await_requests(q.p, ZOO_GETDATA_OP, q.k.get + 2));
+  CU_ASSERT_TRUE(await_requests(q.p, ZOO_GETDATA_OP, q.k.get + 3));
   CU_ASSERT_EQUAL(th_count_nodes(q.path), 2);
   CU_ASSERT_EQUAL(zkr_lock_release(q.la), ZKR_OK);
   pthread_join(q.c.t, NULL);
@@ -266,7 +268,7 @@ static void test_requests_predecessor_leaves_one_listing(void) {
   k = since(q.p, q.k);
   CU_ASSERT_EQUAL(k.create, 1);
   CU_ASSERT_EQUAL(k.list, 2);
-  CU_ASSERT_EQUAL(k.get, 2);
+  CU_ASSERT_EQUAL(k.get, 3); /* B; then, next in line, its own node and A */
   CU_ASSERT_EQUAL(k.del, 1);
   line3_finish(&q);
 }
@@ -384,7 +386,7 @@ int main(void) {
   static const th_test tests[] = {
       {"test_requests_uncontended_three", test_requests_uncontended_three},
       {"test_requests_reentrant_none", test_requests_reentrant_none},
-      {"test_requests_contended_four", test_requests_contended_four},
+      {"test_requests_contended_five", test_requests_contended_five},
       {"test_requests_predecessor_leaves_one_listing", test_requests_predecessor_leaves_one_listing},
       {"test_requests_third_in_line_five", test_requests_third_in_line_five},
       {"test_requests_long_hold_watches_own_node", test_requests_long_hold_watches_own_node},

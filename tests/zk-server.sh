@@ -7,6 +7,9 @@
 #                            prints "127.0.0.1:PORT" on stdout.
 #   zk-server.sh stop DIR    stops the server whose pid is in DIR/zk.pid.
 #
+# With ZKR_ZK_SEED set to a directory, start copies it into the new data
+# dir first (a snapshot written by tests/seed/SeedSnapshot.java).
+#
 # A server that cannot be started is a failure (exit 1), never a skip.
 set -u
 
@@ -84,6 +87,10 @@ start() {
     # server, and a half-started one may have written a snapshot.
     rm -rf "$dir/data"
     mkdir -p "$dir/data" || die "start: cannot create $dir/data"
+    # $ZKR_ZK_SEED: a data dir to start from (a snapshot a test wrote).
+    if [ -n "${ZKR_ZK_SEED:-}" ]; then
+      cp -r "$ZKR_ZK_SEED"/. "$dir/data/" || die "start: cannot copy $ZKR_ZK_SEED"
+    fi
     cat >"$dir/zoo.cfg" <<EOF
 tickTime=500
 dataDir=$dir/data

@@ -30,7 +30,8 @@ extern "C" {
   X(ENOLEADER, -12, "no leader: nobody participates in the election")                   \
   X(EEXHAUSTED, -13, "the directory's sequence counter is exhausted (2^31 children created): "     \
                      "recreate the directory while nobody uses it")                            \
-  X(ENOCHROOT, -14, "the chroot in the host string does not exist on the server")
+  X(ENOCHROOT, -14, "the chroot in the host string does not exist on the server")          \
+  X(ELOGROUTES, -15, "too many open sessions route the ZooKeeper client's log (at most 256)")
 /* clang-format on */
 
 typedef enum zkr_errno {

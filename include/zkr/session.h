@@ -62,6 +62,11 @@ typedef void (*zkr_log_fn)(const char *message, void *arg);
  * functions (zkr_session_get_state(), zkr_lock_held(), ...). */
 typedef void (*zkr_state_fn)(zkr_session *s, zkr_session_state state, void *arg);
 
+/* At most this many open sessions may route the client's log (log_fn or
+ * log_stream) at once: the client's log callback carries no context, so
+ * each such session takes one of a fixed set of entry points. */
+#define ZKR_LOG_ROUTES_MAX 256
+
 typedef struct zkr_session_opts {
   int session_timeout_ms; /* requested; 0 = 10000. The server may negotiate it */
   int connect_timeout_ms; /* wait for the first connection; 0 = 10000 */
@@ -85,7 +90,8 @@ typedef struct zkr_session_opts {
  * connect_timeout_ms or no host name resolves, ZKR_ENOCHROOT when the
  * chroot ("/app" in "h:2181/app") does not exist on the server (a session
  * cannot create its own root), ZKR_ENOAUTH when authentication failed,
- * ZKR_ENOMEM.
+ * ZKR_ELOGROUTES when ZKR_LOG_ROUTES_MAX open sessions already route their
+ * log, ZKR_ENOMEM.
  * On failure nothing is left behind (no thread, no memory). */
 ZKR_EXTERN int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opts *opts);
 

@@ -1,0 +1,579 @@
+/* The contender queue's premises (src/queue.c, P1-P5), each broken by a
+ * fault against a real server — the inputs of the "never two holders"
+ * report: the directory's sequence counter at its limit (a server started
+ * from a snapshot at the limit), a waiting node deleted by another client
+ * (next in line, further back, across a reconnection), persistent
+ * look-alikes in listings, and an election term announced twice. Each
+ * case checks that nobody holds without its node and that no two hold. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "proxy.h"
+
+/* A wait that must end in any case (a test that fails must not hang): a
+ * few session timeouts, far beyond any wait the case expects. */
+#define WAIT_BOUND(s) (6 * zkr_session_timeout(s))
+
+static zkr_lock *lock_on(zkr_session *s, const char *path) {
+  zkr_lock *l = NULL;
+
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
+  return l;
+}
+
+/* An acquire on its own thread (holds are per thread): done is set once it
+ * returned; a granted hold is kept until release_now is set, then released
+ * by the same thread (release_rc). */
+typedef struct acquirer {
+  zkr_lock *l;
+  int timeout_ms;
+  int rc, done, release_now, release_rc;
+  int64_t returned_ms;
+  pthread_t t;
+} acquirer;
+
+static int told_to_release(void *arg) {
+  return __atomic_load_n(&((acquirer *)arg)->release_now, __ATOMIC_SEQ_CST);
+}
+
+static void *acquire_main(void *arg) {
+  acquirer *a = arg;
+
+  a->rc = zkr_lock_acquire(a->l, a->timeout_ms);
+  a->returned_ms = th_now_ms();
+  __atomic_store_n(&a->done, 1, __ATOMIC_SEQ_CST);
+  if (a->rc == ZKR_OK) {
+    th_wait_until(told_to_release, a, 600000);
+    a->release_rc = zkr_lock_release(a->l);
+  }
+  return NULL;
+}
+
+static void start_acquire(acquirer *a, zkr_lock *l, int timeout_ms) {
+  memset(a, 0, sizeof(*a));
+  a->l = l;
+  a->timeout_ms = timeout_ms;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&a->t, NULL, acquire_main, a), 0);
+}
+
+static int acquire_done(void *arg) {
+  return __atomic_load_n(&((acquirer *)arg)->done, __ATOMIC_SEQ_CST);
+}
+
+/* Ends the acquirer: releases its hold if it got one, joins it, and returns
+ * what its acquire returned. */
+static int finish_acquire(acquirer *a) {
+  __atomic_store_n(&a->release_now, 1, __ATOMIC_SEQ_CST);
+  pthread_join(a->t, NULL);
+  if (a->rc == ZKR_OK)
+    CU_ASSERT_EQUAL(a->release_rc, ZKR_OK);
+  return a->rc;
+}
+
+/* Full path of the only child of dir other than the node `not` (NULL: the
+ * only child), into out. 1 if there is exactly one such child. */
+static int other_child(const char *dir, const char * not, char *out, size_t len) {
+  zhandle_t *raw = th_raw();
+  struct String_vector kids = {0, NULL};
+  int i, n = 0;
+
+  if (raw == NULL || zoo_get_children(raw, dir, 0, &kids) != ZOK) {
+    th_raw_close(raw);
+    return 0;
+  }
+  for (i = 0; i < kids.count; i++) {
+    char full[1024];
+    snprintf(full, sizeof(full), "%s/%s", dir, kids.data[i]);
+    if (not != NULL && strcmp(full, not ) == 0)
+      continue;
+    snprintf(out, len, "%s", full);
+    n++;
+  }
+  deallocate_String_vector(&kids);
+  th_raw_close(raw);
+  return n == 1;
+}
+
+/* The newest child of dir (highest czxid) into out; 1 on success. */
+static int newest_child(const char *dir, char *out, size_t len) {
+  zhandle_t *raw = th_raw();
+  struct String_vector kids = {0, NULL};
+  int64_t best = -1;
+  int i;
+
+  if (raw == NULL || zoo_get_children(raw, dir, 0, &kids) != ZOK) {
+    th_raw_close(raw);
+    return 0;
+  }
+  for (i = 0; i < kids.count; i++) {
+    char full[1024];
+    struct Stat st;
+    snprintf(full, sizeof(full), "%s/%s", dir, kids.data[i]);
+    if (zoo_exists(raw, full, 0, &st) == ZOK && st.czxid > best) {
+      best = st.czxid;
+      snprintf(out, len, "%s", full);
+    }
+  }
+  deallocate_String_vector(&kids);
+  th_raw_close(raw);
+  return best >= 0;
+}
+
+static int watched(void *path) {
+  return th_watched(path);
+}
+
+static int watched_twice(void *path) {
+  return th_watchers(path) == 2;
+}
+
+/* --- P1: the sequence counter at its limit ---------------------------------- */
+
+/* A server of our own, started from a snapshot in which `dir` has child
+ * version 2147483646: the next node gets suffix 2147483646, every later one
+ * 2147483647 again (Debian's 3.8). The seeder uses the server's own classes
+ * (tests/seed/SeedSnapshot.java). */
+typedef struct seeded {
+  char dir[256];
+  char hosts[64];
+  char *saved_hosts;
+} seeded;
+
+static int seeded_start(seeded *sv, const char *znode) {
+  const char *srcdir = getenv("srcdir") != NULL ? getenv("srcdir") : ".";
+  const char *cp = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar";
+  char cmd[4096];
+  FILE *f;
+
+  snprintf(sv->dir, sizeof(sv->dir), "%s/zkr-seed.XXXXXX",
+           getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
+  if (mkdtemp(sv->dir) == NULL)
+    return 0;
+  snprintf(cmd, sizeof(cmd),
+           "javac -d '%s' -cp %s '%s/tests/seed/SeedSnapshot.java' && "
+           "java -cp %s:/usr/share/java/slf4j-nop.jar:'%s' SeedSnapshot '%s/seed/version-2' '%s' 2147483646",
+           sv->dir, cp, srcdir, cp, sv->dir, sv->dir, znode);
+  if (system(cmd) != 0)
+    return 0;
+  snprintf(cmd, sizeof(cmd), "ZKR_ZK_SEED='%s/seed' '%s/tests/zk-server.sh' start '%s'", sv->dir, srcdir,
+           sv->dir);
+  f = popen(cmd, "r");
+  if (f == NULL)
+    return 0;
+  if (fgets(sv->hosts, sizeof(sv->hosts), f) == NULL)
+    sv->hosts[0] = '\0';
+  if (pclose(f) != 0 || sv->hosts[0] == '\0')
+    return 0;
+  sv->hosts[strcspn(sv->hosts, "\n")] = '\0';
+  /* The harness reads the server from the environment: point it here. */
+  sv->saved_hosts = strdup(th_hosts());
+  setenv("ZKR_TEST_HOSTS", sv->hosts, 1);
+  return 1;
+}
+
+static void seeded_stop(seeded *sv) {
+  const char *srcdir = getenv("srcdir") != NULL ? getenv("srcdir") : ".";
+  char cmd[1024];
+
+  if (sv->saved_hosts != NULL) {
+    setenv("ZKR_TEST_HOSTS", sv->saved_hosts, 1);
+    free(sv->saved_hosts);
+  }
+  snprintf(cmd, sizeof(cmd), "'%s/tests/zk-server.sh' stop '%s'; rm -rf '%s'", srcdir, sv->dir, sv->dir);
+  CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+#define OVF_CONTENDERS 10
+
+/* The report's input: A holds; 10 contenders arrive 300 ms apart; A
+ * releases. Before the fix their names tied on the suffix and several were
+ * granted at once. Now each is refused with ZKR_EEXHAUSTED and its node
+ * deleted; recreating the idle directory (the documented recovery) makes it
+ * usable again. */
+static void test_overflow_repeated_suffix_one_holder(void) {
+  const char *dir = "/zkr-ovf";
+  seeded sv;
+  zkr_session *sa, *s[OVF_CONTENDERS];
+  zkr_lock *a, *l[OVF_CONTENDERS];
+  acquirer c[OVF_CONTENDERS];
+  char node[1024];
+  zhandle_t *raw;
+  int i, refused = 0, granted = 0;
+
+  memset(&sv, 0, sizeof(sv));
+  CU_ASSERT_TRUE_FATAL(seeded_start(&sv, dir));
+  sa = th_session(0);
+  a = lock_on(sa, dir);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(a, -1), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_node(a, node, sizeof(node)), ZKR_OK);
+  CU_ASSERT_PTR_NOT_NULL(strstr(node, "-lock-2147483646")); /* the last regular suffix */
+  for (i = 0; i < OVF_CONTENDERS; i++) {
+    s[i] = th_session(0);
+    l[i] = lock_on(s[i], dir);
+    start_acquire(&c[i], l[i], 2 * zkr_session_timeout(s[i]));
+    usleep(300 * 1000); /* the report's arrival pattern, not a wait for a condition */
+  }
+  CU_ASSERT_EQUAL(zkr_lock_held(a), 1);
+  CU_ASSERT_EQUAL(zkr_lock_release(a), ZKR_OK);
+  /* Granted contenders keep holding until every acquire has returned, so
+   * the number granted is the number holding at once. */
+  for (i = 0; i < OVF_CONTENDERS; i++)
+    CU_ASSERT_TRUE(th_wait_until(acquire_done, &c[i], 4 * zkr_session_timeout(s[i])));
+  for (i = 0; i < OVF_CONTENDERS; i++)
+    granted += c[i].rc == ZKR_OK;
+  for (i = 0; i < OVF_CONTENDERS; i++)
+    refused += finish_acquire(&c[i]) == ZKR_EEXHAUSTED;
+  printf("[%d refused with ZKR_EEXHAUSTED, %d granted at once] ", refused, granted);
+  CU_ASSERT_TRUE(granted <= 1); /* never two holders */
+  CU_ASSERT_EQUAL(refused, OVF_CONTENDERS);
+  CU_ASSERT_EQUAL(th_count_nodes(dir), 0); /* every refused node was deleted before returning */
+  /* The counter stays at its limit: a later contender is refused too. */
+  CU_ASSERT_EQUAL(zkr_lock_acquire(l[0], -1), ZKR_EEXHAUSTED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(zkr_strerror(ZKR_EEXHAUSTED), "recreate the directory"));
+  /* Recovery: delete the idle directory; it is made afresh, counter at 0. */
+  raw = th_raw();
+  CU_ASSERT_EQUAL(zoo_delete(raw, dir, -1), ZOK);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(a, -1), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_node(a, node, sizeof(node)), ZKR_OK);
+  CU_ASSERT_PTR_NOT_NULL(strstr(node, "-lock-0000000000"));
+  CU_ASSERT_EQUAL(zkr_lock_acquire(l[1], 0), ZKR_ETIMEDOUT);
+  CU_ASSERT_EQUAL(zkr_lock_release(a), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(l[1], 0), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_release(l[1]), ZKR_OK);
+  for (i = 0; i < OVF_CONTENDERS; i++) {
+    zkr_lock_free(l[i]);
+    zkr_session_close(s[i]);
+  }
+  zkr_lock_free(a);
+  zkr_session_close(sa);
+  th_raw_close(raw);
+  seeded_stop(&sv);
+}
+
+/* A wrapped (negative) suffix sorts before every regular one: a peer's node
+ * that got one (a server that wraps) is waited for, never overtaken. The
+ * test server repeats instead of wrapping, so the peer's node is made with
+ * that name directly. */
+static void test_overflow_wrapped_suffix_waits(void) {
+  char *path = th_path("p-wrap"), peer[1024], pred[1100];
+  zhandle_t *raw = th_raw();
+  zkr_session *s = th_session(0);
+  zkr_lock *l = lock_on(s, path);
+  acquirer a;
+
+  zoo_create(raw, "/zkr-test", "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0); /* may exist */
+  CU_ASSERT_EQUAL_FATAL(zoo_create(raw, path, "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+  snprintf(peer, sizeof(peer), "%s/_c_0b7e5e4a-0000-4000-8000-000000000000-lock--2147483648", path);
+  CU_ASSERT_EQUAL_FATAL(zoo_create(raw, peer, "peer", 4, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0), ZOK);
+  start_acquire(&a, l, WAIT_BOUND(s));
+  /* It waits on the peer's node: its watch is on it. */
+  snprintf(pred, sizeof(pred), "%s", peer);
+  CU_ASSERT_TRUE(th_wait_until(watched, pred, 10000));
+  CU_ASSERT_FALSE(acquire_done(&a));
+  CU_ASSERT_EQUAL(zoo_delete(raw, peer, -1), ZOK);
+  CU_ASSERT_EQUAL(finish_acquire(&a), ZKR_OK);
+  zkr_lock_free(l);
+  zkr_session_close(s);
+  CU_ASSERT_EQUAL(zoo_delete(raw, path, -1), ZOK);
+  th_raw_close(raw);
+  th_finish_path(path);
+}
+
+/* --- P2: a waiting node deleted by another client ---------------------------- */
+
+/* The report's input (etcd#19597): H holds, W waits behind it, an operator
+ * deletes W's node, 2 s later H releases, X acquires. Before the fix W was
+ * granted 2 s after its node was gone, alongside X. Now W's acquire returns
+ * ZKR_ELOST as soon as the deletion reaches it (its own-node watch), long
+ * before H releases, and only X holds. */
+static void test_deleted_waiting_node_next_in_line(void) {
+  char *path = th_path("p-del1"), hnode[1024], wnode[1024];
+  zkr_session *sh = th_session(0), *sw = th_session(0), *sx = th_session(0);
+  zkr_lock *h = lock_on(sh, path), *w = lock_on(sw, path), *x = lock_on(sx, path);
+  zhandle_t *raw = th_raw();
+  acquirer a;
+  int64_t deleted_ms;
+  int timeout_ms = zkr_session_timeout(sw);
+
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(h, -1), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_node(h, hnode, sizeof(hnode)), ZKR_OK);
+  start_acquire(&a, w, WAIT_BOUND(sw));
+  CU_ASSERT_TRUE(th_await_nodes(path, 2));
+  CU_ASSERT_TRUE_FATAL(other_child(path, hnode, wnode, sizeof(wnode)));
+  /* W is waiting: watching H's node and its own. */
+  CU_ASSERT_TRUE(th_wait_until(watched, hnode, 10000));
+  CU_ASSERT_TRUE(th_wait_until(watched, wnode, 10000));
+  deleted_ms = th_now_ms();
+  CU_ASSERT_EQUAL(zoo_delete(raw, wnode, -1), ZOK);
+  /* Promptly: within the session timeout, while H still holds. */
+  CU_ASSERT_TRUE(th_wait_until(acquire_done, &a, timeout_ms));
+  printf("[W told %lld ms after the delete was sent] ", (long long)(a.returned_ms - deleted_ms));
+  CU_ASSERT_EQUAL(finish_acquire(&a), ZKR_ELOST);
+  CU_ASSERT_EQUAL(zkr_lock_held(w), 0);
+  CU_ASSERT_EQUAL(zkr_lock_held(h), 1);
+  CU_ASSERT_EQUAL(zkr_lock_release(h), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(x, 0), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_held(w), 0);
+  CU_ASSERT_EQUAL(zkr_lock_release(w), ZKR_ENOTHELD);
+  CU_ASSERT_EQUAL(zkr_lock_release(x), ZKR_OK);
+  zkr_lock_free(h);
+  zkr_lock_free(w);
+  zkr_lock_free(x);
+  zkr_session_close(sh);
+  zkr_session_close(sw);
+  zkr_session_close(sx);
+  th_raw_close(raw);
+  th_finish_path(path);
+}
+
+/* Further back (W2 listed two nodes before it, so it has no own-node watch):
+ * its deletion is found by the listing that follows its predecessor's
+ * departure, and W2 is never granted. */
+static void test_deleted_waiting_node_further_back(void) {
+  char *path = th_path("p-del2"), hnode[1024], w1node[1024], w2node[1024];
+  zkr_session *sh = th_session(0), *s1 = th_session(0), *s2 = th_session(0), *sx = th_session(0);
+  zkr_lock *h = lock_on(sh, path), *w1 = lock_on(s1, path), *w2 = lock_on(s2, path), *x = lock_on(sx, path);
+  zhandle_t *raw = th_raw();
+  acquirer a1, a2;
+
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(h, -1), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_node(h, hnode, sizeof(hnode)), ZKR_OK);
+  start_acquire(&a1, w1, WAIT_BOUND(s1));
+  CU_ASSERT_TRUE(th_await_nodes(path, 2));
+  CU_ASSERT_TRUE_FATAL(other_child(path, hnode, w1node, sizeof(w1node)));
+  start_acquire(&a2, w2, WAIT_BOUND(s2));
+  CU_ASSERT_TRUE(th_await_nodes(path, 3));
+  CU_ASSERT_TRUE_FATAL(newest_child(path, w2node, sizeof(w2node)));
+  /* W2 waits: W1's node is watched by W1 (its own) and by W2. */
+  CU_ASSERT_TRUE(th_wait_until(watched_twice, w1node, 10000));
+  CU_ASSERT_FALSE(th_watched(w2node)); /* further back: no own-node watch */
+  CU_ASSERT_EQUAL(zoo_delete(raw, w2node, -1), ZOK);
+  CU_ASSERT_EQUAL(zkr_lock_release(h), ZKR_OK);
+  CU_ASSERT_TRUE(th_wait_until(acquire_done, &a1, 10000));
+  CU_ASSERT_FALSE(acquire_done(&a2));
+  CU_ASSERT_EQUAL(finish_acquire(&a1), ZKR_OK);
+  CU_ASSERT_TRUE(th_wait_until(acquire_done, &a2, 10000));
+  CU_ASSERT_EQUAL(finish_acquire(&a2), ZKR_ELOST);
+  CU_ASSERT_EQUAL(zkr_lock_held(w2), 0);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(x, 0), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_release(x), ZKR_OK);
+  zkr_lock_free(h);
+  zkr_lock_free(w1);
+  zkr_lock_free(w2);
+  zkr_lock_free(x);
+  zkr_session_close(sh);
+  zkr_session_close(s1);
+  zkr_session_close(s2);
+  zkr_session_close(sx);
+  th_raw_close(raw);
+  th_finish_path(path);
+}
+
+/* Across a reconnection the order of watch events is the client's, not the
+ * server's: while W is cut off, its node is deleted, H releases and X takes
+ * the lock; when W reconnects both of its watches fire, in either order. W
+ * must not conclude "predecessor gone, so I hold" from that order: it lists
+ * again, finds its node gone, and returns ZKR_ELOST while X holds. */
+static void test_deleted_waiting_node_across_reconnect(void) {
+  char *path = th_path("p-del3"), hnode[1024], wnode[1024];
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session_opts o;
+  zkr_session *sh = th_session(0), *sx = th_session(0), *sw = NULL;
+  zkr_lock *h = lock_on(sh, path), *x = lock_on(sx, path), *w;
+  zhandle_t *raw = th_raw();
+  acquirer a;
+  int timeout_ms;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  memset(&o, 0, sizeof(o));
+  o.session_timeout_ms = 8000; /* outlives the cut below by far */
+  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&sw, tp_hosts(p), &o), ZKR_OK);
+  timeout_ms = zkr_session_timeout(sw);
+  w = lock_on(sw, path);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(h, -1), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_node(h, hnode, sizeof(hnode)), ZKR_OK);
+  start_acquire(&a, w, WAIT_BOUND(sw));
+  CU_ASSERT_TRUE(th_await_nodes(path, 2));
+  CU_ASSERT_TRUE_FATAL(other_child(path, hnode, wnode, sizeof(wnode)));
+  CU_ASSERT_TRUE(th_wait_until(watched, hnode, 10000));
+  CU_ASSERT_TRUE(th_wait_until(watched, wnode, 10000));
+  tp_refuse(p, 1);
+  tp_drop_all(p);
+  CU_ASSERT_EQUAL(zoo_delete(raw, wnode, -1), ZOK);
+  CU_ASSERT_EQUAL(zkr_lock_release(h), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(x, 0), ZKR_OK);
+  tp_refuse(p, 0);
+  CU_ASSERT_TRUE(th_wait_until(acquire_done, &a, 2 * timeout_ms));
+  CU_ASSERT_EQUAL(finish_acquire(&a), ZKR_ELOST);
+  CU_ASSERT_EQUAL(zkr_lock_held(w), 0);
+  CU_ASSERT_EQUAL(zkr_lock_held(x), 1);
+  CU_ASSERT_EQUAL(zkr_lock_release(x), ZKR_OK);
+  zkr_lock_free(h);
+  zkr_lock_free(w);
+  zkr_lock_free(x);
+  zkr_session_close(sh);
+  zkr_session_close(sw);
+  zkr_session_close(sx);
+  tp_stop(p);
+  th_raw_close(raw);
+  th_finish_path(path);
+}
+
+/* --- P5: one rule decides "is a contender" ------------------------------------- */
+
+/* The report's input: a persistent child named like a contender and a real
+ * holder. The lock skips it; the listing and the election's leader follow
+ * the same rule, so the real holder is shown as holder. */
+static void test_participants_skip_persistent(void) {
+  char *path = th_path("p-list"), *epath = th_path("p-elect"), junk[1024], ejunk[1024], id[64];
+  zhandle_t *raw = th_raw();
+  zkr_session *s = th_session(0);
+  zkr_lock *l = lock_on(s, path);
+  zkr_election_opts eo;
+  zkr_election *e = NULL;
+  zkr_participant *pp = NULL;
+  size_t n = 0;
+
+  zoo_create(raw, "/zkr-test", "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0); /* may exist */
+  CU_ASSERT_EQUAL_FATAL(zoo_create(raw, path, "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+  snprintf(junk, sizeof(junk), "%s/cleanup-lock-0000000000", path);
+  CU_ASSERT_EQUAL_FATAL(zoo_create(raw, junk, "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(l, 5000), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_participants(s, path, &pp, &n), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(n, 1);
+  CU_ASSERT_TRUE(pp[0].holder);
+  CU_ASSERT_EQUAL(pp[0].session, zkr_session_id(s));
+  CU_ASSERT_PTR_NULL(strstr(pp[0].node, "cleanup"));
+  zkr_participants_free(pp, n);
+  CU_ASSERT_EQUAL(zkr_lock_release(l), ZKR_OK);
+
+  CU_ASSERT_EQUAL_FATAL(zoo_create(raw, epath, "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+  snprintf(ejunk, sizeof(ejunk), "%s/old-latch-0000000000", epath);
+  CU_ASSERT_EQUAL_FATAL(zoo_create(raw, ejunk, "ghost", 5, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+  memset(&eo, 0, sizeof(eo));
+  eo.id = "alpha";
+  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&e, s, epath, &eo), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_join(e), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_await(e, 5000), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_leader(e, id, sizeof(id)), ZKR_OK);
+  CU_ASSERT_STRING_EQUAL(id, "alpha");
+  zkr_election_free(e);
+
+  CU_ASSERT_EQUAL(zoo_delete(raw, junk, -1), ZOK);
+  CU_ASSERT_EQUAL(zoo_delete(raw, ejunk, -1), ZOK);
+  CU_ASSERT_EQUAL(zoo_delete(raw, path, -1), ZOK);
+  CU_ASSERT_EQUAL(zoo_delete(raw, epath, -1), ZOK);
+  zkr_lock_free(l);
+  zkr_session_close(s);
+  th_raw_close(raw);
+  th_finish_path(path);
+  th_finish_path(epath);
+}
+
+/* --- the election's terms ---------------------------------------------------------- */
+
+typedef struct transcript {
+  pthread_mutex_t mu;
+  char seq[64];
+} transcript;
+
+static void record(zkr_election *e, int leader, void *arg) {
+  transcript *t = arg;
+  size_t n;
+
+  (void)e;
+  pthread_mutex_lock(&t->mu);
+  n = strlen(t->seq);
+  if (n + 1 < sizeof(t->seq)) {
+    t->seq[n] = leader ? '1' : '0';
+    t->seq[n + 1] = '\0';
+  }
+  pthread_mutex_unlock(&t->mu);
+}
+
+typedef struct seq_want {
+  transcript *t;
+  const char *want;
+} seq_want;
+
+static int seq_is(void *arg) {
+  seq_want *w = arg;
+  int eq;
+
+  pthread_mutex_lock(&w->t->mu);
+  eq = strcmp(w->t->seq, w->want) == 0;
+  pthread_mutex_unlock(&w->t->mu);
+  return eq;
+}
+
+/* Leads, then another client deletes our node: the term ends (0). */
+static void lead_then_lose_node(zkr_election *e, const char *path, transcript *t, const char *want_up,
+                                const char *want_down) {
+  zhandle_t *raw = th_raw();
+  seq_want up = {t, want_up}, down = {t, want_down};
+  char node[1024];
+  struct Stat st;
+  int64_t epoch;
+
+  CU_ASSERT_EQUAL(zkr_election_join(e), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(zkr_election_await(e, 10000), ZKR_OK);
+  CU_ASSERT_TRUE(th_wait_until(seq_is, &up, 10000));
+  CU_ASSERT_EQUAL(zkr_election_epoch(e, &epoch), ZKR_OK);
+  /* Our node is the one whose czxid is the epoch. */
+  CU_ASSERT_TRUE_FATAL(other_child(path, NULL, node, sizeof(node)));
+  CU_ASSERT_EQUAL(zoo_exists(raw, node, 0, &st), ZOK);
+  CU_ASSERT_EQUAL(st.czxid, epoch);
+  /* Its own-node watch comes once the term has lasted: await it. */
+  CU_ASSERT_TRUE(th_wait_until(watched, node, 10000));
+  CU_ASSERT_EQUAL(zoo_delete(raw, node, -1), ZOK);
+  CU_ASSERT_TRUE(th_wait_until(seq_is, &down, 10000));
+  CU_ASSERT_EQUAL(zkr_election_is_leader(e), 0);
+  CU_ASSERT_EQUAL(zkr_election_epoch(e, &epoch), ZKR_ENOTHELD);
+  th_raw_close(raw);
+}
+
+/* CURATOR-83/87: a term ended by another client deleting our node, then
+ * resign() or free(): on_change reports "1 0", never "1 0 1 0". */
+static void test_election_term_announced_once(void) {
+  char *path = th_path("p-term");
+  zkr_session *s = th_session(0);
+  zkr_election_opts o;
+  zkr_election *e = NULL;
+  transcript t;
+
+  memset(&t, 0, sizeof(t));
+  pthread_mutex_init(&t.mu, NULL);
+  memset(&o, 0, sizeof(o));
+  o.on_change = record;
+  o.arg = &t;
+  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&e, s, path, &o), ZKR_OK);
+  lead_then_lose_node(e, path, &t, "1", "10");
+  CU_ASSERT_EQUAL(zkr_election_resign(e), ZKR_OK);
+  /* A second term, ended the same way, then free (which delivers every
+   * pending announcement before returning). */
+  lead_then_lose_node(e, path, &t, "101", "1010");
+  zkr_election_free(e);
+  CU_ASSERT_STRING_EQUAL(t.seq, "1010");
+  pthread_mutex_destroy(&t.mu);
+  zkr_session_close(s);
+  th_finish_path(path);
+}
+
+int main(void) {
+  static const th_test tests[] = {
+      {"test_overflow_repeated_suffix_one_holder", test_overflow_repeated_suffix_one_holder},
+      {"test_overflow_wrapped_suffix_waits", test_overflow_wrapped_suffix_waits},
+      {"test_deleted_waiting_node_next_in_line", test_deleted_waiting_node_next_in_line},
+      {"test_deleted_waiting_node_further_back", test_deleted_waiting_node_further_back},
+      {"test_deleted_waiting_node_across_reconnect", test_deleted_waiting_node_across_reconnect},
+      {"test_participants_skip_persistent", test_participants_skip_persistent},
+      {"test_election_term_announced_once", test_election_term_announced_once},
+      {NULL, NULL}};
+
+  return th_run("premises", tests);
+}

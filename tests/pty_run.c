@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pty.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -47,6 +48,17 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (pid == 0) {
+    sigset_t none;
+    int sig;
+
+    /* A terminal emulator starts its shell with every signal at its
+     * default; we may have been started with SIGINT ignored (a background
+     * job of a shell without job control), which Ctrl-C tests must not
+     * inherit. */
+    for (sig = 1; sig < NSIG; sig++)
+      signal(sig, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     execvp(argv[1], argv + 1);
     fprintf(stderr, "pty_run: cannot run %s: %s\n", argv[1], strerror(errno));
     _exit(127);

@@ -370,6 +370,18 @@ static void cancel_wait(void *p) {
   zkr_session_close(c->s);
 }
 
+/* Why a hold on s was lost, for the message: the hold's own reason if it
+ * has one (an election has none; a lock's may not be recorded yet when
+ * held() already answers 0 from the validity clock), else the session's; a
+ * session neither lost nor past its validity means our node was deleted. */
+static const char *hold_cause(zkr_session *s, int reason) {
+  if (reason == ZKR_LOST_NONE)
+    reason = zkr_session_lost_reason(s);
+  if (reason == ZKR_LOST_NONE)
+    reason = zkr_session_valid_until(s) <= zkr_monotonic_ns() ? ZKR_LOST_DEADLINE : ZKR_LOST_DELETED;
+  return zkr_lost_reason_str(reason);
+}
+
 /* What lock and elect parse the same way. */
 typedef struct run_opts {
   int grace_ms;
@@ -447,7 +459,9 @@ static int lock_held(void *p) {
 }
 
 static const char *lock_cause(void *p) {
-  return zkr_lost_reason_str(zkr_lock_lost_reason(((lock_ctx *)p)->l));
+  lock_ctx *c = p;
+
+  return hold_cause(c->cc.s, zkr_lock_lost_reason(c->l));
 }
 
 /* Runs cmd under the lock ctx holds. */
@@ -598,15 +612,8 @@ static int leading(void *p) {
   return zkr_election_is_leader(((elect_ctx *)p)->e);
 }
 
-/* The election has no lost reason of its own: a session that is not lost
- * (nor past its validity) means our node was deleted. */
 static const char *leadership_cause(void *p) {
-  zkr_session *s = ((elect_ctx *)p)->cc.s;
-  int r = zkr_session_lost_reason(s);
-
-  if (r == ZKR_LOST_NONE)
-    r = zkr_session_valid_until(s) <= zkr_monotonic_ns() ? ZKR_LOST_DEADLINE : ZKR_LOST_DELETED;
-  return zkr_lost_reason_str(r);
+  return hold_cause(((elect_ctx *)p)->cc.s, ZKR_LOST_NONE);
 }
 
 static int run_leading(const global *g, elect_ctx *ctx, const char *path, char **cmd, int sigfd, int grace_ms) {

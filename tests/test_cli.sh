@@ -240,9 +240,10 @@ proxy_start() {
 }
 
 proxy_do() {
-  local answer
+  local answer=""
   echo "$1" >&"$PROXY_IN"
-  read -r -t 10 answer <&"$PROXY_OUT" && [ "$answer" = ok ] || fail "the proxy did not $1"
+  read -r -t 10 answer <&"$PROXY_OUT"
+  [ "$answer" = ok ] || fail "the proxy did not $1"
 }
 
 proxy_stop() {
@@ -678,8 +679,8 @@ test_cli_grace_kills_tree() {
   await 'gone $zpid' $((3 * (st / 1000 + grace))) || fail "zkr still running $((3 * (st / 1000 + grace))) s after the stall" || return 1
   el=$(($(now_ms) - t0))
   expect_rc "zkr whose link stalled" 75 "$(waitrc $zpid)" || return 1
-  gone $cpid || fail "the command (pid $cpid) outlived zkr" || return 1
-  gone $bpid || fail "the command's background child (pid $bpid) outlived zkr" || return 1
+  gone "$cpid" || fail "the command (pid $cpid) outlived zkr" || return 1
+  gone "$bpid" || fail "the command's background child (pid $bpid) outlived zkr" || return 1
   [ $el -ge $((grace * 1000)) ] || fail "zkr exited $el ms after the stall, before the $grace s grace ended" || return 1
   grep -q "lock $P lost (validity deadline" "$dir/zkr.err" ||
     fail "lost message does not name the path and the validity deadline: $(cat "$dir/zkr.err")" || return 1
@@ -704,7 +705,7 @@ test_cli_background_job_holds_lock() {
   touch "$dir/go"
   await 'gone $zpid' 10 || fail "zkr still running 10 s after its background job was told to end" || return 1
   expect_rc "zkr after its background job ended" 0 "$(waitrc $zpid)" || return 1
-  file_has_line "$dir/bg.done" done || fail "the background job did not finish" || return 1
+  file_has_line "$dir/bg.done" "done" || fail "the background job did not finish" || return 1
   zk lock -n "$P" -- true
   expect_rc "lock -n after the tree ended" 0 $?
 }
@@ -724,7 +725,7 @@ test_cli_signal_ends_background_job() {
   await 'gone $zpid' 10 || fail "zkr still running 10 s after SIGTERM" || return 1
   el=$(($(now_ms) - t0))
   expect_rc "zkr sent SIGTERM after its command's first process ended" 0 "$(waitrc $zpid)" || return 1
-  gone $bpid || fail "the background job (pid $bpid) ignoring SIGTERM outlived zkr" || return 1
+  gone "$bpid" || fail "the background job (pid $bpid) ignoring SIGTERM outlived zkr" || return 1
   [ $el -ge 500 ] || fail "zkr returned after $el ms, before the 0.5 s grace ended" || return 1
   zk lock -n "$P" -- true
   expect_rc "lock -n after zkr ended" 0 $?
@@ -928,6 +929,7 @@ test_cli_shell_command() {
 
 # Global options after the subcommand; -V; -v reports the session.
 test_cli_options_anywhere() {
+  local want
   "$ZKR" lock --hosts "$HOSTS" "$P" -- true
   expect_rc "lock --hosts H" 0 $? || return 1
   "$ZKR" status --hosts "$HOSTS" --json "$P" >/dev/null
@@ -936,9 +938,10 @@ test_cli_options_anywhere() {
   "$ZKR" --version | grep -q '^zkr [0-9]' || fail "--version" || return 1
   "$ZKR" lock -v --hosts "$HOSTS" --session-timeout 100 "$P" -- true 2>"$dir/err"
   expect_rc "lock -v" 0 $? || return 1
-  grep -q 'connected to .*timeout' "$dir/err" && grep -q 'warning: the server raised the session timeout' "$dir/err" &&
-    grep -q "holding $P as .*fencing token" "$dir/err" && grep -q "released $P" "$dir/err" ||
-    fail "-v printed: $(cat "$dir/err")"
+  for want in 'connected to .*timeout' 'warning: the server raised the session timeout' \
+    "holding $P as .*fencing token" "released $P"; do
+    grep -q "$want" "$dir/err" || fail "-v did not print '$want': $(cat "$dir/err")" || return 1
+  done
 }
 
 # leader --watch: one line per new leader; --json one object per line.

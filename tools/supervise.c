@@ -223,16 +223,16 @@ static void signal_tree(int sig) {
 
 typedef struct run {
   const sv_hold *h;
-  int tty;           /* the terminal whose foreground we hand on, or -1 */
-  pid_t pid;         /* the command's first process and its process group */
-  int main_done;     /* pid was reaped; status holds its exit status */
+  int tty;       /* the terminal whose foreground we hand on, or -1 */
+  pid_t pid;     /* the command's first process and its process group */
+  int main_done; /* pid was reaped; status holds its exit status */
   int status;
-  int stop_asked;    /* a job-control stop (of the command or of zkr) */
-  int ending;        /* zkr was asked to end: the tree must go */
-  int lost;          /* the hold was lost */
-  int tree_termed;   /* the whole tree got SIGTERM */
-  int failed;        /* zkr could not wait for signals any more */
-  int64_t kill_at;   /* when SIGKILL goes to the tree; -1 = not yet */
+  int stop_asked;  /* a job-control stop (of the command or of zkr) */
+  int ending;      /* zkr was asked to end: the tree must go */
+  int lost;        /* the hold was lost */
+  int tree_termed; /* the whole tree got SIGTERM */
+  int failed;      /* zkr could not wait for signals any more */
+  int64_t kill_at; /* when SIGKILL goes to the tree; -1 = not yet */
 } run;
 
 /* The terminal zkr may share with the command: only when zkr runs in its

@@ -152,8 +152,10 @@ enum { OPT_HOSTS = 256, OPT_SESSION_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_AUTH_FILE,
   {"hosts", required_argument, NULL, OPT_HOSTS},                                                             \
       {"session-timeout", required_argument, NULL, OPT_SESSION_TIMEOUT},                                     \
       {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},                                     \
-      {"auth-file", required_argument, NULL, OPT_AUTH_FILE}, {"acl", required_argument, NULL, OPT_ACL},     \
-      {"verbose", no_argument, NULL, 'v'}, {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'}
+      {"auth-file", required_argument, NULL, OPT_AUTH_FILE}, {"acl", required_argument, NULL, OPT_ACL},      \
+      {"verbose", no_argument, NULL, 'v'}, {"version", no_argument, NULL, 'V'}, {                            \
+    "help", no_argument, NULL, 'h'                                                                           \
+  }
 
 /* Handles a global option. Returns 0, -1 if opt is not one, or an exit
  * code (printing the version or a usage error) for the caller to return. */
@@ -477,7 +479,8 @@ static int run_locked(const global *g, lock_ctx *ctx, const char *path, char **c
     fprintf(stderr, "zkr: holding %s as %s, fencing token %" PRId64 "\n", path, node, token);
   snprintf(what, sizeof(what), "lock %s", path);
   snprintf(tok, sizeof(tok), "ZKR_FENCING_TOKEN=%" PRId64, token);
-  if (asprintf(&envp_path, "ZKR_LOCK_PATH=%s", path) < 0 || asprintf(&envp_node, "ZKR_LOCK_NODE=%s", node) < 0) {
+  if (asprintf(&envp_path, "ZKR_LOCK_PATH=%s", path) < 0 ||
+      asprintf(&envp_node, "ZKR_LOCK_NODE=%s", node) < 0) {
     rc = ZKR_TOOL_SOFTWARE;
   } else {
     env[0] = envp_path;
@@ -616,7 +619,8 @@ static const char *leadership_cause(void *p) {
   return hold_cause(((elect_ctx *)p)->cc.s, ZKR_LOST_NONE);
 }
 
-static int run_leading(const global *g, elect_ctx *ctx, const char *path, char **cmd, int sigfd, int grace_ms) {
+static int run_leading(const global *g, elect_ctx *ctx, const char *path, char **cmd, int sigfd,
+                       int grace_ms) {
   char epoch[64], what[1100], *envp_path, *env[3];
   int64_t ep = 0;
   sv_hold h = {leading, leadership_cause, ctx, lost_pipe[0], what};
@@ -716,8 +720,10 @@ static const char *protocol_of(const char *node) {
  * (watch == NULL for status). Returns 0 with optind at PATH, or an exit
  * code. */
 static int parse_query(global *g, int argc, char **argv, const char *usage, int *json, int *watch) {
-  static const struct option longopts[] = {
-      GLOBAL_LONGOPTS, {"json", no_argument, NULL, 'j'}, {"watch", no_argument, NULL, 'W'}, {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {GLOBAL_LONGOPTS,
+                                           {"json", no_argument, NULL, 'j'},
+                                           {"watch", no_argument, NULL, 'W'},
+                                           {NULL, 0, NULL, 0}};
   int opt, rc;
 
   optind = 1;

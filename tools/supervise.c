@@ -127,7 +127,25 @@ typedef struct proc_list {
   size_t n, cap;
 } proc_list;
 
-/* Lists every process of the system with its parent (from /proc/N/stat). */
+/* Reads the state letter and the parent of process pid from
+ * /proc/PID/stat. Returns 0, or -1 if it is gone. */
+static int read_stat(int pid, char *state, int *ppid) {
+  char path[64], buf[512], *rp = NULL;
+  FILE *f;
+
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  f = fopen(path, "re");
+  if (f == NULL)
+    return -1;
+  if (fgets(buf, sizeof(buf), f) != NULL)
+    rp = strrchr(buf, ')');
+  fclose(f);
+  /* The name in parentheses may itself hold ") ": the fields after the
+   * last one are "S PPID ...". */
+  return rp != NULL && sscanf(rp + 1, " %c %d", state, ppid) == 2 ? 0 : -1;
+}
+
+/* Lists every process of the system with its parent. */
 static int list_procs(proc_list *pl) {
   DIR *d = opendir("/proc");
   struct dirent *e;
@@ -136,22 +154,11 @@ static int list_procs(proc_list *pl) {
   if (d == NULL)
     return -1;
   while ((e = readdir(d)) != NULL) {
-    char path[64], buf[512], *rp;
     int pid = atoi(e->d_name), ppid;
-    FILE *f;
+    char state;
 
-    if (pid <= 0)
-      continue;
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    f = fopen(path, "re");
-    if (f == NULL)
-      continue; /* it ended meanwhile */
-    rp = fgets(buf, sizeof(buf), f) != NULL ? strrchr(buf, ')') : NULL;
-    fclose(f);
-    /* The name in parentheses may itself hold ") ": the fields after the
-     * last one are "S PPID ...". */
-    if (rp == NULL || sscanf(rp + 1, " %*c %d", &ppid) != 1)
-      continue;
+    if (pid <= 0 || read_stat(pid, &state, &ppid) != 0)
+      continue; /* not a process, or it ended meanwhile */
     if (pl->n == pl->cap) {
       size_t cap = pl->cap ? pl->cap * 2 : 256;
       pid_t *a = realloc(pl->pid, cap * sizeof(*a)), *b;
@@ -280,6 +287,14 @@ static void take_tty(const run *r) {
     tcsetpgrp(r->tty, getpgrp());
 }
 
+/* 1 if process p is stopped now. */
+static int is_stopped(pid_t p) {
+  char state;
+  int ppid;
+
+  return read_stat((int)p, &state, &ppid) == 0 && state == 'T';
+}
+
 /* Reaps every child that changed state. Returns 1 once zkr has no child
  * left: as the subreaper, that means the tree is gone. */
 static int reap(run *r) {
@@ -292,8 +307,10 @@ static int reap(run *r) {
     if (p == 0)
       return 0;
     if (WIFSTOPPED(st)) {
-      /* Our own SIGSTOPs are not a request; a terminal's are. */
-      if (is_job_stop(WSTOPSIG(st)))
+      /* Our own SIGSTOPs are not a request; a terminal's are, unless the
+       * report is stale: a process of the group whose report came after
+       * the tree was stopped and continued again. */
+      if (is_job_stop(WSTOPSIG(st)) && is_stopped(p))
         r->stop_asked = 1;
       continue;
     }
@@ -322,8 +339,11 @@ static void resume(run *r) {
     signal_tree(SIGKILL);
     return;
   }
-  /* `fg` gave zkr the terminal: hand it on. After `bg` zkr runs in the
-   * background and the command does too. */
+  /* `fg` gave zkr the terminal: hand it on (also when zkr started in the
+   * background and was stopped because the command read the terminal).
+   * After `bg` zkr runs in the background and the command does too. */
+  if (r->tty < 0)
+    r->tty = find_tty();
   if (r->tty >= 0 && !r->main_done && tcgetpgrp(r->tty) == getpgrp())
     tcsetpgrp(r->tty, r->pid);
   signal_tree(SIGCONT);

@@ -669,7 +669,7 @@ test_cli_bad_lock_path() {
 test_cli_grace_kills_tree() {
   local zpid cpid bpid t0 el st=2000 grace=2
   proxy_start || return 1
-  "$ZKR" --hosts "$PROXY_HOSTS" --session-timeout $st lock --grace $grace "$P" -- \
+  "$ZKR" --hosts "$PROXY_HOSTS" --session-timeout $st -v lock --grace $grace "$P" -- \
     sh -c 'trap "" TERM; echo $$ > "$1/child.pid"; sleep 600 & echo $! > "$1/bg.pid"; wait' sh "$dir" \
     2>"$dir/zkr.err" &
   zpid=$!
@@ -687,6 +687,9 @@ test_cli_grace_kills_tree() {
   [ $el -ge $((grace * 1000)) ] || fail "zkr exited $el ms after the stall, before the $grace s grace ended" || return 1
   grep -q "lock $P lost (validity deadline" "$dir/zkr.err" ||
     fail "lost message does not name the path and the validity deadline: $(cat "$dir/zkr.err")" || return 1
+  # -v reports each session state change.
+  grep -q "session 0x[0-9a-f]* lost (" "$dir/zkr.err" ||
+    fail "-v did not report the session's loss: $(cat "$dir/zkr.err")" || return 1
   info "  exit 75 $(to_s $el) s after the stall (session $st ms, grace $grace s)"
   proxy_stop
 }

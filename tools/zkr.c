@@ -315,8 +315,9 @@ static int open_session(const global *g, zkr_session **s) {
 }
 
 /* Checks what can be checked before connecting: the host string, the
- * recipe path, the auth file's presence for --acl creator. */
-static int check_target(const global *g, const char *usage, const char *path) {
+ * recipe path (noun names it in the message), that --acl creator has
+ * credentials. */
+static int check_target(const global *g, const char *usage, const char *noun, const char *path) {
   const char *why = hosts_problem(g->hosts);
 
   if (why != NULL)
@@ -324,7 +325,7 @@ static int check_target(const global *g, const char *usage, const char *path) {
   why = path_problem(path);
   if (why != NULL) {
     char shown[256];
-    return usage_error(usage, "bad path '%s': %s", printable(path, shown, sizeof(shown)), why);
+    return usage_error(usage, "bad %s '%s': %s", noun, printable(path, shown, sizeof(shown)), why);
   }
   if (g->acl_creator && g->auth_file == NULL)
     return usage_error(usage, "--acl creator needs credentials (--auth-file or $ZKR_AUTH_FILE)");
@@ -555,7 +556,7 @@ static int cmd_lock(global *g, int argc, char **argv) {
     return usage_error(usage_lock, "-n and -w exclude each other: -n is -w 0");
   rc = split_command(argc, argv, usage_lock, &ro, &path, &cmd);
   if (rc == 0)
-    rc = check_target(g, usage_lock, path);
+    rc = check_target(g, usage_lock, "lock path", path);
   if (rc != 0)
     return rc;
 
@@ -676,7 +677,7 @@ static int cmd_elect(global *g, int argc, char **argv) {
   }
   rc = split_command(argc, argv, usage_elect, &ro, &path, &cmd);
   if (rc == 0)
-    rc = check_target(g, usage_elect, path);
+    rc = check_target(g, usage_elect, "election path", path);
   if (rc != 0)
     return rc;
   sigfd = sv_signals();
@@ -746,7 +747,7 @@ static int parse_query(global *g, int argc, char **argv, const char *usage, int 
   }
   if (optind != argc - 1)
     return usage_error(usage, "expected exactly one PATH");
-  return check_target(g, usage, argv[optind]);
+  return check_target(g, usage, "path", argv[optind]);
 }
 
 static int list(const global *g, const char *path, zkr_session **s, zkr_participant **p, size_t *n) {

@@ -792,6 +792,24 @@ test_cli_ctrl_z() {
   term_stop
 }
 
+# Started in the background (`&`) of an interactive shell, a command that
+# reads the terminal is stopped by SIGTTIN: zkr stops with it, so the shell
+# shows the job stopped; `fg` gives the terminal to the command, which reads.
+test_cli_background_then_fg() {
+  local zpid
+  term_start || return 1
+  keys "$ZKR --hosts $HOSTS lock $P -- sh -c 'echo \$PPID > $dir/zkr.pid; read x; echo \"got \$x\"' &\n"
+  await '[ -s "$dir/zkr.pid" ]' 10 || fail "the command did not start: $(tr -d '\r' <"$dir/screen")" || return 1
+  zpid=$(cat "$dir/zkr.pid")
+  await 'stopped $zpid' 5 || fail "zkr is $(proc_state "$zpid"), expected stopped with its command reading the terminal" || return 1
+  keys 'fg\n'
+  keys 'hello\n'
+  keys 'echo rc=$?\n'
+  await 'screen_has "rc=0"' 10 || fail "after fg: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
+  screen_has 'got hello' || fail "the command did not read the terminal after fg: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
+  term_stop
+}
+
 # The lost-lock message names the cause when another client deletes the node.
 test_cli_lost_node_deleted() {
   local zpid node
@@ -1039,6 +1057,7 @@ CASES=(
   signal_ends_background_job
   terminal_read
   ctrl_z
+  background_then_fg
   lost_node_deleted
   unresolvable_host
   acl_and_auth

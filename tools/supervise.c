@@ -235,7 +235,8 @@ typedef struct run {
   int main_done; /* pid was reaped; status holds its exit status */
   int status;
   int stop_asked;  /* a job-control stop (of the command or of zkr) */
-  int ending;      /* zkr was asked to end: the tree must go */
+  int ending;      /* zkr was asked to end: once the command's first
+                      process has ended, the rest of the tree must go */
   int lost;        /* the hold was lost */
   int tree_termed; /* the whole tree got SIGTERM */
   int failed;      /* zkr could not wait for signals any more */
@@ -422,11 +423,12 @@ int sv_run(int sigfd, char *const argv[], char *const env_add[], const sv_hold *
       if (is_job_stop(s)) {
         r.stop_asked = 1;
       } else if ((s == SIGINT || s == SIGTERM || s == SIGHUP) && !r.lost) {
-        kill(-r.pid, s); /* forward; the command decides how to end */
-        if (!r.ending) {
-          r.ending = 1;
-          r.kill_at = now_ms() + grace_ms;
-        }
+        /* Forward; the command decides whether and how to end (a daemon
+         * may reload on SIGHUP): while its first process runs, the lock
+         * still covers it. Once that process has ended, the rest of the
+         * tree is ended with it (below). */
+        kill(-r.pid, s);
+        r.ending = 1;
       }
       /* SIGCONT after a SIGSTOP from outside: the loop's held() check
        * comes before the command is waited for again. */

@@ -12,6 +12,11 @@
 # /zkr-test/cli-$$-<case> and must leave no participant behind; every process
 # started here is ended by the EXIT trap whatever happens.
 #
+# Two C drivers help (check programs, built on demand): tests/proxy_cli, a
+# fault proxy whose link a case stalls (proxy_start, proxy_do), and
+# tests/pty_run, which runs an interactive shell on a pseudo-terminal that a
+# case types into, Ctrl-Z included (term_start, keys).
+#
 # Waiting is done with `await CMD TIMEOUT_S` (polls every 25 ms), never with
 # a fixed sleep, except where the absence of an event is checked (the elect
 # case gives a non-leader 0.3 s to wrongly start its command).

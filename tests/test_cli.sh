@@ -12,6 +12,11 @@
 # /zkr-test/cli-$$-<case> and must leave no participant behind; every process
 # started here is ended by the EXIT trap whatever happens.
 #
+# Two C drivers help (check programs, built on demand): tests/proxy_cli, a
+# fault proxy whose link a case stalls (proxy_start, proxy_do), and
+# tests/pty_run, which runs an interactive shell on a pseudo-terminal that a
+# case types into, Ctrl-Z included (term_start, keys).
+#
 # Waiting is done with `await CMD TIMEOUT_S` (polls every 25 ms), never with
 # a fixed sleep, except where the absence of an event is checked (the elect
 # case gives a non-leader 0.3 s to wrongly start its command).
@@ -34,7 +39,18 @@ if [ ! -x "$ZKR" ]; then
   echo "0 passed, 1 failed"
   exit 1
 fi
-unset ZKR_HOSTS # every call names the server explicitly
+# The C drivers (check programs): built here if `make check` has not yet.
+PROXY_CLI=${top_builddir:-.}/tests/proxy_cli
+PTY_RUN=${top_builddir:-.}/tests/pty_run
+if [ ! -x "$PROXY_CLI" ] || [ ! -x "$PTY_RUN" ]; then
+  make -s -C "${top_builddir:-.}" tests/proxy_cli tests/pty_run >/dev/null 2>&1
+fi
+if [ ! -x "$PROXY_CLI" ] || [ ! -x "$PTY_RUN" ]; then
+  echo "FAIL: setup: $PROXY_CLI or $PTY_RUN missing (make tests/proxy_cli tests/pty_run)"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+unset ZKR_HOSTS ZKR_AUTH_FILE # every call names the server and credentials explicitly
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/zkr-cli.XXXXXX") || exit 1
 
@@ -200,6 +216,65 @@ waitrc() {
   echo $?
 }
 
+# One-letter process state (R, S, T, Z...) of pid $1, or X if it is gone.
+proc_state() {
+  local st
+  read -r st 2>/dev/null </proc/"$1"/stat || {
+    echo X
+    return
+  }
+  st=${st##*) }
+  echo "${st:0:1}"
+}
+
+stopped() { [ "$(proc_state "$1")" = T ]; }
+
+lines() {
+  if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi
+}
+
+# proxy_start: a fault proxy (tests/proxy_cli) in front of the server for
+# the running case; sets PROXY_HOSTS. proxy_do stall|resume|drop waits
+# until the proxy has done it.
+proxy_start() {
+  mkfifo "$dir/proxy.in" "$dir/proxy.out" || fail "mkfifo" || return 1
+  "$PROXY_CLI" "$HOSTS" <"$dir/proxy.in" >"$dir/proxy.out" &
+  track $!
+  exec {PROXY_IN}>"$dir/proxy.in" {PROXY_OUT}<"$dir/proxy.out"
+  read -r -t 10 PROXY_HOSTS <&"$PROXY_OUT" || fail "the fault proxy did not start" || return 1
+}
+
+proxy_do() {
+  local answer=""
+  echo "$1" >&"$PROXY_IN"
+  read -r -t 10 answer <&"$PROXY_OUT"
+  [ "$answer" = ok ] || fail "the proxy did not $1"
+}
+
+proxy_stop() {
+  exec {PROXY_IN}>&- {PROXY_OUT}<&-
+}
+
+# term_start: an interactive bash on a new pseudo-terminal (tests/pty_run)
+# for the running case; `keys TEXT` types TEXT (printf escapes: \x1a is
+# Ctrl-Z), everything the terminal shows goes to DIR/screen.
+term_start() {
+  mkfifo "$dir/keys" || fail "mkfifo" || return 1
+  env PS1='$ ' TERM=dumb "$PTY_RUN" bash --norc --noprofile -i <"$dir/keys" >"$dir/screen" 2>&1 &
+  track $!
+  exec {KEYS}>"$dir/keys"
+}
+
+# shellcheck disable=SC2059 # the argument is a printf format on purpose
+keys() { printf "$1" >&"$KEYS"; }
+
+term_stop() {
+  keys 'exit\n'
+  exec {KEYS}>&-
+}
+
+screen_has() { grep -q -- "$1" "$dir/screen" 2>/dev/null; }
+
 # --- cases ---------------------------------------------------------------------
 
 # 6 workers x 3 runs of zkr lock on one path: never two commands at once.
@@ -326,7 +401,10 @@ test_cli_lost_lock_kills_command() {
   expect_rc "resumed holder" 75 "$(waitrc $zpid)" || return 1
   info "  second acquired after $(to_s $el) s; resumed holder exited after $(to_s $(($(now_ms) - t0))) s"
   await 'gone $cpid' 2 || fail "the first holder's command (pid $cpid) is still alive" || return 1
-  grep -q lost "$dir/first.err" || fail "no 'lost' message on stderr: $(cat "$dir/first.err")"
+  # Paused past its session: the validity deadline passed, or (if the
+  # client heard of the expiry first) the session expired.
+  grep -Eq "lock $P lost \((validity deadline|session expired)" "$dir/first.err" ||
+    fail "the lost message does not name the path and the cause: $(cat "$dir/first.err")"
 }
 
 # Signal $1 sent to zkr reaches the command (which exits 42 on it), zkr
@@ -590,6 +668,343 @@ test_cli_bad_lock_path() {
   [[ $(sed -n 1p <<<"$after") != *relative* ]] || fail "/relative was created"
 }
 
+# Issue 12, input 1: the holder's link stalls until the lock is lost; the
+# command ignores SIGTERM and so does its background child. Both get
+# SIGKILL when --grace ends, and only then does zkr exit 75.
+test_cli_grace_kills_tree() {
+  local zpid cpid bpid t0 el st=2000 grace=2
+  proxy_start || return 1
+  "$ZKR" --hosts "$PROXY_HOSTS" --session-timeout $st -v lock --grace $grace "$P" -- \
+    sh -c 'trap "" TERM; echo $$ > "$1/child.pid"; sleep 600 & echo $! > "$1/bg.pid"; wait' sh "$dir" \
+    2>"$dir/zkr.err" &
+  zpid=$!
+  track $zpid
+  await_start "$dir/bg.pid" $zpid "command" || return 1
+  cpid=$(cat "$dir/child.pid") bpid=$(cat "$dir/bg.pid")
+  proxy_do stall || return 1
+  t0=$(now_ms)
+  # Lost within the session timeout, then the grace period: 3x both.
+  await 'gone $zpid' $((3 * (st / 1000 + grace))) || fail "zkr still running $((3 * (st / 1000 + grace))) s after the stall" || return 1
+  el=$(($(now_ms) - t0))
+  expect_rc "zkr whose link stalled" 75 "$(waitrc $zpid)" || return 1
+  gone "$cpid" || fail "the command (pid $cpid) outlived zkr" || return 1
+  gone "$bpid" || fail "the command's background child (pid $bpid) outlived zkr" || return 1
+  [ $el -ge $((grace * 1000)) ] || fail "zkr exited $el ms after the stall, before the $grace s grace ended" || return 1
+  grep -q "lock $P lost (validity deadline" "$dir/zkr.err" ||
+    fail "lost message does not name the path and the validity deadline: $(cat "$dir/zkr.err")" || return 1
+  # -v reports each session state change.
+  grep -q "session 0x[0-9a-f]* lost (" "$dir/zkr.err" ||
+    fail "-v did not report the session's loss: $(cat "$dir/zkr.err")" || return 1
+  info "  exit 75 $(to_s $el) s after the stall (session $st ms, grace $grace s)"
+  proxy_stop
+}
+
+# Issue 12, input 4: a background job of the command keeps the lock until it
+# ends, even one that left the command's process group and session.
+test_cli_background_job_holds_lock() {
+  local zpid bpid
+  "$ZKR" --hosts "$HOSTS" lock "$P" -- sh -c \
+    'setsid sh -c '\''echo $$ > "$1/bg.pid"; while [ ! -e "$1/go" ]; do sleep 0.05; done; echo done > "$1/bg.done"'\'' sh "$1" &' \
+    sh "$dir" &
+  zpid=$!
+  track $zpid
+  await_start "$dir/bg.pid" $zpid "background job" || return 1
+  bpid=$(cat "$dir/bg.pid")
+  zk lock -n "$P" -- true
+  expect_rc "lock -n while the first command's background job runs" 1 $? || return 1
+  gone $zpid && fail "zkr ended while the background job (pid $bpid) runs, status $(waitrc $zpid)" && return 1
+  touch "$dir/go"
+  await 'gone $zpid' 10 || fail "zkr still running 10 s after its background job was told to end" || return 1
+  expect_rc "zkr after its background job ended" 0 "$(waitrc $zpid)" || return 1
+  file_has_line "$dir/bg.done" "done" || fail "the background job did not finish" || return 1
+  zk lock -n "$P" -- true
+  expect_rc "lock -n after the tree ended" 0 $?
+}
+
+# SIGTERM to zkr while only a background job (ignoring SIGTERM) is left:
+# it is killed when the grace period ends and zkr returns after that.
+test_cli_signal_ends_background_job() {
+  local zpid bpid t0 el
+  "$ZKR" --hosts "$HOSTS" lock --grace 0.5 "$P" -- \
+    sh -c '(trap "" TERM; exec sleep 600) & echo $! > "$1/bg.pid"' sh "$dir" &
+  zpid=$!
+  track $zpid
+  await_start "$dir/bg.pid" $zpid "background job" || return 1
+  bpid=$(cat "$dir/bg.pid")
+  t0=$(now_ms)
+  kill -TERM $zpid
+  await 'gone $zpid' 10 || fail "zkr still running 10 s after SIGTERM" || return 1
+  el=$(($(now_ms) - t0))
+  expect_rc "zkr sent SIGTERM after its command's first process ended" 0 "$(waitrc $zpid)" || return 1
+  gone "$bpid" || fail "the background job (pid $bpid) ignoring SIGTERM outlived zkr" || return 1
+  [ $el -ge 500 ] || fail "zkr returned after $el ms, before the 0.5 s grace ended" || return 1
+  zk lock -n "$P" -- true
+  expect_rc "lock -n after zkr ended" 0 $?
+}
+
+# Issue 12, input 3: a command run from a terminal reads it (as under
+# flock) instead of being stopped by SIGTTIN while zkr holds the lock.
+test_cli_terminal_read() {
+  local rpid
+  printf 'hello\n' | "$PTY_RUN" "$ZKR" --hosts "$HOSTS" lock "$P" -- sh -c 'read x; echo "got $x"' >"$dir/screen" 2>&1 &
+  rpid=$!
+  track $rpid
+  await 'gone $rpid' 10 || fail "zkr on a terminal still running after 10 s: $(tr -d '\r' <"$dir/screen")" || return 1
+  expect_rc "zkr on a terminal" 0 "$(waitrc $rpid)" || return 1
+  screen_has 'got hello' || fail "the command did not read the terminal: $(tr -d '\r' <"$dir/screen")"
+}
+
+# Issue 12, input 2: Ctrl-Z in an interactive shell stops the command with
+# zkr; while stopped past the session another client takes the lock; on
+# `fg` the command is killed without running again and zkr exits 75.
+# Second part: a Ctrl-Z short of the session timeout; `fg` continues the
+# command, which owns the terminal again (Ctrl-C reaches it).
+test_cli_ctrl_z() {
+  local zpid cpid n1 st=2000
+  printf 'echo $$ > "$1/cmd.pid"\nwhile :; do echo x >> "$1/ticks"; sleep 0.05; done\n' >"$dir/loop.sh"
+  term_start || return 1
+  keys "$ZKR --hosts $HOSTS --session-timeout $st lock $P -- sh $dir/loop.sh $dir\n"
+  await '[ "$(lines "$dir/ticks")" -gt 2 ]' 10 || fail "the command did not start: $(tr -d '\r' <"$dir/screen")" || return 1
+  cpid=$(cat "$dir/cmd.pid")
+  zpid=$(ps -o ppid= -p "$cpid" | tr -d ' ')
+  keys '\x1a'
+  await 'stopped $zpid && stopped $cpid' 5 || fail "after Ctrl-Z: zkr $(proc_state "$zpid"), command $(proc_state "$cpid"), expected both stopped (T)" || return 1
+  n1=$(lines "$dir/ticks")
+  zk lock -w $((5 * st / 1000)) "$P" -- true
+  expect_rc "another client while the first is stopped past its session" 0 $? || return 1
+  [ "$(lines "$dir/ticks")" = "$n1" ] || fail "the stopped command ran while another client held the lock" || return 1
+  keys 'fg\n'
+  keys 'echo rc=$?\n'
+  await 'screen_has "rc=75"' 10 || fail "after fg: no rc=75: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
+  gone "$cpid" || fail "the command (pid $cpid) survived the lost lock" || return 1
+  [ "$(lines "$dir/ticks")" = "$n1" ] || fail "the command ran again after fg although the lock was lost" || return 1
+
+  rm -f "$dir/ticks" "$dir/cmd.pid"
+  keys "$ZKR --hosts $HOSTS lock $P -- sh $dir/loop.sh $dir\n"
+  await '[ "$(lines "$dir/ticks")" -gt 2 ]' 10 || fail "the second command did not start" || return 1
+  cpid=$(cat "$dir/cmd.pid")
+  zpid=$(ps -o ppid= -p "$cpid" | tr -d ' ')
+  keys '\x1a'
+  await 'stopped $zpid && stopped $cpid' 5 || fail "after the second Ctrl-Z: zkr $(proc_state "$zpid"), command $(proc_state "$cpid")" || return 1
+  n1=$(lines "$dir/ticks")
+  keys 'fg\n'
+  await '[ "$(lines "$dir/ticks")" -gt $((n1 + 2)) ]' 5 || fail "the command did not continue after fg with the lock held" || return 1
+  zk lock -n "$P" -- true
+  expect_rc "lock -n while the continued command runs" 1 $? || return 1
+  keys '\x03'
+  keys 'echo rc=$?\n'
+  await 'screen_has "rc=130"' 10 || fail "Ctrl-C did not end the command: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
+  term_stop
+}
+
+# Started in the background (`&`) of an interactive shell, a command that
+# reads the terminal is stopped by SIGTTIN: zkr stops with it, so the shell
+# shows the job stopped; `fg` gives the terminal to the command, which reads.
+test_cli_background_then_fg() {
+  local zpid
+  term_start || return 1
+  keys "$ZKR --hosts $HOSTS lock $P -- sh -c 'echo \$PPID > $dir/zkr.pid; read x; echo \"got \$x\"' &\n"
+  await '[ -s "$dir/zkr.pid" ]' 10 || fail "the command did not start: $(tr -d '\r' <"$dir/screen")" || return 1
+  zpid=$(cat "$dir/zkr.pid")
+  await 'stopped $zpid' 5 || fail "zkr is $(proc_state "$zpid"), expected stopped with its command reading the terminal" || return 1
+  keys 'fg\n'
+  keys 'hello\n'
+  keys 'echo rc=$?\n'
+  await 'screen_has "rc=0"' 10 || fail "after fg: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
+  screen_has 'got hello' || fail "the command did not read the terminal after fg: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
+  term_stop
+}
+
+# The lost-lock message names the cause when another client deletes the node.
+test_cli_lost_node_deleted() {
+  local zpid node
+  "$ZKR" --hosts "$HOSTS" lock "$P" -- sh -c 'echo "$ZKR_LOCK_NODE" > "$1/node"; exec sleep 600' sh "$dir" \
+    2>"$dir/zkr.err" &
+  zpid=$!
+  track $zpid
+  await_start "$dir/node" $zpid "command" || return 1
+  node=$(cat "$dir/node")
+  printf 'delete %s\nquit\n' "$node" | /usr/share/zookeeper/bin/zkCli.sh -server "$HOSTS" >/dev/null 2>&1
+  await 'gone $zpid' 10 || fail "zkr still running 10 s after its node was deleted" || return 1
+  expect_rc "zkr whose node was deleted" 75 "$(waitrc $zpid)" || return 1
+  grep -q "lock $P lost (node deleted" "$dir/zkr.err" || fail "lost message: $(cat "$dir/zkr.err")"
+}
+
+test_cli_unresolvable_host() {
+  zk_hosts_err() { "$ZKR" --hosts "$1" --connect-timeout 2000 "${@:2}" 2>"$dir/err"; }
+  zk_hosts_err zk1.invalid:2181 lock "$P" -- touch "$dir/ran"
+  expect_rc "lock with an unresolvable host" 69 $? || return 1
+  grep -q 'cannot resolve zk1.invalid' "$dir/err" || fail "message: $(cat "$dir/err")" || return 1
+  zk_hosts_err zk1.invalid:2181 status "$P"
+  expect_rc "status with an unresolvable host" 69 $? || return 1
+  [ ! -e "$dir/ran" ] || fail "a command ran"
+}
+
+# Digest credentials from a file ($ZKR_AUTH_FILE or --auth-file) and
+# --acl creator: the same identity may queue, others get 77 naming the path.
+# The library creates missing parents with the lock's ACL: an open holder of
+# $P keeps $P (and /zkr-test) in place, open, while the case runs.
+test_cli_acl_and_auth() {
+  local opid zpid epid
+  "$ZKR" --hosts "$HOSTS" lock "$P" -- sh -c 'echo $$ > "$1/open.pid"; exec sleep 600' sh "$dir" &
+  opid=$!
+  track $opid
+  await_start "$dir/open.pid" $opid "open holder's command" || return 1
+  printf 'alice:secret-%s\n' $$ >"$dir/alice"
+  ZKR_AUTH_FILE=$dir/alice "$ZKR" --hosts "$HOSTS" --acl creator lock "$P/acl" -- \
+    sh -c 'echo $$ > "$1/holder.pid"; exec sleep 600' sh "$dir" &
+  zpid=$!
+  track $zpid
+  await_start "$dir/holder.pid" $zpid "holder's command" || return 1
+  zk --auth-file "$dir/alice" lock -n "$P/acl" -- true
+  expect_rc "lock -n by the same identity" 1 $? || return 1
+  zk lock -n "$P/acl" -- touch "$dir/ran" 2>"$dir/err"
+  expect_rc "lock -n without credentials under a creator-only parent" 77 $? || return 1
+  grep -q "$P/acl.*not authorized" "$dir/err" || fail "message: $(cat "$dir/err")" || return 1
+  ZKR_AUTH_FILE=$dir/alice "$ZKR" --hosts "$HOSTS" --acl creator elect "$P/acle" -- \
+    sh -c 'echo $$ > "$1/leader.pid"; exec sleep 600' sh "$dir" &
+  epid=$!
+  track $epid
+  await_start "$dir/leader.pid" $epid "leader's command" || return 1
+  zk elect "$P/acle" -- touch "$dir/ran" 2>"$dir/err"
+  expect_rc "elect without credentials under a creator-only parent" 77 $? || return 1
+  grep -q "$P/acle.*not authorized" "$dir/err" || fail "message: $(cat "$dir/err")" || return 1
+  [ ! -e "$dir/ran" ] || fail "a command ran without authorization" || return 1
+  zk --acl creator lock -n "$P/x" -- true 2>"$dir/err"
+  expect_rc "--acl creator without credentials" 64 $? || return 1
+  zk --auth-file "$dir/missing" lock -n "$P/x" -- true 2>"$dir/err"
+  expect_rc "--auth-file naming no file" 64 $?
+}
+
+# --hosts H/missing: the message names the chroot (lock and status).
+test_cli_missing_chroot() {
+  local what
+  for what in lock status; do
+    if [ $what = lock ]; then
+      zk --hosts "$HOSTS/zkr-missing-$$" lock -n "$P" -- touch "$dir/ran" 2>"$dir/err"
+    else
+      zk --hosts "$HOSTS/zkr-missing-$$" status "$P" >/dev/null 2>"$dir/err"
+    fi
+    expect_rc "$what under a missing chroot" 69 $? || return 1
+    grep -q "chroot /zkr-missing-$$" "$dir/err" || fail "$what: message does not name the chroot: $(cat "$dir/err")" || return 1
+  done
+  [ ! -e "$dir/ran" ] || fail "a command ran"
+}
+
+# Messages that name the rule or the value, and checks done before connecting.
+test_cli_error_messages() {
+  local t0 el
+  check_msg() { # WHAT WANT_TEXT ARGS...
+    local what=$1 want=$2
+    shift 2
+    "$ZKR" "$@" >/dev/null 2>"$dir/err"
+    expect_rc "$what" 64 $? || return 1
+    grep -qF -- "$want" "$dir/err" || fail "$what: message lacks '$want': $(head -1 "$dir/err")"
+  }
+  check_msg "relative path" "must be absolute" --hosts "$HOSTS" lock relative -- true || return 1
+  check_msg "path with //" "empty component" --hosts "$HOSTS" lock /a//b -- true || return 1
+  check_msg "path under /zookeeper" "server's own subtree" --hosts "$HOSTS" elect /zookeeper/x -- true || return 1
+  check_msg "--hosts with a space" "space" --hosts 'bad host:1' status "$P" || return 1
+  check_msg "--hosts without a port" "explicit :port" --hosts zk1 status "$P" || return 1
+  check_msg "--hosts bad port" "1 to 65535" --hosts zk1:99999 status "$P" || return 1
+  check_msg "unknown subcommand" "'foo'" foo || return 1
+  check_msg "--session-timeout out of range" "100 to 3600000" --session-timeout 5 status "$P" || return 1
+  check_msg "-w nan" "bad -w 'nan'" --hosts "$HOSTS" lock -w nan "$P" -- true || return 1
+  check_msg "--grace nan" "bad --grace 'nan'" --hosts "$HOSTS" lock --grace nan "$P" -- true || return 1
+  check_msg "-n with -w" "-n and -w" --hosts "$HOSTS" lock -n -w 1 "$P" -- true || return 1
+  check_msg "-s" "read-write lock" --hosts "$HOSTS" lock -s "$P" -- true || return 1
+  check_msg "--leases" "semaphore" --hosts "$HOSTS" lock --leases 2 "$P" -- true || return 1
+  # A bad path is refused before connecting: no connect timeout to wait.
+  t0=$(now_ms)
+  check_msg "bad path, server down" "must be absolute" --hosts 127.0.0.1:1 --connect-timeout 5000 lock rel -- true || return 1
+  el=$(($(now_ms) - t0))
+  [ $el -lt 2500 ] || fail "a bad path took $el ms to refuse: it waited for the server"
+}
+
+# status --json stays valid JSON and the table shows no raw control
+# characters whatever bytes an id holds.
+test_cli_status_hostile_id() {
+  local hpid out
+  "$ZKR" --hosts "$HOSTS" lock --id $'bad\xff\x01"\\\x1b[31m\xc3\xa9' "$P" -- \
+    sh -c 'echo $$ > "$1/holder.pid"; exec sleep 600' sh "$dir" &
+  hpid=$!
+  track $hpid
+  await_start "$dir/holder.pid" $hpid "holder's command" || return 1
+  zk status --json "$P" >"$dir/json"
+  expect_rc "status --json" 0 $? || return 1
+  out=$(/usr/bin/python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1], encoding="utf-8"))
+print(d["participants"][0]["id"])' "$dir/json" 2>&1) || fail "status --json is not valid JSON: $out" || return 1
+  [ "$out" = $'bad\xef\xbf\xbd\x01"\\\x1b[31m\xc3\xa9' ] || fail "id read back as '$out'" || return 1
+  zk status "$P" >"$dir/table"
+  expect_rc "status" 0 $? || return 1
+  ! LC_ALL=C grep -q $'[\x01\x1b\xff]' "$dir/table" || fail "the table prints raw control bytes: $(cat -v "$dir/table")" || return 1
+  grep -qF 'bad\xff\x01"\\x1b[31mé' "$dir/table" || fail "the table does not show the id escaped: $(cat -v "$dir/table")"
+}
+
+# -c 'shell command' after PATH (flock style) or before it.
+test_cli_shell_command() {
+  zk lock "$P" -c 'echo "$ZKR_LOCK_PATH" > "'"$dir"'/a"; exit 4'
+  expect_rc "lock PATH -c" 4 $? || return 1
+  file_has_line "$dir/a" "$P" || fail "lock PATH -c did not run the shell command" || return 1
+  zk lock -c 'echo ok > "'"$dir"'/b"' "$P"
+  expect_rc "lock -c CMD PATH" 0 $? || return 1
+  file_has_line "$dir/b" ok || fail "lock -c CMD PATH did not run" || return 1
+  zk elect "$P-e" -c 'echo "$ZKR_ELECTION_PATH" > "'"$dir"'/e"'
+  expect_rc "elect PATH -c" 0 $? || return 1
+  file_has_line "$dir/e" "$P-e" || fail "elect -c did not run"
+}
+
+# Global options after the subcommand; -V; -v reports the session.
+test_cli_options_anywhere() {
+  local want
+  "$ZKR" lock --hosts "$HOSTS" "$P" -- true
+  expect_rc "lock --hosts H" 0 $? || return 1
+  "$ZKR" status --hosts "$HOSTS" --json "$P" >/dev/null
+  expect_rc "status --hosts H" 0 $? || return 1
+  "$ZKR" -V | grep -q '^zkr [0-9]' || fail "-V printed: $("$ZKR" -V)" || return 1
+  "$ZKR" --version | grep -q '^zkr [0-9]' || fail "--version" || return 1
+  "$ZKR" lock -v --hosts "$HOSTS" --session-timeout 100 "$P" -- true 2>"$dir/err"
+  expect_rc "lock -v" 0 $? || return 1
+  for want in 'connected to .*timeout' 'warning: the server raised the session timeout' \
+    "holding $P as .*fencing token" "released $P"; do
+    grep -q "$want" "$dir/err" || fail "-v did not print '$want': $(cat "$dir/err")" || return 1
+  done
+}
+
+# leader --watch: one line per new leader; --json one object per line.
+test_cli_leader_watch() {
+  local wp jp e1 e2 out
+  "$ZKR" --hosts "$HOSTS" leader --watch "$P" >"$dir/watch" &
+  wp=$!
+  track $wp
+  "$ZKR" --hosts "$HOSTS" leader --watch --json "$P" >"$dir/watch.json" &
+  jp=$!
+  track $jp
+  "$ZKR" --hosts "$HOSTS" elect --id w1 "$P" -- sleep 600 &
+  e1=$!
+  track $e1
+  await 'file_has_line "$dir/watch" w1' 10 || fail "watch did not print w1" || return 1
+  "$ZKR" --hosts "$HOSTS" elect --id w2 "$P" -- sleep 600 &
+  e2=$!
+  track $e2
+  await '[ "$(nparts "$P")" = 2 ]' 10 || fail "w2 did not join" || return 1
+  kill -TERM $e1
+  await 'file_has_line "$dir/watch" w2' 10 || fail "watch did not print w2: $(cat "$dir/watch")" || return 1
+  out=$(grep -v '^$' "$dir/watch" | tr '\n' ' ')
+  [ "$out" = "w1 w2 " ] || fail "watch printed: $out" || return 1
+  await '[ "$(grep -c w2 "$dir/watch.json")" = 1 ]' 10 || fail "--json did not print w2" || return 1
+  out=$(/usr/bin/python3 -c '
+import json, sys
+ids = [json.loads(l)["leader"] for l in open(sys.argv[1])]
+print(" ".join(i for i in ids if i))' "$dir/watch.json" 2>&1)
+  [ "$out" = "w1 w2" ] || fail "--json lines: $out" || return 1
+  kill -TERM $wp $jp $e2
+  await 'all_gone $wp $jp $e1 $e2' 10 || fail "watchers or participants did not end on SIGTERM" || return 1
+  expect_rc "leader --watch ended by SIGTERM" 143 "$(waitrc $wp)"
+}
+
 # --- runner ----------------------------------------------------------------------
 
 PASSED=0
@@ -642,6 +1057,21 @@ CASES=(
   usage_errors
   help
   bad_lock_path
+  grace_kills_tree
+  background_job_holds_lock
+  signal_ends_background_job
+  terminal_read
+  ctrl_z
+  background_then_fg
+  lost_node_deleted
+  unresolvable_host
+  acl_and_auth
+  missing_chroot
+  error_messages
+  status_hostile_id
+  shell_command
+  options_anywhere
+  leader_watch
 )
 # Arguments, if any, name the cases to run (e.g. `test_cli.sh leader help`).
 [ $# -gt 0 ] && CASES=("$@")

@@ -1,56 +1,91 @@
 /* zkr: run commands under a ZooKeeper lock or only while leader, and
  * inspect lock queues. Uses only the public API (<zkr/zkr.h>).
  *
- *   zkr [--hosts H] [--session-timeout MS] lock [-n | -w SECONDS] [-E CODE] PATH -- COMMAND...
- *   zkr [--hosts H] [--session-timeout MS] elect [--id ID] PATH -- COMMAND...
- *   zkr [--hosts H] status [--json] PATH
- *   zkr [--hosts H] leader PATH
+ *   zkr [GLOBAL] lock [-n | -w SECONDS] [-E CODE] PATH -- COMMAND... | PATH -c 'SHELL COMMAND'
+ *   zkr [GLOBAL] elect [--id ID] PATH -- COMMAND...
+ *   zkr [GLOBAL] status [--json] PATH
+ *   zkr [GLOBAL] leader [--watch [--json]] PATH
+ *
+ * Global options may also follow the subcommand. Everything that can be
+ * checked without the server (options, paths, the host string) is checked
+ * before connecting, so a usage error never waits for a connect timeout.
  */
 #define _GNU_SOURCE
 #include <zkr/zkr.h>
 
 #include <getopt.h>
 #include <inttypes.h>
+#include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "supervise.h"
+#include "text.h"
 
 typedef struct global {
   const char *hosts;
   int session_timeout_ms;
   int connect_timeout_ms;
+  int verbose;
+  const char *auth_file; /* --auth-file, else $ZKR_AUTH_FILE, else NULL */
+  int acl_creator;       /* --acl creator */
 } global;
 
+/* Not an exit status: an option did all that was asked (--version,
+ * --help); the caller exits 0. */
+#define ZKR_TOOL_DONE 1000
+
+/* Bounds of --session-timeout and --connect-timeout, in ms. */
+#define TIMEOUT_MIN_MS 100
+#define TIMEOUT_MAX_MS 3600000
+
 static const char usage_main[] =
-    "usage: zkr [--hosts H] [--session-timeout MS] [--connect-timeout MS] COMMAND ...\n"
+    "usage: zkr [GLOBAL OPTIONS] COMMAND ...\n"
     "\n"
     "  lock   [-n | -w SECONDS] [-E CODE] [--grace SECONDS] [--id ID] PATH -- COMMAND [ARG...]\n"
+    "  lock   [options] PATH -c 'SHELL COMMAND'\n"
     "         run COMMAND while holding the lock at PATH\n"
     "  elect  [--id ID] [--grace SECONDS] PATH -- COMMAND [ARG...]\n"
     "         run COMMAND only while this participant leads the election at PATH\n"
     "  status [--json] PATH      list holder and waiters in queue order\n"
-    "  leader PATH               print the current leader's id (exit 1 if none)\n"
+    "  leader [--watch [--json]] PATH\n"
+    "         print the current leader's id (exit 1 if none); --watch: each change\n"
     "\n"
-    "Hosts: --hosts, else $ZKR_HOSTS, else 127.0.0.1:2181. `zkr COMMAND --help` for details.\n"
+    "Global options (before or after COMMAND):\n"
+    "  --hosts H             host:port[,host:port...][/chroot]; else $ZKR_HOSTS, else 127.0.0.1:2181\n"
+    "  --session-timeout MS  requested session timeout (default 10000; 100-3600000)\n"
+    "  --connect-timeout MS  give up connecting after MS (default 5000; 100-3600000)\n"
+    "  --auth-file FILE      digest credentials user:password (else $ZKR_AUTH_FILE)\n"
+    "  --acl creator         create nodes readable and writable only by that identity\n"
+    "  -v, --verbose         connection, session and lock events on stderr\n"
+    "  -V, --version         print the version\n"
+    "\n"
+    "`zkr COMMAND --help` for details.\n"
     "Exit: COMMAND's status (128+N if killed by signal N); 1 (or -E CODE) not acquired;\n"
-    "64 usage; 69 ZooKeeper unavailable; 70 internal error; 75 lock or leadership lost.\n";
+    "64 usage; 69 ZooKeeper unavailable; 70 internal error; 75 lock or leadership lost;\n"
+    "77 not authorized.\n";
 
 static const char usage_lock[] =
     "usage: zkr lock [-n | -w SECONDS] [-E CODE] [--grace SECONDS] [--id ID] PATH -- COMMAND [ARG...]\n"
+    "       zkr lock [options] PATH -c 'SHELL COMMAND'\n"
     "\n"
     "Runs COMMAND while holding the ZooKeeper lock at PATH (Curator-compatible) and exits with\n"
     "its status. -n gives up at once if the lock is held, -w waits at most SECONDS (fractions\n"
-    "allowed); giving up exits 1, or CODE with -E. If the lock is lost while COMMAND runs\n"
-    "(session expired, disconnected past the session timeout, node deleted), COMMAND's process\n"
-    "group gets SIGTERM, SIGKILL after --grace SECONDS (default 5), and zkr exits 75.\n"
-    "SIGINT, SIGTERM and SIGHUP are forwarded to COMMAND. COMMAND's environment gets\n"
-    "ZKR_LOCK_PATH, ZKR_LOCK_NODE and ZKR_FENCING_TOKEN.\n";
+    "allowed); giving up exits 1, or CODE with -E. -c runs SHELL COMMAND with /bin/sh -c.\n"
+    "The lock is held until every process COMMAND started has ended, background jobs included.\n"
+    "If the lock is lost (session expired, disconnected past the session's validity, node\n"
+    "deleted), every process of COMMAND's tree gets SIGTERM, SIGKILL after --grace SECONDS\n"
+    "(default 5), and zkr exits 75 once they are gone. SIGINT, SIGTERM and SIGHUP are forwarded\n"
+    "to COMMAND. Ctrl-Z stops COMMAND with zkr; it continues only if the lock is still held.\n"
+    "COMMAND's environment gets ZKR_LOCK_PATH, ZKR_LOCK_NODE and ZKR_FENCING_TOKEN.\n"
+    "-s/--shared and --leases N are reserved for the read-write lock and the semaphore.\n";
 
 static const char usage_elect[] =
     "usage: zkr elect [--id ID] [--grace SECONDS] PATH -- COMMAND [ARG...]\n"
+    "       zkr elect [options] PATH -c 'SHELL COMMAND'\n"
     "\n"
     "Joins the election at PATH, waits to lead, then runs COMMAND while leading and exits with\n"
     "its status (resigning). If leadership is lost while COMMAND runs it is stopped as with\n"
@@ -64,20 +99,34 @@ static const char usage_status[] =
     "fencing token, age, node. Curator and Kazoo contenders are included.\n";
 
 static const char usage_leader[] =
-    "usage: zkr leader PATH\n\nPrints the current leader's id; exit 1 if none.\n";
+    "usage: zkr leader [--watch [--json]] PATH\n"
+    "\n"
+    "Prints the current leader's id; exit 1 if none. With --watch, prints the leader's id each\n"
+    "time it changes (an empty line when nobody leads) until interrupted; --json prints one\n"
+    "JSON object per line instead.\n";
 
-static int usage_error(const char *usage, const char *msg) {
-  if (msg != NULL)
-    fprintf(stderr, "zkr: %s\n", msg);
+static int usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *usage, const char *fmt, ...) {
+  if (fmt != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("zkr: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+  }
   fputs(usage, stderr);
   return ZKR_TOOL_USAGE;
 }
 
+/* Seconds, fractions allowed, 0 to a year. NaN and infinities fail the
+ * range test too. */
 static int parse_seconds_ms(const char *s, int *ms) {
   char *end;
   double v = strtod(s, &end);
 
-  if (end == s || *end != '\0' || v < 0 || v > 86400.0 * 365)
+  if (end == s || *end != '\0' || !(v >= 0 && v <= 86400.0 * 365))
     return -1;
   *ms = (int)(v * 1000.0 + 0.5);
   return 0;
@@ -93,29 +142,210 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
   return 0;
 }
 
-static int open_session(const global *g, int sigfd, zkr_session **s) {
+/* --- global options ------------------------------------------------------------ */
+
+enum { OPT_HOSTS = 256, OPT_SESSION_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_AUTH_FILE, OPT_ACL };
+
+/* Spliced into every subcommand's option table, so that global options may
+ * come after the subcommand too (as git and etcdctl accept them). */
+#define GLOBAL_LONGOPTS                                                                                      \
+  {"hosts", required_argument, NULL, OPT_HOSTS},                                                             \
+      {"session-timeout", required_argument, NULL, OPT_SESSION_TIMEOUT},                                     \
+      {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},                                     \
+      {"auth-file", required_argument, NULL, OPT_AUTH_FILE}, {"acl", required_argument, NULL, OPT_ACL},      \
+      {"verbose", no_argument, NULL, 'v'}, {"version", no_argument, NULL, 'V'}, {                            \
+    "help", no_argument, NULL, 'h'                                                                           \
+  }
+
+/* Handles a global option. Returns 0, -1 if opt is not one, or an exit
+ * code (printing the version or a usage error) for the caller to return. */
+static int global_option(global *g, int opt, const char *usage) {
+  switch (opt) {
+  case OPT_HOSTS:
+    g->hosts = optarg;
+    return 0;
+  case OPT_SESSION_TIMEOUT:
+    if (parse_int(optarg, TIMEOUT_MIN_MS, TIMEOUT_MAX_MS, &g->session_timeout_ms) != 0)
+      return usage_error(usage, "bad --session-timeout '%s': expected %d to %d ms", optarg, TIMEOUT_MIN_MS,
+                         TIMEOUT_MAX_MS);
+    return 0;
+  case OPT_CONNECT_TIMEOUT:
+    if (parse_int(optarg, TIMEOUT_MIN_MS, TIMEOUT_MAX_MS, &g->connect_timeout_ms) != 0)
+      return usage_error(usage, "bad --connect-timeout '%s': expected %d to %d ms", optarg, TIMEOUT_MIN_MS,
+                         TIMEOUT_MAX_MS);
+    return 0;
+  case OPT_AUTH_FILE:
+    g->auth_file = optarg;
+    return 0;
+  case OPT_ACL:
+    if (strcmp(optarg, "creator") != 0 && strcmp(optarg, "open") != 0)
+      return usage_error(usage, "bad --acl '%s': expected creator or open", optarg);
+    g->acl_creator = strcmp(optarg, "creator") == 0;
+    return 0;
+  case 'v':
+    g->verbose = 1;
+    return 0;
+  case 'V':
+    printf("zkr %s\n", zkr_version_string());
+    return ZKR_TOOL_DONE;
+  default:
+    return -1;
+  }
+}
+
+/* --- connecting ------------------------------------------------------------------ */
+
+/* Reads "user:password" from the first line of path into a new string. */
+static char *read_digest(const char *path) {
+  FILE *f = fopen(path, "re");
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+
+  if (f == NULL) {
+    fprintf(stderr, "zkr: cannot read the auth file %s: %m\n", path);
+    return NULL;
+  }
+  n = getline(&line, &cap, f);
+  fclose(f);
+  while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+    line[--n] = '\0';
+  if (n <= 0 || strchr(line, ':') == NULL || line[0] == ':') {
+    fprintf(stderr, "zkr: the auth file %s does not start with a user:password line\n", path);
+    free(line);
+    return NULL;
+  }
+  return line;
+}
+
+/* Which of the host names of hosts do not resolve: their names, comma
+ * separated, into out (empty if all resolve). Returns how many. */
+static int unresolved_hosts(const char *hosts, char *out, size_t len) {
+  const char *p = hosts, *end = hosts + strcspn(hosts, "/");
+  int bad = 0;
+
+  out[0] = '\0';
+  while (p < end) {
+    size_t n = strcspn(p, ",/");
+    char entry[512], *host = entry, *colon;
+    struct addrinfo hints, *ai = NULL;
+
+    snprintf(entry, sizeof(entry), "%.*s", (int)n, p);
+    p += n + (p[n] == ',');
+    colon = strrchr(entry, ':');
+    if (colon == NULL)
+      continue;
+    *colon = '\0';
+    if (host[0] == '[' && colon > host && colon[-1] == ']') { /* [v6addr]:port */
+      host++;
+      colon[-1] = '\0';
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0) {
+      size_t used = strlen(out);
+      snprintf(out + used, len - used, "%s%s", bad ? ", " : "", host);
+      bad++;
+    } else {
+      freeaddrinfo(ai);
+    }
+  }
+  return bad;
+}
+
+static const char *state_name(int state) {
+  return state == ZKR_SESSION_CONNECTED ? "connected" : state == ZKR_SESSION_SUSPENDED ? "suspended" : "lost";
+}
+
+/* -v: every session state change, on the session's event thread. */
+static void on_state_verbose(zkr_session *s, zkr_session_state state, void *arg) {
+  (void)arg;
+  if (state == ZKR_SESSION_LOST)
+    fprintf(stderr, "zkr: session 0x%" PRIx64 " lost (%s)\n", (uint64_t)zkr_session_id(s),
+            zkr_lost_reason_str(zkr_session_lost_reason(s)));
+  else
+    fprintf(stderr, "zkr: session 0x%" PRIx64 " %s\n", (uint64_t)zkr_session_id(s), state_name(state));
+}
+
+/* Opens the session, or prints why not and returns the exit code. */
+static int open_session(const global *g, zkr_session **s) {
   zkr_session_opts o;
+  char *digest = NULL, bad[1024];
   int rc;
 
-  (void)sigfd;
   memset(&o, 0, sizeof(o));
   o.session_timeout_ms = g->session_timeout_ms;
   o.connect_timeout_ms = g->connect_timeout_ms;
-  rc = zkr_session_open(s, g->hosts, &o);
-  if (rc == ZKR_EINVAL) {
-    fprintf(stderr, "zkr: bad --hosts '%s': %s\n", g->hosts, zkr_strerror(rc));
-    return ZKR_TOOL_USAGE;
+  if (g->auth_file != NULL) {
+    digest = read_digest(g->auth_file);
+    if (digest == NULL)
+      return ZKR_TOOL_USAGE;
+    o.digest = digest;
   }
-  if (rc != ZKR_OK) {
-    fprintf(stderr, "zkr: cannot connect to ZooKeeper at %s: %s\n", g->hosts, zkr_strerror(rc));
+  if (g->verbose)
+    o.on_state = on_state_verbose;
+  rc = zkr_session_open(s, g->hosts, &o);
+  free(digest); /* copied by the session */
+  if (rc == ZKR_OK) {
+    if (g->verbose) {
+      int negotiated = zkr_session_timeout(*s);
+      const char *server = zoo_get_current_server(zkr_session_zhandle(*s));
+      fprintf(stderr, "zkr: connected to %s, session 0x%" PRIx64 ", timeout %d ms\n",
+              server != NULL ? server : "?", (uint64_t)zkr_session_id(*s), negotiated);
+      if (negotiated != g->session_timeout_ms)
+        fprintf(stderr, "zkr: warning: the server %s the session timeout from %d to %d ms\n",
+                negotiated < g->session_timeout_ms ? "lowered" : "raised", g->session_timeout_ms, negotiated);
+    }
+    return 0;
+  }
+  if (unresolved_hosts(g->hosts, bad, sizeof(bad)) > 0 && (rc == ZKR_ECONNECT || rc == ZKR_EINVAL)) {
+    fprintf(stderr, "zkr: cannot resolve %s (in --hosts '%s')\n", bad, g->hosts);
     return ZKR_TOOL_UNAVAILABLE;
   }
+  if (rc == ZKR_ENOCHROOT) {
+    fprintf(stderr, "zkr: the chroot %s does not exist on %s\n", strchr(g->hosts, '/'), g->hosts);
+    return ZKR_TOOL_UNAVAILABLE;
+  }
+  if (rc == ZKR_ENOAUTH) {
+    fprintf(stderr, "zkr: %s refused our credentials: %s\n", g->hosts, zkr_strerror(rc));
+    return ZKR_TOOL_NOPERM;
+  }
+  fprintf(stderr, "zkr: cannot connect to ZooKeeper at %s: %s\n", g->hosts, zkr_strerror(rc));
+  return rc == ZKR_EINVAL ? ZKR_TOOL_USAGE : ZKR_TOOL_UNAVAILABLE;
+}
+
+/* Checks what can be checked before connecting: the host string, the
+ * recipe path (noun names it in the message), that --acl creator has
+ * credentials. */
+static int check_target(const global *g, const char *usage, const char *noun, const char *path) {
+  const char *why = hosts_problem(g->hosts);
+
+  if (why != NULL)
+    return usage_error(usage, "bad --hosts '%s': %s", g->hosts, why);
+  why = path_problem(path);
+  if (why != NULL) {
+    char shown[256];
+    return usage_error(usage, "bad %s '%s': %s", noun, printable(path, shown, sizeof(shown)), why);
+  }
+  if (g->acl_creator && g->auth_file == NULL)
+    return usage_error(usage, "--acl creator needs credentials (--auth-file or $ZKR_AUTH_FILE)");
   return 0;
 }
 
 static int tool_code(int rc) {
-  return rc == ZKR_ECONNLOSS || rc == ZKR_ESESSION || rc == ZKR_ECONNECT ? ZKR_TOOL_UNAVAILABLE
-                                                                         : ZKR_TOOL_SOFTWARE;
+  if (rc == ZKR_ENOAUTH)
+    return ZKR_TOOL_NOPERM;
+  return rc == ZKR_ECONNLOSS || rc == ZKR_ESESSION || rc == ZKR_ECONNECT || rc == ZKR_ENOCHROOT
+             ? ZKR_TOOL_UNAVAILABLE
+             : ZKR_TOOL_SOFTWARE;
+}
+
+/* A failed recipe call: names the path and the cause. */
+static int recipe_error(const char *what, const char *path, int rc) {
+  char shown[256];
+
+  fprintf(stderr, "zkr: %s %s: %s\n", what, printable(path, shown, sizeof(shown)), zkr_strerror(rc));
+  return tool_code(rc);
 }
 
 /* A pipe that callbacks write to when a hold is lost. */
@@ -126,13 +356,88 @@ static void notify_lost(void) {
   (void)n;
 }
 
-/* --- lock ------------------------------------------------------------------ */
+/* --- lock and elect: shared parts --------------------------------------------------- */
 
 /* First member of every waiting context: what a signal needs to cancel. */
 typedef struct cancel_ctx {
   zkr_session *s;
   int closed; /* the session was closed to interrupt the wait */
 } cancel_ctx;
+
+/* A signal while waiting: closing the session wakes the waiter with
+ * ZKR_ECLOSED and removes its node at once. */
+static void cancel_wait(void *p) {
+  cancel_ctx *c = p; /* the first member of the context */
+
+  c->closed = 1;
+  zkr_session_close(c->s);
+}
+
+/* Why a hold on s was lost, for the message: the hold's own reason if it
+ * has one (an election has none; a lock's may not be recorded yet when
+ * held() already answers 0 from the validity clock), else the session's; a
+ * session neither lost nor past its validity means our node was deleted. */
+static const char *hold_cause(zkr_session *s, int reason) {
+  if (reason == ZKR_LOST_NONE)
+    reason = zkr_session_lost_reason(s);
+  if (reason == ZKR_LOST_NONE)
+    reason = zkr_session_valid_until(s) <= zkr_monotonic_ns() ? ZKR_LOST_DEADLINE : ZKR_LOST_DELETED;
+  return zkr_lost_reason_str(reason);
+}
+
+/* What lock and elect parse the same way. */
+typedef struct run_opts {
+  int grace_ms;
+  const char *id;
+  const char *shell; /* -c: a shell command instead of argv */
+} run_opts;
+
+/* Shared by lock and elect: PATH [--] COMMAND..., PATH -c 'COMMAND', or
+ * -c given as an option before PATH. *cmd is argv-like. */
+static int split_command(int argc, char **argv, const char *usage, run_opts *ro, const char **path,
+                         char ***cmd) {
+  static char *shell_argv[4] = {"/bin/sh", "-c", NULL, NULL};
+
+  if (optind >= argc)
+    return usage_error(usage, "missing PATH");
+  *path = argv[optind++];
+  if (ro->shell == NULL && optind + 2 == argc && strcmp(argv[optind], "-c") == 0)
+    ro->shell = argv[optind + 1];
+  if (ro->shell != NULL) {
+    if (optind < argc && strcmp(argv[optind], "-c") != 0)
+      return usage_error(usage, "-c 'SHELL COMMAND' and a COMMAND both given");
+    shell_argv[2] = (char *)ro->shell;
+    *cmd = shell_argv;
+    return 0;
+  }
+  if (optind < argc && strcmp(argv[optind], "--") == 0)
+    optind++;
+  if (optind >= argc)
+    return usage_error(usage, "missing COMMAND (or -c 'SHELL COMMAND')");
+  *cmd = argv + optind;
+  return 0;
+}
+
+/* Handles an option lock and elect share. Returns 0, -1 if opt is not one,
+ * or the exit code of a usage error. */
+static int run_option(run_opts *ro, int opt, const char *usage) {
+  switch (opt) {
+  case 'g':
+    if (parse_seconds_ms(optarg, &ro->grace_ms) != 0)
+      return usage_error(usage, "bad --grace '%s': expected seconds, 0 or more", optarg);
+    return 0;
+  case 'i':
+    ro->id = optarg;
+    return 0;
+  case 'c':
+    ro->shell = optarg;
+    return 0;
+  default:
+    return -1;
+  }
+}
+
+/* --- lock --------------------------------------------------------------------------- */
 
 typedef struct lock_ctx {
   cancel_ctx cc;
@@ -152,140 +457,144 @@ static int do_acquire(void *p) {
   return zkr_lock_acquire(c->l, c->timeout_ms);
 }
 
-/* A signal while waiting: closing the session wakes the waiter with
- * ZKR_ECLOSED and removes its node at once. */
-static void cancel_wait(void *p) {
-  cancel_ctx *c = p; /* the first member of the context */
-
-  c->closed = 1;
-  zkr_session_close(c->s);
-}
-
 static int lock_held(void *p) {
   return zkr_lock_held(((lock_ctx *)p)->l);
 }
 
-/* Shared by lock and elect: PATH [--] COMMAND... */
-static int split_command(int argc, char **argv, const char *usage, const char **path, char ***cmd) {
-  if (optind >= argc)
-    return usage_error(usage, "missing PATH");
-  *path = argv[optind++];
-  if (optind < argc && strcmp(argv[optind], "--") == 0)
-    optind++;
-  if (optind >= argc)
-    return usage_error(usage, "missing COMMAND");
-  *cmd = argv + optind;
-  return 0;
+static const char *lock_cause(void *p) {
+  lock_ctx *c = p;
+
+  return hold_cause(c->cc.s, zkr_lock_lost_reason(c->l));
 }
 
-static int cmd_lock(const global *g, int argc, char **argv) {
-  static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+/* Runs cmd under the lock ctx holds. */
+static int run_locked(const global *g, lock_ctx *ctx, const char *path, char **cmd, int sigfd, int grace_ms) {
+  char node[2048], tok[64], what[1100], *env[4], *envp_path = NULL, *envp_node = NULL;
+  int64_t token = 0;
+  sv_hold h = {lock_held, lock_cause, ctx, lost_pipe[0], what};
+  int rc;
+
+  zkr_lock_token(ctx->l, &token);
+  zkr_lock_node(ctx->l, node, sizeof(node));
+  if (g->verbose)
+    fprintf(stderr, "zkr: holding %s as %s, fencing token %" PRId64 "\n", path, node, token);
+  snprintf(what, sizeof(what), "lock %s", path);
+  snprintf(tok, sizeof(tok), "ZKR_FENCING_TOKEN=%" PRId64, token);
+  if (asprintf(&envp_path, "ZKR_LOCK_PATH=%s", path) < 0 ||
+      asprintf(&envp_node, "ZKR_LOCK_NODE=%s", node) < 0) {
+    rc = ZKR_TOOL_SOFTWARE;
+  } else {
+    env[0] = envp_path;
+    env[1] = envp_node;
+    env[2] = tok;
+    env[3] = NULL;
+    rc = sv_run(sigfd, cmd, env, &h, grace_ms);
+  }
+  zkr_lock_release(ctx->l); /* ZKR_ESESSION after a loss: nothing left to do */
+  if (g->verbose)
+    fprintf(stderr, "zkr: released %s\n", path);
+  free(envp_path);
+  free(envp_node);
+  return rc;
+}
+
+static int cmd_lock(global *g, int argc, char **argv) {
+  static const struct option longopts[] = {GLOBAL_LONGOPTS,
                                            {"nonblock", no_argument, NULL, 'n'},
                                            {"wait", required_argument, NULL, 'w'},
                                            {"timeout", required_argument, NULL, 'w'},
                                            {"conflict-exit-code", required_argument, NULL, 'E'},
                                            {"grace", required_argument, NULL, 'g'},
                                            {"id", required_argument, NULL, 'i'},
+                                           {"command", required_argument, NULL, 'c'},
+                                           {"shared", no_argument, NULL, 's'},
                                            {"leases", required_argument, NULL, 'L'},
                                            {NULL, 0, NULL, 0}};
-  int timeout_ms = -1, conflict = ZKR_TOOL_GAVE_UP, grace_ms = 5000, leases = 1, opt, rc, sigfd, sig;
-  const char *path, *id = NULL;
+  int timeout_ms = -1, conflict = ZKR_TOOL_GAVE_UP, nonblock = 0, waits = 0, opt, rc, sigfd, sig;
+  run_opts ro = {5000, NULL, NULL};
+  const char *path;
   char **cmd;
   zkr_session *s = NULL;
   zkr_lock_opts lo;
   lock_ctx ctx = {{NULL, 0}, NULL, -1};
 
   optind = 1;
-  while ((opt = getopt_long(argc, argv, "+hnw:E:", longopts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, "+hvVnw:E:c:sL:", longopts, NULL)) != -1) {
+    rc = global_option(g, opt, usage_lock);
+    if (rc < 0)
+      rc = run_option(&ro, opt, usage_lock);
+    if (rc > 0)
+      return rc == ZKR_TOOL_DONE ? 0 : rc;
+    if (rc == 0)
+      continue;
     switch (opt) {
     case 'h':
       fputs(usage_lock, stdout);
       return 0;
     case 'n':
+      nonblock = 1;
       timeout_ms = 0;
       break;
     case 'w':
+      waits = 1;
       if (parse_seconds_ms(optarg, &timeout_ms) != 0)
-        return usage_error(usage_lock, "bad -w SECONDS");
+        return usage_error(usage_lock, "bad -w '%s': expected seconds, 0 or more", optarg);
       break;
     case 'E':
       if (parse_int(optarg, 0, 255, &conflict) != 0)
-        return usage_error(usage_lock, "bad -E CODE (0-255)");
+        return usage_error(usage_lock, "bad -E '%s': expected an exit code, 0 to 255", optarg);
       break;
-    case 'g':
-      if (parse_seconds_ms(optarg, &grace_ms) != 0)
-        return usage_error(usage_lock, "bad --grace SECONDS");
-      break;
-    case 'i':
-      id = optarg;
-      break;
+    case 's':
+      return usage_error(usage_lock, "-s/--shared comes with the read-write lock, not in this version");
     case 'L':
-      if (parse_int(optarg, 1, 1000000, &leases) != 0)
-        return usage_error(usage_lock, "bad --leases N");
-      break;
+      return usage_error(usage_lock, "--leases comes with the semaphore, not in this version");
     default:
       return usage_error(usage_lock, NULL);
     }
   }
-  if (leases != 1)
-    return usage_error(usage_lock, "--leases N > 1 needs the semaphore, not in this version");
-  rc = split_command(argc, argv, usage_lock, &path, &cmd);
+  if (nonblock && waits)
+    return usage_error(usage_lock, "-n and -w exclude each other: -n is -w 0");
+  rc = split_command(argc, argv, usage_lock, &ro, &path, &cmd);
+  if (rc == 0)
+    rc = check_target(g, usage_lock, "lock path", path);
   if (rc != 0)
     return rc;
 
   sigfd = sv_signals();
   if (sigfd < 0 || pipe(lost_pipe) != 0)
     return ZKR_TOOL_SOFTWARE;
-  rc = open_session(g, sigfd, &s);
+  rc = open_session(g, &s);
   if (rc != 0)
     return rc;
   ctx.cc.s = s;
   memset(&lo, 0, sizeof(lo));
   lo.on_lost = on_lock_lost;
-  lo.id = id;
+  lo.id = ro.id;
+  lo.acl = g->acl_creator ? &ZOO_CREATOR_ALL_ACL : NULL;
   rc = zkr_lock_new(&ctx.l, s, path, &lo);
   if (rc != ZKR_OK) {
     zkr_session_close(s);
-    fprintf(stderr, "zkr: bad lock path '%s': %s\n", path, zkr_strerror(rc));
-    return ZKR_TOOL_USAGE;
+    return recipe_error("lock", path, rc);
   }
   ctx.timeout_ms = timeout_ms;
+  if (g->verbose)
+    fprintf(stderr, "zkr: waiting for %s\n", path);
   rc = sv_wait_interruptible(sigfd, do_acquire, cancel_wait, &ctx, &sig);
-  if (rc == ZKR_OK && sig == 0) {
-    char node[2048], tok[64], *env[4];
-    int64_t token = 0;
-    sv_hold h = {lock_held, &ctx, lost_pipe[0], "lock"};
-    char *envp_path, *envp_node;
-
-    zkr_lock_token(ctx.l, &token);
-    zkr_lock_node(ctx.l, node, sizeof(node));
-    snprintf(tok, sizeof(tok), "ZKR_FENCING_TOKEN=%" PRId64, token);
-    if (asprintf(&envp_path, "ZKR_LOCK_PATH=%s", path) < 0 ||
-        asprintf(&envp_node, "ZKR_LOCK_NODE=%s", node) < 0)
-      return ZKR_TOOL_SOFTWARE;
-    env[0] = envp_path;
-    env[1] = envp_node;
-    env[2] = tok;
-    env[3] = NULL;
-    rc = sv_run(sigfd, cmd, env, &h, grace_ms);
-    zkr_lock_release(ctx.l); /* ZKR_ESESSION after a loss: nothing left to do */
-    free(envp_path);
-    free(envp_node);
-  } else if (sig != 0) {
+  if (rc == ZKR_OK && sig == 0)
+    rc = run_locked(g, &ctx, path, cmd, sigfd, ro.grace_ms);
+  else if (sig != 0)
     rc = 128 + sig;
-  } else if (rc == ZKR_ETIMEDOUT) {
+  else if (rc == ZKR_ETIMEDOUT)
     rc = conflict;
-  } else {
-    fprintf(stderr, "zkr: lock %s: %s\n", path, zkr_strerror(rc));
-    rc = tool_code(rc);
-  }
+  else
+    rc = recipe_error("lock", path, rc);
   zkr_lock_free(ctx.l);
   if (!ctx.cc.closed)
     zkr_session_close(s);
   return rc;
 }
 
-/* --- elect ----------------------------------------------------------------- */
+/* --- elect ---------------------------------------------------------------------------- */
 
 static void on_leader_change(zkr_election *e, int leader, void *arg) {
   (void)e;
@@ -304,202 +613,283 @@ static int do_await(void *p) {
 }
 
 static int leading(void *p) {
-  return zkr_election_is_leader(p);
+  return zkr_election_is_leader(((elect_ctx *)p)->e);
 }
 
-static int cmd_elect(const global *g, int argc, char **argv) {
-  static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+static const char *leadership_cause(void *p) {
+  return hold_cause(((elect_ctx *)p)->cc.s, ZKR_LOST_NONE);
+}
+
+static int run_leading(const global *g, elect_ctx *ctx, const char *path, char **cmd, int sigfd,
+                       int grace_ms) {
+  char epoch[64], what[1100], *envp_path, *env[3];
+  int64_t ep = 0;
+  sv_hold h = {leading, leadership_cause, ctx, lost_pipe[0], what};
+  int rc;
+
+  if (zkr_election_epoch(ctx->e, &ep) != ZKR_OK) { /* lost between await and here */
+    fprintf(stderr, "zkr: leadership of %s lost before the command started (%s)\n", path,
+            leadership_cause(ctx));
+    return ZKR_TOOL_LOST;
+  }
+  if (g->verbose)
+    fprintf(stderr, "zkr: leading %s, epoch %" PRId64 "\n", path, ep);
+  snprintf(what, sizeof(what), "leadership of %s", path);
+  snprintf(epoch, sizeof(epoch), "ZKR_EPOCH=%" PRId64, ep);
+  if (asprintf(&envp_path, "ZKR_ELECTION_PATH=%s", path) < 0)
+    return ZKR_TOOL_SOFTWARE;
+  env[0] = envp_path;
+  env[1] = epoch;
+  env[2] = NULL;
+  rc = sv_run(sigfd, cmd, env, &h, grace_ms);
+  free(envp_path);
+  return rc;
+}
+
+static int cmd_elect(global *g, int argc, char **argv) {
+  static const struct option longopts[] = {GLOBAL_LONGOPTS,
                                            {"id", required_argument, NULL, 'i'},
                                            {"grace", required_argument, NULL, 'g'},
+                                           {"command", required_argument, NULL, 'c'},
                                            {NULL, 0, NULL, 0}};
-  int grace_ms = 5000, opt, rc, sigfd, sig;
-  const char *path, *id = NULL;
+  int opt, rc, sigfd, sig = 0;
+  run_opts ro = {5000, NULL, NULL};
+  const char *path;
   char **cmd;
   zkr_session *s = NULL;
-  zkr_election *e = NULL;
   zkr_election_opts eo;
   elect_ctx ectx = {{NULL, 0}, NULL};
 
   optind = 1;
-  while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
-    switch (opt) {
-    case 'h':
+  while ((opt = getopt_long(argc, argv, "+hvVc:", longopts, NULL)) != -1) {
+    rc = global_option(g, opt, usage_elect);
+    if (rc < 0)
+      rc = run_option(&ro, opt, usage_elect);
+    if (rc > 0)
+      return rc == ZKR_TOOL_DONE ? 0 : rc;
+    if (rc == 0)
+      continue;
+    if (opt == 'h') {
       fputs(usage_elect, stdout);
       return 0;
-    case 'i':
-      id = optarg;
-      break;
-    case 'g':
-      if (parse_seconds_ms(optarg, &grace_ms) != 0)
-        return usage_error(usage_elect, "bad --grace SECONDS");
-      break;
-    default:
-      return usage_error(usage_elect, NULL);
     }
+    return usage_error(usage_elect, NULL);
   }
-  rc = split_command(argc, argv, usage_elect, &path, &cmd);
+  rc = split_command(argc, argv, usage_elect, &ro, &path, &cmd);
+  if (rc == 0)
+    rc = check_target(g, usage_elect, "election path", path);
   if (rc != 0)
     return rc;
   sigfd = sv_signals();
   if (sigfd < 0 || pipe(lost_pipe) != 0)
     return ZKR_TOOL_SOFTWARE;
-  rc = open_session(g, sigfd, &s);
+  rc = open_session(g, &s);
   if (rc != 0)
     return rc;
   memset(&eo, 0, sizeof(eo));
-  eo.id = id;
+  eo.id = ro.id;
   eo.on_change = on_leader_change;
-  rc = zkr_election_new(&e, s, path, &eo);
+  eo.acl = g->acl_creator ? &ZOO_CREATOR_ALL_ACL : NULL;
+  rc = zkr_election_new(&ectx.e, s, path, &eo);
   if (rc != ZKR_OK) {
     zkr_session_close(s);
-    fprintf(stderr, "zkr: bad election path '%s': %s\n", path, zkr_strerror(rc));
-    return ZKR_TOOL_USAGE;
+    return recipe_error("elect", path, rc);
   }
   ectx.cc.s = s;
-  ectx.e = e;
-  rc = zkr_election_join(e);
+  rc = zkr_election_join(ectx.e);
   if (rc == ZKR_OK)
     rc = sv_wait_interruptible(sigfd, do_await, cancel_wait, &ectx, &sig);
-  if (rc == ZKR_OK && sig == 0) {
-    char epoch[64], *envp_path, *env[3];
-    int64_t ep = 0;
-    sv_hold h = {leading, e, lost_pipe[0], "leadership"};
-
-    if (zkr_election_epoch(e, &ep) != ZKR_OK) { /* lost between await and here */
-      fprintf(stderr, "zkr: leadership lost before the command started\n");
-      zkr_election_free(e);
-      zkr_session_close(s);
-      return ZKR_TOOL_LOST;
-    }
-    snprintf(epoch, sizeof(epoch), "ZKR_EPOCH=%" PRId64, ep);
-    if (asprintf(&envp_path, "ZKR_ELECTION_PATH=%s", path) < 0)
-      return ZKR_TOOL_SOFTWARE;
-    env[0] = envp_path;
-    env[1] = epoch;
-    env[2] = NULL;
-    rc = sv_run(sigfd, cmd, env, &h, grace_ms);
-    free(envp_path);
-  } else if (sig != 0) {
+  if (rc == ZKR_OK && sig == 0)
+    rc = run_leading(g, &ectx, path, cmd, sigfd, ro.grace_ms);
+  else if (sig != 0)
     rc = 128 + sig;
-  } else {
-    fprintf(stderr, "zkr: elect %s: %s\n", path, zkr_strerror(rc));
-    rc = tool_code(rc);
-  }
-  zkr_election_free(e);
+  else
+    rc = recipe_error("elect", path, rc);
+  zkr_election_free(ectx.e);
   if (!ectx.cc.closed)
     zkr_session_close(s);
   return rc;
 }
 
-/* --- status, leader ----------------------------------------------------- */
+/* --- status, leader ------------------------------------------------------------------- */
 
 static const char *protocol_of(const char *node) {
   return strstr(node, "__lock__") != NULL || strstr(node, "__rlock__") != NULL ? "kazoo" : "curator";
 }
 
-static void json_string(const char *s) {
-  putchar('"');
-  for (; *s != '\0'; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch == '"' || ch == '\\')
-      printf("\\%c", ch);
-    else if (ch < 0x20)
-      printf("\\u%04x", ch);
+/* Parses the options of status and leader: --json, and --watch for leader
+ * (watch == NULL for status). Returns 0 with optind at PATH, or an exit
+ * code. */
+static int parse_query(global *g, int argc, char **argv, const char *usage, int *json, int *watch) {
+  static const struct option longopts[] = {GLOBAL_LONGOPTS,
+                                           {"json", no_argument, NULL, 'j'},
+                                           {"watch", no_argument, NULL, 'W'},
+                                           {NULL, 0, NULL, 0}};
+  int opt, rc;
+
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, "+hvV", longopts, NULL)) != -1) {
+    rc = global_option(g, opt, usage);
+    if (rc > 0)
+      return rc;
+    if (rc == 0)
+      continue;
+    if (opt == 'h') {
+      fputs(usage, stdout);
+      return ZKR_TOOL_DONE;
+    }
+    if (opt == 'j')
+      *json = 1;
+    else if (opt == 'W' && watch != NULL)
+      *watch = 1;
     else
-      putchar(ch);
+      return usage_error(usage, NULL);
   }
-  putchar('"');
+  if (optind != argc - 1)
+    return usage_error(usage, "expected exactly one PATH");
+  return check_target(g, usage, "path", argv[optind]);
 }
 
 static int list(const global *g, const char *path, zkr_session **s, zkr_participant **p, size_t *n) {
-  int rc = open_session(g, -1, s);
+  int rc = open_session(g, s);
 
   if (rc != 0)
     return rc;
   rc = zkr_participants(*s, path, p, n);
-  if (rc == ZKR_EINVAL) {
-    zkr_session_close(*s);
-    fprintf(stderr, "zkr: bad path '%s'\n", path);
-    return ZKR_TOOL_USAGE;
-  }
   if (rc != ZKR_OK) {
     zkr_session_close(*s);
-    fprintf(stderr, "zkr: listing %s: %s\n", path, zkr_strerror(rc));
-    return tool_code(rc);
+    return recipe_error("listing", path, rc);
   }
   return 0;
 }
 
-static int cmd_status(const global *g, int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"help", no_argument, NULL, 'h'}, {"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
-  int json = 0, opt, rc;
+static void print_status_json(const char *path, const zkr_participant *p, size_t n) {
+  size_t i;
+
+  printf("{\"path\":");
+  json_string(stdout, path);
+  printf(",\"participants\":[");
+  for (i = 0; i < n; i++) {
+    printf("%s{\"role\":\"%s\",\"id\":", i ? "," : "", p[i].holder ? "holder" : "waiter");
+    json_string(stdout, p[i].id);
+    printf(",\"node\":");
+    json_string(stdout, p[i].node);
+    printf(",\"session\":\"0x%" PRIx64 "\",\"token\":%" PRId64 ",\"age_ms\":%" PRId64 ",\"protocol\":\"%s\"}",
+           (uint64_t)p[i].session, p[i].token, p[i].age_ms, protocol_of(p[i].node));
+  }
+  printf("]}\n");
+}
+
+static void print_status_table(const zkr_participant *p, size_t n) {
+  size_t i;
+
+  printf("%-7s %-24s %-18s %-12s %-9s %s\n", "ROLE", "ID", "SESSION", "TOKEN", "AGE", "NODE");
+  for (i = 0; i < n; i++) {
+    char age[32], id[1024], node[1024];
+    snprintf(age, sizeof(age), "%.1fs", (double)p[i].age_ms / 1000.0);
+    printf("%-7s %-24s 0x%-16" PRIx64 " %-12" PRId64 " %-9s %s\n", p[i].holder ? "holder" : "waiter",
+           printable(p[i].id, id, sizeof(id)), (uint64_t)p[i].session, p[i].token, age,
+           printable(p[i].node, node, sizeof(node)));
+  }
+}
+
+static int cmd_status(global *g, int argc, char **argv) {
+  int json = 0, rc;
   zkr_session *s;
   zkr_participant *p;
-  size_t n, i;
+  size_t n;
 
-  optind = 1;
-  while ((opt = getopt_long(argc, argv, "+hj", longopts, NULL)) != -1) {
-    if (opt == 'h') {
-      fputs(usage_status, stdout);
-      return 0;
-    }
-    if (opt != 'j')
-      return usage_error(usage_status, NULL);
-    json = 1;
-  }
-  if (optind != argc - 1)
-    return usage_error(usage_status, "expected exactly one PATH");
+  rc = parse_query(g, argc, argv, usage_status, &json, NULL);
+  if (rc != 0)
+    return rc == ZKR_TOOL_DONE ? 0 : rc;
   rc = list(g, argv[optind], &s, &p, &n);
   if (rc != 0)
     return rc;
-  if (json) {
-    printf("{\"path\":");
-    json_string(argv[optind]);
-    printf(",\"participants\":[");
-    for (i = 0; i < n; i++) {
-      printf("%s{\"role\":\"%s\",\"id\":", i ? "," : "", p[i].holder ? "holder" : "waiter");
-      json_string(p[i].id);
-      printf(",\"node\":");
-      json_string(p[i].node);
-      printf(",\"session\":\"0x%" PRIx64 "\",\"token\":%" PRId64 ",\"age_ms\":%" PRId64
-             ",\"protocol\":\"%s\"}",
-             (uint64_t)p[i].session, p[i].token, p[i].age_ms, protocol_of(p[i].node));
-    }
-    printf("]}\n");
-  } else {
-    printf("%-7s %-24s %-18s %-12s %-9s %s\n", "ROLE", "ID", "SESSION", "TOKEN", "AGE", "NODE");
-    for (i = 0; i < n; i++) {
-      char age[32];
-      snprintf(age, sizeof(age), "%.1fs", (double)p[i].age_ms / 1000.0);
-      printf("%-7s %-24s 0x%-16" PRIx64 " %-12" PRId64 " %-9s %s\n", p[i].holder ? "holder" : "waiter",
-             p[i].id, (uint64_t)p[i].session, p[i].token, age, p[i].node);
-    }
-  }
+  if (json)
+    print_status_json(argv[optind], p, n);
+  else
+    print_status_table(p, n);
   zkr_participants_free(p, n);
   zkr_session_close(s);
   return 0;
 }
 
-static int cmd_leader(const global *g, int argc, char **argv) {
+/* One line for a leader: its id (printable, empty if none), or a JSON
+ * object with the epoch. */
+static void print_leader(const char *id, int64_t epoch, int json) {
+  if (json) {
+    printf("{\"leader\":");
+    if (id != NULL)
+      json_string(stdout, id);
+    else
+      printf("null");
+    printf(",\"epoch\":%" PRId64 "}\n", epoch);
+  } else {
+    char shown[1024];
+    printf("%s\n", id != NULL ? printable(id, shown, sizeof(shown)) : "");
+  }
+  fflush(stdout);
+}
+
+typedef struct watch_ctx {
+  cancel_ctx cc;
+  const char *path;
+  int json;
+} watch_ctx;
+
+/* --watch: one line per change of leader, until a signal closes the
+ * session (then zkr_election_observe returns ZKR_ECLOSED). */
+static int do_watch(void *p) {
+  watch_ctx *w = p;
+  int64_t epoch = 0;
+  char id[4096];
+  int rc;
+
+  for (;;) {
+    rc = zkr_election_observe(w->cc.s, w->path, &epoch, id, sizeof(id), -1);
+    if (rc != ZKR_OK)
+      return rc;
+    print_leader(epoch != 0 ? id : NULL, epoch, w->json);
+  }
+}
+
+static int watch_leader(const global *g, const char *path, int json) {
+  watch_ctx w = {{NULL, 0}, path, json};
+  int sigfd = sv_signals(), rc, sig = 0;
+
+  if (sigfd < 0)
+    return ZKR_TOOL_SOFTWARE;
+  rc = open_session(g, &w.cc.s);
+  if (rc != 0)
+    return rc;
+  rc = sv_wait_interruptible(sigfd, do_watch, cancel_wait, &w, &sig);
+  if (!w.cc.closed)
+    zkr_session_close(w.cc.s);
+  if (sig != 0)
+    return 128 + sig;
+  return recipe_error("watching", path, rc);
+}
+
+static int cmd_leader(global *g, int argc, char **argv) {
+  int json = 0, watch = 0, rc;
   zkr_session *s;
   zkr_participant *p;
   size_t n;
-  int rc;
 
-  if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-    fputs(usage_leader, stdout);
-    return 0;
-  }
-  if (argc != 2 || argv[1][0] == '-')
-    return usage_error(usage_leader, "expected exactly one PATH");
-  rc = list(g, argv[1], &s, &p, &n);
+  rc = parse_query(g, argc, argv, usage_leader, &json, &watch);
+  if (rc != 0)
+    return rc == ZKR_TOOL_DONE ? 0 : rc;
+  if (json && !watch)
+    return usage_error(usage_leader, "--json goes with --watch");
+  if (watch)
+    return watch_leader(g, argv[optind], json);
+  rc = list(g, argv[optind], &s, &p, &n);
   if (rc != 0)
     return rc;
   if (n > 0)
-    printf("%s\n", p[0].id);
+    print_leader(p[0].id, p[0].token, 0);
   else
-    fprintf(stderr, "zkr: no leader at %s\n", argv[1]);
+    fprintf(stderr, "zkr: no leader at %s\n", argv[optind]);
   rc = n > 0 ? 0 : 1;
   zkr_participants_free(p, n);
   zkr_session_close(s);
@@ -507,39 +897,25 @@ static int cmd_leader(const global *g, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-  static const struct option longopts[] = {{"hosts", required_argument, NULL, 'H'},
-                                           {"session-timeout", required_argument, NULL, 't'},
-                                           {"connect-timeout", required_argument, NULL, 'c'},
-                                           {"help", no_argument, NULL, 'h'},
-                                           {"version", no_argument, NULL, 'V'},
-                                           {NULL, 0, NULL, 0}};
-  global g = {NULL, 10000, 5000};
-  int opt;
+  static const struct option longopts[] = {GLOBAL_LONGOPTS, {NULL, 0, NULL, 0}};
+  global g = {NULL, 10000, 5000, 0, NULL, 0};
+  const char *env_hosts = getenv("ZKR_HOSTS"), *env_auth = getenv("ZKR_AUTH_FILE");
+  char shown[256];
+  int opt, rc;
 
-  g.hosts =
-      getenv("ZKR_HOSTS") != NULL && getenv("ZKR_HOSTS")[0] != '\0' ? getenv("ZKR_HOSTS") : "127.0.0.1:2181";
-  while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
-    switch (opt) {
-    case 'H':
-      g.hosts = optarg;
-      break;
-    case 't':
-      if (parse_int(optarg, 1, 3600000, &g.session_timeout_ms) != 0)
-        return usage_error(usage_main, "bad --session-timeout MS");
-      break;
-    case 'c':
-      if (parse_int(optarg, 1, 3600000, &g.connect_timeout_ms) != 0)
-        return usage_error(usage_main, "bad --connect-timeout MS");
-      break;
-    case 'h':
+  g.hosts = env_hosts != NULL && env_hosts[0] != '\0' ? env_hosts : "127.0.0.1:2181";
+  g.auth_file = env_auth != NULL && env_auth[0] != '\0' ? env_auth : NULL;
+  while ((opt = getopt_long(argc, argv, "+hvV", longopts, NULL)) != -1) {
+    rc = global_option(&g, opt, usage_main);
+    if (rc > 0)
+      return rc == ZKR_TOOL_DONE ? 0 : rc;
+    if (rc == 0)
+      continue;
+    if (opt == 'h') {
       fputs(usage_main, stdout);
       return 0;
-    case 'V':
-      printf("zkr %s\n", zkr_version_string());
-      return 0;
-    default:
-      return usage_error(usage_main, NULL);
     }
+    return usage_error(usage_main, NULL);
   }
   if (optind >= argc)
     return usage_error(usage_main, "missing COMMAND");
@@ -553,5 +929,5 @@ int main(int argc, char **argv) {
     return cmd_status(&g, argc, argv);
   if (strcmp(argv[0], "leader") == 0)
     return cmd_leader(&g, argc, argv);
-  return usage_error(usage_main, "unknown COMMAND");
+  return usage_error(usage_main, "unknown command '%s'", printable(argv[0], shown, sizeof(shown)));
 }

@@ -32,7 +32,8 @@
  *    first and ends the wait with ZKR_ELOST. That order holds only within
  *    one connection (events re-armed by a reconnection come in the client's
  *    order), so the answer must come from the current connection
- *    (own_confirmed). Broken by: test_deleted_waiting_node_*.
+ *    (own_confirmed). Broken by: test_deleted_waiting_node_* (the reconnection
+ *    case by ..._across_reconnect_election, where a grant shows as a term).
  * P3 "Only one predecessor was unaccounted for." A waiter that listed more
  *    than one cannot tell from its predecessor's deletion whether the
  *    earlier ones are gone (held and released) or not (gave up, session

@@ -627,6 +627,39 @@ static void test_lock_participants(void) {
 
 /* --- bad input ------------------------------------------------------------------------ */
 
+/* A parent whose ACL denies us: "not authorized", whether the denial comes
+ * when creating a missing parent or our own node (before, the first gave
+ * "unexpected ZooKeeper error"). Nothing is left behind. */
+static void test_lock_parent_acl_denied(void) {
+  struct ACL read_only[] = {{0, {"world", "anyone"}}};
+  struct ACL_vector acl = {1, read_only};
+  char *path = th_path("l-acl"), deep[1100];
+  zhandle_t *raw = th_raw();
+  zkr_session *s = th_session(0);
+  zkr_lock *l = NULL, *ld = NULL;
+  zkr_election *e = NULL;
+
+  read_only[0].perms = ZOO_PERM_READ;                                    /* no CREATE for anyone */
+  zoo_create(raw, "/zkr-test", "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0); /* may exist */
+  CU_ASSERT_EQUAL_FATAL(zoo_create(raw, path, "", 0, &acl, 0, NULL, 0), ZOK);
+  snprintf(deep, sizeof(deep), "%s/a/b", path);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&ld, s, deep, NULL), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(l, 5000), ZKR_ENOAUTH);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(ld, 5000), ZKR_ENOAUTH);
+  CU_ASSERT_EQUAL(zkr_election_new(&e, s, deep, NULL), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_join(e), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_await(e, 5000), ZKR_ENOAUTH);
+  zkr_election_free(e);
+  CU_ASSERT_EQUAL(th_count_nodes(path), 0);
+  zkr_lock_free(l);
+  zkr_lock_free(ld);
+  zkr_session_close(s);
+  CU_ASSERT_EQUAL(zoo_delete(raw, path, -1), ZOK);
+  th_raw_close(raw);
+  th_finish_path(path);
+}
+
 static void test_lock_bad_input(void) {
   static const char *const bad[] = {"",       "relative", "/",          "/a/",          "//a",     "/a//b",
                                     "/a/./b", "/a/../b",  "/zookeeper", "/zookeeper/x", "/a\001b", "/x/"};
@@ -679,6 +712,7 @@ int main(void) {
                                   {"test_lock_node_deleted_on_lost", test_lock_node_deleted_on_lost},
                                   {"test_lock_free_while_held", test_lock_free_while_held},
                                   {"test_lock_participants", test_lock_participants},
+                                  {"test_lock_parent_acl_denied", test_lock_parent_acl_denied},
                                   {"test_lock_bad_input", test_lock_bad_input},
                                   {NULL, NULL}};
 

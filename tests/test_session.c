@@ -7,6 +7,8 @@
  * and deletes the znodes it creates. */
 #include "config.h"
 
+#include "internal.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -324,6 +326,10 @@ static void test_session_listener_sees_lost_on_expiry(void) {
   CU_ASSERT_TRUE(th_wait_until(saw_lost, &seen, 4000 + 2000));
   CU_ASSERT_EQUAL(zkr_session_get_state(s), ZKR_SESSION_LOST);
   CU_ASSERT_EQUAL(zkr_session_valid_until(s), 0);
+  /* Why: the server expired it (seen on reconnecting), or our own clock ran
+   * out first; never "closed". */
+  CU_ASSERT_TRUE(zkr_session_lost_reason(s) == ZKR_LOST_EXPIRED ||
+                 zkr_session_lost_reason(s) == ZKR_LOST_DEADLINE);
   /* LOST is terminal and reported once. */
   CU_ASSERT_EQUAL(atomic_load(&seen.lost), 1);
   zkr_session_close(s);
@@ -363,6 +369,66 @@ static void test_session_chroot(void) {
   drop_test_root(raw);
   th_raw_close(raw);
   free(root);
+}
+
+/* A chroot that does not exist is named at open (a session cannot create
+ * its own root; before, recipes failed with "unexpected ZooKeeper error"
+ * and listings looked empty). Nothing is left behind. */
+static void test_session_missing_chroot(void) {
+  char *root = th_path("no-such-chroot");
+  char hosts[1024];
+  zkr_session_opts o;
+  zkr_session *s = NULL;
+  int threads = th_thread_count();
+
+  snprintf(hosts, sizeof(hosts), "%s%s", th_hosts(), root);
+  memset(&o, 0, sizeof(o));
+  o.session_timeout_ms = 4000;
+  CU_ASSERT_EQUAL(zkr_session_open(&s, hosts, &o), ZKR_ENOCHROOT);
+  CU_ASSERT_PTR_NULL(s);
+  CU_ASSERT_PTR_NOT_NULL(strstr(zkr_strerror(ZKR_ENOCHROOT), "chroot"));
+  CU_ASSERT_EQUAL(th_thread_count(), threads);
+  free(root);
+}
+
+/* A host name that does not resolve is "unreachable", not "invalid
+ * argument": the string is well formed. */
+static void test_session_unresolvable_host_econnect(void) {
+  zkr_session_opts o;
+  zkr_session *s = NULL;
+
+  memset(&o, 0, sizeof(o));
+  o.connect_timeout_ms = 1000;
+  CU_ASSERT_EQUAL(zkr_session_open(&s, "no-such-host.invalid:2181", &o), ZKR_ECONNECT);
+  CU_ASSERT_PTR_NULL(s);
+}
+
+/* More sessions than the old fixed limit of 32 route their log at once;
+ * the limit that remains has its own error code. */
+static void test_session_log_routes_beyond_32(void) {
+  enum { N = 40 };
+  zkr_session *s[N];
+  zkr_session_opts o;
+  FILE *f = tmpfile();
+  int i, slots[ZKR_LOG_ROUTES_MAX], extra;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  memset(&o, 0, sizeof(o));
+  o.session_timeout_ms = 4000;
+  o.log_stream = f;
+  for (i = 0; i < N; i++)
+    CU_ASSERT_EQUAL(zkr_session_open(&s[i], th_hosts(), &o), ZKR_OK);
+  for (i = 0; i < N; i++)
+    zkr_session_close(s[i]);
+  /* The limit itself, on the routing table directly. */
+  for (i = 0; i < ZKR_LOG_ROUTES_MAX; i++)
+    CU_ASSERT_PTR_NOT_NULL(zkr__log_bind(NULL, NULL, f, &slots[i]));
+  CU_ASSERT_PTR_NULL(zkr__log_bind(NULL, NULL, f, &extra));
+  for (i = 0; i < ZKR_LOG_ROUTES_MAX; i++)
+    zkr__log_unbind(slots[i]);
+  CU_ASSERT_PTR_NOT_NULL(zkr__log_bind(NULL, NULL, f, &extra));
+  zkr__log_unbind(extra);
+  fclose(f);
 }
 
 static void test_session_digest_auth(void) {
@@ -519,6 +585,9 @@ int main(void) {
       {"test_session_on_state_sees_connected", test_session_on_state_sees_connected},
       {"test_session_listener_sees_lost_on_expiry", test_session_listener_sees_lost_on_expiry},
       {"test_session_chroot", test_session_chroot},
+      {"test_session_missing_chroot", test_session_missing_chroot},
+      {"test_session_unresolvable_host_econnect", test_session_unresolvable_host_econnect},
+      {"test_session_log_routes_beyond_32", test_session_log_routes_beyond_32},
       {"test_session_digest_auth", test_session_digest_auth},
       {"test_session_log_fn_receives_lines", test_session_log_fn_receives_lines},
       {"test_session_log_stream_receives_lines", test_session_log_stream_receives_lines},

@@ -289,10 +289,14 @@ int main(int argc, char **argv) {
   passed += overlaps == 0, failed += overlaps != 0;
   passed += regressions == 0, failed += regressions != 0;
   passed += sections > (size_t)secs, failed += sections <= (size_t)secs;
-  if (max_takeover <= 8000000000LL)
+  /* A takeover waits at most for the faulty holder's session to end (one
+   * timeout) and for the ensemble to settle; twice the timeout, scaled
+   * for sanitizer builds. */
+  if (max_takeover <= (int64_t)2 * T_MS * TH_TIME_SCALE * 1000000)
     passed++;
   else
-    failed++, printf("soak: FAIL a takeover took %.2f s\n", (double)max_takeover / 1e9);
+    failed++, printf("soak: FAIL a takeover took %.2f s (bound %d s)\n", (double)max_takeover / 1e9,
+                     2 * T_MS * TH_TIME_SCALE / 1000);
   for (k = 0; k < LOCKS; k++) {
     th_hist_destroy(hist[k]);
     th_fence_destroy(fence[k]);

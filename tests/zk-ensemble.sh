@@ -24,26 +24,18 @@ die() {
   exit 1
 }
 
-port_busy() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
 four_letter() {
   timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1; printf "%s" "$1" >&3; cat <&3' "$1" "$2" 2>/dev/null
 }
 
-# A free port not already handed to another member of this ensemble.
+# shellcheck source=zk-ports.sh
+. "$(dirname "$0")/zk-ports.sh"
+
+# A free port reserved for this ensemble (zk-ports.sh: outside the
+# ephemeral range, never handed to two harnesses), kept until stop: a
+# restarted member binds the same ports again.
 free_port() {
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 20001))
-    port_busy "$p" && continue
-    grep -qs "$p" "$DIR"/ports && continue
-    echo "$p" >> "$DIR/ports"
-    echo "$p"
-    return 0
-  done
-  die "no free port"
+  reserve_port "$DIR" || die "no port could be reserved"
 }
 
 member_alive() {
@@ -115,7 +107,6 @@ start)
   n=${3:-3}
   command -v java > /dev/null 2>&1 || die "java not found (install the zookeeper package)"
   [ -r "$JAR" ] || die "$JAR not found (install the zookeeper package)"
-  : > "$DIR/ports"
   servers=""
   for i in $(seq 1 "$n"); do
     mkdir -p "$DIR/m$i/data"
@@ -155,6 +146,7 @@ CFG
 stop)
   for i in $(members); do stop_member "$i" TERM & done
   wait
+  release_ports "$DIR"
   ;;
 stop-member) stop_member "${3:?member}" TERM ;;
 kill-member) stop_member "${3:?member}" KILL ;;

@@ -3,7 +3,7 @@
 #
 #   zk-server.sh start DIR   starts a server with all its state inside DIR
 #                            (made by the caller, e.g. with mktemp -d) on a
-#                            free loopback port, waits until it answers, and
+#                            free loopback port reserved by zk-ports.sh, waits until it answers, and
 #                            prints "127.0.0.1:PORT" on stdout.
 #   zk-server.sh stop DIR    stops the server whose pid is in DIR/zk.pid.
 #
@@ -22,6 +22,8 @@ CLASSPATH_ZK="/etc/zookeeper/conf:$JAR:/usr/share/java/slf4j-simple.jar:/usr/sha
 START_TIMEOUT=30 # seconds until the server must answer ruok
 STOP_TIMEOUT=10  # seconds after TERM before KILL
 PORT_TRIES=10    # ports tried when another process takes ours first
+# shellcheck source=zk-ports.sh
+. "$(dirname "$0")/zk-ports.sh"
 
 die() {
   echo "zk-server.sh: $*" >&2
@@ -77,12 +79,11 @@ start() {
   fi
 
   for _ in $(seq 1 "$PORT_TRIES"); do
-    # A random port nobody listens on. Another process may still take it
-    # before the server binds: the server then exits, and we try another.
-    port=$((20000 + RANDOM % 20001))
-    if port_busy "$port"; then
-      continue
-    fi
+    # A reserved port outside the ephemeral range (zk-ports.sh). A process
+    # that is no harness of ours may still take it before the server binds:
+    # the server then exits, and we try another.
+    release_ports "$dir"
+    port=$(reserve_port "$dir") || die "start: no port could be reserved"
     # Each attempt starts from an empty data dir: the tests expect a fresh
     # server, and a half-started one may have written a snapshot.
     rm -rf "$dir/data"
@@ -152,15 +153,18 @@ EOF
     # server would just repeat.
     if ! grep -qE 'BindException|Address already in use' "$dir/zk.log" && ! port_busy "$port"; then
       tail -n 20 "$dir/zk.log" >&2
+      release_ports "$dir"
       die "start: the server exited; log in $dir/zk.log"
     fi
   done
+  release_ports "$dir"
   die "start: no free port found in $PORT_TRIES tries"
 }
 
 stop() {
   local dir=$1 pid
 
+  [ -d "$dir" ] && release_ports "$(cd "$dir" && pwd)"
   [ -f "$dir/zk.pid" ] || return 0
   dir=$(cd "$dir" && pwd) || return 1
   pid=$(cat "$dir/zk.pid")

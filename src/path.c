@@ -1,86 +1,95 @@
 /* Validation of recipe paths and connect strings: bad input is rejected
- * before anything is sent to the server. */
+ * before anything is sent to the server, with the rule it breaks. */
 #include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-int zkr__path_check(const char *path) {
+const char *zkr_path_problem(const char *path) {
   size_t len, i, start;
 
-  if (path == NULL || path[0] != '/')
-    return ZKR_EINVAL;
+  if (path == NULL)
+    return "it is NULL";
   len = strlen(path);
-  if (len < 2 || len > ZKR__PATH_MAX || path[len - 1] == '/')
-    return ZKR_EINVAL;
-  for (i = 0; i < len; i++) {
-    unsigned char ch = (unsigned char)path[i];
-    /* ZooKeeper rejects control characters; refusing them here keeps the
-     * error local and clear. */
-    if (ch < 0x20 || ch == 0x7f)
-      return ZKR_EINVAL;
-  }
-  /* Components: none empty ("//"), none "." or "..". */
+  if (path[0] != '/')
+    return "it must be absolute (start with /)";
+  if (len < 2)
+    return "it must name a node below /, not / itself";
+  if (len > ZKR__PATH_MAX)
+    return "it is longer than 1024 bytes";
+  if (path[len - 1] == '/')
+    return "it must not end with /";
+  for (i = 0; i < len; i++)
+    if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f)
+      return "it contains a control character";
   for (start = 1; start <= len;) {
     const char *slash = strchr(path + start, '/');
-    size_t end = slash != NULL ? (size_t)(slash - path) : len;
-    size_t n = end - start;
+    size_t end = slash != NULL ? (size_t)(slash - path) : len, n = end - start;
 
     if (n == 0)
-      return ZKR_EINVAL;
+      return "it has an empty component (//)";
     if ((n == 1 && path[start] == '.') || (n == 2 && path[start] == '.' && path[start + 1] == '.'))
-      return ZKR_EINVAL;
+      return "it has a . or .. component";
     start = end + 1;
   }
-  /* The server's own subtree: never a place for recipes. */
   if (strncmp(path, "/zookeeper", 10) == 0 && (path[10] == '\0' || path[10] == '/'))
-    return ZKR_EINVAL;
-  return ZKR_OK;
+    return "/zookeeper is the server's own subtree";
+  return NULL;
 }
 
-static int port_check(const char *p, size_t n) {
-  unsigned long v = 0;
-  size_t i;
+const char *zkr_hosts_problem(const char *hosts) {
+  const char *chroot, *p = hosts, *end;
 
-  if (n == 0 || n > 5)
-    return ZKR_EINVAL;
-  for (i = 0; i < n; i++) {
-    if (p[i] < '0' || p[i] > '9')
-      return ZKR_EINVAL;
-    v = v * 10 + (unsigned long)(p[i] - '0');
+  if (hosts == NULL)
+    return "it is NULL";
+  if (hosts[0] == '\0')
+    return "it is empty";
+  chroot = strchr(hosts, '/');
+  if (strlen(hosts) > 4096)
+    return "it is longer than 4096 bytes";
+  end = chroot != NULL ? chroot : hosts + strlen(hosts);
+  if (chroot != NULL && chroot[1] != '\0' && zkr_path_problem(chroot) != NULL)
+    return "the chroot after the first / is not a valid path";
+  if (p == end)
+    return "no host:port before the chroot";
+  while (p < end) {
+    const char *comma = memchr(p, ',', (size_t)(end - p)), *e = comma != NULL ? comma : end;
+    const char *colon = NULL, *q;
+    unsigned long port = 0;
+
+    /* "[v6addr]:port" or "host:port": the port follows the last ':'. */
+    for (q = p; q < e; q++)
+      if (*q == ':')
+        colon = q;
+    if (p == e)
+      return "an empty entry between commas";
+    if (colon == NULL)
+      return "each entry needs an explicit :port (host:2181)";
+    if (colon == p)
+      return "an entry has a :port but no host";
+    for (q = p; q < colon; q++)
+      if ((unsigned char)*q <= ' ')
+        return "a host name contains a space or control character";
+    if (colon + 1 == e || e - colon - 1 > 5)
+      return "a port must be a number from 1 to 65535";
+    for (q = colon + 1; q < e; q++) {
+      if (*q < '0' || *q > '9')
+        return "a port must be a number from 1 to 65535";
+      port = port * 10 + (unsigned long)(*q - '0');
+    }
+    if (port < 1 || port > 65535)
+      return "a port must be a number from 1 to 65535";
+    p = comma != NULL ? comma + 1 : end;
+    if (comma != NULL && p == end)
+      return "an empty entry after the last comma";
   }
-  return v >= 1 && v <= 65535 ? ZKR_OK : ZKR_EINVAL;
+  return NULL;
+}
+
+int zkr__path_check(const char *path) {
+  return zkr_path_problem(path) == NULL ? ZKR_OK : ZKR_EINVAL;
 }
 
 int zkr__hosts_check(const char *hosts) {
-  const char *chroot, *p, *end;
-
-  if (hosts == NULL || hosts[0] == '\0' || strlen(hosts) > 4096)
-    return ZKR_EINVAL;
-  chroot = strchr(hosts, '/');
-  end = chroot != NULL ? chroot : hosts + strlen(hosts);
-  if (chroot != NULL && chroot[1] != '\0' && zkr__path_check(chroot) != ZKR_OK)
-    return ZKR_EINVAL;
-  for (p = hosts; p < end;) {
-    const char *comma = memchr(p, ',', (size_t)(end - p));
-    const char *e = comma != NULL ? comma : end;
-    const char *colon;
-
-    /* "[v6addr]:port" or "host:port": the port follows the last ':'. */
-    colon = NULL;
-    for (const char *q = p; q < e; q++)
-      if (*q == ':')
-        colon = q;
-    if (colon == NULL || colon == p)
-      return ZKR_EINVAL;
-    if (port_check(colon + 1, (size_t)(e - colon - 1)) != ZKR_OK)
-      return ZKR_EINVAL;
-    for (const char *q = p; q < colon; q++)
-      if ((unsigned char)*q <= ' ')
-        return ZKR_EINVAL;
-    p = comma != NULL ? comma + 1 : end;
-    if (comma != NULL && p == end)
-      return ZKR_EINVAL;
-  }
-  return ZKR_OK;
+  return zkr_hosts_problem(hosts) == NULL ? ZKR_OK : ZKR_EINVAL;
 }

@@ -46,6 +46,19 @@ static void test_queue_hosts_check(void) {
     CU_ASSERT_EQUAL_FATAL(zkr__hosts_check(good[i]), ZKR_OK);
 }
 
+/* The rule a bad input breaks is named (the zkr tool prints it). */
+static void test_queue_problems_named(void) {
+  CU_ASSERT_PTR_NULL(zkr_path_problem("/locks/a"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(zkr_path_problem("locks/a"), "absolute"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(zkr_path_problem("/a//b"), "//"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(zkr_path_problem("/zookeeper/x"), "server's own"));
+  CU_ASSERT_PTR_NULL(zkr_hosts_problem("zk1:2181,zk2:2181/app"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(zkr_hosts_problem("zk1"), ":port"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(zkr_hosts_problem("zk1:99999"), "65535"));
+  CU_ASSERT_PTR_NOT_NULL(zkr_hosts_problem("/app")); /* a chroot and no host */
+  CU_ASSERT_EQUAL(zkr__hosts_check("/app"), ZKR_EINVAL);
+}
+
 static void test_queue_name_parse(void) {
   zkr__name n;
 
@@ -166,6 +179,7 @@ static void test_queue_uuid(void) {
 int main(void) {
   static const th_test tests[] = {{"test_queue_path_check", test_queue_path_check},
                                   {"test_queue_hosts_check", test_queue_hosts_check},
+                                  {"test_queue_problems_named", test_queue_problems_named},
                                   {"test_queue_name_parse", test_queue_name_parse},
                                   {"test_queue_order_mixed", test_queue_order_mixed},
                                   {"test_queue_order_overflow_and_ties", test_queue_order_overflow_and_ties},

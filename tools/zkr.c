@@ -318,11 +318,11 @@ static int open_session(const global *g, zkr_session **s) {
  * recipe path (noun names it in the message), that --acl creator has
  * credentials. */
 static int check_target(const global *g, const char *usage, const char *noun, const char *path) {
-  const char *why = hosts_problem(g->hosts);
+  const char *why = zkr_hosts_problem(g->hosts);
 
   if (why != NULL)
     return usage_error(usage, "bad --hosts '%s': %s", g->hosts, why);
-  why = path_problem(path);
+  why = zkr_path_problem(path);
   if (why != NULL) {
     char shown[256];
     return usage_error(usage, "bad %s '%s': %s", noun, printable(path, shown, sizeof(shown)), why);

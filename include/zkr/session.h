@@ -81,6 +81,17 @@ typedef struct zkr_session_opts {
   void *state_arg;
 } zkr_session_opts;
 
+/* Which rule a connect string "host:port[,host:port...][/chroot]" breaks,
+ * as a static text ("each entry needs an explicit :port (host:2181)"), or
+ * NULL if it is well formed: zkr_session_open() refuses exactly these with
+ * ZKR_EINVAL. Any thread. */
+ZKR_EXTERN const char *zkr_hosts_problem(const char *hosts);
+
+/* Which rule a recipe path breaks, as a static text ("it must be absolute
+ * (start with /)"), or NULL if it is usable: every recipe's _new() refuses
+ * exactly these with ZKR_EINVAL. Any thread. */
+ZKR_EXTERN const char *zkr_path_problem(const char *path);
+
 /* Opens a session to hosts ("host:port,host:port[/chroot]") and waits until it
  * is connected. opts may be NULL (defaults) and is copied.
  *

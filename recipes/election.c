@@ -140,8 +140,7 @@ int zkr_election_await(zkr_election *e, int timeout_ms) {
 
   if (e == NULL)
     return ZKR_EINVAL;
-  /* await(0) only looks: a deadline already passed. */
-  deadline = timeout_ms < 0 ? -1 : zkr__now_ns() + (int64_t)timeout_ms * 1000000 + 1;
+  deadline = zkr__deadline(timeout_ms); /* await(0) only looks */
   mu = zkr__session_mutex(e->r.s);
   pthread_mutex_lock(mu);
   if (e->c == NULL) {
@@ -323,7 +322,7 @@ int zkr_election_observe(zkr_session *s, const char *path, int64_t *epoch, char 
 
   if (s == NULL || epoch == NULL || zkr__path_check(path) != ZKR_OK || (id != NULL && len == 0))
     return ZKR_EINVAL;
-  deadline = timeout_ms < 0 ? -1 : zkr__now_ns() + (int64_t)timeout_ms * 1000000 + 1;
+  deadline = zkr__deadline(timeout_ms);
   mu = zkr__session_mutex(s);
   if (zkr__cond_init(&w.cond) != ZKR_OK)
     return ZKR_ENOMEM;

@@ -128,7 +128,7 @@ int zkr_lock_acquire(zkr_lock *l, int timeout_ms) {
 
   if (l == NULL)
     return ZKR_EINVAL;
-  deadline = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : zkr__now_ns() + (int64_t)timeout_ms * 1000000;
+  deadline = zkr__deadline(timeout_ms);
   mu = zkr__session_mutex(l->r.s);
   pthread_mutex_lock(mu);
   if (l->freeing) {

@@ -10,6 +10,10 @@ int64_t zkr__now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int64_t zkr__deadline(int timeout_ms) {
+  return timeout_ms < 0 ? -1 : zkr__now_ns() + (int64_t)timeout_ms * 1000000;
+}
+
 int64_t zkr_monotonic_ns(void) {
   return zkr__now_ns();
 }

@@ -13,6 +13,9 @@
 /* --- clock.c, error.c --------------------------------------------------- */
 
 int64_t zkr__now_ns(void);
+/* The CLOCK_MONOTONIC deadline of a timeout in ms: -1 (none) for < 0, else
+ * now + timeout (0 gives "now": a wait that only looks). */
+int64_t zkr__deadline(int timeout_ms);
 /* Maps a ZooKeeper return code to a zkr code. */
 int zkr__from_zk(int zrc);
 /* 1 if a completion code means the server answered the request (so the
@@ -70,8 +73,9 @@ int zkr__name_seq_exhausted(const zkr__name *n);
  * (the order Curator and Kazoo use, so mixed queues agree), then by name. */
 int zkr__name_cmp(const zkr__name *a, const zkr__name *b);
 
-/* Writes a random RFC 4122 version 4 uuid, 36 characters + NUL. */
-void zkr__uuid(char out[37]);
+/* Writes a random RFC 4122 version 4 uuid, 36 characters + NUL. Returns
+ * ZKR_OK, or ZKR_EZK when the system gives no random bytes. */
+int zkr__uuid(char out[37]);
 
 /* Default participant id "<hostname>:<pid>" into buf. */
 void zkr__default_id(char *buf, size_t len);
@@ -148,9 +152,9 @@ typedef struct zkr__contender_cfg {
 int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__contender **out);
 
 /* Called with the session mutex held; waits on it. Returns ZKR_OK once
- * granted, ZKR_ETIMEDOUT when deadline_ns passed first (deadline 0 = "once
- * a live contender ahead of us is known": try once; < 0 = none), or the
- * error that ended it. */
+ * granted, ZKR_ETIMEDOUT when deadline_ns (zkr__deadline(); < 0 = none)
+ * passed first or, for a try_once contender, once a live contender ahead
+ * of us is known, or the error that ended it. */
 int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns);
 
 /* Called with the session mutex held. Gives up waiting: the node is deleted

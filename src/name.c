@@ -79,19 +79,25 @@ int zkr__name_cmp(const zkr__name *a, const zkr__name *b) {
   return c != 0 ? c : strcmp(a->name, b->name);
 }
 
-void zkr__uuid(char out[37]) {
+int zkr__uuid(char out[37]) {
   unsigned char b[16];
   size_t got = 0;
+  int tries = 0;
 
+  /* A signal may cut a read short; anything else (no entropy source at
+   * all) is an error to report, not a reason to spin. */
   while (got < sizeof(b)) {
     ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
     if (n > 0)
       got += (size_t)n;
+    else if (!(n < 0 && errno == EINTR) || ++tries > 100)
+      return ZKR_EZK;
   }
   b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
   b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
   snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
            b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+  return ZKR_OK;
 }
 
 void zkr__default_id(char *buf, size_t len) {

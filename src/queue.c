@@ -639,9 +639,12 @@ static void stat_done(int rc, const struct Stat *stat, const void *data) {
         zkr__session_orphan(s, c->node);
       free(c->node);
       c->node = NULL;
-      zkr__uuid(c->uuid);
-      c->state = C_CREATE;
-      send_create(c);
+      if (zkr__uuid(c->uuid) != ZKR_OK) {
+        fail(c, ZKR_EZK);
+      } else {
+        c->state = C_CREATE;
+        send_create(c);
+      }
     } else if (is_connloss(rc)) {
       defer(c, S_STAT);
     } else {
@@ -1141,6 +1144,10 @@ int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__con
   c = calloc(1, sizeof(*c));
   if (c == NULL)
     return ZKR_ENOMEM;
+  if (zkr__uuid(c->uuid) != ZKR_OK) {
+    free(c);
+    return ZKR_EZK;
+  }
   c->dir = strdup(cfg->dir);
   c->data = strdup(cfg->data != NULL ? cfg->data : "");
   if (c->dir == NULL || c->data == NULL || zkr__cond_init(&c->cond) != ZKR_OK) {
@@ -1158,7 +1165,6 @@ int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__con
   c->on_granted = cfg->on_granted;
   c->owner = cfg->owner;
   c->try_once = cfg->try_once;
-  zkr__uuid(c->uuid);
   c->next = q->head;
   if (q->head != NULL)
     q->head->prev = c;
@@ -1178,9 +1184,10 @@ int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns) {
       return c->lost ? c->rc : ZKR_OK;
     if (c->state == C_DONE)
       return c->rc;
-    if (deadline_ns == 0 && c->listed)
+    /* A try waits for the decision, however long the requests take. */
+    if (c->try_once && c->listed)
       return ZKR_ETIMEDOUT;
-    if (zkr__cond_wait(&c->cond, mu, deadline_ns > 0 ? deadline_ns : -1) != 0)
+    if (zkr__cond_wait(&c->cond, mu, c->try_once ? -1 : deadline_ns) != 0)
       return ZKR_ETIMEDOUT;
   }
 }

@@ -53,7 +53,6 @@ struct zkr_session {
   int64_t id;
   int timeout_ms;
   int64_t margin_ns;
-  int64_t init_ns;
   int64_t last_ack_sent; /* send time of the last request the server answered */
   int64_t valid_until;
   int ping_inflight;
@@ -578,7 +577,6 @@ int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opt
   }
 
   pthread_mutex_lock(&s->mu);
-  s->init_ns = zkr__now_ns();
   errno = 0;
   s->zh = zookeeper_init2(hosts, session_watcher, timeout, NULL, s, 0, logcb);
   if (s->zh == NULL) {
@@ -596,7 +594,7 @@ int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opt
     else if (rc == ZKR_OK)
       s->thread_started = 1;
   }
-  deadline = s->init_ns + (int64_t)connect_ms * 1000000;
+  deadline = zkr__deadline(connect_ms);
   while (rc == ZKR_OK && (s->state == 0 || (s->state != ZKR_SESSION_LOST && s->last_ack_sent == 0)) &&
          zkr__cond_wait(&s->cond, &s->mu, deadline) == 0)
     ;

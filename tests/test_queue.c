@@ -162,8 +162,8 @@ static void test_queue_uuid(void) {
   char a[37], b[37];
   int i;
 
-  zkr__uuid(a);
-  zkr__uuid(b);
+  CU_ASSERT_EQUAL(zkr__uuid(a), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr__uuid(b), ZKR_OK);
   CU_ASSERT_EQUAL(strlen(a), 36);
   CU_ASSERT_STRING_NOT_EQUAL(a, b);
   for (i = 0; i < 36; i++) {

@@ -115,12 +115,15 @@ struct zkr__contender {
   int npreds;
   char **skipped; /* persistent nodes named like contenders (P5) */
   int nskipped;
+  struct zkr__ticket *tickets; /* our watch contexts not yet fired */
 };
 
 typedef struct zkr__ticket {
-  struct zkr__ticket *prev, *next;
+  struct zkr__ticket *prev, *next;           /* the session's list */
+  struct zkr__ticket *mine_prev, *mine_next; /* owner's list */
   zkr_session *s;
-  zkr__contender *c; /* NULL once c is freed */
+  zkr__contender *owner; /* whose watch this is; NULL once it is freed */
+  zkr__contender *c;     /* owner while an event concerns it, else NULL */
   unsigned gen;
   int own;        /* watching our own node */
   zkr__waiter *w; /* an observer's wake-up instead of a contender */
@@ -161,9 +164,13 @@ static void unref(zkr__contender *c) {
   if (--c->refs > 0)
     return;
   q = zkr__session_queue(c->s);
-  for (t = q->tickets; t != NULL; t = t->next)
-    if (t->c == c)
-      t->c = NULL;
+  /* Our watches may still fire: their contexts outlive us, pointing
+   * nowhere. Only our own list is walked, not every watch of the session. */
+  while ((t = c->tickets) != NULL) {
+    c->tickets = t->mine_next;
+    t->c = NULL;
+    t->owner = NULL;
+  }
   if (c->prev != NULL)
     c->prev->next = c->next;
   else
@@ -203,8 +210,13 @@ static ticket *new_ticket(zkr__contender *c, int own) {
     return NULL;
   t->s = c->s;
   t->c = c;
+  t->owner = c;
   t->gen = c->gen;
   t->own = own;
+  t->mine_next = c->tickets;
+  if (c->tickets != NULL)
+    c->tickets->mine_prev = t;
+  c->tickets = t;
   t->next = q->tickets;
   if (q->tickets != NULL)
     q->tickets->prev = t;
@@ -215,6 +227,14 @@ static ticket *new_ticket(zkr__contender *c, int own) {
 static void free_ticket(ticket *t) {
   zkr__qstate *q = zkr__session_queue(t->s);
 
+  if (t->owner != NULL) {
+    if (t->mine_prev != NULL)
+      t->mine_prev->mine_next = t->mine_next;
+    else
+      t->owner->tickets = t->mine_next;
+    if (t->mine_next != NULL)
+      t->mine_next->mine_prev = t->mine_prev;
+  }
   if (t->prev != NULL)
     t->prev->next = t->next;
   else

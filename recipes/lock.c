@@ -137,8 +137,11 @@ int zkr_lock_acquire(zkr_lock *l, int timeout_ms) {
   }
   h = find(l);
   if (h != NULL) {
-    /* Reentrant: count only, no request. A lost hold must be released. */
-    rc = zkr__contender_granted(h->c) ? ZKR_OK : ZKR_ESESSION;
+    /* Reentrant: count only, no request. A lost hold must be released; the
+     * code says why it was lost. */
+    rc = zkr__contender_granted(h->c)                           ? ZKR_OK
+         : zkr__contender_lost_reason(h->c) == ZKR_LOST_DELETED ? ZKR_ELOST
+                                                                : ZKR_ESESSION;
     if (rc == ZKR_OK)
       h->count++;
     pthread_mutex_unlock(mu);
@@ -217,6 +220,7 @@ static int release(zkr_lock *l, int wait) {
     unlink_hold(l, h);
   } else if (--h->count == 0) {
     rc = zkr__contender_release(h->c, wait);
+    note_lost(l, h->c); /* a deletion learnt only from our own delete */
     unlink_hold(l, h);
   }
   pthread_mutex_unlock(mu);

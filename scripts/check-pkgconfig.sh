@@ -13,6 +13,8 @@ cat > "$tmp/use.c" <<'C'
 #include <stdio.h>
 int main(void) {
   zkr_session *s;
+  zoo_op_t op; /* zkr_lock_multi() takes the client's own ops: its library links too */
+  zoo_check_op_init(&op, "/x", -1);
   printf("zkrecipes %s: %s\n", zkr_version_string(), zkr_strerror(zkr_session_open(&s, "", NULL)));
   return 0;
 }

@@ -165,9 +165,11 @@ int zkr__contender_withdraw(zkr__contender *c);
 
 /* Called with the session mutex held. Deletes a granted contender's node
  * (retrying across connection loss). With wait, returns once the server
- * confirmed it, ZKR_OK; ZKR_ESESSION if the hold had been lost or the
- * session went away first. Without, returns ZKR_OK once the delete is sent
- * (ZKR_ESESSION if the hold had been lost) and the contender finishes in the
+ * confirmed it, ZKR_OK; ZKR_ELOST if the hold had been lost to a deletion
+ * by someone else (also one we learn of only now, from the delete);
+ * ZKR_ESESSION if it had been lost with the session or the session went
+ * away first. Without, returns ZKR_OK once the delete is sent (ZKR_ELOST /
+ * ZKR_ESESSION if the hold had been lost) and the contender finishes in the
  * background; dropping it then is fine. */
 int zkr__contender_release(zkr__contender *c, int wait);
 
@@ -192,13 +194,19 @@ const char *zkr__contender_node(const zkr__contender *c); /* full path or NULL *
  * retries what connection loss interrupted; loss fails every contender. */
 void zkr__queue_reconnected(zkr_session *s);
 void zkr__queue_session_lost(zkr_session *s, int code);
-/* Holds granted at or before granted_before get a watch on their own node
- * (mutex held, from the session's event thread). A hold pays that request
- * only once it has lasted ZKR__OWN_WATCH_AFTER_NS: most holds are shorter,
- * and one request more per acquisition is a fifth more load on the server.
- * Returns 1 while a younger hold still waits for its watch. */
+/* Contenders (waiting or holding) that have existed ZKR__OWN_WATCH_AFTER_NS
+ * get a watch on their own node (mutex held, from the session's event
+ * thread), so that a deletion by someone else ends their wait or hold at
+ * once. A contender pays that request only once it has lasted: most are
+ * shorter, and one request more per acquisition is a fifth more load on
+ * the server. Returns when the next one falls due (CLOCK_MONOTONIC ns), or
+ * 0 if none is pending. */
 #define ZKR__OWN_WATCH_AFTER_NS (250 * 1000000LL)
-int zkr__queue_arm(zkr_session *s, int64_t granted_before);
+int64_t zkr__queue_arm(zkr_session *s, int64_t now);
+/* The session's delay before that watch (mutex held), and a test's way to
+ * change it (request counts that must not depend on the machine's speed). */
+int64_t zkr__session_own_watch_after(zkr_session *s);
+void zkr__session_set_own_watch_after(zkr_session *s, int64_t ns);
 /* A thread waiting for a watch to fire (observers). With the session mutex
  * held: zkr__watch_new() makes a context for zoo_w* calls with
  * zkr__watch_fn; when the watch fires, w->fired is set and w->cond
@@ -226,12 +234,9 @@ zkr__qstate *zkr__session_queue(zkr_session *s);
 /* The handle, or NULL once the session is closing: no request may be sent. */
 zhandle_t *zkr__session_zh(zkr_session *s);
 int64_t zkr__session_id_locked(zkr_session *s);
-/* Bumped on every (re)connection of the client (mutex held). Watch events
- * re-armed by a reconnection (the client's setWatches) arrive in the order
- * of its watch list, not in the order the server applied the changes: a
- * conclusion drawn from the order of events holds only within one
- * connection. */
-unsigned zkr__session_conn_gen(zkr_session *s);
+/* Wakes the session's event thread to look again at what falls due
+ * (mutex held). */
+void zkr__session_kick(zkr_session *s);
 /* zkr_session_valid_until() with the mutex held. */
 int64_t zkr__session_valid_until_locked(zkr_session *s);
 /* The session's zkr_lost_reason while LOST, else ZKR_LOST_NONE. */

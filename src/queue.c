@@ -7,11 +7,10 @@
  * the session mutex held.
  *
  *   create+list (pipelined) -> place in queue -> watch nearest predecessor
- *        (the next in line also watches its own node, first)
- *        -> it vanishes -> grant, if the premises below hold; else list
- *           again and place again
+ *        -> it vanishes -> read our own node (the next in line) or list
+ *           again (further back) -> grant, if the premises below hold
  *
- * Premises. Every shortcut rests on one; each is checked here, not assumed,
+ * Premises. Every grant rests on them; each is checked here, not assumed,
  * and each has the test that breaks it when the check is removed.
  *
  * P1 "Every node sorting before ours existed when we listed." Suffixes follow
@@ -24,21 +23,21 @@
  *    (no zkr contender keeps one; peers past the limit are unsafe on their
  *    own, see the README). Broken by: test_overflow_* (a server started from
  *    a snapshot whose lock directory is at the counter's limit).
- * P2 "Our node still exists when we are granted." A fresh listing that shows
- *    it proves it. Without one (grant on the predecessor's deletion) it
- *    takes a watch on our own node that the server answered before the
- *    predecessor's deletion: the server sends a session's watch events in
- *    the order it applied the changes, so a deletion of our node reaches us
- *    first and ends the wait with ZKR_ELOST. That order holds only within
- *    one connection (events re-armed by a reconnection come in the client's
- *    order), so the answer must come from the current connection
- *    (own_confirmed). Broken by: test_deleted_waiting_node_* (the reconnection
- *    case by ..._across_reconnect_election, where a grant shows as a term).
+ * P2 "Our node still exists when we are granted." Every grant follows a
+ *    server answer that shows our node, read after the last event we act
+ *    on: a listing that contains it (place), or a read of it sent once the
+ *    predecessor's deletion was seen (C_CONFIRM). The order of watch events
+ *    alone proves nothing: one multi may delete the predecessor first and
+ *    our node second, and events re-armed by a reconnection come in the
+ *    client's order. A read sent after the event is answered after every
+ *    change the server had applied by then. Broken by:
+ *    test_deleted_waiting_node_* (a multi deleting holder and waiter;
+ *    deletions while the waiter was cut off, where a grant shows as a term).
  * P3 "Only one predecessor was unaccounted for." A waiter that listed more
  *    than one cannot tell from its predecessor's deletion whether the
  *    earlier ones are gone (held and released) or not (gave up, session
  *    ended): it lists again (advance). Broken by: test_lock_fifo,
- *    test_requests_third_in_line.
+ *    test_requests_third_in_line_five.
  * P4 "The node is ours, in this session, and the session usable" at every
  *    grant: a view from before a reconnection never grants (CURATOR-604).
  *    Broken by: test_faults_lost_create_reply_100.
@@ -47,14 +46,16 @@
  *    and remembered, so a later listing does not wait for it again. Broken
  *    by: test_faults_hostile_directory, test_participants_skip_persistent.
  * P6 "A completion or watch event is for the attempt that sent it": every
- *    resend bumps gen and stale answers are dropped; own-node tickets are
- *    per node. Broken by: test_faults_lost_create_reply_100.
+ *    resend bumps gen and stale answers are dropped; own-node watch contexts
+ *    belong to their contender. Broken by: test_faults_lost_create_reply_100.
  *
- * Requests: the next in line pays one more (its own-node watch) than it
- * would without P2, which puts it level with Curator (5 per acquisition);
- * others stay at Curator's count. Holds granted from a listing set their
- * own-node watch only once they last (zkr__queue_arm): a deletion of a
- * younger hold's node is seen when that watch is set. */
+ * Requests: Curator's count at every position (3 uncontended, 5 waiting):
+ * the next in line reads its own node where Curator lists again. A
+ * contender that has existed ZKR__OWN_WATCH_AFTER_NS also watches its own
+ * node (zkr__queue_arm), so that its deletion by someone else ends a wait
+ * (ZKR_ELOST) or a hold (on_lost) at once; shorter waits and holds skip
+ * that request, and a deletion of such a young node is seen when the watch
+ * is set, or by the read before a grant. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -65,6 +66,7 @@ enum cstate {
   C_RECOVER, /* create's reply lost: find our node by uuid */
   C_LIST,    /* node known, listing in flight */
   C_WAIT,    /* watching a predecessor */
+  C_CONFIRM, /* predecessor gone: reading our own node before the grant (P2) */
   C_HELD,    /* granted (see lost) */
   C_RELEASE, /* delete in flight */
   C_DONE
@@ -73,7 +75,19 @@ enum cstate {
 /* What to send again once the connection is back. */
 enum step { S_NONE, S_RECOVER, S_STAT, S_LIST, S_WATCH, S_DELETE };
 
-enum opkind { K_PARENT, K_SYNC, K_CREATE, K_LIST, K_STAT, K_WATCH, K_WEXISTS, K_PEEK, K_OWNWATCH, K_DELETE };
+enum opkind {
+  K_PARENT,
+  K_SYNC,
+  K_CREATE,
+  K_CONFIRM,
+  K_LIST,
+  K_STAT,
+  K_WATCH,
+  K_WEXISTS,
+  K_PEEK,
+  K_OWNWATCH,
+  K_DELETE
+};
 
 struct zkr__contender {
   zkr__contender *prev, *next; /* the session's list */
@@ -94,21 +108,21 @@ struct zkr__contender {
   int64_t czxid, owner_sid;
 
   int state;
-  int rc;            /* result once C_DONE */
-  int step;          /* enum step pending a reconnection */
-  int own_step;      /* own-node watch pending a reconnection */
-  int own_armed;     /* own-node watch sent (see zkr__queue_arm) */
-  int own_ok;        /* its answer: our node existed, the watch is set... */
-  unsigned own_conn; /* ...in this connection (P2) */
-  int64_t granted_at;
-  unsigned gen; /* bumped per attempt; stale completions are ignored */
-  int listed;   /* a live predecessor is known: a try-once can decide */
-  int try_once; /* only find out whether we would wait; set no watch */
+  int rc;        /* result once C_DONE */
+  int step;      /* enum step pending a reconnection */
+  int own_step;  /* own-node watch pending a reconnection */
+  int own_armed; /* own-node watch sent (see zkr__queue_arm) */
+  int64_t started_at;
+  int delete_unsure; /* a delete of ours may have run unanswered (conn loss) */
+  unsigned gen;      /* bumped per attempt; stale completions are ignored */
+  int listed;        /* a live predecessor is known: a try-once can decide */
+  int try_once;      /* only find out whether we would wait; set no watch */
   int withdrawing, dropped, closed, lost;
   int lost_reason; /* zkr_lost_reason once lost */
   int was_granted;
   int parent_tries;
   int parent_denied; /* creating a missing parent was refused (ACL) */
+  int root_missing;  /* even a child of the root could not be created */
   int abandon_rc;    /* why we gave up, reported once the node is deleted */
   int exists_mode;   /* predecessor unreadable: watch with exists */
   char **preds;      /* names sorting before ours, in queue order */
@@ -135,6 +149,7 @@ typedef struct op {
   int kind;
   int64_t sent;
   ticket *t;
+  int top; /* K_PARENT: creates a child of the root */
 } op;
 
 static void send_create(zkr__contender *c);
@@ -143,6 +158,7 @@ static void send_watch(zkr__contender *c);
 static void send_delete(zkr__contender *c);
 static void send_stat(zkr__contender *c);
 static void send_own_watch(zkr__contender *c);
+static void send_confirm(zkr__contender *c);
 static void finish(zkr__contender *c, int rc);
 
 /* --- lifetime -------------------------------------------------------------- */
@@ -382,16 +398,9 @@ static void grant(zkr__contender *c) {
   c->state = C_HELD;
   c->was_granted = 1;
   c->gen++;
-  c->granted_at = zkr__now_ns();
   pthread_cond_broadcast(&c->cond);
   if (c->on_granted != NULL)
     post(c, granted_event);
-}
-
-/* P2: our node existed when the server set our own-node watch, in the
- * current connection, and that watch is still set. */
-static int own_confirmed(zkr__contender *c) {
-  return c->own_ok && c->own_conn == zkr__session_conn_gen(c->s);
 }
 
 /* Our node is gone (seen through our own-node watch): a hold ends, a wait
@@ -399,8 +408,15 @@ static int own_confirmed(zkr__contender *c) {
 static void node_gone(zkr__contender *c) {
   if (c->state == C_HELD)
     lose_hold(c, ZKR_ELOST);
-  else if (c->state == C_LIST || c->state == C_WAIT)
+  else if (c->state == C_LIST || c->state == C_WAIT || c->state == C_CONFIRM)
     finish(c, ZKR_ELOST);
+}
+
+/* States in which our node is known to exist on our side and a watch on it
+ * tells us something. */
+static int node_matters(const zkr__contender *c) {
+  return (c->state == C_HELD && !c->lost) || c->state == C_LIST || c->state == C_WAIT ||
+         c->state == C_CONFIRM;
 }
 
 static int remember_skipped(zkr__contender *c, const char *name) {
@@ -423,9 +439,8 @@ static int is_skipped(const zkr__contender *c, const char *name) {
 }
 
 /* The nearest predecessor is gone, or (skip) is no contender (P5). With
- * every earlier node accounted for (P1, P3) and our node confirmed (P2) we
- * hold the lock; with earlier nodes unaccounted for, or our node not
- * confirmed in this connection, one listing decides. */
+ * every earlier node accounted for (P1, P3) one read of our own node
+ * decides (P2); with earlier nodes unaccounted for, one listing. */
 static void advance(zkr__contender *c, int skip) {
   c->npreds--;
   if (skip && !remember_skipped(c, c->preds[c->npreds])) {
@@ -434,9 +449,9 @@ static void advance(zkr__contender *c, int skip) {
   }
   free(c->preds[c->npreds]);
   c->exists_mode = 0;
-  if (c->npreds == 0 && own_confirmed(c)) {
-    grant(c);
-  } else if (c->npreds > 0 && skip) {
+  if (c->npreds == 0) {
+    send_confirm(c);
+  } else if (skip) {
     send_watch(c);
   } else {
     c->state = C_LIST;
@@ -529,9 +544,15 @@ static void parent_done(int rc, const char *value, const void *data) {
 
   (void)value;
   lock_op(o);
-  /* Only the create that follows matters, but a refusal names its cause. */
-  if (op_begin(o, rc) && o->kind == K_PARENT && rc == ZNOAUTH)
-    o->c->parent_denied = 1;
+  /* Only the create that follows matters, but a failure here names its
+   * cause: a refusal, or a root that is not there (a chroot deleted after
+   * the session was opened). */
+  if (op_begin(o, rc) && o->kind == K_PARENT) {
+    if (rc == ZNOAUTH)
+      o->c->parent_denied = 1;
+    else if (rc == ZNONODE && o->top)
+      o->c->root_missing = 1;
+  }
   op_end(o);
   unlock_op(s);
 }
@@ -560,6 +581,8 @@ static void create_done(int rc, const char *name, const struct Stat *stat, const
       }
     } else if (rc == ZNONODE && c->parent_denied) {
       fail(c, ZKR_ENOAUTH); /* a missing parent we may not create */
+    } else if (rc == ZNONODE && c->root_missing) {
+      fail(c, ZKR_ENOCHROOT);
     } else if (rc == ZNONODE && c->parent_tries++ < 5) {
       send_create(c); /* parents missing or reclaimed: make them again */
     } else if (is_connloss(rc)) {
@@ -743,16 +766,43 @@ static void own_watch_done(int rc, const char *value, int len, const struct Stat
     zkr__session_acked(s, o->sent);
   if (rc != ZOK)
     free_ticket(o->t);
-  if ((c->state == C_HELD && !c->lost) || c->state == C_LIST || c->state == C_WAIT) {
-    if (rc == ZOK) {
-      c->own_ok = 1;
-      c->own_conn = zkr__session_conn_gen(s);
-    } else if (rc == ZNONODE) {
+  if (node_matters(c)) {
+    if (rc == ZNONODE)
       node_gone(c); /* deleted by someone else before we looked */
-    } else if (is_connloss(rc)) {
+    else if (is_connloss(rc))
       c->own_step = 1;
+    else if (rc != ZOK)
+      c->own_armed = 0; /* cannot watch it (say, unreadable): a later look tries again */
+  }
+  op_end(o);
+  unlock_op(s);
+}
+
+/* The read of our own node that precedes a grant on the predecessor's
+ * deletion (P2). It also sets the own-node watch when none is set yet. */
+static void confirm_done(int rc, const char *value, int len, const struct Stat *stat, const void *data) {
+  op *o = (op *)data;
+  zkr__contender *c = o->c;
+  zkr_session *s = c->s;
+
+  (void)value;
+  (void)len;
+  (void)stat;
+  lock_op(o);
+  if (o->t != NULL && rc != ZOK)
+    free_ticket(o->t);
+  else if (o->t != NULL)
+    c->own_armed = 1; /* the watch is set: its events end the hold */
+  if (op_begin(o, rc) && c->state == C_CONFIRM) {
+    if (rc == ZOK) {
+      grant(c);
+    } else if (rc == ZNONODE) {
+      finish(c, ZKR_ELOST);
+    } else if (is_connloss(rc)) {
+      c->state = C_LIST;
+      defer(c, S_LIST); /* a fresh listing decides after the reconnection */
     } else {
-      c->own_armed = 0; /* cannot watch it (say, unreadable): P2 needs a listing */
+      fail_zk(c, rc);
     }
   }
   op_end(o);
@@ -766,7 +816,13 @@ static void delete_done(int rc, const void *data) {
 
   lock_op(o);
   if (op_begin(o, rc) && c->state == C_RELEASE) {
-    if (rc == ZOK || rc == ZNONODE) {
+    if (rc == ZNONODE && c->was_granted && !c->withdrawing && !c->delete_unsure) {
+      /* Released a hold whose node someone else had deleted, unseen yet
+       * (a young hold has no own-node watch): the caller must know. */
+      c->lost = 1;
+      c->lost_reason = ZKR_LOST_DELETED;
+      finish(c, ZKR_ELOST);
+    } else if (rc == ZOK || rc == ZNONODE) {
       finish(c, c->abandon_rc != 0 ? c->abandon_rc : c->withdrawing ? ZKR_ETIMEDOUT : ZKR_OK);
     } else if (is_connloss(rc) && c->dropped) {
       /* Released without waiting and forgotten by its recipe: the
@@ -774,7 +830,8 @@ static void delete_done(int rc, const void *data) {
       zkr__session_orphan(s, c->node);
       finish(c, ZKR_OK);
     } else if (is_connloss(rc)) {
-      defer(c, S_DELETE); /* keep trying: our node must not outlive us */
+      c->delete_unsure = 1; /* it may have run: a NONODE later is our own */
+      defer(c, S_DELETE);   /* keep trying: our node must not outlive us */
     } else {
       fail_zk(c, rc);
     }
@@ -802,8 +859,7 @@ static void ticket_watcher(zhandle_t *zh, int type, int state, const char *path,
     t->w->fired = 1;
     pthread_cond_broadcast(&t->w->cond);
   } else if (c != NULL && t->own) {
-    if ((c->state == C_HELD && !c->lost) || c->state == C_LIST || c->state == C_WAIT) {
-      c->own_ok = 0; /* the watch is spent: P2 waits for the new one's answer */
+    if (node_matters(c)) {
       if (type == ZOO_DELETED_EVENT)
         node_gone(c);
       else
@@ -863,6 +919,8 @@ static void send_parents(zkr__contender *c, zhandle_t *zh) {
     path[i] = '\0';
     {
       op *o = new_op(c, K_PARENT);
+      if (o != NULL)
+        o->top = strchr(path + 1, '/') == NULL;
       if (o == NULL || !sent_ok(o, zoo_acreate(zh, path, "", 0, acl, ZOO_CONTAINER, parent_done, o)))
         return;
     }
@@ -988,11 +1046,6 @@ static void send_watch(zkr__contender *c) {
   }
   c->gen++;
   c->state = C_WAIT;
-  /* The next in line watches its own node first, so that its deletion
-   * reaches us before the predecessor's (P2). Further back, the listing
-   * that follows the predecessor's deletion proves it instead. */
-  if (c->npreds == 1 && !c->own_armed && !c->try_once)
-    send_own_watch(c);
   o = new_op(c, c->try_once ? K_PEEK : c->exists_mode ? K_WEXISTS : K_WATCH);
   if (o != NULL && !c->try_once)
     o->t = new_ticket(c, 0);
@@ -1021,7 +1074,6 @@ static void send_own_watch(zkr__contender *c) {
 
   c->own_step = 0;
   c->own_armed = 1;
-  c->own_ok = 0; /* until this one is answered */
   if (zh == NULL)
     return;
   o = new_op(c, K_OWNWATCH);
@@ -1032,8 +1084,41 @@ static void send_own_watch(zkr__contender *c) {
       op_end(o);
     return; /* out of memory: the hold still ends with the session */
   }
-  /* Not waited for: it tells us if someone deletes our node (P2). */
+  /* Not waited for: it tells us if someone deletes our node. */
   sent_ok(o, zoo_awget(zh, c->node, ticket_watcher, o->t, own_watch_done, o));
+}
+
+static void send_confirm(zkr__contender *c) {
+  zhandle_t *zh = zkr__session_zh(c->s);
+  op *o;
+  int zrc;
+
+  if (zh == NULL) {
+    fail(c, ZKR_ECLOSED);
+    return;
+  }
+  c->gen++;
+  c->state = C_CONFIRM;
+  o = new_op(c, K_CONFIRM);
+  if (o != NULL && !c->own_armed && !c->try_once) {
+    o->t = new_ticket(c, 1);
+    if (o->t == NULL) {
+      op_end(o);
+      o = NULL;
+    }
+  }
+  if (o == NULL) {
+    fail(c, ZKR_ENOMEM);
+    return;
+  }
+  /* A hold that begins here is watched from its first moment; a try sets
+   * no watch. */
+  if (o->t != NULL)
+    zrc = zoo_awget(zh, c->node, ticket_watcher, o->t, confirm_done, o);
+  else
+    zrc = zoo_aget(zh, c->node, 0, confirm_done, o);
+  if (!sent_ok(o, zrc))
+    fail_zk(c, zrc);
 }
 
 static void send_delete(zkr__contender *c) {
@@ -1068,7 +1153,7 @@ void zkr__queue_reconnected(zkr_session *s) {
 
     c->step = S_NONE;
     /* First, so that it is set before a resent predecessor watch (P2). */
-    if (c->own_step && ((c->state == C_HELD && !c->lost) || c->state == C_LIST || c->state == C_WAIT))
+    if (c->own_step && node_matters(c))
       send_own_watch(c);
     if (c->state == C_DONE)
       continue;
@@ -1094,19 +1179,28 @@ void zkr__queue_reconnected(zkr_session *s) {
   }
 }
 
-int zkr__queue_arm(zkr_session *s, int64_t granted_before) {
+int64_t zkr__queue_arm(zkr_session *s, int64_t now) {
+  int64_t after = zkr__session_own_watch_after(s), next = 0;
   zkr__contender *c;
-  int pending = 0;
 
   for (c = zkr__session_queue(s)->head; c != NULL; c = c->next) {
-    if (c->state != C_HELD || c->lost || c->own_armed)
+    int64_t due = c->started_at + after;
+    /* Not while our node is unknown, nor while a read before a grant is
+     * under way (it sets the watch itself): look again shortly. */
+    int now_ok = c->node != NULL && c->state != C_CREATE && c->state != C_RECOVER && c->state != C_CONFIRM;
+
+    if (c->own_armed || c->try_once || c->state == C_DONE || c->state == C_RELEASE ||
+        (c->state == C_HELD && c->lost))
       continue;
-    if (c->granted_at <= granted_before)
+    if (due <= now && now_ok) {
       send_own_watch(c);
-    else
-      pending = 1;
+      continue;
+    }
+    due = due > now ? due : now + after / 10;
+    if (next == 0 || due < next)
+      next = due;
   }
-  return pending;
+  return next;
 }
 
 void zkr__queue_session_lost(zkr_session *s, int code) {
@@ -1185,11 +1279,13 @@ int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__con
   c->on_granted = cfg->on_granted;
   c->owner = cfg->owner;
   c->try_once = cfg->try_once;
+  c->started_at = zkr__now_ns();
   c->next = q->head;
   if (q->head != NULL)
     q->head->prev = c;
   q->head = c;
   send_create(c);
+  zkr__session_kick(s); /* its own-node watch falls due later: look again then */
   *out = c;
   return ZKR_OK;
 }
@@ -1218,7 +1314,7 @@ int zkr__contender_withdraw(zkr__contender *c) {
   if (c->state == C_HELD && !c->lost)
     return ZKR_OK;
   c->withdrawing = 1;
-  if (c->state == C_LIST || c->state == C_WAIT || (c->state == C_HELD && c->lost))
+  if (c->state == C_LIST || c->state == C_WAIT || c->state == C_CONFIRM || (c->state == C_HELD && c->lost))
     send_delete(c);
   /* C_CREATE / C_RECOVER: the node is deleted as soon as it is known. */
   while (c->state != C_DONE)
@@ -1233,7 +1329,7 @@ int zkr__contender_release(zkr__contender *c, int wait) {
     return c->state == C_DONE ? c->rc : ZKR_ENOTHELD;
   if (c->lost) {
     finish(c, c->rc);
-    return ZKR_ESESSION;
+    return c->rc == ZKR_ELOST ? ZKR_ELOST : ZKR_ESESSION;
   }
   send_delete(c);
   /* Not waiting, the delete goes on in the background (retried across
@@ -1245,7 +1341,7 @@ int zkr__contender_release(zkr__contender *c, int wait) {
     pthread_cond_wait(&c->cond, mu);
   if (c->state != C_DONE)
     return ZKR_OK;
-  return c->rc == ZKR_OK ? ZKR_OK : ZKR_ESESSION;
+  return c->rc == ZKR_OK || c->rc == ZKR_ELOST ? c->rc : ZKR_ESESSION;
 }
 
 void zkr__contender_drop(zkr__contender *c) {

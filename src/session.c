@@ -57,11 +57,9 @@ struct zkr_session {
   int64_t valid_until;
   int ping_inflight;
   int64_t ping_inflight_sent;
-  int ping_now;      /* reconnected: confirm the session at once */
-  int64_t arm_at;    /* next look for holds without an own-node watch */
-  int arm_pending;   /* a hold was too young for one at the last look */
-  int zk_connected;  /* the client is connected (even after we declared LOST) */
-  unsigned conn_gen; /* bumped on every (re)connection */
+  int ping_now;            /* reconnected: confirm the session at once */
+  int zk_connected;        /* the client is connected (even after we declared LOST) */
+  int64_t own_watch_after; /* see zkr__queue_arm */
 
   event *ev_head, *ev_tail;
   const void *running_owner; /* owner of the event now running */
@@ -277,7 +275,6 @@ static void session_watcher(zhandle_t *zh, int type, int state, const char *path
   pthread_mutex_lock(&s->mu);
   s->zk_connected = state == ZOO_CONNECTED_STATE;
   if (state == ZOO_CONNECTED_STATE) {
-    s->conn_gen++;
     if (s->state != ZKR_SESSION_LOST) {
       if (s->state == 0) {
         s->id = zoo_client_id(zh)->client_id;
@@ -439,12 +436,11 @@ static void *event_thread(void *arg) {
     wake = now + 1000000000;
     if (s->zk_connected && !s->closing && s->orphans != NULL)
       send_orphan_deletes(s);
-    if (now >= s->arm_at && zkr__session_connected(s)) {
-      s->arm_pending = zkr__queue_arm(s, now - ZKR__OWN_WATCH_AFTER_NS);
-      s->arm_at = now + ZKR__OWN_WATCH_AFTER_NS;
+    if (zkr__session_connected(s)) {
+      int64_t due = zkr__queue_arm(s, now); /* own-node watches that fell due */
+      if (due > 0 && due < wake)
+        wake = due;
     }
-    if (s->arm_pending && s->arm_at < wake)
-      wake = s->arm_at;
     if (zkr__session_connected(s)) {
       /* Keep the validity window fresh: confirm the session once a fifth of
        * the timeout has passed without an answered request. */
@@ -559,6 +555,7 @@ int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opt
     return ZKR_ENOMEM;
   s->refs = 1;
   s->log_slot = -1;
+  s->own_watch_after = ZKR__OWN_WATCH_AFTER_NS;
   s->margin_ns = (int64_t)o.expiry_margin_ms * 1000000;
   pthread_mutex_init(&s->mu, NULL);
   if (zkr__cond_init(&s->cond) != ZKR_OK || zkr__cond_init(&s->ev_cond) != ZKR_OK) {
@@ -671,8 +668,19 @@ int zkr_session_timeout(zkr_session *s) {
   return t;
 }
 
-unsigned zkr__session_conn_gen(zkr_session *s) {
-  return s->conn_gen;
+int64_t zkr__session_own_watch_after(zkr_session *s) {
+  return s->own_watch_after;
+}
+
+void zkr__session_set_own_watch_after(zkr_session *s, int64_t ns) {
+  pthread_mutex_lock(&s->mu);
+  s->own_watch_after = ns;
+  pthread_cond_signal(&s->ev_cond);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void zkr__session_kick(zkr_session *s) {
+  pthread_cond_signal(&s->ev_cond);
 }
 
 int64_t zkr__session_valid_until_locked(zkr_session *s) {

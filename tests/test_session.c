@@ -391,6 +391,34 @@ static void test_session_missing_chroot(void) {
   free(root);
 }
 
+/* A chroot deleted after the session was opened: a lock under it names the
+ * chroot (not "unexpected ZooKeeper error"), and leaves nothing behind. */
+static void test_session_chroot_deleted_after_open(void) {
+  zhandle_t *raw = th_raw();
+  char *root = th_path("gone-chroot");
+  char hosts[1024];
+  zkr_session_opts o;
+  zkr_session *s = NULL;
+  zkr_lock *l = NULL;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(raw);
+  CU_ASSERT_EQUAL(ensure_test_root(raw), 0);
+  CU_ASSERT_EQUAL_FATAL(zoo_create(raw, root, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+  snprintf(hosts, sizeof(hosts), "%s%s", th_hosts(), root);
+  memset(&o, 0, sizeof(o));
+  o.session_timeout_ms = 4000;
+  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&s, hosts, &o), ZKR_OK);
+  CU_ASSERT_EQUAL(zoo_delete(raw, root, -1), ZOK);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, "/locks/a", NULL), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(l, 5000), ZKR_ENOCHROOT);
+  zkr_lock_free(l);
+  zkr_session_close(s);
+  CU_ASSERT_EQUAL(zoo_exists(raw, root, 0, NULL), ZNONODE);
+  drop_test_root(raw);
+  th_raw_close(raw);
+  free(root);
+}
+
 /* A host name that does not resolve is "unreachable", not "invalid
  * argument": the string is well formed. */
 static void test_session_unresolvable_host_econnect(void) {
@@ -586,6 +614,7 @@ int main(void) {
       {"test_session_listener_sees_lost_on_expiry", test_session_listener_sees_lost_on_expiry},
       {"test_session_chroot", test_session_chroot},
       {"test_session_missing_chroot", test_session_missing_chroot},
+      {"test_session_chroot_deleted_after_open", test_session_chroot_deleted_after_open},
       {"test_session_unresolvable_host_econnect", test_session_unresolvable_host_econnect},
       {"test_session_log_routes_beyond_32", test_session_log_routes_beyond_32},
       {"test_session_digest_auth", test_session_digest_auth},

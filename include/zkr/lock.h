@@ -25,9 +25,11 @@ typedef struct zkr_lock zkr_lock;
 
 /* Called once per hold when a held lock is lost: the session expired or
  * closed, its validity deadline passed (see zkr_lock_valid_until), or the
- * lock node was deleted by someone else (seen by holds older than about
- * 0.25-1.25 s: the watch on one's own node is set only then, to spare short
- * holds a request; zkr_lock_multi checks the node every time). Runs on the session's event thread;
+ * lock node was deleted by someone else (seen at once while a watch on our
+ * own node is set: from the grant for the next in line, else once the
+ * contender has existed 0.25 s, to spare short uncontended holds a request;
+ * a deletion before that is seen when it is set, or by zkr_lock_release();
+ * zkr_lock_multi checks the node every time). Runs on the session's event thread;
  * it must not block nor call a blocking zkr function. After it, the holder
  * must stop touching what the lock protects; zkr_lock_release() then
  * returns ZKR_ELOST (node deleted) or ZKR_ESESSION (session lost) and clears
@@ -63,7 +65,9 @@ ZKR_EXTERN int zkr_lock_acquire(zkr_lock *l, int timeout_ms);
  * deleted and the call returns once the server confirmed it (it keeps trying
  * across connection loss) so another client can acquire at once.
  * Returns ZKR_OK, ZKR_ENOTHELD (calling thread holds nothing; nothing
- * changes), ZKR_ESESSION (the hold had been lost; local state is cleared). */
+ * changes), ZKR_ELOST (the hold had been lost: another client deleted our
+ * node — also when the delete finds it gone, the only news a young hold may
+ * get), ZKR_ESESSION (lost with the session); local state is cleared. */
 ZKR_EXTERN int zkr_lock_release(zkr_lock *l);
 
 /* Like zkr_lock_release(), but at zero it returns as soon as the delete is

@@ -53,7 +53,8 @@ int sv_wait_interruptible(int sigfd, int (*fn)(void *), void (*cancel)(void *), 
  * foreground it gets the terminal while it runs. INT, TERM and HUP are
  * forwarded to its group, and whatever of the tree is left once its first
  * process ended gets SIGTERM; any other signal that would end zkr gives
- * the whole tree SIGTERM at once and the result is 128+N. A job-control
+ * the whole tree SIGTERM at once (SIGKILL after grace_ms) and the result
+ * is 128+N. A job-control
  * stop of the command or of zkr stops the whole tree and then zkr; on
  * SIGCONT the tree runs again only if the hold is still valid. If the hold
  * is lost the tree gets SIGTERM, then SIGKILL after grace_ms, and the

@@ -65,21 +65,25 @@ static const char usage_main[] =
     "\n"
     "`zkr COMMAND --help` for details.\n"
     "Exit: COMMAND's status (128+N if killed by signal N); 1 (or -E CODE) not acquired;\n"
-    "64 usage; 69 ZooKeeper unavailable; 70 internal error; 75 lock or leadership lost;\n"
-    "77 not authorized.\n";
+    "64 usage; 69 ZooKeeper unavailable; 70 internal error; 75 lock or leadership lost (or our\n"
+    "waiting node deleted); 77 not authorized.\n";
 
 static const char usage_lock[] =
     "usage: zkr lock [-n | -w SECONDS] [-E CODE] [--grace SECONDS] [--id ID] PATH -- COMMAND [ARG...]\n"
     "       zkr lock [options] PATH -c 'SHELL COMMAND'\n"
     "\n"
     "Runs COMMAND while holding the ZooKeeper lock at PATH (Curator-compatible) and exits with\n"
-    "its status. -n gives up at once if the lock is held, -w waits at most SECONDS (fractions\n"
-    "allowed); giving up exits 1, or CODE with -E. -c runs SHELL COMMAND with /bin/sh -c.\n"
+    "its status. -n gives up at once if the lock is held, -w waits at most SECONDS (decimal,\n"
+    "e.g. 30 or 0.5); giving up exits 1, or CODE with -E (not 64, 69, 70, 75 or 77: zkr's own).\n"
+    "-c runs SHELL COMMAND with /bin/sh -c (after PATH: exactly one argument).\n"
     "The lock is held until every process COMMAND started has ended, background jobs included.\n"
     "If the lock is lost (session expired, disconnected past the session's validity, node\n"
     "deleted), every process of COMMAND's tree gets SIGTERM, SIGKILL after --grace SECONDS\n"
-    "(default 5), and zkr exits 75 once they are gone. SIGINT, SIGTERM and SIGHUP are forwarded\n"
-    "to COMMAND. Ctrl-Z stops COMMAND with zkr; it continues only if the lock is still held.\n"
+    "(default: half the session's expiry margin, 0.5 s for a 10 s session; COMMAND may overlap\n"
+    "the next holder during the grace), and zkr exits 75 once they are gone; 75 also if another\n"
+    "client deletes our waiting node. SIGINT, SIGTERM and SIGHUP are forwarded to COMMAND; any\n"
+    "other signal that would end zkr ends COMMAND's tree first (exit 128+N); SIGPIPE is ignored.\n"
+    "Ctrl-Z stops COMMAND with zkr; it continues only if the lock is still held.\n"
     "COMMAND's environment gets ZKR_LOCK_PATH, ZKR_LOCK_NODE and ZKR_FENCING_TOKEN.\n"
     "-s/--shared and --leases N are reserved for the read-write lock and the semaphore.\n";
 
@@ -90,7 +94,8 @@ static const char usage_elect[] =
     "Joins the election at PATH, waits to lead, then runs COMMAND while leading and exits with\n"
     "its status (resigning). If leadership is lost while COMMAND runs it is stopped as with\n"
     "`zkr lock` and zkr exits 75. --id is what `zkr leader` shows (default host:pid).\n"
-    "COMMAND's environment gets ZKR_ELECTION_PATH and ZKR_EPOCH (the term's fencing token).\n";
+    "COMMAND's environment gets ZKR_ELECTION_PATH and ZKR_EPOCH (the term's fencing token;\n"
+    "no ZKR_FENCING_TOKEN or ZKR_LOCK_*).\n";
 
 static const char usage_status[] =
     "usage: zkr status [--json] PATH\n"
@@ -101,9 +106,9 @@ static const char usage_status[] =
 static const char usage_leader[] =
     "usage: zkr leader [--watch [--json]] PATH\n"
     "\n"
-    "Prints the current leader's id; exit 1 if none. With --watch, prints the leader's id each\n"
-    "time it changes (an empty line when nobody leads) until interrupted; --json prints one\n"
-    "JSON object per line instead.\n";
+    "Prints the current leader's id; exit 1 if none. With --watch, prints the leader at start,\n"
+    "then its id each time it changes (an empty line when nobody leads) until interrupted;\n"
+    "--json prints one JSON object per line instead ({\"leader\":null,...} when nobody leads).\n";
 
 static int usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -300,15 +300,21 @@ static size_t signal_tree_once(int sig, pid_set *done) {
   return added;
 }
 
+/* Walks of one signal_tree() call at most: a tree that keeps forking new
+ * processes (a loop ignoring SIGTERM) would otherwise hold zkr here, and
+ * the SIGKILL at the end of the grace must still come. */
+#define SIGNAL_WALKS_MAX 64
+
 /* Sends sig once to each process of the tree: a process forked between a
  * walk and its signals is found by the next walk, so walk until one finds
  * no process not yet signalled. Signalling a process twice is not
  * harmless: a TERM trap would run twice. */
 static void signal_tree(int sig) {
   pid_set done = {NULL, 0, 0};
+  int walks = 0;
 
-  while (signal_tree_once(sig, &done) > 0)
-    ;
+  while (walks < SIGNAL_WALKS_MAX && signal_tree_once(sig, &done) > 0)
+    walks++;
   free(done.pid);
 }
 

@@ -622,6 +622,13 @@ lock with -- but no COMMAND|lock $P --
 lock -w not a number|lock -w abc $P -- touch $dir/ran
 lock -w negative|lock -w -1 $P -- touch $dir/ran
 lock -E out of range|lock -E 300 $P -- touch $dir/ran
+lock -E one of zkr's own codes|lock -E 75 $P -- touch $dir/ran
+lock -w hexadecimal|lock -w 0x10 $P -- touch $dir/ran
+lock --grace hexadecimal|lock --grace 0x1 $P -- touch $dir/ran
+lock -w with an exponent|lock -w 1e1 $P -- touch $dir/ran
+lock -c without its argument|lock $P -c
+lock -c with an extra argument|lock $P -c touch\ $dir/ran extra
+elect -c without its argument|elect $P -c
 lock unknown option|lock --frobnicate $P -- touch $dir/ran
 elect without COMMAND|elect $P
 status without PATH|status
@@ -815,19 +822,120 @@ test_cli_background_then_fg() {
   term_stop
 }
 
-# The lost-lock message names the cause when another client deletes the node.
+# Deletes znodes through the Debian package's zkCli (one JVM start).
+zk_delete() {
+  local n
+  {
+    for n in "$@"; do printf 'delete %s\n' "$n"; done
+    echo quit
+  } |
+    /usr/share/zookeeper/bin/zkCli.sh -server "$HOSTS" >/dev/null 2>&1
+}
+
+# The lost-lock message names the cause when another client deletes the
+# node. The command ignores SIGTERM: with the default --grace (half the
+# expiry margin: 0.1 s for a 2 s session) it is killed at once, not after
+# seconds of running beside the next holder.
 test_cli_lost_node_deleted() {
-  local zpid node
-  "$ZKR" --hosts "$HOSTS" lock "$P" -- sh -c 'echo "$ZKR_LOCK_NODE" > "$1/node"; exec sleep 600' sh "$dir" \
-    2>"$dir/zkr.err" &
+  local zpid node t0 el
+  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 lock "$P" -- \
+    sh -c 'trap "" TERM; echo "$ZKR_LOCK_NODE" > "$1/node"; exec sleep 600' sh "$dir" 2>"$dir/zkr.err" &
   zpid=$!
   track $zpid
   await_start "$dir/node" $zpid "command" || return 1
   node=$(cat "$dir/node")
-  printf 'delete %s\nquit\n' "$node" | /usr/share/zookeeper/bin/zkCli.sh -server "$HOSTS" >/dev/null 2>&1
+  zk_delete "$node"
+  t0=$(now_ms)
+  await 'gone $zpid' 10 || fail "zkr still running 10 s after its node was deleted" || return 1
+  el=$(($(now_ms) - t0))
+  expect_rc "zkr whose node was deleted" 75 "$(waitrc $zpid)" || return 1
+  grep -q "lock $P lost (node deleted" "$dir/zkr.err" || fail "lost message: $(cat "$dir/zkr.err")" || return 1
+  # The delete is seen before zkCli exits: 1 s is the default grace plus
+  # plenty of scheduling slack, far below the former 5 s.
+  [ $el -lt 1000 ] || fail "a command ignoring SIGTERM ran $el ms after the deletion with the default --grace"
+}
+
+# Another client deletes the node of a zkr still waiting in the queue: zkr
+# says so and exits 75 without running the command.
+test_cli_waiting_node_deleted() {
+  local hpid wpid node
+  "$ZKR" --hosts "$HOSTS" lock "$P" -- sh -c 'echo $$ > "$1/holder.pid"; exec sleep 600' sh "$dir" &
+  hpid=$!
+  track $hpid
+  await_start "$dir/holder.pid" $hpid "holder's command" || return 1
+  "$ZKR" --hosts "$HOSTS" lock "$P" -- touch "$dir/ran" 2>"$dir/waiter.err" &
+  wpid=$!
+  track $wpid
+  await '[ "$(nparts "$P")" = 2 ]' 10 || fail "waiter did not queue" || return 1
+  node=$(zk status --json "$P" | /usr/bin/python3 -c '
+import json, sys
+print(json.load(sys.stdin)["participants"][1]["node"])')
+  [ -n "$node" ] || fail "no waiter node in zkr status" || return 1
+  [[ $node == /* ]] || node=$P/$node
+  zk_delete "$node"
+  await 'gone $wpid' 10 || fail "waiter still running 10 s after its node was deleted" || return 1
+  expect_rc "waiter whose node was deleted" 75 "$(waitrc $wpid)" || return 1
+  grep -q "lock $P: our waiting node was deleted by another client" "$dir/waiter.err" ||
+    fail "message: $(cat "$dir/waiter.err")" || return 1
+  [ ! -e "$dir/ran" ] || fail "the waiter's command ran" || return 1
+  gone $hpid && fail "the holder ended too" && return 1
+  return 0
+}
+
+# The lost-lock SIGTERM reaches each process once: a TERM trap that forks
+# (date, sleep) runs once, not again for each walk of the growing tree.
+test_cli_term_sent_once() {
+  local zpid node
+  "$ZKR" --hosts "$HOSTS" lock --grace 3 "$P" -- bash -c \
+    'trap "date +%s.%N >> \"\$1/tlog\"; sleep 0.5; exit 0" TERM; echo "$ZKR_LOCK_NODE" > "$1/node"
+     while :; do sleep 0.05; done' bash "$dir" 2>/dev/null &
+  zpid=$!
+  track $zpid
+  await_start "$dir/node" $zpid "command" || return 1
+  node=$(cat "$dir/node")
+  zk_delete "$node"
   await 'gone $zpid' 10 || fail "zkr still running 10 s after its node was deleted" || return 1
   expect_rc "zkr whose node was deleted" 75 "$(waitrc $zpid)" || return 1
-  grep -q "lock $P lost (node deleted" "$dir/zkr.err" || fail "lost message: $(cat "$dir/zkr.err")"
+  [ "$(lines "$dir/tlog")" = 1 ] || fail "the TERM trap ran $(lines "$dir/tlog") times, expected once"
+}
+
+# Every other signal that would end zkr (here USR1, ALRM, a realtime one)
+# ends the command's whole tree first: nothing runs on without the lock,
+# and zkr exits 128+N.
+test_cli_fatal_signal_ends_tree() {
+  local sig n zpid bpid
+  for sig in USR1 ALRM RTMIN+1; do
+    n=$(kill -l "$sig")
+    rm -f "$dir/bg.pid"
+    "$ZKR" --hosts "$HOSTS" lock "$P" -- \
+      bash -c 'exec -a zkrtest-bg sleep 20 & echo $! > "$1/bg.pid"; wait' bash "$dir" &
+    zpid=$!
+    track $zpid
+    await_start "$dir/bg.pid" $zpid "command" || return 1
+    bpid=$(cat "$dir/bg.pid")
+    kill -"$sig" $zpid
+    await 'gone $zpid' 5 || fail "zkr still running 5 s after SIG$sig" || return 1
+    expect_rc "zkr sent SIG$sig" $((128 + n)) "$(waitrc $zpid)" || return 1
+    gone "$bpid" || fail "after SIG$sig to zkr the command's sleep (pid $bpid) runs on" || return 1
+    zk lock -n "$P" -- true
+    expect_rc "lock -n after SIG$sig ended the holder" 0 $? || return 1
+  done
+}
+
+# zkr -v whose stderr pipe lost its reader: SIGPIPE does not kill it.
+test_cli_sigpipe_ignored() {
+  local zpid rd
+  mkfifo "$dir/err" || fail "mkfifo" || return 1
+  exec {rd}<>"$dir/err" # a reader, so that zkr's open does not block
+  "$ZKR" --hosts "$HOSTS" -v lock "$P" -- \
+    sh -c 'echo $$ > "$1/cmd.pid"; while [ ! -e "$1/go" ]; do sleep 0.02; done' sh "$dir" 2>"$dir/err" {rd}<&- &
+  zpid=$!
+  track $zpid
+  await_start "$dir/cmd.pid" $zpid "command" || return 1
+  exec {rd}<&- # the last reader: zkr's next message ("released") meets a closed pipe
+  touch "$dir/go"
+  await 'gone $zpid' 5 || fail "zkr still running 5 s after its command ended" || return 1
+  expect_rc "zkr -v writing to a closed pipe" 0 "$(waitrc $zpid)"
 }
 
 test_cli_unresolvable_host() {
@@ -911,6 +1019,9 @@ test_cli_error_messages() {
   check_msg "--session-timeout out of range" "100 to 3600000" --session-timeout 5 status "$P" || return 1
   check_msg "-w nan" "bad -w 'nan'" --hosts "$HOSTS" lock -w nan "$P" -- true || return 1
   check_msg "--grace nan" "bad --grace 'nan'" --hosts "$HOSTS" lock --grace nan "$P" -- true || return 1
+  check_msg "-E 69" "zkr itself exits 69" --hosts "$HOSTS" lock -E 69 "$P" -- true || return 1
+  check_msg "-w 0x10" "decimal seconds" --hosts "$HOSTS" lock -w 0x10 "$P" -- true || return 1
+  check_msg "-c without its argument" "-c needs" --hosts "$HOSTS" lock "$P" -c || return 1
   check_msg "-n with -w" "-n and -w" --hosts "$HOSTS" lock -n -w 1 "$P" -- true || return 1
   check_msg "-s" "read-write lock" --hosts "$HOSTS" lock -s "$P" -- true || return 1
   check_msg "--leases" "semaphore" --hosts "$HOSTS" lock --leases 2 "$P" -- true || return 1
@@ -973,7 +1084,9 @@ test_cli_options_anywhere() {
   done
 }
 
-# leader --watch: one line per new leader; --json one object per line.
+# leader --watch: a first line for the leader at start (empty, or a null
+# leader with --json, when nobody leads), then one line per new leader;
+# --json one object per line.
 test_cli_leader_watch() {
   local wp jp e1 e2 out
   "$ZKR" --hosts "$HOSTS" leader --watch "$P" >"$dir/watch" &
@@ -982,6 +1095,11 @@ test_cli_leader_watch() {
   "$ZKR" --hosts "$HOSTS" leader --watch --json "$P" >"$dir/watch.json" &
   jp=$!
   track $jp
+  await '[ "$(lines "$dir/watch")" -ge 1 ] && [ "$(lines "$dir/watch.json")" -ge 1 ]' 10 ||
+    fail "no first line while nobody leads: '$(cat "$dir/watch" "$dir/watch.json")'" || return 1
+  [ "$(sed -n 1p "$dir/watch")" = "" ] || fail "first line '$(sed -n 1p "$dir/watch")', expected empty" || return 1
+  [[ $(sed -n 1p "$dir/watch.json") == '{"leader":null,'* ]] ||
+    fail "first --json line: $(sed -n 1p "$dir/watch.json")" || return 1
   "$ZKR" --hosts "$HOSTS" elect --id w1 "$P" -- sleep 600 &
   e1=$!
   track $e1
@@ -1064,6 +1182,10 @@ CASES=(
   ctrl_z
   background_then_fg
   lost_node_deleted
+  waiting_node_deleted
+  term_sent_once
+  fatal_signal_ends_tree
+  sigpipe_ignored
   unresolvable_host
   acl_and_auth
   missing_chroot

@@ -28,17 +28,66 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The signals whose default action would end zkr and that it can catch:
+ * zkr must not die of one and leave the command's tree running without the
+ * lock. The fault signals (ILL, TRAP, ABRT, BUS, FPE, SEGV, SYS) are here
+ * for when another process sends them; one raised by a fault of zkr itself
+ * is delivered by the kernel whatever the mask, like SIGKILL. The realtime
+ * signals are added at run time (SIGRTMIN is not a constant). */
+static const int ending_signals[] = {
+    SIGHUP,    SIGINT,  SIGQUIT, SIGILL,  SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGUSR1,   SIGSEGV,
+    SIGUSR2,   SIGALRM, SIGTERM, SIGXCPU, SIGXFSZ, SIGPROF, SIGSYS, SIGIO,  SIGVTALRM,
+#ifdef SIGSTKFLT
+    SIGSTKFLT,
+#endif
+#ifdef SIGPWR
+    SIGPWR,
+#endif
+};
+
+/* What SIGPIPE did when zkr started: the command gets it back. */
+static void (*initial_sigpipe)(int) = SIG_DFL;
+
 int sv_signals(void) {
-  static const int handled[] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT};
+  static const int job[] = {SIGCHLD, SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT};
   sigset_t set;
   size_t i;
+  int rt;
 
   sigemptyset(&set);
-  for (i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
-    sigaddset(&set, handled[i]);
+  for (i = 0; i < sizeof(job) / sizeof(job[0]); i++)
+    sigaddset(&set, job[i]);
+  for (i = 0; i < sizeof(ending_signals) / sizeof(ending_signals[0]); i++)
+    sigaddset(&set, ending_signals[i]);
+  for (rt = SIGRTMIN; rt <= SIGRTMAX; rt++)
+    sigaddset(&set, rt);
   if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
     return -1;
   return signalfd(-1, &set, SFD_CLOEXEC);
+}
+
+void sv_ignore_sigpipe(void) {
+  initial_sigpipe = signal(SIGPIPE, SIG_IGN);
+  if (initial_sigpipe == SIG_ERR)
+    initial_sigpipe = SIG_DFL;
+}
+
+/* 1 if sig, received on the signalfd, asks zkr to end. */
+static int is_ending(int sig) {
+  size_t i;
+
+  if (sig >= SIGRTMIN && sig <= SIGRTMAX)
+    return 1;
+  for (i = 0; i < sizeof(ending_signals) / sizeof(ending_signals[0]); i++)
+    if (ending_signals[i] == sig)
+      return 1;
+  return 0;
+}
+
+/* INT, TERM and HUP are for the command (a daemon may reload on HUP); the
+ * other ending signals are meant for zkr alone. */
+static int is_forwarded(int sig) {
+  return sig == SIGINT || sig == SIGTERM || sig == SIGHUP;
 }
 
 static int read_signal(int sigfd) {
@@ -77,7 +126,7 @@ static void *watch_signals(void *p) {
         /* No command runs yet: Ctrl-Z stops just us, as it would any
          * program; the wait goes on once continued. */
         raise(SIGSTOP);
-      } else if (s == SIGINT || s == SIGTERM || s == SIGHUP) {
+      } else if (is_ending(s)) {
         w->sig = s;
         w->cancel(w->arg); /* makes fn return soon */
         return NULL;
@@ -179,12 +228,40 @@ static int list_procs(proc_list *pl) {
   return 0;
 }
 
-/* Sends sig to every descendant of zkr, found in one walk of /proc.
- * Returns how many there were (zombies included). */
-static size_t signal_tree_once(int sig) {
+/* The processes one signal_tree() call has signalled. */
+typedef struct pid_set {
+  pid_t *pid;
+  size_t n, cap;
+} pid_set;
+
+static int pid_set_has(const pid_set *ps, pid_t p) {
+  size_t i;
+
+  for (i = 0; i < ps->n; i++)
+    if (ps->pid[i] == p)
+      return 1;
+  return 0;
+}
+
+static int pid_set_add(pid_set *ps, pid_t p) {
+  if (ps->n == ps->cap) {
+    size_t cap = ps->cap ? ps->cap * 2 : 64;
+    pid_t *a = realloc(ps->pid, cap * sizeof(*a));
+    if (a == NULL)
+      return -1;
+    ps->pid = a;
+    ps->cap = cap;
+  }
+  ps->pid[ps->n++] = p;
+  return 0;
+}
+
+/* Sends sig to every descendant of zkr found in one walk of /proc that is
+ * not in done yet, and adds it there. Returns how many were added. */
+static size_t signal_tree_once(int sig, pid_set *done) {
   proc_list pl = {NULL, NULL, 0, 0};
   pid_t self = getpid();
-  size_t i, j, found = 0;
+  size_t i, j, found = 0, added = 0;
   int grew = 1;
 
   if (list_procs(&pl) != 0)
@@ -209,21 +286,36 @@ static size_t signal_tree_once(int sig) {
       }
     }
   }
-  for (i = 0; i < found; i++)
+  for (i = 0; i < found; i++) {
+    if (pid_set_has(done, pl.pid[i]))
+      continue;
     kill(pl.pid[i], sig);
+    /* Out of memory, a process is not remembered: it may get sig again,
+     * but the walks still end (only remembered ones count as new). */
+    if (pid_set_add(done, pl.pid[i]) == 0)
+      added++;
+  }
   free(pl.pid);
   free(pl.ppid);
-  return found;
+  return added;
 }
 
-/* Sends sig to the whole tree; a process forked between the walk and the
- * signals is found by the next walk, so walk until the tree stops
- * growing. */
-static void signal_tree(int sig) {
-  size_t before = 0, now;
+/* Walks of one signal_tree() call at most: a tree that keeps forking new
+ * processes (a loop ignoring SIGTERM) would otherwise hold zkr here, and
+ * the SIGKILL at the end of the grace must still come. */
+#define SIGNAL_WALKS_MAX 64
 
-  while ((now = signal_tree_once(sig)) > before)
-    before = now;
+/* Sends sig once to each process of the tree: a process forked between a
+ * walk and its signals is found by the next walk, so walk until one finds
+ * no process not yet signalled. Signalling a process twice is not
+ * harmless: a TERM trap would run twice. */
+static void signal_tree(int sig) {
+  pid_set done = {NULL, 0, 0};
+  int walks = 0;
+
+  while (walks < SIGNAL_WALKS_MAX && signal_tree_once(sig, &done) > 0)
+    walks++;
+  free(done.pid);
 }
 
 /* --- running the command ---------------------------------------------------- */
@@ -237,6 +329,7 @@ typedef struct run {
   int stop_asked;  /* a job-control stop (of the command or of zkr) */
   int ending;      /* zkr was asked to end: once the command's first
                       process has ended, the rest of the tree must go */
+  int end_sig;     /* a signal meant for zkr alone ended it: 128+N */
   int lost;        /* the hold was lost */
   int tree_termed; /* the whole tree got SIGTERM */
   int failed;      /* zkr could not wait for signals any more */
@@ -265,7 +358,7 @@ static pid_t spawn(const run *r, char *const argv[], char *const env_add[]) {
   /* Child: own process group (so the whole command tree gets our signals),
    * the terminal's foreground if we had it (SIGTTOU is still blocked, so
    * this works from the background group we are in a moment), dies with
-   * us, default signal mask. */
+   * us, default signal mask, SIGPIPE as zkr found it. */
   setpgid(0, 0);
   if (r->tty >= 0)
     tcsetpgrp(r->tty, getpid());
@@ -274,6 +367,7 @@ static pid_t spawn(const run *r, char *const argv[], char *const env_add[]) {
     _exit(ZKR_TOOL_LOST); /* we died before prctl took effect */
   sigfillset(&all);
   sigprocmask(SIG_UNBLOCK, &all, NULL);
+  signal(SIGPIPE, initial_sigpipe);
   for (i = 0; env_add != NULL && env_add[i] != NULL; i++)
     putenv(env_add[i]);
   execvp(argv[0], argv);
@@ -373,7 +467,7 @@ static void term_tree(run *r, int grace_ms) {
 }
 
 int sv_run(int sigfd, char *const argv[], char *const env_add[], const sv_hold *h, int grace_ms) {
-  run r = {h, find_tty(), 0, 0, 0, 0, 0, 0, 0, 0, -1};
+  run r = {h, find_tty(), 0, 0, 0, 0, 0, 0, 0, 0, 0, -1};
 
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   r.pid = spawn(&r, argv, env_add);
@@ -390,7 +484,7 @@ int sv_run(int sigfd, char *const argv[], char *const env_add[], const sv_hold *
 
     if (reap(&r))
       break;
-    if (r.stop_asked && !r.lost)
+    if (r.stop_asked && !r.lost && r.end_sig == 0)
       stop_all(&r);
     if (!r.lost && !h->held(h->arg)) {
       lose(&r);
@@ -422,13 +516,20 @@ int sv_run(int sigfd, char *const argv[], char *const env_add[], const sv_hold *
       int s = read_signal(sigfd);
       if (is_job_stop(s)) {
         r.stop_asked = 1;
-      } else if ((s == SIGINT || s == SIGTERM || s == SIGHUP) && !r.lost) {
+      } else if (is_forwarded(s) && !r.lost) {
         /* Forward; the command decides whether and how to end (a daemon
          * may reload on SIGHUP): while its first process runs, the lock
          * still covers it. Once that process has ended, the rest of the
          * tree is ended with it (below). */
         kill(-r.pid, s);
         r.ending = 1;
+      } else if (is_ending(s) && !is_forwarded(s) && r.end_sig == 0) {
+        /* Meant for zkr (USR1 may mean "reopen logs" to the command): zkr
+         * ends as the signal asks, but not before the tree. */
+        r.end_sig = s;
+        r.ending = 1;
+        if (!r.tree_termed)
+          term_tree(&r, grace_ms);
       }
       /* SIGCONT after a SIGSTOP from outside: the loop's held() check
        * comes before the command is waited for again. */
@@ -436,5 +537,7 @@ int sv_run(int sigfd, char *const argv[], char *const env_add[], const sv_hold *
   }
   if (r.failed)
     return ZKR_TOOL_SOFTWARE;
-  return r.lost ? ZKR_TOOL_LOST : r.status;
+  if (r.lost)
+    return ZKR_TOOL_LOST;
+  return r.end_sig != 0 ? 128 + r.end_sig : r.status;
 }

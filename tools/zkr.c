@@ -65,21 +65,25 @@ static const char usage_main[] =
     "\n"
     "`zkr COMMAND --help` for details.\n"
     "Exit: COMMAND's status (128+N if killed by signal N); 1 (or -E CODE) not acquired;\n"
-    "64 usage; 69 ZooKeeper unavailable; 70 internal error; 75 lock or leadership lost;\n"
-    "77 not authorized.\n";
+    "64 usage; 69 ZooKeeper unavailable; 70 internal error; 75 lock or leadership lost (or our\n"
+    "waiting node deleted); 77 not authorized.\n";
 
 static const char usage_lock[] =
     "usage: zkr lock [-n | -w SECONDS] [-E CODE] [--grace SECONDS] [--id ID] PATH -- COMMAND [ARG...]\n"
     "       zkr lock [options] PATH -c 'SHELL COMMAND'\n"
     "\n"
     "Runs COMMAND while holding the ZooKeeper lock at PATH (Curator-compatible) and exits with\n"
-    "its status. -n gives up at once if the lock is held, -w waits at most SECONDS (fractions\n"
-    "allowed); giving up exits 1, or CODE with -E. -c runs SHELL COMMAND with /bin/sh -c.\n"
+    "its status. -n gives up at once if the lock is held, -w waits at most SECONDS (decimal,\n"
+    "e.g. 30 or 0.5); giving up exits 1, or CODE with -E (not 64, 69, 70, 75 or 77: zkr's own).\n"
+    "-c runs SHELL COMMAND with /bin/sh -c (after PATH: exactly one argument).\n"
     "The lock is held until every process COMMAND started has ended, background jobs included.\n"
     "If the lock is lost (session expired, disconnected past the session's validity, node\n"
     "deleted), every process of COMMAND's tree gets SIGTERM, SIGKILL after --grace SECONDS\n"
-    "(default 5), and zkr exits 75 once they are gone. SIGINT, SIGTERM and SIGHUP are forwarded\n"
-    "to COMMAND. Ctrl-Z stops COMMAND with zkr; it continues only if the lock is still held.\n"
+    "(default: half the session's expiry margin, 0.5 s for a 10 s session; COMMAND may overlap\n"
+    "the next holder during the grace), and zkr exits 75 once they are gone; 75 also if another\n"
+    "client deletes our waiting node. SIGINT, SIGTERM and SIGHUP are forwarded to COMMAND; any\n"
+    "other signal that would end zkr ends COMMAND's tree first (exit 128+N); SIGPIPE is ignored.\n"
+    "Ctrl-Z stops COMMAND with zkr; it continues only if the lock is still held.\n"
     "COMMAND's environment gets ZKR_LOCK_PATH, ZKR_LOCK_NODE and ZKR_FENCING_TOKEN.\n"
     "-s/--shared and --leases N are reserved for the read-write lock and the semaphore.\n";
 
@@ -90,7 +94,8 @@ static const char usage_elect[] =
     "Joins the election at PATH, waits to lead, then runs COMMAND while leading and exits with\n"
     "its status (resigning). If leadership is lost while COMMAND runs it is stopped as with\n"
     "`zkr lock` and zkr exits 75. --id is what `zkr leader` shows (default host:pid).\n"
-    "COMMAND's environment gets ZKR_ELECTION_PATH and ZKR_EPOCH (the term's fencing token).\n";
+    "COMMAND's environment gets ZKR_ELECTION_PATH and ZKR_EPOCH (the term's fencing token;\n"
+    "no ZKR_FENCING_TOKEN or ZKR_LOCK_*).\n";
 
 static const char usage_status[] =
     "usage: zkr status [--json] PATH\n"
@@ -101,9 +106,9 @@ static const char usage_status[] =
 static const char usage_leader[] =
     "usage: zkr leader [--watch [--json]] PATH\n"
     "\n"
-    "Prints the current leader's id; exit 1 if none. With --watch, prints the leader's id each\n"
-    "time it changes (an empty line when nobody leads) until interrupted; --json prints one\n"
-    "JSON object per line instead.\n";
+    "Prints the current leader's id; exit 1 if none. With --watch, prints the leader at start,\n"
+    "then its id each time it changes (an empty line when nobody leads) until interrupted;\n"
+    "--json prints one JSON object per line instead ({\"leader\":null,...} when nobody leads).\n";
 
 static int usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -120,13 +125,24 @@ static int usage_error(const char *usage, const char *fmt, ...) {
   return ZKR_TOOL_USAGE;
 }
 
-/* Seconds, fractions allowed, 0 to a year. NaN and infinities fail the
- * range test too. */
+/* Seconds as a plain decimal number (digits, optionally a point and more
+ * digits), 0 to a year. strtod alone would also take "0x10", "1e3", "inf"
+ * and leading blanks. */
 static int parse_seconds_ms(const char *s, int *ms) {
-  char *end;
-  double v = strtod(s, &end);
+  size_t digits = strspn(s, "0123456789");
+  double v;
 
-  if (end == s || *end != '\0' || !(v >= 0 && v <= 86400.0 * 365))
+  if (digits == 0)
+    return -1;
+  if (s[digits] == '.') {
+    size_t frac = strspn(s + digits + 1, "0123456789");
+    if (frac == 0 || s[digits + 1 + frac] != '\0')
+      return -1;
+  } else if (s[digits] != '\0') {
+    return -1;
+  }
+  v = strtod(s, NULL);
+  if (v > 86400.0 * 365)
     return -1;
   *ms = (int)(v * 1000.0 + 0.5);
   return 0;
@@ -140,6 +156,25 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
     return -1;
   *out = (int)v;
   return 0;
+}
+
+/* What an exit code means when zkr itself returns it, or NULL if zkr never
+ * does (then -E may use it without making two outcomes look alike). */
+static const char *own_code(int code) {
+  switch (code) {
+  case ZKR_TOOL_USAGE:
+    return "usage error";
+  case ZKR_TOOL_UNAVAILABLE:
+    return "ZooKeeper unavailable";
+  case ZKR_TOOL_SOFTWARE:
+    return "internal error";
+  case ZKR_TOOL_LOST:
+    return "lock lost";
+  case ZKR_TOOL_NOPERM:
+    return "not authorized";
+  default:
+    return NULL;
+  }
 }
 
 /* --- global options ------------------------------------------------------------ */
@@ -348,6 +383,16 @@ static int recipe_error(const char *what, const char *path, int rc) {
   return tool_code(rc);
 }
 
+/* Another client deleted our node while we waited: the command never
+ * started, but the place in the queue was lost as a hold would be. */
+static int waiting_node_deleted(const char *what, const char *path) {
+  char shown[256];
+
+  fprintf(stderr, "zkr: %s %s: our waiting node was deleted by another client; giving up\n", what,
+          printable(path, shown, sizeof(shown)));
+  return ZKR_TOOL_LOST;
+}
+
 /* A pipe that callbacks write to when a hold is lost. */
 static int lost_pipe[2] = {-1, -1};
 
@@ -387,10 +432,20 @@ static const char *hold_cause(zkr_session *s, int reason) {
 
 /* What lock and elect parse the same way. */
 typedef struct run_opts {
-  int grace_ms;
+  int grace_ms; /* -1: default_grace_ms() */
   const char *id;
   const char *shell; /* -c: a shell command instead of argv */
 } run_opts;
+
+/* The default --grace: half the session's expiry margin (the library
+ * steps down max(timeout / 10, 50 ms) before the server can expire the
+ * session). After a loss found by that deadline, a tree killed within the
+ * grace is gone before the next holder can be granted the lock. */
+static int default_grace_ms(zkr_session *s) {
+  int margin = zkr_session_timeout(s) / 10;
+
+  return (margin > 50 ? margin : 50) / 2;
+}
 
 /* Shared by lock and elect: PATH [--] COMMAND..., PATH -c 'COMMAND', or
  * -c given as an option before PATH. *cmd is argv-like. */
@@ -401,10 +456,16 @@ static int split_command(int argc, char **argv, const char *usage, run_opts *ro,
   if (optind >= argc)
     return usage_error(usage, "missing PATH");
   *path = argv[optind++];
-  if (ro->shell == NULL && optind + 2 == argc && strcmp(argv[optind], "-c") == 0)
+  /* -c after PATH (flock's order) takes exactly one argument: anything
+   * else would run "-c" as a program after taking the lock. */
+  if (ro->shell == NULL && optind < argc && strcmp(argv[optind], "-c") == 0) {
+    if (optind + 2 != argc)
+      return usage_error(usage, "-c needs exactly one SHELL COMMAND after it (quote it)");
     ro->shell = argv[optind + 1];
+    optind += 2;
+  }
   if (ro->shell != NULL) {
-    if (optind < argc && strcmp(argv[optind], "-c") != 0)
+    if (optind < argc)
       return usage_error(usage, "-c 'SHELL COMMAND' and a COMMAND both given");
     shell_argv[2] = (char *)ro->shell;
     *cmd = shell_argv;
@@ -424,7 +485,7 @@ static int run_option(run_opts *ro, int opt, const char *usage) {
   switch (opt) {
   case 'g':
     if (parse_seconds_ms(optarg, &ro->grace_ms) != 0)
-      return usage_error(usage, "bad --grace '%s': expected seconds, 0 or more", optarg);
+      return usage_error(usage, "bad --grace '%s': expected decimal seconds such as 30 or 0.5", optarg);
     return 0;
   case 'i':
     ro->id = optarg;
@@ -511,7 +572,7 @@ static int cmd_lock(global *g, int argc, char **argv) {
                                            {"leases", required_argument, NULL, 'L'},
                                            {NULL, 0, NULL, 0}};
   int timeout_ms = -1, conflict = ZKR_TOOL_GAVE_UP, nonblock = 0, waits = 0, opt, rc, sigfd, sig;
-  run_opts ro = {5000, NULL, NULL};
+  run_opts ro = {-1, NULL, NULL};
   const char *path;
   char **cmd;
   zkr_session *s = NULL;
@@ -538,11 +599,14 @@ static int cmd_lock(global *g, int argc, char **argv) {
     case 'w':
       waits = 1;
       if (parse_seconds_ms(optarg, &timeout_ms) != 0)
-        return usage_error(usage_lock, "bad -w '%s': expected seconds, 0 or more", optarg);
+        return usage_error(usage_lock, "bad -w '%s': expected decimal seconds such as 30 or 0.5", optarg);
       break;
     case 'E':
       if (parse_int(optarg, 0, 255, &conflict) != 0)
         return usage_error(usage_lock, "bad -E '%s': expected an exit code, 0 to 255", optarg);
+      if (own_code(conflict) != NULL)
+        return usage_error(usage_lock, "bad -E %d: zkr itself exits %d (%s); pick another code", conflict,
+                           conflict, own_code(conflict));
       break;
     case 's':
       return usage_error(usage_lock, "-s/--shared comes with the read-write lock, not in this version");
@@ -563,6 +627,7 @@ static int cmd_lock(global *g, int argc, char **argv) {
   sigfd = sv_signals();
   if (sigfd < 0 || pipe(lost_pipe) != 0)
     return ZKR_TOOL_SOFTWARE;
+  sv_ignore_sigpipe();
   rc = open_session(g, &s);
   if (rc != 0)
     return rc;
@@ -581,11 +646,13 @@ static int cmd_lock(global *g, int argc, char **argv) {
     fprintf(stderr, "zkr: waiting for %s\n", path);
   rc = sv_wait_interruptible(sigfd, do_acquire, cancel_wait, &ctx, &sig);
   if (rc == ZKR_OK && sig == 0)
-    rc = run_locked(g, &ctx, path, cmd, sigfd, ro.grace_ms);
+    rc = run_locked(g, &ctx, path, cmd, sigfd, ro.grace_ms >= 0 ? ro.grace_ms : default_grace_ms(s));
   else if (sig != 0)
     rc = 128 + sig;
   else if (rc == ZKR_ETIMEDOUT)
     rc = conflict;
+  else if (rc == ZKR_ELOST)
+    rc = waiting_node_deleted("lock", path);
   else
     rc = recipe_error("lock", path, rc);
   zkr_lock_free(ctx.l);
@@ -653,7 +720,7 @@ static int cmd_elect(global *g, int argc, char **argv) {
                                            {"command", required_argument, NULL, 'c'},
                                            {NULL, 0, NULL, 0}};
   int opt, rc, sigfd, sig = 0;
-  run_opts ro = {5000, NULL, NULL};
+  run_opts ro = {-1, NULL, NULL};
   const char *path;
   char **cmd;
   zkr_session *s = NULL;
@@ -683,6 +750,7 @@ static int cmd_elect(global *g, int argc, char **argv) {
   sigfd = sv_signals();
   if (sigfd < 0 || pipe(lost_pipe) != 0)
     return ZKR_TOOL_SOFTWARE;
+  sv_ignore_sigpipe();
   rc = open_session(g, &s);
   if (rc != 0)
     return rc;
@@ -700,9 +768,11 @@ static int cmd_elect(global *g, int argc, char **argv) {
   if (rc == ZKR_OK)
     rc = sv_wait_interruptible(sigfd, do_await, cancel_wait, &ectx, &sig);
   if (rc == ZKR_OK && sig == 0)
-    rc = run_leading(g, &ectx, path, cmd, sigfd, ro.grace_ms);
+    rc = run_leading(g, &ectx, path, cmd, sigfd, ro.grace_ms >= 0 ? ro.grace_ms : default_grace_ms(s));
   else if (sig != 0)
     rc = 128 + sig;
+  else if (rc == ZKR_ELOST)
+    rc = waiting_node_deleted("election", path);
   else
     rc = recipe_error("elect", path, rc);
   zkr_election_free(ectx.e);
@@ -845,11 +915,16 @@ static int do_watch(void *p) {
   char id[4096];
   int rc;
 
+  /* The first look does not wait: the leader at start, or nobody (a
+   * leader differing from "none known" times out at once). */
+  rc = zkr_election_observe(w->cc.s, w->path, &epoch, id, sizeof(id), 0);
+  if (rc != ZKR_OK && rc != ZKR_ETIMEDOUT)
+    return rc;
   for (;;) {
+    print_leader(epoch != 0 ? id : NULL, epoch, w->json);
     rc = zkr_election_observe(w->cc.s, w->path, &epoch, id, sizeof(id), -1);
     if (rc != ZKR_OK)
       return rc;
-    print_leader(epoch != 0 ? id : NULL, epoch, w->json);
   }
 }
 

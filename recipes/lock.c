@@ -179,11 +179,13 @@ int zkr_lock_acquire(zkr_lock *l, int timeout_ms) {
   if (rc == ZKR_ETIMEDOUT || rc == ZKR_ECLOSED) {
     /* Giving up: our node is deleted before we return. A grant that won
      * the race is kept on a timeout, handed back when we are being freed. */
-    int granted = zkr__contender_withdraw(h->c) == ZKR_OK;
+    int wrc = zkr__contender_withdraw(h->c), granted = wrc == ZKR_OK;
     if (granted && rc == ZKR_ETIMEDOUT)
       rc = ZKR_OK;
     else if (granted)
       zkr__contender_release(h->c, 1);
+    else if (wrc == ZKR_ELOST && rc == ZKR_ETIMEDOUT)
+      rc = ZKR_ELOST; /* the cause, not the symptom */
   }
   if (rc == ZKR_OK && l->freeing) {
     zkr__contender_release(h->c, 1);

@@ -159,8 +159,8 @@ int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns);
 
 /* Called with the session mutex held. Gives up waiting: the node is deleted
  * (waits for the confirmation while the session lives). Returns ZKR_OK if
- * the contender had been granted meanwhile (the caller holds it), else
- * ZKR_ETIMEDOUT. */
+ * the contender had been granted meanwhile (the caller holds it), ZKR_ELOST
+ * if someone else had deleted our node, else ZKR_ETIMEDOUT. */
 int zkr__contender_withdraw(zkr__contender *c);
 
 /* Called with the session mutex held. Deletes a granted contender's node
@@ -221,6 +221,9 @@ struct zkr__ticket *zkr__watch_new(zkr_session *s, zkr__waiter *w);
 void zkr__watch_done(struct zkr__ticket *t, zkr__waiter *w, int registered);
 void zkr__watch_fn(zhandle_t *zh, int type, int state, const char *path, void *ctx);
 
+/* Number of watch contexts the session keeps (mutex held; for tests). */
+int zkr__queue_tickets(zkr_session *s);
+
 /* Frees what the queue keeps per session (watch tickets) once the
  * ZooKeeper handle is closed and no callback can run any more. */
 void zkr__queue_session_closed(zkr_session *s);
@@ -229,6 +232,8 @@ void zkr__queue_session_closed(zkr_session *s);
 typedef struct zkr__qstate {
   zkr__contender *head;        /* every live contender of the session */
   struct zkr__ticket *tickets; /* every watch context not yet fired */
+  char **skipped;              /* persistent look-alikes seen (full paths) */
+  int nskipped;
 } zkr__qstate;
 zkr__qstate *zkr__session_queue(zkr_session *s);
 /* The handle, or NULL once the session is closing: no request may be sent. */

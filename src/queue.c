@@ -43,11 +43,14 @@
  *    Broken by: test_faults_lost_create_reply_100.
  * P5 "A persistent node named like a contender is no contender"
  *    (zkr__contender_check, the one rule every listing uses): it is skipped
- *    and remembered, so a later listing does not wait for it again. Broken
- *    by: test_faults_hostile_directory, test_participants_skip_persistent.
+ *    and remembered by the session, so no later listing waits for it or
+ *    reads it again. Broken by: test_faults_hostile_directory,
+ *    test_participants_skip_persistent, test_persistent_lookalike_read_once.
  * P6 "A completion or watch event is for the attempt that sent it": every
- *    resend bumps gen and stale answers are dropped; own-node watch contexts
- *    belong to their contender. Broken by: test_faults_lost_create_reply_100.
+ *    new attempt bumps gen, stale answers are dropped, and a resend deferred
+ *    to the next reconnection is dropped too (new_attempt); own-node watch
+ *    contexts belong to their contender. Broken by:
+ *    test_faults_lost_create_reply_100, test_give_up_while_cut_off_returns.
  *
  * Requests: Curator's count at every position (3 uncontended, 5 waiting):
  * the next in line reads its own node where Curator lists again. A
@@ -127,8 +130,6 @@ struct zkr__contender {
   int exists_mode;   /* predecessor unreadable: watch with exists */
   char **preds;      /* names sorting before ours, in queue order */
   int npreds;
-  char **skipped; /* persistent nodes named like contenders (P5) */
-  int nskipped;
   struct zkr__ticket *tickets; /* our watch contexts not yet fired */
 };
 
@@ -194,9 +195,6 @@ static void unref(zkr__contender *c) {
   if (c->next != NULL)
     c->next->prev = c->prev;
   free_preds(c);
-  while (c->nskipped > 0)
-    free(c->skipped[--c->nskipped]);
-  free(c->skipped);
   pthread_cond_destroy(&c->cond);
   free(c->dir);
   free(c->data);
@@ -275,6 +273,15 @@ static void op_end(op *o) {
 
   free(o);
   unref(c);
+}
+
+/* Starts an attempt that supersedes whatever was in flight or deferred:
+ * answers to the old one are stale (P6), and a resend deferred to the next
+ * reconnection must not outrank the new attempt (it would make the new
+ * one's answers stale in turn and leave us waiting for nothing). */
+static void new_attempt(zkr__contender *c) {
+  c->gen++;
+  c->step = S_NONE;
 }
 
 /* A zoo_a* call that failed at once will never complete. */
@@ -397,7 +404,7 @@ static void grant(zkr__contender *c) {
   }
   c->state = C_HELD;
   c->was_granted = 1;
-  c->gen++;
+  new_attempt(c);
   pthread_cond_broadcast(&c->cond);
   if (c->on_granted != NULL)
     post(c, granted_event);
@@ -419,21 +426,32 @@ static int node_matters(const zkr__contender *c) {
          c->state == C_CONFIRM;
 }
 
+/* Persistent look-alikes are remembered per session, by full path: every
+ * later contender of the session passes them by without reading them again
+ * (each read leaves a watch on the node until it changes). */
 static int remember_skipped(zkr__contender *c, const char *name) {
-  char **more = realloc(c->skipped, sizeof(char *) * (size_t)(c->nskipped + 1));
+  zkr__qstate *q = zkr__session_queue(c->s);
+  size_t n = strlen(c->dir) + strlen(name) + 2;
+  char **more = realloc(q->skipped, sizeof(char *) * (size_t)(q->nskipped + 1));
 
   if (more == NULL)
     return 0;
-  c->skipped = more;
-  c->skipped[c->nskipped] = strdup(name);
-  return c->skipped[c->nskipped++] != NULL;
+  q->skipped = more;
+  q->skipped[q->nskipped] = malloc(n);
+  if (q->skipped[q->nskipped] == NULL)
+    return 0;
+  snprintf(q->skipped[q->nskipped++], n, "%s/%s", c->dir, name);
+  return 1;
 }
 
 static int is_skipped(const zkr__contender *c, const char *name) {
+  zkr__qstate *q = zkr__session_queue(c->s);
+  size_t dl = strlen(c->dir);
   int i;
 
-  for (i = 0; i < c->nskipped; i++)
-    if (strcmp(c->skipped[i], name) == 0)
+  for (i = 0; i < q->nskipped; i++)
+    if (strncmp(q->skipped[i], c->dir, dl) == 0 && q->skipped[i][dl] == '/' &&
+        strcmp(q->skipped[i] + dl + 1, name) == 0)
       return 1;
   return 0;
 }
@@ -771,8 +789,8 @@ static void own_watch_done(int rc, const char *value, int len, const struct Stat
       node_gone(c); /* deleted by someone else before we looked */
     else if (is_connloss(rc))
       c->own_step = 1;
-    else if (rc != ZOK)
-      c->own_armed = 0; /* cannot watch it (say, unreadable): a later look tries again */
+    /* Any other refusal (an ACL that denies us READ on our own node): it
+     * stays unwatched; asking again would only be refused again. */
   }
   op_end(o);
   unlock_op(s);
@@ -822,6 +840,8 @@ static void delete_done(int rc, const void *data) {
       c->lost = 1;
       c->lost_reason = ZKR_LOST_DELETED;
       finish(c, ZKR_ELOST);
+    } else if (rc == ZNONODE && c->withdrawing && c->abandon_rc == 0 && !c->delete_unsure) {
+      finish(c, ZKR_ELOST); /* gave up a wait whose node someone had deleted */
     } else if (rc == ZOK || rc == ZNONODE) {
       finish(c, c->abandon_rc != 0 ? c->abandon_rc : c->withdrawing ? ZKR_ETIMEDOUT : ZKR_OK);
     } else if (is_connloss(rc) && c->dropped) {
@@ -938,7 +958,7 @@ static void send_create(zkr__contender *c) {
     fail(c, ZKR_ECLOSED);
     return;
   }
-  c->gen++;
+  new_attempt(c);
   c->state = C_CREATE;
   if (c->parent_tries > 0)
     send_parents(c, zh);
@@ -975,7 +995,7 @@ static void send_list(zkr__contender *c) {
     fail(c, ZKR_ECLOSED);
     return;
   }
-  c->gen++;
+  new_attempt(c);
   o = new_op(c, K_LIST);
   if (o == NULL) {
     fail(c, ZKR_ENOMEM);
@@ -997,7 +1017,7 @@ static void send_recover(zkr__contender *c) {
     fail(c, ZKR_ECLOSED);
     return;
   }
-  c->gen++;
+  new_attempt(c);
   c->state = C_RECOVER;
   os = new_op(c, K_SYNC);
   if (os == NULL || !sent_ok(os, zoo_async(zh, c->dir, sync_done, os))) {
@@ -1023,7 +1043,7 @@ static void send_stat(zkr__contender *c) {
     fail(c, ZKR_ECLOSED);
     return;
   }
-  c->gen++;
+  new_attempt(c);
   o = new_op(c, K_STAT);
   if (o == NULL) {
     fail(c, ZKR_ENOMEM);
@@ -1044,7 +1064,7 @@ static void send_watch(zkr__contender *c) {
     fail(c, ZKR_ECLOSED);
     return;
   }
-  c->gen++;
+  new_attempt(c);
   c->state = C_WAIT;
   o = new_op(c, c->try_once ? K_PEEK : c->exists_mode ? K_WEXISTS : K_WATCH);
   if (o != NULL && !c->try_once)
@@ -1097,10 +1117,10 @@ static void send_confirm(zkr__contender *c) {
     fail(c, ZKR_ECLOSED);
     return;
   }
-  c->gen++;
+  new_attempt(c);
   c->state = C_CONFIRM;
   o = new_op(c, K_CONFIRM);
-  if (o != NULL && !c->own_armed && !c->try_once) {
+  if (o != NULL && !c->own_armed) {
     o->t = new_ticket(c, 1);
     if (o->t == NULL) {
       op_end(o);
@@ -1111,8 +1131,9 @@ static void send_confirm(zkr__contender *c) {
     fail(c, ZKR_ENOMEM);
     return;
   }
-  /* A hold that begins here is watched from its first moment; a try sets
-   * no watch. */
+  /* A hold that begins here is watched from its first moment. getData sets
+   * its watch only when the node exists, that is when we are granted: a
+   * try that is not granted leaves nothing behind. */
   if (o->t != NULL)
     zrc = zoo_awget(zh, c->node, ticket_watcher, o->t, confirm_done, o);
   else
@@ -1130,7 +1151,7 @@ static void send_delete(zkr__contender *c) {
     finish(c, ZKR_ECLOSED);
     return;
   }
-  c->gen++;
+  new_attempt(c);
   c->state = C_RELEASE;
   o = new_op(c, K_DELETE);
   if (o == NULL) {
@@ -1189,7 +1210,8 @@ int64_t zkr__queue_arm(zkr_session *s, int64_t now) {
      * under way (it sets the watch itself): look again shortly. */
     int now_ok = c->node != NULL && c->state != C_CREATE && c->state != C_RECOVER && c->state != C_CONFIRM;
 
-    if (c->own_armed || c->try_once || c->state == C_DONE || c->state == C_RELEASE ||
+    /* A try sets no watch while it decides; once it holds, it is a hold. */
+    if (c->own_armed || (c->try_once && c->state != C_HELD) || c->state == C_DONE || c->state == C_RELEASE ||
         (c->state == C_HELD && c->lost))
       continue;
     if (due <= now && now_ok) {
@@ -1238,11 +1260,24 @@ void zkr__queue_session_lost(zkr_session *s, int code) {
   }
 }
 
+int zkr__queue_tickets(zkr_session *s) {
+  ticket *t;
+  int n = 0;
+
+  for (t = zkr__session_queue(s)->tickets; t != NULL; t = t->next)
+    n++;
+  return n;
+}
+
 void zkr__queue_session_closed(zkr_session *s) {
   zkr__qstate *q = zkr__session_queue(s);
 
   while (q->tickets != NULL)
     free_ticket(q->tickets);
+  while (q->nskipped > 0)
+    free(q->skipped[--q->nskipped]);
+  free(q->skipped);
+  q->skipped = NULL;
 }
 
 /* --- the recipes' side ----------------------------------------------------- */
@@ -1319,7 +1354,7 @@ int zkr__contender_withdraw(zkr__contender *c) {
   /* C_CREATE / C_RECOVER: the node is deleted as soon as it is known. */
   while (c->state != C_DONE)
     pthread_cond_wait(&c->cond, mu);
-  return ZKR_ETIMEDOUT;
+  return c->rc == ZKR_ELOST ? ZKR_ELOST : ZKR_ETIMEDOUT;
 }
 
 int zkr__contender_release(zkr__contender *c, int wait) {
@@ -1341,7 +1376,9 @@ int zkr__contender_release(zkr__contender *c, int wait) {
     pthread_cond_wait(&c->cond, mu);
   if (c->state != C_DONE)
     return ZKR_OK;
-  return c->rc == ZKR_OK || c->rc == ZKR_ELOST ? c->rc : ZKR_ESESSION;
+  /* The cause, whatever it is (a delete our ACL refuses leaves the node
+   * until the session ends: the caller must hear of it). */
+  return c->rc == ZKR_ECLOSED ? ZKR_ESESSION : c->rc;
 }
 
 void zkr__contender_drop(zkr__contender *c) {

@@ -633,7 +633,7 @@ static void test_lock_participants(void) {
 static void test_lock_parent_acl_denied(void) {
   struct ACL read_only[] = {{0, {"world", "anyone"}}};
   struct ACL_vector acl = {1, read_only};
-  char *path = th_path("l-acl"), deep[1100];
+  char *path = th_path("l-acl"), *nodel = th_path("l-acl-nodel"), deep[1100];
   zhandle_t *raw = th_raw();
   zkr_session *s = th_session(0);
   zkr_lock *l = NULL, *ld = NULL;
@@ -654,10 +654,21 @@ static void test_lock_parent_acl_denied(void) {
   CU_ASSERT_EQUAL(th_count_nodes(path), 0);
   zkr_lock_free(l);
   zkr_lock_free(ld);
+  /* An ACL that lets us create but not delete: release names the refusal
+   * (the node stays until the session ends), not "session lost". */
+  read_only[0].perms = ZOO_PERM_READ | ZOO_PERM_CREATE | ZOO_PERM_WRITE;
+  CU_ASSERT_EQUAL_FATAL(zoo_create(raw, nodel, "", 0, &acl, 0, NULL, 0), ZOK);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, nodel, NULL), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(l, 5000), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_release(l), ZKR_ENOAUTH);
+  zkr_lock_free(l);
   zkr_session_close(s);
+  CU_ASSERT_TRUE(th_await_nodes(nodel, 0));
   CU_ASSERT_EQUAL(zoo_delete(raw, path, -1), ZOK);
+  CU_ASSERT_EQUAL(zoo_delete(raw, nodel, -1), ZOK);
   th_raw_close(raw);
   th_finish_path(path);
+  th_finish_path(nodel);
 }
 
 static void test_lock_bad_input(void) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zookeeper/proto.h>
 
 #include "internal.h"
 
@@ -138,6 +139,14 @@ static void count_terms(zkr_election *e, int leader, void *arg) {
 
 static int not_held(void *l) {
   return !zkr_lock_held(l);
+}
+
+static int past(void *ms) {
+  return th_now_ms() >= *(int64_t *)ms;
+}
+
+static int cut_fired(void *p) {
+  return tp_cut_fired(p) > 0;
 }
 
 static int watched_twice(void *path) {
@@ -726,6 +735,137 @@ static void test_election_term_announced_once(void) {
   th_finish_path(path);
 }
 
+/* --- found by a second review ------------------------------------------------ */
+
+/* A resend deferred to the next reconnection must not outrank a newer
+ * attempt: W's read before its grant is cut, and W gives up (deadline)
+ * while it cannot reconnect. Before the fix the deferred listing, sent on
+ * reconnection, made the delete's answer stale and W waited forever. */
+static void test_give_up_while_cut_off_returns(void) {
+  char *path = th_path("p-cut"), hnode[1024];
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session_opts o;
+  zkr_session *sh = th_session(0), *sw = NULL;
+  zkr_lock *h = lock_on(sh, path), *w;
+  acquirer a;
+  int timeout_ms;
+  int64_t give_up_at;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  memset(&o, 0, sizeof(o));
+  o.session_timeout_ms = 8000;
+  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&sw, tp_hosts(p), &o), ZKR_OK);
+  timeout_ms = zkr_session_timeout(sw);
+  w = lock_on(sw, path);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(h, -1), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_node(h, hnode, sizeof(hnode)), ZKR_OK);
+  give_up_at = th_now_ms() + timeout_ms / 4;
+  start_acquire(&a, w, timeout_ms / 4);
+  CU_ASSERT_TRUE(th_await_nodes(path, 2));
+  CU_ASSERT_TRUE(th_wait_until(watched, hnode, 10000));
+  CU_ASSERT_EQUAL(tp_cut_after(p, ZOO_GETDATA_OP, 1), 0); /* W's read of its own node */
+  CU_ASSERT_EQUAL(zkr_lock_release(h), ZKR_OK);
+  CU_ASSERT_TRUE(th_wait_until(cut_fired, p, 10000));
+  tp_stall(p, 1); /* silent until W's deadline has passed */
+  CU_ASSERT_TRUE(th_wait_until(past, &give_up_at, timeout_ms));
+  CU_ASSERT_TRUE(th_wait_until(past, &(int64_t){th_now_ms() + 200}, 1000)); /* W's thread sees it */
+  tp_stall(p, 0);
+  CU_ASSERT_TRUE(th_wait_until(acquire_done, &a, 2 * timeout_ms));
+  /* Granted by the read that was cut, or gave up: either way it returned. */
+  CU_ASSERT_TRUE(a.rc == ZKR_OK || a.rc == ZKR_ETIMEDOUT);
+  finish_acquire(&a);
+  CU_ASSERT_TRUE(th_await_nodes(path, 0));
+  zkr_lock_free(h);
+  zkr_lock_free(w);
+  zkr_session_close(sh);
+  zkr_session_close(sw);
+  tp_stop(p);
+  th_finish_path(path);
+}
+
+/* A hold taken by a try is a hold like any other: once it lasts, its node
+ * is watched, and its deletion ends it. */
+static void test_deleted_try_hold(void) {
+  char *path = th_path("p-try"), node[1024];
+  zkr_session *s = th_session(0);
+  zkr_lock *l = lock_on(s, path);
+  zhandle_t *raw = th_raw();
+
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(l, 0), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_node(l, node, sizeof(node)), ZKR_OK);
+  CU_ASSERT_TRUE(th_wait_until(watched, node, 10000));
+  CU_ASSERT_EQUAL(zoo_delete(raw, node, -1), ZOK);
+  CU_ASSERT_TRUE(th_wait_until(not_held, l, 10000));
+  CU_ASSERT_EQUAL(zkr_lock_lost_reason(l), ZKR_LOST_DELETED);
+  CU_ASSERT_EQUAL(zkr_lock_release(l), ZKR_ELOST);
+  zkr_lock_free(l);
+  zkr_session_close(s);
+  th_raw_close(raw);
+  th_finish_path(path);
+}
+
+static int session_tickets(zkr_session *s) {
+  int n;
+
+  pthread_mutex_lock(zkr__session_mutex(s));
+  n = zkr__queue_tickets(s);
+  pthread_mutex_unlock(zkr__session_mutex(s));
+  return n;
+}
+
+/* A persistent look-alike ahead of us is read once per session, not once
+ * per acquisition: each read leaves a watch on it. */
+static void test_persistent_lookalike_read_once(void) {
+  char *path = th_path("p-look"), junk[1024];
+  zhandle_t *raw = th_raw();
+  zkr_session *s = th_session(0);
+  zkr_lock *l = lock_on(s, path);
+  int i;
+
+  zoo_create(raw, "/zkr-test", "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0); /* may exist */
+  CU_ASSERT_EQUAL_FATAL(zoo_create(raw, path, "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+  snprintf(junk, sizeof(junk), "%s/stale-lock-0000000000", path);
+  CU_ASSERT_EQUAL_FATAL(zoo_create(raw, junk, "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+  for (i = 0; i < 50; i++) {
+    CU_ASSERT_EQUAL(zkr_lock_acquire(l, 5000), ZKR_OK);
+    CU_ASSERT_EQUAL(zkr_lock_release(l), ZKR_OK);
+  }
+  CU_ASSERT_TRUE(session_tickets(s) <= 1);
+  CU_ASSERT_EQUAL(zoo_delete(raw, junk, -1), ZOK);
+  CU_ASSERT_EQUAL(zoo_delete(raw, path, -1), ZOK);
+  zkr_lock_free(l);
+  zkr_session_close(s);
+  th_raw_close(raw);
+  th_finish_path(path);
+}
+
+/* A waiter that gives up (deadline) after someone deleted its node says
+ * why: ZKR_ELOST, not ZKR_ETIMEDOUT. Its own-node watch is held back so
+ * that only the delete of the give-up can tell. */
+static void test_give_up_after_node_deleted_says_lost(void) {
+  char *path = th_path("p-gone"), hnode[1024], wnode[1024];
+  zkr_session *sh = th_session(0), *sw = th_session(0);
+  zkr_lock *h = lock_on(sh, path), *w = lock_on(sw, path);
+  zhandle_t *raw = th_raw();
+  acquirer a;
+
+  zkr__session_set_own_watch_after(sw, (int64_t)600 * 1000000000);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(h, -1), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_node(h, hnode, sizeof(hnode)), ZKR_OK);
+  start_acquire(&a, w, zkr_session_timeout(sw) / 2);
+  CU_ASSERT_TRUE(th_await_nodes(path, 2));
+  CU_ASSERT_TRUE_FATAL(other_child(path, hnode, wnode, sizeof(wnode)));
+  CU_ASSERT_EQUAL(zoo_delete(raw, wnode, -1), ZOK);
+  CU_ASSERT_EQUAL(finish_acquire(&a), ZKR_ELOST);
+  CU_ASSERT_EQUAL(zkr_lock_release(h), ZKR_OK);
+  zkr_lock_free(h);
+  zkr_lock_free(w);
+  zkr_session_close(sh);
+  zkr_session_close(sw);
+  th_raw_close(raw);
+  th_finish_path(path);
+}
+
 int main(void) {
   static const th_test tests[] = {
       {"test_overflow_repeated_suffix_one_holder", test_overflow_repeated_suffix_one_holder},
@@ -739,6 +879,10 @@ int main(void) {
        test_deleted_waiting_node_across_reconnect_election},
       {"test_participants_skip_persistent", test_participants_skip_persistent},
       {"test_election_term_announced_once", test_election_term_announced_once},
+      {"test_give_up_while_cut_off_returns", test_give_up_while_cut_off_returns},
+      {"test_deleted_try_hold", test_deleted_try_hold},
+      {"test_persistent_lookalike_read_once", test_persistent_lookalike_read_once},
+      {"test_give_up_after_node_deleted_says_lost", test_give_up_after_node_deleted_says_lost},
       {NULL, NULL}};
 
   return th_run("premises", tests);

@@ -67,7 +67,9 @@ ZKR_EXTERN int zkr_lock_acquire(zkr_lock *l, int timeout_ms);
  * Returns ZKR_OK, ZKR_ENOTHELD (calling thread holds nothing; nothing
  * changes), ZKR_ELOST (the hold had been lost: another client deleted our
  * node — also when the delete finds it gone, the only news a young hold may
- * get), ZKR_ESESSION (lost with the session); local state is cleared. */
+ * get), ZKR_ESESSION (lost with the session), ZKR_ENOAUTH (the directory's
+ * ACL lets us create but not delete: our node stays until the session
+ * ends); local state is cleared. */
 ZKR_EXTERN int zkr_lock_release(zkr_lock *l);
 
 /* Like zkr_lock_release(), but at zero it returns as soon as the delete is

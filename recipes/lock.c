@@ -346,7 +346,20 @@ int zkr_lock_multi(zkr_lock *l, int count, const zoo_op_t *ops, zoo_op_result_t 
 }
 
 int zkr_lock_lost_reason(zkr_lock *l) {
-  return l != NULL ? __atomic_load_n(&l->lost_reason, __ATOMIC_ACQUIRE) : ZKR_LOST_NONE;
+  pthread_mutex_t *mu;
+  hold *h;
+  int r;
+
+  if (l == NULL)
+    return ZKR_LOST_NONE;
+  /* The calling thread's own lost hold first: known as soon as held() says
+   * 0, before on_lost has run on the event thread. */
+  mu = zkr__session_mutex(l->r.s);
+  pthread_mutex_lock(mu);
+  h = find(l);
+  r = h != NULL ? zkr__contender_lost_reason(h->c) : ZKR_LOST_NONE;
+  pthread_mutex_unlock(mu);
+  return r != ZKR_LOST_NONE ? r : __atomic_load_n(&l->lost_reason, __ATOMIC_ACQUIRE);
 }
 
 void zkr_lock_free(zkr_lock *l) {

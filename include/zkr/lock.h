@@ -113,10 +113,12 @@ ZKR_EXTERN int zkr_lock_node(zkr_lock *l, char *buf, size_t len);
  * see results). */
 ZKR_EXTERN int zkr_lock_multi(zkr_lock *l, int count, const zoo_op_t *ops, zoo_op_result_t *results);
 
-/* Returns why the most recently lost hold of l (of any thread) was lost: a
- * zkr_lost_reason (ZKR_LOST_EXPIRED, ZKR_LOST_DEADLINE, ZKR_LOST_DELETED,
- * ZKR_LOST_CLOSED, ZKR_LOST_AUTH), or ZKR_LOST_NONE if no hold of l was ever
- * lost. Set before on_lost runs, so on_lost may call it. Never blocks. */
+/* Returns why the calling thread's hold was lost, or else why the most
+ * recently lost hold of l (of any thread) was: a zkr_lost_reason
+ * (ZKR_LOST_EXPIRED, ZKR_LOST_DEADLINE, ZKR_LOST_DELETED, ZKR_LOST_CLOSED,
+ * ZKR_LOST_AUTH), or ZKR_LOST_NONE if no hold of l was ever lost. Known as
+ * soon as zkr_lock_held() returns 0 for that reason, and before on_lost
+ * runs. Never waits for the network. */
 ZKR_EXTERN int zkr_lock_lost_reason(zkr_lock *l);
 
 /* Frees the lock. A hold of any thread is released first; threads waiting

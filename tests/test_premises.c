@@ -397,56 +397,80 @@ static void test_deleted_waiting_node_further_back(void) {
   th_finish_path(path);
 }
 
+/* Three election participants on one path: H leads, W waits behind it
+ * (its node and H's watched), and a third, T, is made but has not joined.
+ * W's on_change counts its terms: a grant, however brief, is announced. */
+typedef struct lineup {
+  char *path;
+  char hnode[1024], wnode[1024];
+  zkr_session *sh, *sw, *st;
+  zkr_election *h, *w, *t;
+  int terms;
+} lineup;
+
+static void lineup_start(lineup *q, const char *tag, zkr_session *sw, const char *third) {
+  zkr_election_opts eo;
+
+  memset(q, 0, sizeof(*q));
+  q->path = th_path(tag);
+  q->sh = th_session(0);
+  q->st = th_session(0);
+  q->sw = sw;
+  memset(&eo, 0, sizeof(eo));
+  eo.id = "H";
+  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&q->h, q->sh, q->path, &eo), ZKR_OK);
+  eo.id = third;
+  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&q->t, q->st, q->path, &eo), ZKR_OK);
+  eo.id = "W";
+  eo.on_change = count_terms;
+  eo.arg = &q->terms;
+  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&q->w, sw, q->path, &eo), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_join(q->h), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(zkr_election_await(q->h, 10000), ZKR_OK);
+  CU_ASSERT_TRUE_FATAL(other_child(q->path, NULL, q->hnode, sizeof(q->hnode)));
+  CU_ASSERT_EQUAL(zkr_election_join(q->w), ZKR_OK);
+  CU_ASSERT_TRUE(th_await_nodes(q->path, 2));
+  CU_ASSERT_TRUE_FATAL(other_child(q->path, q->hnode, q->wnode, sizeof(q->wnode)));
+  CU_ASSERT_TRUE(th_wait_until(watched, q->hnode, 10000));
+  CU_ASSERT_TRUE(th_wait_until(watched, q->wnode, 10000));
+}
+
+/* W's participation ended with its node (await says why) and W never led;
+ * then everything goes. */
+static void lineup_finish(lineup *q) {
+  CU_ASSERT_EQUAL(zkr_election_await(q->w, 2 * zkr_session_timeout(q->sw)), ZKR_ELOST);
+  CU_ASSERT_EQUAL(zkr_election_is_leader(q->w), 0);
+  zkr_election_free(q->w); /* delivers every announcement owed before returning */
+  CU_ASSERT_EQUAL(__atomic_load_n(&q->terms, __ATOMIC_SEQ_CST), 0);
+  zkr_election_free(q->h);
+  zkr_election_free(q->t);
+  zkr_session_close(q->sh);
+  zkr_session_close(q->sw);
+  zkr_session_close(q->st);
+  th_finish_path(q->path);
+}
+
 /* One multi deletes the holder's node, then the next waiter's: both events
  * carry one zxid and arrive in the multi's order, the predecessor's first,
  * so their order proves nothing about our node (found by a review: W was
  * granted in 5 of 10 runs, beside W3). The read of our own node before a
- * grant sees the whole multi: W never leads, W3 does. Through the
- * election, where a grant, however brief, is announced. */
+ * grant sees the whole multi: W never leads, W3 does. */
 static void test_deleted_waiting_node_in_one_multi(void) {
-  char *path = th_path("p-multi"), hnode[1024], wnode[1024];
-  zkr_session *sh = th_session(0), *sw = th_session(0), *s3 = th_session(0);
-  zkr_election_opts eo;
-  zkr_election *h = NULL, *w = NULL, *w3 = NULL;
   zhandle_t *raw = th_raw();
   zoo_op_t ops[2];
   zoo_op_result_t res[2];
-  int terms = 0;
+  lineup q;
 
-  memset(&eo, 0, sizeof(eo));
-  eo.id = "H";
-  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&h, sh, path, &eo), ZKR_OK);
-  eo.id = "W3";
-  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&w3, s3, path, &eo), ZKR_OK);
-  eo.id = "W";
-  eo.on_change = count_terms;
-  eo.arg = &terms;
-  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&w, sw, path, &eo), ZKR_OK);
-  CU_ASSERT_EQUAL(zkr_election_join(h), ZKR_OK);
-  CU_ASSERT_EQUAL_FATAL(zkr_election_await(h, 10000), ZKR_OK);
-  CU_ASSERT_TRUE_FATAL(other_child(path, NULL, hnode, sizeof(hnode)));
-  CU_ASSERT_EQUAL(zkr_election_join(w), ZKR_OK);
-  CU_ASSERT_TRUE(th_await_nodes(path, 2));
-  CU_ASSERT_TRUE_FATAL(other_child(path, hnode, wnode, sizeof(wnode)));
-  CU_ASSERT_EQUAL(zkr_election_join(w3), ZKR_OK);
-  CU_ASSERT_TRUE(th_await_nodes(path, 3));
-  CU_ASSERT_TRUE(th_wait_until(watched, hnode, 10000));
-  CU_ASSERT_TRUE(th_wait_until(watched_twice, wnode, 10000)); /* W3's watch, and W's own */
-  zoo_delete_op_init(&ops[0], hnode, -1);
-  zoo_delete_op_init(&ops[1], wnode, -1);
+  lineup_start(&q, "p-multi", th_session(0), "W3");
+  CU_ASSERT_EQUAL(zkr_election_join(q.t), ZKR_OK);
+  CU_ASSERT_TRUE(th_await_nodes(q.path, 3));
+  CU_ASSERT_TRUE(th_wait_until(watched_twice, q.wnode, 10000)); /* W3's watch, and W's own */
+  zoo_delete_op_init(&ops[0], q.hnode, -1);
+  zoo_delete_op_init(&ops[1], q.wnode, -1);
   CU_ASSERT_EQUAL(zoo_multi(raw, 2, ops, res), ZOK);
-  CU_ASSERT_EQUAL(zkr_election_await(w3, 10000), ZKR_OK);
-  CU_ASSERT_EQUAL(zkr_election_await(w, 10000), ZKR_ELOST);
-  CU_ASSERT_EQUAL(zkr_election_is_leader(w), 0);
-  zkr_election_free(w); /* delivers every announcement owed before returning */
-  CU_ASSERT_EQUAL(__atomic_load_n(&terms, __ATOMIC_SEQ_CST), 0);
-  zkr_election_free(h);
-  zkr_election_free(w3);
-  zkr_session_close(sh);
-  zkr_session_close(sw);
-  zkr_session_close(s3);
+  CU_ASSERT_EQUAL(zkr_election_await(q.t, 10000), ZKR_OK);
+  lineup_finish(&q);
   th_raw_close(raw);
-  th_finish_path(path);
 }
 
 /* A young hold (granted from a listing, no own-node watch yet) whose node
@@ -542,57 +566,28 @@ static int leader_is(zkr_election *e, const char *want) {
 /* The same through the election, where a grant, however brief, is
  * announced (every term that began gets on_change(1)): W must never lead. */
 static void test_deleted_waiting_node_across_reconnect_election(void) {
-  char *path = th_path("p-del4"), hnode[1024], wnode[1024];
   tp_proxy *p = tp_start(th_hosts());
   zkr_session_opts o;
-  zkr_session *sh = th_session(0), *sx = th_session(0), *sw = NULL;
-  zkr_election_opts eo;
-  zkr_election *h = NULL, *x = NULL, *w = NULL;
+  zkr_session *sw = NULL;
   zhandle_t *raw = th_raw();
-  int terms = 0;
+  lineup q;
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   memset(&o, 0, sizeof(o));
   o.session_timeout_ms = 8000;
   CU_ASSERT_EQUAL_FATAL(zkr_session_open(&sw, tp_hosts(p), &o), ZKR_OK);
-  memset(&eo, 0, sizeof(eo));
-  eo.id = "H";
-  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&h, sh, path, &eo), ZKR_OK);
-  eo.id = "X";
-  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&x, sx, path, &eo), ZKR_OK);
-  eo.id = "W";
-  eo.on_change = count_terms;
-  eo.arg = &terms;
-  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&w, sw, path, &eo), ZKR_OK);
-  CU_ASSERT_EQUAL(zkr_election_join(h), ZKR_OK);
-  CU_ASSERT_EQUAL_FATAL(zkr_election_await(h, 10000), ZKR_OK);
-  CU_ASSERT_TRUE_FATAL(other_child(path, NULL, hnode, sizeof(hnode)));
-  CU_ASSERT_EQUAL(zkr_election_join(w), ZKR_OK);
-  CU_ASSERT_TRUE(th_await_nodes(path, 2));
-  CU_ASSERT_TRUE_FATAL(other_child(path, hnode, wnode, sizeof(wnode)));
-  CU_ASSERT_TRUE(th_wait_until(watched, hnode, 10000));
-  CU_ASSERT_TRUE(th_wait_until(watched, wnode, 10000));
+  lineup_start(&q, "p-del4", sw, "X");
   tp_refuse(p, 1);
   tp_drop_all(p);
-  CU_ASSERT_EQUAL(zoo_delete(raw, wnode, -1), ZOK);
-  CU_ASSERT_EQUAL(zkr_election_resign(h), ZKR_OK);
-  CU_ASSERT_EQUAL(zkr_election_join(x), ZKR_OK);
-  CU_ASSERT_EQUAL(zkr_election_await(x, 10000), ZKR_OK);
+  CU_ASSERT_EQUAL(zoo_delete(raw, q.wnode, -1), ZOK);
+  CU_ASSERT_EQUAL(zkr_election_resign(q.h), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_join(q.t), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_await(q.t, 10000), ZKR_OK);
   tp_refuse(p, 0);
-  /* W's participation ends with its node: await reports why. */
-  CU_ASSERT_EQUAL(zkr_election_await(w, 2 * zkr_session_timeout(sw)), ZKR_ELOST);
-  CU_ASSERT_EQUAL(zkr_election_is_leader(w), 0);
-  CU_ASSERT_TRUE(leader_is(x, "X"));
-  zkr_election_free(w); /* delivers every announcement owed before returning */
-  CU_ASSERT_EQUAL(__atomic_load_n(&terms, __ATOMIC_SEQ_CST), 0);
-  zkr_election_free(h);
-  zkr_election_free(x);
-  zkr_session_close(sh);
-  zkr_session_close(sw);
-  zkr_session_close(sx);
+  CU_ASSERT_TRUE(leader_is(q.t, "X"));
+  lineup_finish(&q);
   tp_stop(p);
   th_raw_close(raw);
-  th_finish_path(path);
 }
 
 /* --- P5: one rule decides "is a contender" ------------------------------------- */

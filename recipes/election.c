@@ -30,32 +30,25 @@ struct zkr_election {
 /* The contender's own events announce its term while it is current: 1 once,
  * then 0 once. Events of a dropped contender never fire (the queue voids
  * them), so only leave() announces what a dropped term still owes. */
-static void el_granted(void *owner, zkr__contender *c) {
-  zkr_election *e = owner;
+static void term_step(zkr_election *e, zkr__contender *c, int from, int to) {
   pthread_mutex_t *mu = zkr__session_mutex(e->r.s);
   int fire;
 
   pthread_mutex_lock(mu);
-  fire = c == e->c && e->term == T_NONE;
+  fire = c == e->c && e->term == from;
   if (fire)
-    e->term = T_UP;
+    e->term = to;
   pthread_mutex_unlock(mu);
   if (fire && e->on_change != NULL)
-    e->on_change(e, 1, e->arg);
+    e->on_change(e, to == T_UP, e->arg);
+}
+
+static void el_granted(void *owner, zkr__contender *c) {
+  term_step(owner, c, T_NONE, T_UP);
 }
 
 static void el_ended(void *owner, zkr__contender *c) {
-  zkr_election *e = owner;
-  pthread_mutex_t *mu = zkr__session_mutex(e->r.s);
-  int fire;
-
-  pthread_mutex_lock(mu);
-  fire = c == e->c && e->term == T_UP;
-  if (fire)
-    e->term = T_DONE;
-  pthread_mutex_unlock(mu);
-  if (fire && e->on_change != NULL)
-    e->on_change(e, 0, e->arg);
+  term_step(owner, c, T_UP, T_DONE);
 }
 
 /* What leave() owes a term that began: posted in order, fired as posted. */

@@ -239,9 +239,9 @@ zkr__qstate *zkr__session_queue(zkr_session *s);
 /* The handle, or NULL once the session is closing: no request may be sent. */
 zhandle_t *zkr__session_zh(zkr_session *s);
 int64_t zkr__session_id_locked(zkr_session *s);
-/* Wakes the session's event thread to look again at what falls due
- * (mutex held). */
-void zkr__session_kick(zkr_session *s);
+/* Wakes the session's event thread if it sleeps past due (CLOCK_MONOTONIC
+ * ns), so it looks again at what falls due then (mutex held). */
+void zkr__session_kick(zkr_session *s, int64_t due);
 /* zkr_session_valid_until() with the mutex held. */
 int64_t zkr__session_valid_until_locked(zkr_session *s);
 /* The session's zkr_lost_reason while LOST, else ZKR_LOST_NONE. */

@@ -771,57 +771,44 @@ static void wexists_done(int rc, const struct Stat *stat, const void *data) {
   unlock_op(s);
 }
 
-static void own_watch_done(int rc, const char *value, int len, const struct Stat *stat, const void *data) {
+/* A read of our own node: the watch that tells us if someone deletes it
+ * (K_OWNWATCH), or the read that precedes a grant on the predecessor's
+ * deletion (K_CONFIRM, P2), which also sets that watch when none is set. */
+static void own_read_done(int rc, const char *value, int len, const struct Stat *stat, const void *data) {
   op *o = (op *)data;
   zkr__contender *c = o->c;
   zkr_session *s = c->s;
+  int current;
 
   (void)value;
   (void)len;
   (void)stat;
   lock_op(o);
-  if (zkr__zk_answered(rc))
-    zkr__session_acked(s, o->sent);
-  if (rc != ZOK)
+  current = op_begin(o, rc);
+  if (o->t != NULL && rc != ZOK)
     free_ticket(o->t);
-  if (node_matters(c)) {
+  else if (o->t != NULL)
+    c->own_armed = 1; /* the watch is set: its events end a wait or a hold */
+  if (o->kind == K_CONFIRM) {
+    if (current && c->state == C_CONFIRM) {
+      if (rc == ZOK)
+        grant(c);
+      else if (rc == ZNONODE)
+        finish(c, ZKR_ELOST);
+      else if (is_connloss(rc)) {
+        c->state = C_LIST;
+        defer(c, S_LIST); /* a fresh listing decides after the reconnection */
+      } else {
+        fail_zk(c, rc);
+      }
+    }
+  } else if (node_matters(c)) {
     if (rc == ZNONODE)
       node_gone(c); /* deleted by someone else before we looked */
     else if (is_connloss(rc))
       c->own_step = 1;
     /* Any other refusal (an ACL that denies us READ on our own node): it
      * stays unwatched; asking again would only be refused again. */
-  }
-  op_end(o);
-  unlock_op(s);
-}
-
-/* The read of our own node that precedes a grant on the predecessor's
- * deletion (P2). It also sets the own-node watch when none is set yet. */
-static void confirm_done(int rc, const char *value, int len, const struct Stat *stat, const void *data) {
-  op *o = (op *)data;
-  zkr__contender *c = o->c;
-  zkr_session *s = c->s;
-
-  (void)value;
-  (void)len;
-  (void)stat;
-  lock_op(o);
-  if (o->t != NULL && rc != ZOK)
-    free_ticket(o->t);
-  else if (o->t != NULL)
-    c->own_armed = 1; /* the watch is set: its events end the hold */
-  if (op_begin(o, rc) && c->state == C_CONFIRM) {
-    if (rc == ZOK) {
-      grant(c);
-    } else if (rc == ZNONODE) {
-      finish(c, ZKR_ELOST);
-    } else if (is_connloss(rc)) {
-      c->state = C_LIST;
-      defer(c, S_LIST); /* a fresh listing decides after the reconnection */
-    } else {
-      fail_zk(c, rc);
-    }
   }
   op_end(o);
   unlock_op(s);
@@ -1105,7 +1092,7 @@ static void send_own_watch(zkr__contender *c) {
     return; /* out of memory: the hold still ends with the session */
   }
   /* Not waited for: it tells us if someone deletes our node. */
-  sent_ok(o, zoo_awget(zh, c->node, ticket_watcher, o->t, own_watch_done, o));
+  sent_ok(o, zoo_awget(zh, c->node, ticket_watcher, o->t, own_read_done, o));
 }
 
 static void send_confirm(zkr__contender *c) {
@@ -1135,9 +1122,9 @@ static void send_confirm(zkr__contender *c) {
    * its watch only when the node exists, that is when we are granted: a
    * try that is not granted leaves nothing behind. */
   if (o->t != NULL)
-    zrc = zoo_awget(zh, c->node, ticket_watcher, o->t, confirm_done, o);
+    zrc = zoo_awget(zh, c->node, ticket_watcher, o->t, own_read_done, o);
   else
-    zrc = zoo_aget(zh, c->node, 0, confirm_done, o);
+    zrc = zoo_aget(zh, c->node, 0, own_read_done, o);
   if (!sent_ok(o, zrc))
     fail_zk(c, zrc);
 }
@@ -1320,7 +1307,7 @@ int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__con
     q->head->prev = c;
   q->head = c;
   send_create(c);
-  zkr__session_kick(s); /* its own-node watch falls due later: look again then */
+  zkr__session_kick(s, c->started_at + zkr__session_own_watch_after(s)); /* its own-node watch */
   *out = c;
   return ZKR_OK;
 }

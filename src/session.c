@@ -60,6 +60,7 @@ struct zkr_session {
   int ping_now;            /* reconnected: confirm the session at once */
   int zk_connected;        /* the client is connected (even after we declared LOST) */
   int64_t own_watch_after; /* see zkr__queue_arm */
+  int64_t sleeping_until;  /* the event thread waits until then; 0 while it runs */
 
   event *ev_head, *ev_tail;
   const void *running_owner; /* owner of the event now running */
@@ -452,7 +453,9 @@ static void *event_thread(void *arg) {
     }
     if (s->last_ack_sent > 0 && s->state != ZKR_SESSION_LOST && s->valid_until < wake)
       wake = s->valid_until;
+    s->sleeping_until = wake;
     zkr__cond_wait(&s->ev_cond, &s->mu, wake);
+    s->sleeping_until = 0;
   }
   pthread_mutex_unlock(&s->mu);
   return NULL;
@@ -679,8 +682,11 @@ void zkr__session_set_own_watch_after(zkr_session *s, int64_t ns) {
   pthread_mutex_unlock(&s->mu);
 }
 
-void zkr__session_kick(zkr_session *s) {
-  pthread_cond_signal(&s->ev_cond);
+void zkr__session_kick(zkr_session *s, int64_t due) {
+  /* Only when it would sleep past due: a stream of short acquisitions must
+   * not wake it once each (a running thread looks again anyway). */
+  if (s->sleeping_until != 0 && due < s->sleeping_until)
+    pthread_cond_signal(&s->ev_cond);
 }
 
 int64_t zkr__session_valid_until_locked(zkr_session *s) {

@@ -113,7 +113,7 @@ zkr_session *th_session(int session_timeout_ms) {
   int rc;
 
   memset(&o, 0, sizeof(o));
-  o.session_timeout_ms = session_timeout_ms > 0 ? session_timeout_ms : 4000;
+  o.session_timeout_ms = session_timeout_ms > 0 ? session_timeout_ms : TH_SESSION_MS;
   rc = zkr_session_open(&s, th_hosts(), &o);
   CU_ASSERT_EQUAL(rc, ZKR_OK);
   if (rc != ZKR_OK) {
@@ -495,4 +495,49 @@ int th_watchers(const char *path) {
 
 int th_watched(const char *path) {
   return th_watchers(path) > 0;
+}
+
+zkr_lock *th_lock(zkr_session *s, const char *path) {
+  zkr_lock *l = NULL;
+
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
+  return l;
+}
+
+static int told_to_release(void *arg) {
+  return __atomic_load_n(&((th_acquirer *)arg)->release_now, __ATOMIC_SEQ_CST);
+}
+
+static void *acquirer_main(void *arg) {
+  th_acquirer *a = arg;
+
+  a->rc = zkr_lock_acquire(a->l, a->timeout_ms);
+  a->returned_ms = th_now_ms();
+  __atomic_store_n(&a->done, 1, __ATOMIC_SEQ_CST);
+  if (a->rc == ZKR_OK) {
+    while (a->hold && !th_wait_until(told_to_release, a, 60000))
+      ;
+    a->release_rc = zkr_lock_release(a->l);
+  }
+  return NULL;
+}
+
+void th_acquirer_start(th_acquirer *a, zkr_lock *l, int timeout_ms, int hold) {
+  memset(a, 0, sizeof(*a));
+  a->l = l;
+  a->timeout_ms = timeout_ms;
+  a->hold = hold;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&a->t, NULL, acquirer_main, a), 0);
+}
+
+int th_acquirer_done(void *a) {
+  return __atomic_load_n(&((th_acquirer *)a)->done, __ATOMIC_SEQ_CST);
+}
+
+int th_acquirer_finish(th_acquirer *a) {
+  __atomic_store_n(&a->release_now, 1, __ATOMIC_SEQ_CST);
+  pthread_join(a->t, NULL);
+  if (a->rc == ZKR_OK)
+    CU_ASSERT_EQUAL(a->release_rc, ZKR_OK);
+  return a->rc;
 }

@@ -5,6 +5,7 @@
 #ifndef ZKR_TESTS_HARNESS_H
 #define ZKR_TESTS_HARNESS_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <CUnit/CUnit.h>
@@ -27,8 +28,30 @@ int th_run(const char *suite, const th_test *tests);
 const char *th_hosts(void);
 
 /* Opens a zkr session to th_hosts() with the given session timeout (ms; 0 =
- * 4000) and asserts success. Returns NULL on failure. */
+ * TH_SESSION_MS) and asserts success. Returns NULL on failure. */
+#define TH_SESSION_MS 4000
 zkr_session *th_session(int session_timeout_ms);
+
+/* A zkr_lock on path through s (asserts success; fatal on failure). */
+zkr_lock *th_lock(zkr_session *s, const char *path);
+
+/* An acquire on a thread of its own (holds are per thread). done is set
+ * once it returned (returned_ms, th_now_ms()). A granted hold is released
+ * by the same thread (release_rc) at once, or with hold = 1 only once
+ * th_acquirer_finish() tells it to. */
+typedef struct th_acquirer {
+  zkr_lock *l;
+  int timeout_ms, hold;
+  int rc, done, release_now, release_rc;
+  int64_t returned_ms;
+  pthread_t t;
+} th_acquirer;
+void th_acquirer_start(th_acquirer *a, zkr_lock *l, int timeout_ms, int hold);
+/* For th_wait_until: 1 once a's acquire has returned. */
+int th_acquirer_done(void *a);
+/* Lets a release its hold, joins its thread and returns what its acquire
+ * returned; asserts the release succeeded. */
+int th_acquirer_finish(th_acquirer *a);
 
 /* A raw, connected ZooKeeper handle for inspecting the server, quiet log.
  * Returns NULL on failure. Close with th_raw_close(). */
@@ -95,6 +118,10 @@ int th_thread_count(void);
 #ifndef TH_TIME_SCALE
 #define TH_TIME_SCALE 1
 #endif
+
+/* How long a test waits for something that settles within the session
+ * timeout (a watch set, a handoff, a node gone), scaled for sanitizers. */
+#define TH_SETTLE_MS (2 * TH_SESSION_MS * TH_TIME_SCALE)
 
 /* CLOCK_MONOTONIC in ms. */
 int64_t th_now_ms(void);

@@ -645,11 +645,11 @@ static void test_lock_parent_acl_denied(void) {
   snprintf(deep, sizeof(deep), "%s/a/b", path);
   CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
   CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&ld, s, deep, NULL), ZKR_OK);
-  CU_ASSERT_EQUAL(zkr_lock_acquire(l, 5000), ZKR_ENOAUTH);
-  CU_ASSERT_EQUAL(zkr_lock_acquire(ld, 5000), ZKR_ENOAUTH);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(l, TH_SETTLE_MS), ZKR_ENOAUTH);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(ld, TH_SETTLE_MS), ZKR_ENOAUTH);
   CU_ASSERT_EQUAL(zkr_election_new(&e, s, deep, NULL), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_election_join(e), ZKR_OK);
-  CU_ASSERT_EQUAL(zkr_election_await(e, 5000), ZKR_ENOAUTH);
+  CU_ASSERT_EQUAL(zkr_election_await(e, TH_SETTLE_MS), ZKR_ENOAUTH);
   zkr_election_free(e);
   CU_ASSERT_EQUAL(th_count_nodes(path), 0);
   zkr_lock_free(l);
@@ -659,7 +659,7 @@ static void test_lock_parent_acl_denied(void) {
   read_only[0].perms = ZOO_PERM_READ | ZOO_PERM_CREATE | ZOO_PERM_WRITE;
   CU_ASSERT_EQUAL_FATAL(zoo_create(raw, nodel, "", 0, &acl, 0, NULL, 0), ZOK);
   CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, nodel, NULL), ZKR_OK);
-  CU_ASSERT_EQUAL(zkr_lock_acquire(l, 5000), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(l, TH_SETTLE_MS), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_lock_release(l), ZKR_ENOAUTH);
   zkr_lock_free(l);
   zkr_session_close(s);

@@ -64,35 +64,6 @@ static zkr_session *session_via(tp_proxy *p) {
   return s;
 }
 
-static zkr_lock *lock_on(zkr_session *s, const char *path) {
-  zkr_lock *l = NULL;
-
-  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
-  return l;
-}
-
-/* A thread that acquires, then releases (holds are per thread). */
-typedef struct acquirer {
-  pthread_t t;
-  zkr_lock *l;
-  int rc, release_rc;
-} acquirer;
-
-static void *acquire_main(void *arg) {
-  acquirer *a = arg;
-
-  a->rc = zkr_lock_acquire(a->l, 20000);
-  if (a->rc == ZKR_OK)
-    a->release_rc = zkr_lock_release(a->l);
-  return NULL;
-}
-
-static void start_acquire(acquirer *a, zkr_lock *l) {
-  a->l = l;
-  a->rc = -100;
-  CU_ASSERT_EQUAL_FATAL(pthread_create(&a->t, NULL, acquire_main, a), 0);
-}
-
 typedef struct at_least {
   tp_proxy *p;
   int op, n;
@@ -123,7 +94,7 @@ static void test_requests_uncontended_three(void) {
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   s = session_via(p);
-  l = lock_on(s, path);
+  l = th_lock(s, path);
   /* The first cycle makes the lock's parents. */
   CU_ASSERT_EQUAL(zkr_lock_acquire(l, -1), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_lock_release(l), ZKR_OK);
@@ -156,7 +127,7 @@ static void test_requests_reentrant_none(void) {
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   s = session_via(p);
-  l = lock_on(s, path);
+  l = th_lock(s, path);
   CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(l, -1), ZKR_OK);
   before = tp_requests(p, TP_ANY_OP);
   for (i = 0; i < 10000; i++) {
@@ -179,24 +150,24 @@ static void test_requests_contended_five(void) {
   char *path = th_path("r-cont");
   tp_proxy *p = tp_start(th_hosts());
   zkr_session *holder = th_session(QUIET_MS), *s;
-  zkr_lock *lh = lock_on(holder, path), *l;
+  zkr_lock *lh = th_lock(holder, path), *l;
   counts k;
   int i, n = 20;
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   s = session_via(p);
-  l = lock_on(s, path);
+  l = th_lock(s, path);
   CU_ASSERT_EQUAL(zkr_lock_acquire(lh, -1), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_lock_release(lh), ZKR_OK);
   k = now_counts(p);
   for (i = 0; i < n; i++) {
-    acquirer a;
+    th_acquirer a;
     CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(lh, -1), ZKR_OK);
-    start_acquire(&a, l);
+    th_acquirer_start(&a, l, 20000, 0);
     CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, k.get + 2 * i + 1)); /* its watch is set */
     CU_ASSERT_EQUAL(th_count_nodes(path), 2);
     CU_ASSERT_EQUAL(zkr_lock_release(lh), ZKR_OK);
-    pthread_join(a.t, NULL);
+    th_acquirer_finish(&a);
     CU_ASSERT_EQUAL(a.rc, ZKR_OK);
     CU_ASSERT_EQUAL(a.release_rc, ZKR_OK);
   }
@@ -220,7 +191,7 @@ typedef struct line3 {
   tp_proxy *p;
   zkr_session *sa, *sb, *s;
   zkr_lock *la, *lb, *l;
-  acquirer b, c;
+  th_acquirer b, c;
   counts k;
 } line3;
 
@@ -231,14 +202,14 @@ static void line3_start(line3 *q, const char *tag) {
   q->sa = th_session(QUIET_MS);
   q->sb = th_session(QUIET_MS);
   q->s = session_via(q->p);
-  q->la = lock_on(q->sa, q->path);
-  q->lb = lock_on(q->sb, q->path);
-  q->l = lock_on(q->s, q->path);
+  q->la = th_lock(q->sa, q->path);
+  q->lb = th_lock(q->sb, q->path);
+  q->l = th_lock(q->s, q->path);
   CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(q->la, -1), ZKR_OK);
-  start_acquire(&q->b, q->lb);
+  th_acquirer_start(&q->b, q->lb, 20000, 0);
   CU_ASSERT_TRUE(th_await_nodes(q->path, 2));
   q->k = now_counts(q->p);
-  start_acquire(&q->c, q->l);
+  th_acquirer_start(&q->c, q->l, 20000, 0);
   CU_ASSERT_TRUE(await_requests(q->p, ZOO_GETDATA_OP, q->k.get + 1));
 }
 
@@ -264,12 +235,12 @@ static void test_requests_predecessor_leaves_one_listing(void) {
   /* B's lock is freed: its node goes, C moves on to A's node. */
   zkr_lock_free(q.lb);
   q.lb = NULL;
-  pthread_join(q.b.t, NULL);
+  th_acquirer_finish(&q.b);
   CU_ASSERT_EQUAL(q.b.rc, ZKR_ECLOSED);
   CU_ASSERT_TRUE(await_requests(q.p, ZOO_GETDATA_OP, q.k.get + 2));
   CU_ASSERT_EQUAL(th_count_nodes(q.path), 2);
   CU_ASSERT_EQUAL(zkr_lock_release(q.la), ZKR_OK);
-  pthread_join(q.c.t, NULL);
+  th_acquirer_finish(&q.c);
   CU_ASSERT_EQUAL(q.c.rc, ZKR_OK);
   CU_ASSERT_EQUAL(q.c.release_rc, ZKR_OK);
   k = since(q.p, q.k);
@@ -288,8 +259,8 @@ static void test_requests_third_in_line_five(void) {
 
   line3_start(&q, "r-third");
   CU_ASSERT_EQUAL(zkr_lock_release(q.la), ZKR_OK);
-  pthread_join(q.b.t, NULL);
-  pthread_join(q.c.t, NULL);
+  th_acquirer_finish(&q.b);
+  th_acquirer_finish(&q.c);
   CU_ASSERT_EQUAL(q.b.rc, ZKR_OK);
   CU_ASSERT_EQUAL(q.c.rc, ZKR_OK);
   CU_ASSERT_EQUAL(q.c.release_rc, ZKR_OK);
@@ -315,7 +286,7 @@ static void test_requests_long_hold_watches_own_node(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   s = session_via(p);
   zkr__session_set_own_watch_after(s, ZKR__OWN_WATCH_AFTER_NS);
-  l = lock_on(s, path);
+  l = th_lock(s, path);
   before = tp_requests(p, ZOO_GETDATA_OP);
   CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(l, -1), ZKR_OK);
   CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, before + 1));
@@ -338,7 +309,7 @@ static void test_requests_release_nowait_returns_first(void) {
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   s = session_via(p);
-  l = lock_on(s, path);
+  l = th_lock(s, path);
   CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(l, -1), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_lock_acquire(l, -1), ZKR_OK);
   tp_stall(p, 1);
@@ -369,7 +340,7 @@ static void test_requests_release_nowait_then_reacquire_across_loss(void) {
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   s = session_via(p);
-  l = lock_on(s, path);
+  l = th_lock(s, path);
   for (i = 0; i < 5; i++) {
     CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(l, -1), ZKR_OK);
     CU_ASSERT_EQUAL(zkr_lock_token(l, &t1), ZKR_OK);

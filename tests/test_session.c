@@ -410,7 +410,7 @@ static void test_session_chroot_deleted_after_open(void) {
   CU_ASSERT_EQUAL_FATAL(zkr_session_open(&s, hosts, &o), ZKR_OK);
   CU_ASSERT_EQUAL(zoo_delete(raw, root, -1), ZOK);
   CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, "/locks/a", NULL), ZKR_OK);
-  CU_ASSERT_EQUAL(zkr_lock_acquire(l, 5000), ZKR_ENOCHROOT);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(l, TH_SETTLE_MS), ZKR_ENOCHROOT);
   zkr_lock_free(l);
   zkr_session_close(s);
   CU_ASSERT_EQUAL(zoo_exists(raw, root, 0, NULL), ZNONODE);

@@ -233,7 +233,9 @@ static int leave(zkr_election *e) {
   if (granted && e->term != T_DONE)
     zkr__session_post(e->r.s, owed_down, e, e);
   e->term = T_NONE;
-  return rc == ZKR_ETIMEDOUT ? ZKR_OK : rc;
+  /* A term that had already ended with its node (seen or not yet) is
+   * resigned all the same: on_change(0) tells of it. */
+  return rc == ZKR_ETIMEDOUT || rc == ZKR_ELOST ? ZKR_OK : rc;
 }
 
 int zkr_election_resign(zkr_election *e) {

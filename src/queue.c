@@ -1194,12 +1194,13 @@ int64_t zkr__queue_arm(zkr_session *s, int64_t now) {
   for (c = zkr__session_queue(s)->head; c != NULL; c = c->next) {
     int64_t due = c->started_at + after;
     /* Not while our node is unknown, nor while a read before a grant is
-     * under way (it sets the watch itself): look again shortly. */
-    int now_ok = c->node != NULL && c->state != C_CREATE && c->state != C_RECOVER && c->state != C_CONFIRM;
+     * under way (it sets the watch itself), nor while a try decides (it
+     * leaves no watch unless it holds): look again shortly, so a try that
+     * holds is watched on time too. */
+    int now_ok = c->node != NULL && c->state != C_CREATE && c->state != C_RECOVER && c->state != C_CONFIRM &&
+                 (!c->try_once || c->state == C_HELD);
 
-    /* A try sets no watch while it decides; once it holds, it is a hold. */
-    if (c->own_armed || (c->try_once && c->state != C_HELD) || c->state == C_DONE || c->state == C_RELEASE ||
-        (c->state == C_HELD && c->lost))
+    if (c->own_armed || c->state == C_DONE || c->state == C_RELEASE || (c->state == C_HELD && c->lost))
       continue;
     if (due <= now && now_ok) {
       send_own_watch(c);

@@ -11,7 +11,7 @@ if [ "$readme_block" != "$(cat "$here/examples/daily_report.c")" ]; then
   diff <(printf '%s\n' "$readme_block") "$here/examples/daily_report.c"
   exit 1
 fi
-out=$("$bin" "$ZKR_TEST_HOSTS") || { echo "FAIL: daily_report exited $?: $out"; exit 1; }
+out=$("$bin" "${ZKR_TEST_HOSTS:?run it through tests/with-zk.sh, which starts a server}") || { echo "FAIL: daily_report exited $?: $out"; exit 1; }
 case "$out" in
 "report runs under fencing token "[0-9]*) echo "PASS: README example compiles, runs and prints: $out" ;;
 *) echo "FAIL: unexpected output: $out"; exit 1 ;;

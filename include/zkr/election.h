@@ -30,8 +30,10 @@ typedef struct zkr_election zkr_election;
 
 /* Leadership changed: leader is 1 exactly once when this participant gains
  * it, 0 exactly once when that term ends (resign, session lost or past its
- * validity, our node deleted). Runs on the session's event thread; it must
- * not block nor call a blocking zkr function. */
+ * validity, our node deleted). A deletion of our node is seen at once once
+ * the participation has existed 0.25 s (the watch on our own node is set
+ * then), else when that watch is set. Runs on the session's event thread;
+ * it must not block nor call a blocking zkr function. */
 typedef void (*zkr_election_fn)(zkr_election *e, int leader, void *arg);
 
 typedef struct zkr_election_opts {
@@ -75,8 +77,8 @@ ZKR_EXTERN int zkr_election_leader(zkr_election *e, char *id, size_t len);
 /* Leaves the election: a leader hands over (its node is deleted, the next
  * participant is notified), a waiter leaves the queue. Returns once the
  * server confirmed. on_change(0) follows if we were leading. join() may be
- * called again later. Returns ZKR_OK, ZKR_ENOTHELD (not participating),
- * ZKR_ESESSION. */
+ * called again later. Returns ZKR_OK (also when the term had already ended
+ * with its node), ZKR_ENOTHELD (not participating), ZKR_ESESSION. */
 ZKR_EXTERN int zkr_election_resign(zkr_election *e);
 
 /* Resigns if needed and frees. Accepts NULL. */

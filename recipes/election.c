@@ -95,6 +95,9 @@ int zkr_election_new(zkr_election **out, zkr_session *s, const char *path, const
   return ZKR_OK;
 }
 
+/* The oldest participant leads: Curator's LeaderLatch on the same path. */
+static const zkr__policy leader_policy = {"-latch-", NULL, 1};
+
 int zkr_election_join(zkr_election *e) {
   pthread_mutex_t *mu;
   zkr__contender_cfg cfg;
@@ -114,7 +117,7 @@ int zkr_election_join(zkr_election *e) {
     e->term = T_NONE;
     memset(&cfg, 0, sizeof(cfg));
     cfg.dir = e->r.path;
-    cfg.marker = "-latch-";
+    cfg.policy = &leader_policy;
     cfg.data = e->r.id;
     cfg.acl = e->r.acl;
     cfg.on_granted = el_granted;
@@ -154,7 +157,7 @@ int zkr_election_await(zkr_election *e, int timeout_ms) {
  * notices the deadline. */
 static int leading(zkr_election *e) {
   return e->c != NULL && zkr__contender_granted(e->c) &&
-         zkr__now_ns() < zkr__session_valid_until_locked(e->r.s);
+         zkr__now_ns() < zkr__session_valid_until(e->r.s);
 }
 
 int zkr_election_is_leader(zkr_election *e) {

@@ -43,15 +43,20 @@ int zkr__hosts_check(const char *hosts);
 /* --- name.c: contender names ---------------------------------------------- */
 
 /* Where a child name's sequence is and which protocol made it. */
+/* What a contender node asks for, told by its marker. */
+enum { ZKR__EXCLUSIVE = 1, ZKR__SHARED, ZKR__LEASE };
+
 typedef struct zkr__name {
   const char *name; /* borrowed: the whole child name */
   const char *seq;  /* points into name: the sequence suffix */
+  int kind;         /* ZKR__EXCLUSIVE, ZKR__SHARED (a reader), ZKR__LEASE */
 } zkr__name;
 
 /* Parses a child of a recipe directory. Returns 1 if it is a contender node
- * of a known protocol (a marker "-lock-", "-latch-", "__lock__" or
- * "__rlock__" followed by a numeric sequence), else 0: such children are not
- * contenders and are ignored. */
+ * of a known protocol (a marker "-lock-", "-latch-", "__WRIT__", "__lock__"
+ * (exclusive), "__READ__", "__rlock__" (shared) or "-lease-" followed by a
+ * numeric sequence), else 0: such children are not contenders and are
+ * ignored. */
 int zkr__name_parse(const char *name, zkr__name *out);
 
 /* The one rule for "is a contender", used by the queue and by every
@@ -132,9 +137,30 @@ void zkr__session_orphan_prefix(zkr_session *s, const char *dir, const char *pre
 
 typedef struct zkr__contender zkr__contender;
 
+/* A recipe's grant rule. The queue asks it, for each other contender in a
+ * listing, whether that one keeps us waiting; everything else (the
+ * protocol, which node to watch, when a deletion alone decides, recovery,
+ * retries, session loss) is the queue's.
+ *
+ * With limit <= 1 the queue asks only about earlier nodes (queue order),
+ * grants when none blocks, else watches the nearest that does; once it is
+ * gone, a read of our own node decides if it was the only one, a fresh
+ * listing otherwise. With limit > 1 it asks about every node (earlier = 0
+ * for later ones), grants while fewer than limit block, else watches the
+ * directory and lists again on each change. */
+typedef struct zkr__policy {
+  const char *marker; /* of our node: "-lock-", "-latch-", "-__READ__"... */
+  /* NULL: every earlier contender blocks (a mutex). Called with the session
+   * mutex held; must not send anything. */
+  int (*blocks)(const zkr__name *me, const zkr__name *other, int earlier);
+  int limit;
+} zkr__policy;
+
 typedef struct zkr__contender_cfg {
   const char *dir;              /* checked recipe directory; copied */
-  const char *marker;           /* "-lock-", "-latch-"; static */
+  const zkr__policy *policy;    /* static */
+  const char *ignore;           /* a child name of ours that never blocks us
+                                   (a write hold taking the read lock); copied */
   const char *data;             /* node data; copied */
   const struct ACL_vector *acl; /* borrowed; NULL = open */
   /* Event thread, outside the mutex, each at most once per contender and
@@ -190,6 +216,56 @@ int64_t zkr__contender_token(const zkr__contender *c);
 int zkr__contender_lost_reason(const zkr__contender *c);  /* zkr_lost_reason */
 const char *zkr__contender_node(const zkr__contender *c); /* full path or NULL */
 
+/* The contender's state read without the session mutex (published
+ * atomically): 1 while granted and not lost. */
+int zkr__contender_held_now(const zkr__contender *c);
+
+/* --- holds.c: per-thread reentrant holds (lock, rwlock) -------------------- */
+
+typedef struct zkr__hold {
+  struct zkr__hold *next;
+  pthread_t thread;
+  int count; /* 0 while still acquiring */
+  zkr__contender *c;
+} zkr__hold;
+
+typedef struct zkr__holds {
+  zkr_session *s;
+  zkr__hold *head;  /* changed under the session mutex and mu */
+  pthread_mutex_t mu; /* lets zkr__holds_valid_until() skip the session's */
+  pthread_cond_t cond; /* acquiring reached 0 */
+  int acquiring;       /* threads inside zkr__holds_acquire */
+  int freeing;
+  int lost_reason; /* of the last lost hold; atomic */
+  void (*on_lost)(void *arg); /* the recipe's; event thread, once per hold */
+  void *arg;
+} zkr__holds;
+
+int zkr__holds_init(zkr__holds *hs, zkr_session *s, void (*on_lost)(void *arg), void *arg);
+void zkr__holds_destroy(zkr__holds *hs);
+/* The following are called with the session mutex held. */
+/* The calling thread's hold (acquiring or held), or NULL. */
+zkr__hold *zkr__holds_mine(zkr__holds *hs);
+/* Acquires for the calling thread, waiting on the session mutex until
+ * deadline (zkr__deadline()); cfg->try_once as the caller wants, on_lost
+ * and owner are set here. A thread that holds already only counts (or gets
+ * why its hold was lost: ZKR_ELOST, ZKR_ESESSION). Returns as
+ * zkr_lock_acquire(). */
+int zkr__holds_acquire(zkr__holds *hs, zkr__contender_cfg *cfg, int64_t deadline);
+/* Releases one level of the calling thread's hold; returns as
+ * zkr_lock_release() (wait) or zkr_lock_release_nowait(). */
+int zkr__holds_release(zkr__holds *hs, int wait);
+/* The calling thread's granted hold whose validity deadline has not
+ * passed, or NULL: the one snapshot every accessor answers from. */
+zkr__hold *zkr__holds_granted(zkr__holds *hs);
+/* As zkr_lock_lost_reason(). */
+int zkr__holds_lost_reason(zkr__holds *hs);
+/* Frees: waiters return ZKR_ECLOSED, every hold is released. */
+void zkr__holds_close(zkr__holds *hs);
+/* Without the session mutex (never waits for the completion thread): the
+ * session's validity deadline if the calling thread holds, else 0. */
+int64_t zkr__holds_valid_until(zkr__holds *hs);
+
 /* Called by the session (mutex held) when its state changes: reconnection
  * retries what connection loss interrupted; loss fails every contender. */
 void zkr__queue_reconnected(zkr_session *s);
@@ -242,8 +318,8 @@ int64_t zkr__session_id_locked(zkr_session *s);
 /* Wakes the session's event thread if it sleeps past due (CLOCK_MONOTONIC
  * ns), so it looks again at what falls due then (mutex held). */
 void zkr__session_kick(zkr_session *s, int64_t due);
-/* zkr_session_valid_until() with the mutex held. */
-int64_t zkr__session_valid_until_locked(zkr_session *s);
+/* zkr_session_valid_until(): read without the mutex (published atomically). */
+int64_t zkr__session_valid_until(zkr_session *s);
 /* The session's zkr_lost_reason while LOST, else ZKR_LOST_NONE. */
 int zkr__session_lost_reason_locked(zkr_session *s);
 

@@ -8,9 +8,17 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-/* Markers that precede the sequence suffix: Curator's protected mutex and
- * latch names (go-zookeeper uses the same), Kazoo's lock and read lock. */
-static const char *const markers[] = {"-lock-", "-latch-", "__lock__", "__rlock__"};
+/* Markers that precede the sequence suffix, and what a node so named
+ * asks for: Curator's protected mutex, latch, read-write lock and semaphore
+ * lease names (go-zookeeper uses the mutex's), Kazoo's lock and read lock. */
+static const struct {
+  const char *marker;
+  int kind;
+} markers[] = {
+    {"-lock-", ZKR__EXCLUSIVE},  {"-latch-", ZKR__EXCLUSIVE},  {"__WRIT__", ZKR__EXCLUSIVE},
+    {"__lock__", ZKR__EXCLUSIVE}, {"__READ__", ZKR__SHARED},   {"__rlock__", ZKR__SHARED},
+    {"-lease-", ZKR__LEASE},
+};
 
 static const char *last_occurrence(const char *s, const char *needle) {
   const char *hit = NULL, *p = s;
@@ -37,24 +45,28 @@ static int seq_valid(const char *seq) {
 
 int zkr__name_parse(const char *name, zkr__name *out) {
   const char *best_seq = NULL;
+  int kind = 0;
   size_t i;
 
   if (name == NULL)
     return 0;
   for (i = 0; i < sizeof(markers) / sizeof(markers[0]); i++) {
-    const char *hit = last_occurrence(name, markers[i]);
+    const char *hit = last_occurrence(name, markers[i].marker);
     const char *seq;
 
     if (hit == NULL)
       continue;
-    seq = hit + strlen(markers[i]);
-    if (seq_valid(seq) && (best_seq == NULL || seq < best_seq))
+    seq = hit + strlen(markers[i].marker);
+    if (seq_valid(seq) && (best_seq == NULL || seq < best_seq)) {
       best_seq = seq;
+      kind = markers[i].kind;
+    }
   }
   if (best_seq == NULL)
     return 0;
   out->name = name;
   out->seq = best_seq;
+  out->kind = kind;
   return 1;
 }
 

@@ -64,19 +64,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One state per situation. A request cut by connection loss is sent again
+ * on reconnection; which one follows from the state (resend()). */
 enum cstate {
   C_CREATE,  /* create (and listing) in flight; node unknown */
   C_RECOVER, /* create's reply lost: find our node by uuid */
+  C_CHECK,   /* a node with our uuid found: is it ours, in this session? */
   C_LIST,    /* node known, listing in flight */
-  C_WAIT,    /* watching a predecessor */
+  C_WAIT,    /* watching what blocks us (a node, or the directory) */
   C_CONFIRM, /* predecessor gone: reading our own node before the grant (P2) */
-  C_HELD,    /* granted (see lost) */
+  C_HELD,    /* granted */
+  C_LOST,    /* granted, then lost (session, deadline, node deleted): the
+                recipe has yet to release it */
   C_RELEASE, /* delete in flight */
   C_DONE
 };
-
-/* What to send again once the connection is back. */
-enum step { S_NONE, S_RECOVER, S_STAT, S_LIST, S_WATCH, S_DELETE };
 
 enum opkind {
   K_PARENT,
@@ -84,6 +86,7 @@ enum opkind {
   K_CREATE,
   K_CONFIRM,
   K_LIST,
+  K_WLIST,
   K_STAT,
   K_WATCH,
   K_WEXISTS,
@@ -99,7 +102,8 @@ struct zkr__contender {
   pthread_cond_t cond;
 
   char *dir;
-  const char *marker;
+  const zkr__policy *policy;
+  char *ignore; /* a node of ours that never blocks us, or NULL */
   char *data;
   const struct ACL_vector *acl;
   void (*on_lost)(void *owner, zkr__contender *c);
@@ -110,9 +114,9 @@ struct zkr__contender {
   char *node; /* full path once known */
   int64_t czxid, owner_sid;
 
-  int state;
-  int rc;        /* result once C_DONE */
-  int step;      /* enum step pending a reconnection */
+  int state;     /* written through set_state() only: read atomically */
+  int rc;        /* result once C_DONE or C_LOST */
+  int deferred;  /* the state's request waits for the reconnection */
   int own_step;  /* own-node watch pending a reconnection */
   int own_armed; /* own-node watch sent (see zkr__queue_arm) */
   int64_t started_at;
@@ -120,8 +124,8 @@ struct zkr__contender {
   unsigned gen;      /* bumped per attempt; stale completions are ignored */
   int listed;        /* a live predecessor is known: a try-once can decide */
   int try_once;      /* only find out whether we would wait; set no watch */
-  int withdrawing, dropped, closed, lost;
-  int lost_reason; /* zkr_lost_reason once lost */
+  int withdrawing, dropped, closed;
+  int lost_reason; /* zkr_lost_reason once lost, else ZKR_LOST_NONE */
   int was_granted;
   int parent_tries;
   int parent_denied; /* creating a missing parent was refused (ACL) */
@@ -141,6 +145,7 @@ typedef struct zkr__ticket {
   zkr__contender *c;     /* owner while an event concerns it, else NULL */
   unsigned gen;
   int own;        /* watching our own node */
+  int dir;        /* watching the directory's children */
   zkr__waiter *w; /* an observer's wake-up instead of a contender */
 } ticket;
 
@@ -155,6 +160,7 @@ typedef struct op {
 
 static void send_create(zkr__contender *c);
 static void send_list(zkr__contender *c);
+static void send_list_watch(zkr__contender *c);
 static void send_watch(zkr__contender *c);
 static void send_delete(zkr__contender *c);
 static void send_stat(zkr__contender *c);
@@ -197,6 +203,7 @@ static void unref(zkr__contender *c) {
   free_preds(c);
   pthread_cond_destroy(&c->cond);
   free(c->dir);
+  free(c->ignore);
   free(c->data);
   free(c->node);
   zkr__session_unref(c->s);
@@ -275,13 +282,19 @@ static void op_end(op *o) {
   unref(c);
 }
 
+/* Every state change goes through here: zkr__contender_held_now() reads
+ * the state without the session mutex. */
+static void set_state(zkr__contender *c, int state) {
+  __atomic_store_n(&c->state, state, __ATOMIC_RELEASE);
+}
+
 /* Starts an attempt that supersedes whatever was in flight or deferred:
  * answers to the old one are stale (P6), and a resend deferred to the next
  * reconnection must not outrank the new attempt (it would make the new
  * one's answers stale in turn and leave us waiting for nothing). */
 static void new_attempt(zkr__contender *c) {
   c->gen++;
-  c->step = S_NONE;
+  c->deferred = 0;
 }
 
 /* A zoo_a* call that failed at once will never complete. */
@@ -298,10 +311,11 @@ static int is_connloss(int rc) {
   return rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT;
 }
 
-/* Connection loss: resend once the session reconnects. The completion
- * always precedes the next "connected" event on the completion thread. */
-static void defer(zkr__contender *c, int step) {
-  c->step = step;
+/* Connection loss: resend the state's request once the session reconnects
+ * (resend()). The completion always precedes the next "connected" event on
+ * the completion thread. */
+static void defer(zkr__contender *c) {
+  c->deferred = 1;
 }
 
 static void post(zkr__contender *c, void (*fn)(void *)) {
@@ -311,9 +325,9 @@ static void post(zkr__contender *c, void (*fn)(void *)) {
 }
 
 static void finish(zkr__contender *c, int rc) {
-  c->state = C_DONE;
+  set_state(c, C_DONE);
   c->rc = rc;
-  c->step = S_NONE;
+  c->deferred = 0;
   c->gen++;
   free_preds(c);
   pthread_cond_broadcast(&c->cond);
@@ -378,9 +392,9 @@ static void granted_event(void *arg) {
 
 /* A granted contender lost its hold: exactly once. */
 static void lose_hold(zkr__contender *c, int rc) {
-  if (c->state != C_HELD || c->lost)
+  if (c->state != C_HELD)
     return;
-  c->lost = 1;
+  set_state(c, C_LOST);
   c->rc = rc;
   c->lost_reason = rc == ZKR_ELOST ? ZKR_LOST_DELETED : zkr__session_lost_reason_locked(c->s);
   c->own_step = 0;
@@ -402,7 +416,7 @@ static void grant(zkr__contender *c) {
     send_delete(c);
     return;
   }
-  c->state = C_HELD;
+  set_state(c, C_HELD);
   c->was_granted = 1;
   new_attempt(c);
   pthread_cond_broadcast(&c->cond);
@@ -422,7 +436,7 @@ static void node_gone(zkr__contender *c) {
 /* States in which our node is known to exist on our side and a watch on it
  * tells us something. */
 static int node_matters(const zkr__contender *c) {
-  return (c->state == C_HELD && !c->lost) || c->state == C_LIST || c->state == C_WAIT ||
+  return c->state == C_HELD || c->state == C_LIST || c->state == C_WAIT ||
          c->state == C_CONFIRM;
 }
 
@@ -472,7 +486,7 @@ static void advance(zkr__contender *c, int skip) {
   } else if (skip) {
     send_watch(c);
   } else {
-    c->state = C_LIST;
+    set_state(c, C_LIST);
     send_list(c);
   }
 }
@@ -481,9 +495,17 @@ static int cmp_names(const void *a, const void *b) {
   return zkr__name_cmp(a, b);
 }
 
-/* Places us in the queue from a listing of the directory. The listing shows
- * our node, so it proves P2 by itself; with nobody before us we hold. */
-static void place(zkr__contender *c, const struct String_vector *kids) {
+/* Places us in the queue from a listing of the directory, by the recipe's
+ * grant rule (its policy). The listing shows our node, so it proves P2 by
+ * itself. With a limit of 1 (mutex, leader, reader, writer) only earlier
+ * nodes are asked about and we wait for the nearest one that blocks us;
+ * the others that block are remembered, so its deletion alone decides only
+ * when it was the last one (P3). With a higher limit (leases) every node
+ * counts and any of them may go first: the directory itself is watched
+ * (watched: this listing set that watch) and every change lists again. */
+static void place(zkr__contender *c, const struct String_vector *kids, int watched) {
+  const zkr__policy *pol = c->policy;
+  int limit = pol->limit > 1 ? pol->limit : 1;
   const char *mine = strrchr(c->node, '/') + 1;
   zkr__name *names, me;
   int i, n = 0, k;
@@ -500,10 +522,17 @@ static void place(zkr__contender *c, const struct String_vector *kids) {
   k = 0;
   for (i = 0; i < kids->count; i++) {
     zkr__name nm;
-    if (strcmp(kids->data[i], mine) == 0)
+    int earlier;
+
+    if (strcmp(kids->data[i], mine) == 0) {
       k = 1;
-    else if (zkr__name_parse(kids->data[i], &nm) && zkr__name_cmp(&nm, &me) < 0 &&
-             !is_skipped(c, kids->data[i]))
+      continue;
+    }
+    if (!zkr__name_parse(kids->data[i], &nm) || is_skipped(c, kids->data[i]) ||
+        (c->ignore != NULL && strcmp(kids->data[i], c->ignore) == 0))
+      continue;
+    earlier = zkr__name_cmp(&nm, &me) < 0;
+    if ((earlier || limit > 1) && (pol->blocks != NULL ? pol->blocks(&me, &nm, earlier) : earlier))
       names[n++] = nm;
   }
   if (!k) {
@@ -525,12 +554,20 @@ static void place(zkr__contender *c, const struct String_vector *kids) {
     fail(c, ZKR_ENOMEM);
     return;
   }
-  if (c->withdrawing)
+  if (c->withdrawing) {
     send_delete(c);
-  else if (n == 0)
+  } else if (n < limit) {
     grant(c);
-  else
+  } else if (limit == 1) {
     send_watch(c);
+  } else if (!watched && !c->try_once) {
+    send_list_watch(c);
+  } else {
+    /* Full: a try stops here; a wait waits for the directory to change. */
+    set_state(c, C_WAIT);
+    c->listed = 1;
+    pthread_cond_broadcast(&c->cond);
+  }
 }
 
 /* P1: our own node must carry a regular suffix. Otherwise it is deleted and
@@ -595,7 +632,7 @@ static void create_done(int rc, const char *name, const struct Stat *stat, const
         zkr__session_orphan(s, name);
         fail(c, ZKR_ENOMEM);
       } else if (!suffix_exhausted(c)) {
-        c->state = C_LIST; /* the pipelined listing is on its way */
+        set_state(c, C_LIST); /* the pipelined listing is on its way */
       }
     } else if (rc == ZNONODE && c->parent_denied) {
       fail(c, ZKR_ENOAUTH); /* a missing parent we may not create */
@@ -604,8 +641,8 @@ static void create_done(int rc, const char *name, const struct Stat *stat, const
     } else if (rc == ZNONODE && c->parent_tries++ < 5) {
       send_create(c); /* parents missing or reclaimed: make them again */
     } else if (is_connloss(rc)) {
-      c->state = C_RECOVER;
-      defer(c, S_RECOVER);
+      set_state(c, C_RECOVER);
+      defer(c);
     } else {
       fail_zk(c, rc);
     }
@@ -615,10 +652,10 @@ static void create_done(int rc, const char *name, const struct Stat *stat, const
 }
 
 static void found_by_uuid(zkr__contender *c, const struct String_vector *kids) {
-  char tag[48];
+  char tag[64];
   int i;
 
-  snprintf(tag, sizeof(tag), "_c_%s%s", c->uuid, c->marker);
+  snprintf(tag, sizeof(tag), "_c_%s%s", c->uuid, c->policy->marker);
   for (i = 0; i < kids->count; i++) {
     if (strncmp(kids->data[i], tag, strlen(tag)) == 0) {
       size_t n = strlen(c->dir) + strlen(kids->data[i]) + 2;
@@ -637,7 +674,7 @@ static void found_by_uuid(zkr__contender *c, const struct String_vector *kids) {
     finish(c, ZKR_ETIMEDOUT);
     return;
   }
-  c->state = C_CREATE;
+  set_state(c, C_CREATE);
   send_create(c);
 }
 
@@ -645,14 +682,22 @@ static void list_done(int rc, const struct String_vector *kids, const void *data
   op *o = (op *)data;
   zkr__contender *c = o->c;
   zkr_session *s = c->s;
+  /* A watched listing leaves its watch only when it succeeds. */
+  int registered = o->kind == K_WLIST && rc == ZOK;
 
   lock_op(o);
+  if (registered)
+    o->t->c = NULL; /* stale unless we wait on it below */
+  else if (o->t != NULL)
+    free_ticket(o->t);
   if (op_begin(o, rc)) {
     if (c->state == C_LIST) {
-      if (rc == ZOK)
-        place(c, kids);
-      else if (is_connloss(rc))
-        defer(c, S_LIST);
+      if (rc == ZOK) {
+        place(c, kids, o->kind == K_WLIST);
+        if (registered && c->state == C_WAIT && c->gen == o->gen)
+          o->t->c = c; /* the directory's next change lists again */
+      } else if (is_connloss(rc))
+        defer(c);
       else if (rc == ZNONODE)
         fail(c, ZKR_ELOST);
       else
@@ -661,10 +706,10 @@ static void list_done(int rc, const struct String_vector *kids, const void *data
       if (rc == ZOK)
         found_by_uuid(c, kids);
       else if (rc == ZNONODE) {
-        c->state = C_CREATE;
+        set_state(c, C_CREATE);
         send_create(c);
       } else if (is_connloss(rc))
-        defer(c, S_RECOVER);
+        defer(c);
       else
         fail_zk(c, rc);
     }
@@ -683,14 +728,14 @@ static void stat_done(int rc, const struct Stat *stat, const void *data) {
   zkr_session *s = c->s;
 
   lock_op(o);
-  if (op_begin(o, rc) && c->state == C_RECOVER) {
+  if (op_begin(o, rc) && c->state == C_CHECK) {
     if (rc == ZOK && stat->ephemeralOwner == zkr__session_id_locked(s)) {
       c->czxid = stat->czxid;
       c->owner_sid = stat->ephemeralOwner;
       if (c->withdrawing) {
         send_delete(c);
       } else if (!suffix_exhausted(c)) {
-        c->state = C_LIST;
+        set_state(c, C_LIST);
         send_list(c);
       }
     } else if (rc == ZOK || rc == ZNONODE) {
@@ -703,11 +748,11 @@ static void stat_done(int rc, const struct Stat *stat, const void *data) {
       if (zkr__uuid(c->uuid) != ZKR_OK) {
         fail(c, ZKR_EZK);
       } else {
-        c->state = C_CREATE;
+        set_state(c, C_CREATE);
         send_create(c);
       }
     } else if (is_connloss(rc)) {
-      defer(c, S_STAT);
+      defer(c);
     } else {
       fail_zk(c, rc);
     }
@@ -743,7 +788,7 @@ static void watch_result(op *o, int rc, const struct Stat *stat) {
     c->exists_mode = 1;
     send_watch(c);
   } else if (is_connloss(rc)) {
-    defer(c, S_WATCH);
+    defer(c);
   } else {
     fail_zk(c, rc);
   }
@@ -796,8 +841,8 @@ static void own_read_done(int rc, const char *value, int len, const struct Stat 
       else if (rc == ZNONODE)
         finish(c, ZKR_ELOST);
       else if (is_connloss(rc)) {
-        c->state = C_LIST;
-        defer(c, S_LIST); /* a fresh listing decides after the reconnection */
+        set_state(c, C_LIST);
+        defer(c); /* a fresh listing decides after the reconnection */
       } else {
         fail_zk(c, rc);
       }
@@ -824,7 +869,6 @@ static void delete_done(int rc, const void *data) {
     if (rc == ZNONODE && c->was_granted && !c->withdrawing && !c->delete_unsure) {
       /* Released a hold whose node someone else had deleted, unseen yet
        * (a young hold has no own-node watch): the caller must know. */
-      c->lost = 1;
       c->lost_reason = ZKR_LOST_DELETED;
       finish(c, ZKR_ELOST);
     } else if (rc == ZNONODE && c->withdrawing && c->abandon_rc == 0 && !c->delete_unsure) {
@@ -838,7 +882,7 @@ static void delete_done(int rc, const void *data) {
       finish(c, ZKR_OK);
     } else if (is_connloss(rc)) {
       c->delete_unsure = 1; /* it may have run: a NONODE later is our own */
-      defer(c, S_DELETE);   /* keep trying: our node must not outlive us */
+      defer(c);   /* keep trying: our node must not outlive us */
     } else {
       fail_zk(c, rc);
     }
@@ -873,7 +917,9 @@ static void ticket_watcher(zhandle_t *zh, int type, int state, const char *path,
         send_own_watch(c); /* data changed or watch removed: re-arm */
     }
   } else if (c != NULL && t->gen == c->gen && c->state == C_WAIT) {
-    if (type == ZOO_DELETED_EVENT)
+    if (t->dir)
+      send_list_watch(c); /* any change may have freed a place */
+    else if (type == ZOO_DELETED_EVENT)
       advance(c, 0);
     else
       send_watch(c); /* consumed by a data change: watch again */
@@ -946,10 +992,10 @@ static void send_create(zkr__contender *c) {
     return;
   }
   new_attempt(c);
-  c->state = C_CREATE;
+  set_state(c, C_CREATE);
   if (c->parent_tries > 0)
     send_parents(c, zh);
-  snprintf(path, sizeof(path), "%s/_c_%s%s", c->dir, c->uuid, c->marker);
+  snprintf(path, sizeof(path), "%s/_c_%s%s", c->dir, c->uuid, c->policy->marker);
   oc = new_op(c, K_CREATE);
   ol = new_op(c, K_LIST);
   if (oc == NULL || ol == NULL) {
@@ -993,6 +1039,36 @@ static void send_list(zkr__contender *c) {
     fail_zk(c, zrc);
 }
 
+/* A listing that also watches the directory (a limit above 1). */
+static void send_list_watch(zkr__contender *c) {
+  zhandle_t *zh = zkr__session_zh(c->s);
+  op *o;
+  int zrc;
+
+  if (zh == NULL) {
+    fail(c, ZKR_ECLOSED);
+    return;
+  }
+  new_attempt(c);
+  set_state(c, C_LIST);
+  o = new_op(c, K_WLIST);
+  if (o != NULL) {
+    o->t = new_ticket(c, 0);
+    if (o->t == NULL) {
+      op_end(o);
+      o = NULL;
+    }
+  }
+  if (o == NULL) {
+    fail(c, ZKR_ENOMEM);
+    return;
+  }
+  o->t->dir = 1;
+  zrc = zoo_awget_children(zh, c->dir, ticket_watcher, o->t, list_done, o);
+  if (!sent_ok(o, zrc))
+    fail_zk(c, zrc);
+}
+
 /* After a lost create reply: sync first, so the listing reflects every
  * request of ours the ensemble accepted before we reconnected. */
 static void send_recover(zkr__contender *c) {
@@ -1005,7 +1081,7 @@ static void send_recover(zkr__contender *c) {
     return;
   }
   new_attempt(c);
-  c->state = C_RECOVER;
+  set_state(c, C_RECOVER);
   os = new_op(c, K_SYNC);
   if (os == NULL || !sent_ok(os, zoo_async(zh, c->dir, sync_done, os))) {
     fail(c, os == NULL ? ZKR_ENOMEM : ZKR_ESESSION);
@@ -1031,6 +1107,7 @@ static void send_stat(zkr__contender *c) {
     return;
   }
   new_attempt(c);
+  set_state(c, C_CHECK);
   o = new_op(c, K_STAT);
   if (o == NULL) {
     fail(c, ZKR_ENOMEM);
@@ -1052,7 +1129,7 @@ static void send_watch(zkr__contender *c) {
     return;
   }
   new_attempt(c);
-  c->state = C_WAIT;
+  set_state(c, C_WAIT);
   o = new_op(c, c->try_once ? K_PEEK : c->exists_mode ? K_WEXISTS : K_WATCH);
   if (o != NULL && !c->try_once)
     o->t = new_ticket(c, 0);
@@ -1105,7 +1182,7 @@ static void send_confirm(zkr__contender *c) {
     return;
   }
   new_attempt(c);
-  c->state = C_CONFIRM;
+  set_state(c, C_CONFIRM);
   o = new_op(c, K_CONFIRM);
   if (o != NULL && !c->own_armed) {
     o->t = new_ticket(c, 1);
@@ -1139,7 +1216,7 @@ static void send_delete(zkr__contender *c) {
     return;
   }
   new_attempt(c);
-  c->state = C_RELEASE;
+  set_state(c, C_RELEASE);
   o = new_op(c, K_DELETE);
   if (o == NULL) {
     zkr__session_orphan(c->s, c->node);
@@ -1153,37 +1230,41 @@ static void send_delete(zkr__contender *c) {
 
 /* --- the session's side ---------------------------------------------------- */
 
+/* The request a state waits on, sent again after a connection loss. */
+static void resend(zkr__contender *c) {
+  switch (c->state) {
+  case C_RECOVER:
+    send_recover(c);
+    break;
+  case C_CHECK:
+    send_stat(c);
+    break;
+  case C_LIST:
+    send_list(c);
+    break;
+  case C_WAIT:
+    send_watch(c);
+    break;
+  case C_RELEASE:
+    send_delete(c);
+    break;
+  default:
+    break;
+  }
+}
+
 void zkr__queue_reconnected(zkr_session *s) {
   zkr__contender *c;
 
   for (c = zkr__session_queue(s)->head; c != NULL; c = c->next) {
-    int step = c->step;
+    int deferred = c->deferred;
 
-    c->step = S_NONE;
+    c->deferred = 0;
     /* First, so that it is set before a resent predecessor watch (P2). */
     if (c->own_step && node_matters(c))
       send_own_watch(c);
-    if (c->state == C_DONE)
-      continue;
-    switch (step) {
-    case S_RECOVER:
-      send_recover(c);
-      break;
-    case S_STAT:
-      send_stat(c);
-      break;
-    case S_LIST:
-      send_list(c);
-      break;
-    case S_WATCH:
-      send_watch(c);
-      break;
-    case S_DELETE:
-      send_delete(c);
-      break;
-    default:
-      break;
-    }
+    if (deferred && c->state != C_DONE)
+      resend(c);
   }
 }
 
@@ -1197,10 +1278,11 @@ int64_t zkr__queue_arm(zkr_session *s, int64_t now) {
      * under way (it sets the watch itself), nor while a try decides (it
      * leaves no watch unless it holds): look again shortly, so a try that
      * holds is watched on time too. */
-    int now_ok = c->node != NULL && c->state != C_CREATE && c->state != C_RECOVER && c->state != C_CONFIRM &&
+    int now_ok = c->node != NULL && c->state != C_CREATE && c->state != C_RECOVER && c->state != C_CHECK &&
+                 c->state != C_CONFIRM &&
                  (!c->try_once || c->state == C_HELD);
 
-    if (c->own_armed || c->state == C_DONE || c->state == C_RELEASE || (c->state == C_HELD && c->lost))
+    if (c->own_armed || c->state == C_DONE || c->state == C_RELEASE || c->state == C_LOST)
       continue;
     if (due <= now && now_ok) {
       send_own_watch(c);
@@ -1230,7 +1312,7 @@ void zkr__queue_session_lost(zkr_session *s, int code) {
       continue;
     /* The server may still hold the session (we gave up on our own clock):
      * make sure our node does not block others meanwhile. */
-    if (c->node != NULL && code != ZKR_ECLOSED && !(c->state == C_HELD && c->lost))
+    if (c->node != NULL && code != ZKR_ECLOSED && c->state != C_LOST)
       zkr__session_orphan(s, c->node);
     if (c->node == NULL && (c->state == C_CREATE || c->state == C_RECOVER) && code != ZKR_ECLOSED) {
       /* Our create may have been applied with its reply lost: whatever
@@ -1239,7 +1321,7 @@ void zkr__queue_session_lost(zkr_session *s, int code) {
       snprintf(prefix, sizeof(prefix), "_c_%s", c->uuid);
       zkr__session_orphan_prefix(s, c->dir, prefix);
     }
-    if (c->state == C_HELD) {
+    if (c->state == C_HELD || c->state == C_LOST) {
       lose_hold(c, code);
       c->gen++;
     } else {
@@ -1287,16 +1369,19 @@ int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__con
   }
   c->dir = strdup(cfg->dir);
   c->data = strdup(cfg->data != NULL ? cfg->data : "");
-  if (c->dir == NULL || c->data == NULL || zkr__cond_init(&c->cond) != ZKR_OK) {
+  c->ignore = cfg->ignore != NULL ? strdup(cfg->ignore) : NULL;
+  if (c->dir == NULL || c->data == NULL || (cfg->ignore != NULL && c->ignore == NULL) ||
+      zkr__cond_init(&c->cond) != ZKR_OK) {
     free(c->dir);
     free(c->data);
+    free(c->ignore);
     free(c);
     return ZKR_ENOMEM;
   }
   c->s = s;
   zkr__session_ref(s);
   c->refs = 1;
-  c->marker = cfg->marker;
+  c->policy = cfg->policy;
   c->acl = cfg->acl;
   c->on_lost = cfg->on_lost;
   c->on_granted = cfg->on_granted;
@@ -1320,7 +1405,9 @@ int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns) {
     if (c->closed)
       return ZKR_ECLOSED;
     if (c->state == C_HELD)
-      return c->lost ? c->rc : ZKR_OK;
+      return ZKR_OK;
+    if (c->state == C_LOST)
+      return c->rc;
     if (c->state == C_DONE)
       return c->rc;
     /* A try waits for the decision, however long the requests take. */
@@ -1334,12 +1421,13 @@ int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns) {
 int zkr__contender_withdraw(zkr__contender *c) {
   pthread_mutex_t *mu = zkr__session_mutex(c->s);
 
-  if (c->state == C_HELD && !c->lost)
+  if (c->state == C_HELD)
     return ZKR_OK;
   c->withdrawing = 1;
-  if (c->state == C_LIST || c->state == C_WAIT || c->state == C_CONFIRM || (c->state == C_HELD && c->lost))
+  if (c->state == C_LIST || c->state == C_WAIT || c->state == C_CONFIRM || c->state == C_LOST)
     send_delete(c);
-  /* C_CREATE / C_RECOVER: the node is deleted as soon as it is known. */
+  /* C_CREATE / C_RECOVER / C_CHECK: the node is deleted as soon as it is
+   * known to be ours. */
   while (c->state != C_DONE)
     pthread_cond_wait(&c->cond, mu);
   return c->rc == ZKR_ELOST ? ZKR_ELOST : ZKR_ETIMEDOUT;
@@ -1348,9 +1436,9 @@ int zkr__contender_withdraw(zkr__contender *c) {
 int zkr__contender_release(zkr__contender *c, int wait) {
   pthread_mutex_t *mu = zkr__session_mutex(c->s);
 
-  if (c->state != C_HELD)
+  if (c->state != C_HELD && c->state != C_LOST)
     return c->state == C_DONE ? c->rc : ZKR_ENOTHELD;
-  if (c->lost) {
+  if (c->state == C_LOST) {
     finish(c, c->rc);
     return c->rc == ZKR_ELOST ? ZKR_ELOST : ZKR_ESESSION;
   }
@@ -1373,10 +1461,10 @@ void zkr__contender_drop(zkr__contender *c) {
   c->on_lost = NULL;
   c->on_granted = NULL;
   c->dropped = 1;
-  if (c->state == C_CREATE || c->state == C_RECOVER) {
-    c->withdrawing = 1; /* the node is deleted once its create is known */
+  if (c->state == C_CREATE || c->state == C_RECOVER || c->state == C_CHECK) {
+    c->withdrawing = 1; /* the node is deleted once it is known to be ours */
   } else if (c->state != C_DONE && c->state != C_RELEASE) {
-    if (c->node != NULL && !(c->state == C_HELD && c->lost))
+    if (c->node != NULL && c->state != C_LOST)
       zkr__session_orphan(c->s, c->node);
     finish(c, ZKR_ECLOSED);
   }
@@ -1390,7 +1478,11 @@ void zkr__contender_close(zkr__contender *c) {
 }
 
 int zkr__contender_granted(const zkr__contender *c) {
-  return c->state == C_HELD && !c->lost;
+  return c->state == C_HELD;
+}
+
+int zkr__contender_held_now(const zkr__contender *c) {
+  return __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == C_HELD;
 }
 
 int zkr__contender_was_granted(const zkr__contender *c) {
@@ -1398,11 +1490,11 @@ int zkr__contender_was_granted(const zkr__contender *c) {
 }
 
 int zkr__contender_active(const zkr__contender *c) {
-  return c->state != C_DONE && !c->lost && !c->withdrawing && !c->closed;
+  return c->state != C_DONE && c->state != C_LOST && !c->withdrawing && !c->closed;
 }
 
 int zkr__contender_lost_reason(const zkr__contender *c) {
-  return c->lost ? c->lost_reason : ZKR_LOST_NONE;
+  return c->lost_reason;
 }
 
 int64_t zkr__contender_token(const zkr__contender *c) {

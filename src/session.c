@@ -123,8 +123,12 @@ void zkr__session_unref(zkr_session *s) {
   free(s);
 }
 
+/* Written with the mutex held, read without it too (held() and
+ * valid_until() of every recipe must not wait behind the completion
+ * thread): published atomically, 0 once the session is lost. */
 static void update_valid_until(zkr_session *s) {
-  s->valid_until = s->last_ack_sent + (int64_t)s->timeout_ms * 1000000 - s->margin_ns;
+  __atomic_store_n(&s->valid_until, s->last_ack_sent + (int64_t)s->timeout_ms * 1000000 - s->margin_ns,
+                   __ATOMIC_RELEASE);
 }
 
 void zkr__session_acked(zkr_session *s, int64_t sent_ns) {
@@ -259,7 +263,7 @@ static void lose(zkr_session *s, int code, int reason) {
     return;
   s->lost_code = code;
   s->lost_reason = reason;
-  s->valid_until = 0;
+  __atomic_store_n(&s->valid_until, 0, __ATOMIC_RELEASE);
   set_state(s, ZKR_SESSION_LOST);
   zkr__queue_session_lost(s, code);
   pthread_cond_signal(&s->ev_cond);
@@ -689,19 +693,12 @@ void zkr__session_kick(zkr_session *s, int64_t due) {
     pthread_cond_signal(&s->ev_cond);
 }
 
-int64_t zkr__session_valid_until_locked(zkr_session *s) {
-  return s->state == ZKR_SESSION_LOST ? 0 : s->valid_until;
+int64_t zkr__session_valid_until(zkr_session *s) {
+  return __atomic_load_n(&s->valid_until, __ATOMIC_ACQUIRE);
 }
 
 int64_t zkr_session_valid_until(zkr_session *s) {
-  int64_t v;
-
-  if (s == NULL)
-    return 0;
-  pthread_mutex_lock(&s->mu);
-  v = s->state == ZKR_SESSION_LOST ? 0 : s->valid_until;
-  pthread_mutex_unlock(&s->mu);
-  return v;
+  return s != NULL ? zkr__session_valid_until(s) : 0;
 }
 
 int zkr_session_lost_reason(zkr_session *s) {

@@ -1,5 +1,5 @@
 /* The monotonic clock every deadline uses, and condvars that follow it. */
-#include "internal.h"
+#include "common.h"
 
 #include <errno.h>
 #include <time.h>

@@ -1,5 +1,5 @@
 /* Error codes: texts and the mapping from ZooKeeper's codes. */
-#include "internal.h"
+#include "common.h"
 
 const char *zkr_strerror(int code) {
   switch (code) {

@@ -7,7 +7,7 @@
  * and valid_until() find the calling thread's hold without waiting behind
  * the completion thread (they read the contender's state and the session's
  * deadline atomically). Lock order: session mutex, then the set's. */
-#include "internal.h"
+#include "engine.h"
 
 #include <stdlib.h>
 #include <string.h>

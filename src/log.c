@@ -4,7 +4,7 @@
  * session that routes its log gets one of a fixed set of trampolines, each
  * bound to one slot holding the caller's function and argument. With every
  * slot taken, opening one more such session fails with ZKR_ELOGROUTES. */
-#include "internal.h"
+#include "common.h"
 
 #include <stdio.h>
 

@@ -1,5 +1,5 @@
 /* Contender node names: parsing, queue order, and the random part. */
-#include "internal.h"
+#include "common.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* Listing a contender queue for inspection (zkr status, dashboards). */
-#include "internal.h"
+#include "common.h"
 
 #include <stdlib.h>
 #include <string.h>

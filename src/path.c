@@ -1,6 +1,6 @@
 /* Validation of recipe paths and connect strings: bad input is rejected
  * before anything is sent to the server, with the rule it breaks. */
-#include "internal.h"
+#include "common.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -59,7 +59,7 @@
  * (ZKR_ELOST) or a hold (on_lost) at once; shorter waits and holds skip
  * that request, and a deletion of such a young node is seen when the watch
  * is set, or by the read before a grant. */
-#include "internal.h"
+#include "core.h"
 
 #include <stdlib.h>
 #include <string.h>

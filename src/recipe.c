@@ -1,5 +1,5 @@
 /* The arguments every recipe object starts from, checked once. */
-#include "internal.h"
+#include "engine.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * thread per session. Nothing here ever blocks the completion thread: its
  * handlers only take the session mutex briefly. User callbacks run on the
  * event thread, outside the mutex. */
-#include "internal.h"
+#include "core.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -98,7 +98,7 @@ int64_t zkr__session_id_locked(zkr_session *s) {
   return s->id;
 }
 
-int zkr__session_connected(zkr_session *s) {
+static int connected(zkr_session *s) {
   return s->state == ZKR_SESSION_CONNECTED && !s->closing;
 }
 
@@ -441,12 +441,12 @@ static void *event_thread(void *arg) {
     wake = now + 1000000000;
     if (s->zk_connected && !s->closing && s->orphans != NULL)
       send_orphan_deletes(s);
-    if (zkr__session_connected(s)) {
+    if (connected(s)) {
       int64_t due = zkr__queue_arm(s, now); /* own-node watches that fell due */
       if (due > 0 && due < wake)
         wake = due;
     }
-    if (zkr__session_connected(s)) {
+    if (connected(s)) {
       /* Keep the validity window fresh: confirm the session once a fifth of
        * the timeout has passed without an answered request. */
       int64_t ping_at = s->last_ack_sent + (int64_t)s->timeout_ms * 1000000 / 5;

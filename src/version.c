@@ -1,4 +1,4 @@
-#include "internal.h"
+#include "common.h"
 
 #define ZKR__STR2(x) #x
 #define ZKR__STR(x) ZKR__STR2(x)

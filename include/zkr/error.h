@@ -31,7 +31,10 @@ extern "C" {
   X(EEXHAUSTED, -13, "the directory's sequence counter is exhausted (2^31 children created): "     \
                      "recreate the directory while nobody uses it")                            \
   X(ENOCHROOT, -14, "the chroot in the host string does not exist on the server")          \
-  X(ELOGROUTES, -15, "too many open sessions route the ZooKeeper client's log (at most 256)")
+  X(ELOGROUTES, -15, "too many open sessions route the ZooKeeper client's log (at most 256)") \
+  X(EDEADLK, -16, "the calling thread holds the read lock: taking the write lock would wait for "  \
+                  "itself forever (release the read lock first)")                                 \
+  X(EMISMATCH, -17, "the semaphore's participants disagree on max_leases (recorded on its path)")
 /* clang-format on */
 
 typedef enum zkr_errno {

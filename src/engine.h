@@ -1,0 +1,196 @@
+/* The contender engine: everything a recipe may use, and nothing more.
+ *
+ * Adding a recipe (recipes/<name>.c, include/zkr/<name>.h):
+ *  - Describe its grant rule as a zkr__policy: the marker of its nodes and
+ *    which other contenders block it (and how many may hold at once). The
+ *    queue does the rest: protected create and its recovery, the listing,
+ *    which node to watch, when a deletion alone decides (checked here, not
+ *    by the policy), retries across connection loss, session loss, lost
+ *    holds. Give the marker to name.c so every listing knows its kind.
+ *  - Lock-like recipes keep per-thread reentrant holds with zkr__holds;
+ *    others (the election, a lease) drive a zkr__contender directly.
+ *  - Start from zkr__recipe (checked path, id, ACL, session reference).
+ *
+ * Threading rules: every zkr__contender_* and zkr__holds_* function except
+ * the *_now/valid_until readers is called with the session mutex held
+ * (zkr__session_mutex); the blocking ones wait on it. Callbacks a recipe
+ * gives the engine (on_granted, on_lost, policy->blocks) run on the
+ * session's threads: blocks with the mutex held, the others on the event
+ * thread outside it; none may block nor call a blocking function. Work a
+ * recipe must do outside the mutex goes through zkr__session_post, and
+ * zkr__session_quiesce waits for it before the recipe frees its state.
+ * A recipe never sends ZooKeeper requests for its contenders itself. */
+#ifndef ZKR_ENGINE_H
+#define ZKR_ENGINE_H
+
+#include "common.h"
+
+/* --- the session's services ------------------------------------------------ */
+
+/* The session's mutex guards the state of every contender on it. */
+pthread_mutex_t *zkr__session_mutex(zkr_session *s);
+void zkr__session_ref(zkr_session *s);
+void zkr__session_unref(zkr_session *s);
+/* ZKR_OK while usable, else ZKR_ESESSION or ZKR_ECLOSED (mutex held). */
+int zkr__session_usable(zkr_session *s);
+/* Runs fn(arg) on the session's event thread, outside the mutex. owner tags
+ * the event so zkr__session_quiesce(owner) can wait for it. */
+int zkr__session_post(zkr_session *s, void (*fn)(void *arg), void *arg, const void *owner);
+/* Waits until no event of owner is queued or running (returns at once on
+ * the event thread). */
+void zkr__session_quiesce(zkr_session *s, const void *owner);
+/* zkr_session_valid_until(): read without the mutex (published atomically). */
+int64_t zkr__session_valid_until(zkr_session *s);
+/* The handle, or NULL once the session is closing: no request may be sent
+ * (mutex held). For observers (zkr__watch_*) only. */
+zhandle_t *zkr__session_zh(zkr_session *s);
+
+/* A thread waiting for a watch to fire (observers such as a leader
+ * watcher). With the session mutex held: zkr__watch_new() makes a context
+ * for zoo_w* calls with zkr__watch_fn; when the watch fires, w->fired is
+ * set and w->cond signalled and the context belongs to the session again;
+ * so it does when the session is lost. Otherwise zkr__watch_done() detaches
+ * w: registered = 0 when the zoo_w* call left no watch on the server (freed
+ * at once). */
+typedef struct zkr__waiter {
+  pthread_cond_t cond;
+  int fired;
+} zkr__waiter;
+struct zkr__ticket *zkr__watch_new(zkr_session *s, zkr__waiter *w);
+void zkr__watch_done(struct zkr__ticket *t, zkr__waiter *w, int registered);
+void zkr__watch_fn(zhandle_t *zh, int type, int state, const char *path, void *ctx);
+
+/* --- queue.c: contenders ----------------------------------------------------- */
+
+typedef struct zkr__contender zkr__contender;
+
+/* A recipe's grant rule. The queue asks it, for each other contender in a
+ * listing, whether that one keeps us waiting; everything else (the
+ * protocol, which node to watch, when a deletion alone decides, recovery,
+ * retries, session loss) is the queue's.
+ *
+ * With limit <= 1 the queue asks only about earlier nodes (queue order),
+ * grants when none blocks, else watches the nearest that does; once it is
+ * gone, a read of our own node decides if it was the only one, a fresh
+ * listing otherwise. With limit > 1 it asks about every node (earlier = 0
+ * for later ones), grants while fewer than limit block, else watches the
+ * directory and lists again on each change. */
+typedef struct zkr__policy {
+  const char *marker; /* of our node: "-lock-", "-latch-", "-__READ__"... */
+  /* NULL: every earlier contender blocks (a mutex). Called with the session
+   * mutex held; must not send anything. */
+  int (*blocks)(const zkr__name *me, const zkr__name *other, int earlier);
+  int limit;
+} zkr__policy;
+
+typedef struct zkr__contender_cfg {
+  const char *dir;              /* checked recipe directory; copied */
+  const zkr__policy *policy;    /* static */
+  const char *ignore;           /* a child name of ours that never blocks us
+                                   (a write hold taking the read lock); copied */
+  const char *data;             /* node data; copied */
+  const struct ACL_vector *acl; /* borrowed; NULL = open */
+  /* Event thread, outside the mutex, each at most once per contender and
+   * in this order: on_granted when it was granted (even if lost since),
+   * on_lost when a granted contender lost its hold. Neither fires once the
+   * recipe dropped the contender. */
+  void (*on_lost)(void *owner, zkr__contender *c);
+  void (*on_granted)(void *owner, zkr__contender *c);
+  void *owner;
+  int try_once; /* a try: decide without setting a watch */
+} zkr__contender_cfg;
+
+/* Called with the session mutex held. Creates a contender and starts the
+ * protocol (create + listing sent back to back); returns at once. */
+int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__contender **out);
+
+/* Called with the session mutex held; waits on it. Returns ZKR_OK once
+ * granted, ZKR_ETIMEDOUT when deadline_ns (zkr__deadline(); < 0 = none)
+ * passed first or, for a try_once contender, once a live contender ahead
+ * of us is known, or the error that ended it. */
+int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns);
+
+/* Called with the session mutex held. Gives up waiting: the node is deleted
+ * (waits for the confirmation while the session lives). Returns ZKR_OK if
+ * the contender had been granted meanwhile (the caller holds it), ZKR_ELOST
+ * if someone else had deleted our node, else ZKR_ETIMEDOUT. */
+int zkr__contender_withdraw(zkr__contender *c);
+
+/* Called with the session mutex held. Deletes a granted contender's node
+ * (retrying across connection loss). With wait, returns once the server
+ * confirmed it, ZKR_OK; ZKR_ELOST if the hold had been lost to a deletion
+ * by someone else (also one we learn of only now, from the delete);
+ * ZKR_ESESSION if it had been lost with the session or the session went
+ * away first. Without, returns ZKR_OK once the delete is sent (ZKR_ELOST /
+ * ZKR_ESESSION if the hold had been lost) and the contender finishes in the
+ * background; dropping it then is fine. */
+int zkr__contender_release(zkr__contender *c, int wait);
+
+/* Called with the session mutex held. The recipe forgets c: no callback will
+ * be fired for it any more; a node still on the server is deleted in the
+ * background. c must not be used afterwards. */
+void zkr__contender_drop(zkr__contender *c);
+
+/* Called with the session mutex held. Wakes a waiting zkr__contender_wait
+ * with ZKR_ECLOSED (the recipe object is being freed). */
+void zkr__contender_close(zkr__contender *c);
+
+/* Accessors; called with the session mutex held. */
+int zkr__contender_granted(const zkr__contender *c);     /* granted and not lost */
+int zkr__contender_active(const zkr__contender *c);      /* waiting or granted, not lost */
+int zkr__contender_was_granted(const zkr__contender *c); /* granted at some point */
+int64_t zkr__contender_token(const zkr__contender *c);
+int zkr__contender_lost_reason(const zkr__contender *c);  /* zkr_lost_reason */
+const char *zkr__contender_node(const zkr__contender *c); /* full path or NULL */
+
+/* The contender's state read without the session mutex (published
+ * atomically): 1 while granted and not lost. */
+int zkr__contender_held_now(const zkr__contender *c);
+
+/* --- holds.c: per-thread reentrant holds (lock, rwlock) -------------------- */
+
+typedef struct zkr__hold {
+  struct zkr__hold *next;
+  pthread_t thread;
+  int count; /* 0 while still acquiring */
+  zkr__contender *c;
+} zkr__hold;
+
+typedef struct zkr__holds {
+  zkr_session *s;
+  zkr__hold *head;  /* changed under the session mutex and mu */
+  pthread_mutex_t mu; /* lets zkr__holds_valid_until() skip the session's */
+  pthread_cond_t cond; /* acquiring reached 0 */
+  int acquiring;       /* threads inside zkr__holds_acquire */
+  int freeing;
+  int lost_reason; /* of the last lost hold; atomic */
+  void (*on_lost)(void *arg); /* the recipe's; event thread, once per hold */
+  void *arg;
+} zkr__holds;
+
+int zkr__holds_init(zkr__holds *hs, zkr_session *s, void (*on_lost)(void *arg), void *arg);
+void zkr__holds_destroy(zkr__holds *hs);
+/* The following are called with the session mutex held. */
+/* The calling thread's hold (acquiring or held), or NULL. */
+zkr__hold *zkr__holds_mine(zkr__holds *hs);
+/* Acquires for the calling thread, waiting on the session mutex until
+ * deadline (zkr__deadline()); cfg->try_once as the caller wants, on_lost
+ * and owner are set here. A thread that holds already only counts (or gets
+ * why its hold was lost: ZKR_ELOST, ZKR_ESESSION). Returns as
+ * zkr_lock_acquire(). */
+int zkr__holds_acquire(zkr__holds *hs, zkr__contender_cfg *cfg, int64_t deadline);
+/* Releases one level of the calling thread's hold; returns as
+ * zkr_lock_release() (wait) or zkr_lock_release_nowait(). */
+int zkr__holds_release(zkr__holds *hs, int wait);
+/* The calling thread's granted hold whose validity deadline has not
+ * passed, or NULL: the one snapshot every accessor answers from. */
+zkr__hold *zkr__holds_granted(zkr__holds *hs);
+/* As zkr_lock_lost_reason(). */
+int zkr__holds_lost_reason(zkr__holds *hs);
+/* Frees: waiters return ZKR_ECLOSED, every hold is released. */
+void zkr__holds_close(zkr__holds *hs);
+/* Without the session mutex (never waits for the completion thread): the
+ * session's validity deadline if the calling thread holds, else 0. */
+int64_t zkr__holds_valid_until(zkr__holds *hs);
+
+#endif

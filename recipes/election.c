@@ -6,7 +6,7 @@
  * A contender's granted/lost events announce its term; when we leave, the
  * contender is dropped (its pending events void) and we announce what is
  * still owed ourselves. */
-#include "internal.h"
+#include "engine.h"
 
 #include <stdlib.h>
 #include <string.h>

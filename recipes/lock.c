@@ -1,6 +1,6 @@
 /* zkr_lock: a reentrant mutex on the contender queue: the mutex policy
  * and per-thread holds (holds.c), nothing of its own. */
-#include "internal.h"
+#include "engine.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <zookeeper/proto.h>
 
-#include "internal.h"
+#include "core.h"
 
 #include "harness.h"
 #include "proxy.h"

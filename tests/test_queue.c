@@ -1,6 +1,6 @@
 /* Unit tests of the contender-queue core's pure parts: path checks, name
  * parsing and queue order (Curator, Kazoo and overflowed names). */
-#include "internal.h"
+#include "common.h"
 
 #include <stdlib.h>
 #include <string.h>

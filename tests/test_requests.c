@@ -12,7 +12,7 @@
 #include <string.h>
 #include <zookeeper/proto.h>
 
-#include "internal.h"
+#include "core.h"
 
 #include "harness.h"
 #include "proxy.h"

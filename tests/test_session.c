@@ -7,7 +7,7 @@
  * and deletes the znodes it creates. */
 #include "config.h"
 
-#include "internal.h"
+#include "common.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

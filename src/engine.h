@@ -86,8 +86,6 @@ typedef struct zkr__policy {
 typedef struct zkr__contender_cfg {
   const char *dir;              /* checked recipe directory; copied */
   const zkr__policy *policy;    /* static */
-  const char *ignore;           /* a child name of ours that never blocks us
-                                   (a write hold taking the read lock); copied */
   const char *data;             /* node data; copied */
   const struct ACL_vector *acl; /* borrowed; NULL = open */
   /* Event thread, outside the mutex, each at most once per contender and

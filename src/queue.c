@@ -103,7 +103,6 @@ struct zkr__contender {
 
   char *dir;
   const zkr__policy *policy;
-  char *ignore; /* a node of ours that never blocks us, or NULL */
   char *data;
   const struct ACL_vector *acl;
   void (*on_lost)(void *owner, zkr__contender *c);
@@ -203,7 +202,6 @@ static void unref(zkr__contender *c) {
   free_preds(c);
   pthread_cond_destroy(&c->cond);
   free(c->dir);
-  free(c->ignore);
   free(c->data);
   free(c->node);
   zkr__session_unref(c->s);
@@ -528,8 +526,7 @@ static void place(zkr__contender *c, const struct String_vector *kids, int watch
       k = 1;
       continue;
     }
-    if (!zkr__name_parse(kids->data[i], &nm) || is_skipped(c, kids->data[i]) ||
-        (c->ignore != NULL && strcmp(kids->data[i], c->ignore) == 0))
+    if (!zkr__name_parse(kids->data[i], &nm) || is_skipped(c, kids->data[i]))
       continue;
     earlier = zkr__name_cmp(&nm, &me) < 0;
     if ((earlier || limit > 1) && (pol->blocks != NULL ? pol->blocks(&me, &nm, earlier) : earlier))
@@ -1369,12 +1366,9 @@ int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__con
   }
   c->dir = strdup(cfg->dir);
   c->data = strdup(cfg->data != NULL ? cfg->data : "");
-  c->ignore = cfg->ignore != NULL ? strdup(cfg->ignore) : NULL;
-  if (c->dir == NULL || c->data == NULL || (cfg->ignore != NULL && c->ignore == NULL) ||
-      zkr__cond_init(&c->cond) != ZKR_OK) {
+  if (c->dir == NULL || c->data == NULL || zkr__cond_init(&c->cond) != ZKR_OK) {
     free(c->dir);
     free(c->data);
-    free(c->ignore);
     free(c);
     return ZKR_ENOMEM;
   }

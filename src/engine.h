@@ -156,12 +156,12 @@ typedef struct zkr__hold {
 
 typedef struct zkr__holds {
   zkr_session *s;
-  zkr__hold *head;  /* changed under the session mutex and mu */
-  pthread_mutex_t mu; /* lets zkr__holds_valid_until() skip the session's */
+  zkr__hold *head;     /* changed under the session mutex and mu */
+  pthread_mutex_t mu;  /* lets zkr__holds_valid_until() skip the session's */
   pthread_cond_t cond; /* acquiring reached 0 */
   int acquiring;       /* threads inside zkr__holds_acquire */
   int freeing;
-  int lost_reason; /* of the last lost hold; atomic */
+  int lost_reason;            /* of the last lost hold; atomic */
   void (*on_lost)(void *arg); /* the recipe's; event thread, once per hold */
   void *arg;
 } zkr__holds;

@@ -434,8 +434,7 @@ static void node_gone(zkr__contender *c) {
 /* States in which our node is known to exist on our side and a watch on it
  * tells us something. */
 static int node_matters(const zkr__contender *c) {
-  return c->state == C_HELD || c->state == C_LIST || c->state == C_WAIT ||
-         c->state == C_CONFIRM;
+  return c->state == C_HELD || c->state == C_LIST || c->state == C_WAIT || c->state == C_CONFIRM;
 }
 
 /* Persistent look-alikes are remembered per session, by full path: every
@@ -879,7 +878,7 @@ static void delete_done(int rc, const void *data) {
       finish(c, ZKR_OK);
     } else if (is_connloss(rc)) {
       c->delete_unsure = 1; /* it may have run: a NONODE later is our own */
-      defer(c);   /* keep trying: our node must not outlive us */
+      defer(c);             /* keep trying: our node must not outlive us */
     } else {
       fail_zk(c, rc);
     }
@@ -1276,8 +1275,7 @@ int64_t zkr__queue_arm(zkr_session *s, int64_t now) {
      * leaves no watch unless it holds): look again shortly, so a try that
      * holds is watched on time too. */
     int now_ok = c->node != NULL && c->state != C_CREATE && c->state != C_RECOVER && c->state != C_CHECK &&
-                 c->state != C_CONFIRM &&
-                 (!c->try_once || c->state == C_HELD);
+                 c->state != C_CONFIRM && (!c->try_once || c->state == C_HELD);
 
     if (c->own_armed || c->state == C_DONE || c->state == C_RELEASE || c->state == C_LOST)
       continue;

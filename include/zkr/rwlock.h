@@ -49,7 +49,8 @@ typedef struct zkr_rwlock_opts {
  * s. Sends nothing. opts may be NULL. The caller owns *out; free it with
  * zkr_rwlock_free(). Returns ZKR_OK, ZKR_EINVAL (bad path or option),
  * ZKR_ENOMEM. */
-ZKR_EXTERN int zkr_rwlock_new(zkr_rwlock **out, zkr_session *s, const char *path, const zkr_rwlock_opts *opts);
+ZKR_EXTERN int zkr_rwlock_new(zkr_rwlock **out, zkr_session *s, const char *path,
+                              const zkr_rwlock_opts *opts);
 
 /* Takes the read lock (shared) for the calling thread. timeout_ms < 0 waits
  * forever, 0 tries once, > 0 waits at most that long. Returns as

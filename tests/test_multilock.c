@@ -413,6 +413,43 @@ static void test_multilock_part_deleted(void) {
   paths_finish(p);
 }
 
+/* The first part is lost while the second is awaited: the acquisition
+ * returns that cause once the second comes, lets it go, and on_lost stays
+ * silent (the caller never held the multi-lock). */
+static void test_multilock_part_lost_while_waiting(void) {
+  two_paths p = paths_new("ml-lostwait");
+  zkr_session *s1 = th_session(0), *s2 = th_session(0);
+  lost_rec r = {0, ZKR_LOST_NONE};
+  zkr_multilock *m = multi_lost(s1, p, &r);
+  zkr_lock *lb = th_lock(s2, p.b);
+  zhandle_t *raw = th_raw();
+  struct String_vector kids;
+  char node[1100];
+  macq w;
+
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(lb, -1), ZKR_OK);
+  macq_start(&w, m, -1);
+  CU_ASSERT_TRUE(th_await_nodes(p.b, 2)); /* holds the first, waits for the second */
+  CU_ASSERT_EQUAL_FATAL(zoo_get_children(raw, p.a, 0, &kids), ZOK);
+  CU_ASSERT_EQUAL_FATAL(kids.count, 1);
+  snprintf(node, sizeof(node), "%s/%s", p.a, kids.data[0]);
+  deallocate_String_vector(&kids);
+  CU_ASSERT_TRUE(th_wait_until(node_watched, node, TH_SETTLE_MS));
+  CU_ASSERT_EQUAL(zoo_delete(raw, node, -1), ZOK);
+  CU_ASSERT_EQUAL(zkr_lock_release(lb), ZKR_OK);
+  CU_ASSERT_TRUE(th_wait_until(macq_done, &w, TH_SETTLE_MS));
+  CU_ASSERT_EQUAL(macq_finish(&w), ZKR_ELOST);
+  CU_ASSERT_EQUAL(children(p.a), 0);
+  CU_ASSERT_EQUAL(children(p.b), 0);
+  zkr_multilock_free(m);
+  zkr_lock_free(lb);
+  zkr_session_close(s1);
+  zkr_session_close(s2);
+  CU_ASSERT_EQUAL(r.n, 0);
+  th_raw_close(raw);
+  paths_finish(p);
+}
+
 /* --- free ------------------------------------------------------------------ */
 
 static void test_multilock_free_while_held(void) {
@@ -481,6 +518,7 @@ int main(void) {
       {"test_multilock_failure_cause", test_multilock_failure_cause},
       {"test_multilock_session_expiry", test_multilock_session_expiry},
       {"test_multilock_part_deleted", test_multilock_part_deleted},
+      {"test_multilock_part_lost_while_waiting", test_multilock_part_lost_while_waiting},
       {"test_multilock_free_while_held", test_multilock_free_while_held},
       {"test_multilock_bad_input", test_multilock_bad_input},
       {NULL, NULL}};

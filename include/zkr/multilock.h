@@ -60,9 +60,10 @@ ZKR_EXTERN int zkr_multilock_new(zkr_multilock **out, zkr_session *s, const char
  * a cancellation point: a thread cancelled in it holds no part. */
 ZKR_EXTERN int zkr_multilock_acquire(zkr_multilock *m, int timeout_ms);
 
-/* Releases one level of the calling thread's hold. At zero every part is
- * released, in reverse order, each returning once the server deleted its
- * node; a part that fails does not stop the others. Returns ZKR_OK,
+/* Releases one level of the calling thread's hold; inner levels only
+ * count. At zero every part is released, in reverse order, each returning
+ * once the server deleted its node; a part that fails does not stop the
+ * others, and a lost part is reported here. Returns ZKR_OK,
  * ZKR_ENOTHELD (the calling thread holds nothing; nothing changes), or the
  * first error of a part in release order: ZKR_ELOST, ZKR_ESESSION,
  * ZKR_ENOAUTH as zkr_lock_release() returns them; ZKR_EINVAL (m NULL). The

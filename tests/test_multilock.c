@@ -491,8 +491,8 @@ static void test_multilock_bad_input(void) {
   CU_ASSERT_EQUAL(zkr_multilock_new(&m, s, null_path, 2, NULL), ZKR_EINVAL);
   CU_ASSERT_EQUAL(zkr_multilock_new(&m, s, dup, 3, NULL), ZKR_EINVAL);
   CU_ASSERT_PTR_NULL(m);
-  /* An option refused by the second part's zkr_lock_new: the first part
-   * made is freed again (ASan's leak check would see it). */
+  /* An option zkr_lock_new refuses: nothing is kept (ASan's leak check
+   * would see a part or the array left behind). */
   memset(&o, 0, sizeof(o));
   o.acl = &empty;
   CU_ASSERT_EQUAL(zkr_multilock_new(&m, s, good, 2, &o), ZKR_EINVAL);

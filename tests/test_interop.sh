@@ -36,11 +36,12 @@ JARS=${JAR_DIR:-/usr/share/java}
 # Bounds, all from the peers' session timeout: a peer that makes no progress
 # for STALL_MS, or waits longer than ACQUIRE_MS for one acquisition, is
 # stuck; a hand-over slower than SESSION_MS is not a prompt one. A JVM
-# starts in about a second; STARTUP_S covers a loaded 2-CPU machine.
+# starts in about a second; STARTUP_S covers a loaded 2-CPU machine (the
+# peers wait twice ACQUIRE_MS for the go, so the driver's message comes first).
 SESSION_MS=2000
 ACQUIRE_MS=$((5 * SESSION_MS))
 STALL_MS=$((5 * SESSION_MS))
-STARTUP_S=$((10 * SESSION_MS / 1000))
+STARTUP_S=$((ACQUIRE_MS / 1000))
 
 exec 3>&2
 info() { echo "# $*" >&3; }
@@ -72,7 +73,7 @@ done
 "$PY" -c 'import kazoo' 2>/dev/null || setup_fail "$PY cannot import kazoo (scripts/install-deps.sh: python3-kazoo)"
 "$PY" -c 'import inspect, kazoo.recipe.lock as l; assert "extra_lock_patterns" in inspect.signature(l.Lock).parameters' \
   2>/dev/null || setup_fail "the installed kazoo's Lock has no extra_lock_patterns (needs kazoo 2.7.1 or later)"
-[ -f "$SRC/InteropPeer.java" ] && [ -f "$SRC/kazoo_peer.py" ] || setup_fail "peer sources not found in $SRC"
+{ [ -f "$SRC/InteropPeer.java" ] && [ -f "$SRC/kazoo_peer.py" ]; } || setup_fail "peer sources not found in $SRC"
 unset ZKR_HOSTS
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/zkr-interop.XXXXXX") || exit 1
@@ -392,7 +393,7 @@ FAILED=0
 # Runs test_interop_$1 in its own directory and path; on failure shows what
 # the peers said.
 run_case() {
-  local name=$1 f
+  local name=$1 f e
   dir=$WORK/$name
   P=$BASE/$name
   PIDS=()
@@ -408,7 +409,10 @@ run_case() {
       [ -s "$f" ] && info "  $(basename "$f"): $(head -c 600 "$f")"
     done
   fi
-  for e in "${PIDS[@]}"; do gone "${e#*=}" || kill -KILL "${e#*=}" 2>/dev/null; done
+  for e in "${PIDS[@]}"; do
+    gone "${e#*=}" || kill -KILL "${e#*=}" 2>/dev/null
+    wait "${e#*=}" 2>/dev/null # reaped here: no "Killed" notice from bash
+  done
 }
 
 CASES=(mutex_curator mutex_kazoo mutex_kazoo_default_overlaps election_curator)

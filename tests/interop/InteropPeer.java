@@ -220,10 +220,10 @@ public class InteropPeer {
         if (r == null) usage();
 
         Files.createFile(dir.resolve(name + ".ready"));
-        long deadline = System.nanoTime() + timeoutMs * 1000000L;
+        long deadline = System.nanoTime() + 2 * timeoutMs * 1000000L;
         while (!Files.exists(dir.resolve("go"))) {
             if (System.nanoTime() > deadline) {
-                System.err.println(name + ": no go file within " + timeoutMs + " ms");
+                System.err.println(name + ": no go file within " + 2 * timeoutMs + " ms");
                 System.exit(1);
             }
             Thread.sleep(5);

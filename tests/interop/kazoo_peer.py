@@ -88,10 +88,10 @@ def main():
     lock = cls(zk, a.path, identifier=a.name, extra_lock_patterns=extra)
 
     open(os.path.join(a.dir, a.name + ".ready"), "w").close()
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + 2 * timeout
     while not os.path.exists(os.path.join(a.dir, "go")):
         if time.monotonic() > deadline:
-            sys.stderr.write("%s: no go file within %d ms\n" % (a.name, a.timeout_ms))
+            sys.stderr.write("%s: no go file within %d ms\n" % (a.name, 2 * a.timeout_ms))
             return 1
         time.sleep(0.005)
 

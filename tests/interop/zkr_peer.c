@@ -8,7 +8,8 @@
  * same command line and follow the same steps, so one driver runs them side
  * by side on one path:
  *
- *   1. connect, create D/NAME.ready, wait for D/go (a common start);
+ *   1. connect, create D/NAME.ready, wait for D/go (a common start; at
+ *      most twice the --timeout-ms, which bounds each acquisition);
  *   2. N times: acquire; enter (below); hold MS; exit; release;
  *   3. print "RESULT name=NAME mode=MODE iterations=DONE overlaps=K".
  *
@@ -155,7 +156,7 @@ static int await_go(peer *p) {
     return -1;
   }
   snprintf(f, sizeof f, "%s/go", p->dir);
-  deadline = zkr_monotonic_ns() + (int64_t)p->timeout_ms * 1000000;
+  deadline = zkr_monotonic_ns() + 2 * (int64_t)p->timeout_ms * 1000000;
   while (access(f, F_OK) != 0) {
     if (zkr_monotonic_ns() > deadline)
       return -1;
@@ -260,7 +261,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (await_go(&p) != 0) {
-    fprintf(stderr, "%s: no go file within %d ms\n", p.name, p.timeout_ms);
+    fprintf(stderr, "%s: no go file within %d ms\n", p.name, 2 * p.timeout_ms);
     return 1;
   }
   done = run(&p, m);

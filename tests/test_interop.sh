@@ -415,7 +415,7 @@ run_case() {
   done
 }
 
-CASES=(mutex_curator mutex_kazoo mutex_kazoo_default_overlaps election_curator)
+CASES=(mutex_curator mutex_kazoo mutex_kazoo_default_overlaps election_curator rwlock_curator rwlock_kazoo)
 [ $# -gt 0 ] && CASES=("$@")
 T_START=$(now_ms)
 for c in "${CASES[@]}"; do

@@ -33,6 +33,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@ typedef struct peer {
   zkr_session *s;
   zkr_lock *lock;
   zkr_election *el;
+  zkr_rwlock *rw;
   FILE *log;
   int overlaps;
 } peer;
@@ -122,28 +124,88 @@ static int elect_release(peer *p) {
   return zkr_election_resign(p->el);
 }
 
+/* --- zkr_rwlock: the token is the node's czxid, not its name: no seq ------- */
+
+static int rw_setup(peer *p) {
+  zkr_rwlock_opts o = {0};
+
+  o.id = p->name;
+  return zkr_rwlock_new(&p->rw, p->s, p->path, &o);
+}
+
+static int read_acquire(peer *p, char *seq, size_t len) {
+  snprintf(seq, len, "-");
+  return zkr_rwlock_rdlock(p->rw, p->timeout_ms);
+}
+
+static int write_acquire(peer *p, char *seq, size_t len) {
+  snprintf(seq, len, "-");
+  return zkr_rwlock_wrlock(p->rw, p->timeout_ms);
+}
+
+static int rw_release(peer *p) {
+  return zkr_rwlock_unlock(p->rw);
+}
+
 static const mode modes[] = {
     {"mutex", 'X', mutex_setup, mutex_acquire, mutex_release},
     {"elect", 'X', elect_setup, elect_acquire, elect_release},
+    {"read", 'R', rw_setup, read_acquire, rw_release},
+    {"write", 'W', rw_setup, write_acquire, rw_release},
 };
 
 /* --- markers ---------------------------------------------------------------------- */
 
-/* Claims D/held.w; 1 if claimed, 0 if another holder had it (an overlap). */
-static int enter_exclusive(peer *p, char *marker, size_t len) {
-  int fd;
+/* Creates path exclusively: 1, or 0 if it existed. */
+static int claim(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
 
-  snprintf(marker, len, "%s/held.w", p->dir);
-  fd = open(marker, O_WRONLY | O_CREAT | O_EXCL, 0644);
   if (fd < 0) {
     if (errno != EEXIST) {
-      perror(marker);
+      perror(path);
       exit(1);
     }
     return 0;
   }
   close(fd);
   return 1;
+}
+
+/* 1 if some reader's marker D/held.r.* exists. */
+static int readers_in(peer *p) {
+  struct dirent *e;
+  DIR *d = opendir(p->dir);
+  int found = 0;
+
+  while (d != NULL && !found && (e = readdir(d)) != NULL)
+    found = strncmp(e->d_name, "held.r.", 7) == 0;
+  if (d != NULL)
+    closedir(d);
+  return found;
+}
+
+/* Claims the marker of kind (as the Java and Python peers do): a reader
+ * D/held.r.NAME, then D/held.w must not exist; a writer or exclusive
+ * holder D/held.w, and for a writer no D/held.r.* may exist. Fills marker
+ * with what to remove on exit (empty: nothing). 1 if no overlap. */
+static int enter(peer *p, char kind, char *marker, size_t len) {
+  char w[512];
+
+  snprintf(w, sizeof w, "%s/held.w", p->dir);
+  if (kind == 'R') {
+    snprintf(marker, len, "%s/held.r.%s", p->dir, p->name);
+    if (!claim(marker)) {
+      fprintf(stderr, "%s exists: two peers named %s\n", marker, p->name);
+      exit(1);
+    }
+    return access(w, F_OK) != 0;
+  }
+  snprintf(marker, len, "%s", w);
+  if (!claim(w)) {
+    marker[0] = '\0';
+    return 0;
+  }
+  return kind != 'W' || !readers_in(p);
 }
 
 static int await_go(peer *p) {
@@ -177,12 +239,12 @@ static int run(peer *p, const mode *m) {
       return i;
     }
     t_enter = zkr_monotonic_ns();
-    claimed = enter_exclusive(p, marker, sizeof marker);
+    claimed = enter(p, m->kind, marker, sizeof marker);
     if (!claimed)
       p->overlaps++;
     sleep_ms(p->hold_ms);
     t_exit = zkr_monotonic_ns();
-    if (claimed && unlink(marker) != 0)
+    if (marker[0] != '\0' && unlink(marker) != 0)
       perror(marker);
     fprintf(p->log, "%lld %lld %c %s %s\n", (long long)t_enter, (long long)t_exit, m->kind, p->name, seq);
     fflush(p->log);
@@ -196,8 +258,9 @@ static int run(peer *p, const mode *m) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: zkr_peer mutex|elect --hosts H --path P --dir D --name NAME [--iterations N]\n"
-                  "       [--hold-ms MS] [--session-ms MS] [--timeout-ms MS]\n");
+  fprintf(stderr,
+          "usage: zkr_peer mutex|elect|read|write --hosts H --path P --dir D --name NAME [--iterations N]\n"
+          "       [--hold-ms MS] [--session-ms MS] [--timeout-ms MS]\n");
   return 2;
 }
 

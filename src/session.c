@@ -12,13 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct event {
-  struct event *next;
-  void (*fn)(void *arg);
-  void *arg;
-  const void *owner;
-} event;
-
 typedef struct listener {
   struct listener *next;
   int id;
@@ -62,7 +55,7 @@ struct zkr_session {
   int64_t own_watch_after; /* see zkr__queue_arm */
   int64_t sleeping_until;  /* the event thread waits until then; 0 while it runs */
 
-  event *ev_head, *ev_tail;
+  zkr__list events;           /* zkr__event, in the order posted */
   const void *running_owner; /* owner of the event now running */
   int running_listener;      /* id of the listener now running, or 0 */
   listener *listeners;
@@ -75,7 +68,11 @@ struct zkr_session {
   int log_slot;
 };
 
+/* A state change for the listeners. Allocated: when memory runs out the
+ * listeners miss one change (the contenders' notifications are embedded
+ * in them and never missed). */
 typedef struct state_ev {
+  zkr__event ev;
   zkr_session *s;
   int state;
 } state_ev;
@@ -139,25 +136,30 @@ void zkr__session_acked(zkr_session *s, int64_t sent_ns) {
   pthread_cond_broadcast(&s->cond); /* open waits for the first one */
 }
 
-int zkr__session_post(zkr_session *s, void (*fn)(void *arg), void *arg, const void *owner) {
-  event *ev;
-
-  if (s->dead)
-    return ZKR_ECLOSED;
-  ev = malloc(sizeof(*ev));
-  if (ev == NULL)
-    return ZKR_ENOMEM;
-  ev->next = NULL;
+void zkr__event_init(zkr__event *ev, void (*fn)(void *arg), void *arg, const void *owner) {
+  zkr__list_init(&ev->link);
   ev->fn = fn;
   ev->arg = arg;
   ev->owner = owner;
-  if (s->ev_tail != NULL)
-    s->ev_tail->next = ev;
-  else
-    s->ev_head = ev;
-  s->ev_tail = ev;
+}
+
+int zkr__session_post(zkr_session *s, zkr__event *ev) {
+  if (s->dead)
+    return ZKR_ECLOSED;
+  if (!zkr__list_linked(&ev->link)) /* already queued: it runs once */
+    zkr__list_push_back(&s->events, &ev->link);
   pthread_cond_signal(&s->ev_cond);
   return ZKR_OK;
+}
+
+/* Takes the first queued event off the queue, or NULL. */
+static zkr__event *next_event(zkr_session *s) {
+  zkr__list *l = zkr__list_first(&s->events);
+
+  if (l == NULL)
+    return NULL;
+  zkr__list_remove(l);
+  return zkr__list_entry(l, zkr__event, link);
 }
 
 static int on_event_thread(zkr_session *s) {
@@ -165,13 +167,14 @@ static int on_event_thread(zkr_session *s) {
 }
 
 static int owner_pending(zkr_session *s, const void *owner) {
-  event *ev;
+  zkr__list *l;
 
   if (s->running_owner == owner)
     return 1;
-  for (ev = s->ev_head; ev != NULL; ev = ev->next)
-    if (ev->owner == owner)
+  zkr__list_foreach(l, &s->events) {
+    if (zkr__list_entry(l, zkr__event, link)->owner == owner)
       return 1;
+  }
   return 0;
 }
 
@@ -253,7 +256,8 @@ static void set_state(zkr_session *s, int state) {
     return;
   se->s = s;
   se->state = state;
-  if (zkr__session_post(s, state_event, se, s) != ZKR_OK)
+  zkr__event_init(&se->ev, state_event, se, s);
+  if (zkr__session_post(s, &se->ev) != ZKR_OK)
     free(se);
 }
 
@@ -422,15 +426,14 @@ static void *event_thread(void *arg) {
 
     if (s->last_ack_sent > 0 && s->state != ZKR_SESSION_LOST && now >= s->valid_until)
       lose(s, ZKR_ESESSION, ZKR_LOST_DEADLINE); /* our own clock: the server may have expired us */
-    if (s->ev_head != NULL) {
-      event *ev = s->ev_head;
-      s->ev_head = ev->next;
-      if (s->ev_head == NULL)
-        s->ev_tail = NULL;
+    if (!zkr__list_empty(&s->events)) {
+      zkr__event *ev = next_event(s);
+      /* ev may be freed by its own fn: read what we need first. */
+      void (*fn)(void *) = ev->fn;
+      void *arg = ev->arg;
       s->running_owner = ev->owner;
       pthread_mutex_unlock(&s->mu);
-      ev->fn(ev->arg);
-      free(ev);
+      fn(arg);
       pthread_mutex_lock(&s->mu);
       s->running_owner = NULL;
       pthread_cond_broadcast(&s->cond);
@@ -482,7 +485,7 @@ static int opts_check(const zkr_session_opts *o) {
 
 static void teardown(zkr_session *s) {
   orphan *o;
-  event *ev;
+  zkr__event *ev;
 
   pthread_mutex_lock(&s->mu);
   s->closing = 1;
@@ -506,13 +509,11 @@ static void teardown(zkr_session *s) {
   }
   /* Completions run by zookeeper_close may have posted events after the
    * event thread ended: run them here, so each fires and frees its data. */
-  while ((ev = s->ev_head) != NULL) {
-    s->ev_head = ev->next;
-    if (s->ev_head == NULL)
-      s->ev_tail = NULL;
+  while ((ev = next_event(s)) != NULL) {
+    void (*fn)(void *) = ev->fn;
+    void *arg = ev->arg;
     pthread_mutex_unlock(&s->mu);
-    ev->fn(ev->arg);
-    free(ev);
+    fn(arg);
     pthread_mutex_lock(&s->mu);
   }
   s->dead = 1;
@@ -562,6 +563,9 @@ int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opt
     return ZKR_ENOMEM;
   s->refs = 1;
   s->log_slot = -1;
+  zkr__list_init(&s->events);
+  zkr__list_init(&s->queue.contenders);
+  zkr__list_init(&s->queue.tickets);
   s->own_watch_after = ZKR__OWN_WATCH_AFTER_NS;
   s->margin_ns = (int64_t)o.expiry_margin_ms * 1000000;
   pthread_mutex_init(&s->mu, NULL);

@@ -181,8 +181,7 @@ int zkr_election_await(zkr_election *e, int timeout_ms) {
  * thread; and our own clock decides at once, before the event thread
  * notices the deadline. */
 static int leading(zkr_election *e) {
-  return e->c != NULL && zkr__contender_granted(e->c) &&
-         zkr__now_ns() < zkr__session_valid_until(e->r.s);
+  return e->c != NULL && zkr__contender_granted(e->c) && zkr__now_ns() < zkr__session_valid_until(e->r.s);
 }
 
 int zkr_election_is_leader(zkr_election *e) {

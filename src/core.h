@@ -25,7 +25,7 @@ int zkr__session_lost_reason_locked(zkr_session *s);
 typedef struct zkr__qstate {
   zkr__list contenders; /* every live contender of the session */
   zkr__list tickets;    /* every watch context not yet fired */
-  char **skipped;              /* persistent look-alikes seen (full paths) */
+  char **skipped;       /* persistent look-alikes seen (full paths) */
   int nskipped;
 } zkr__qstate;
 zkr__qstate *zkr__session_queue(zkr_session *s);

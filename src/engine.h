@@ -161,7 +161,7 @@ int zkr__contender_held_now(const zkr__contender *c);
 /* --- holds.c: per-thread reentrant holds (lock, rwlock) -------------------- */
 
 typedef struct zkr__hold {
-  struct zkr__hold *next;
+  zkr__list link; /* on its set's list */
   pthread_t thread;
   int count; /* 0 while still acquiring */
   zkr__contender *c;
@@ -169,7 +169,7 @@ typedef struct zkr__hold {
 
 typedef struct zkr__holds {
   zkr_session *s;
-  zkr__hold *head;     /* changed under the session mutex and mu */
+  zkr__list holds;     /* zkr__hold; changed under the session mutex and mu */
   pthread_mutex_t mu;  /* lets zkr__holds_valid_until() skip the session's */
   pthread_cond_t cond; /* acquiring reached 0 */
   int acquiring;       /* threads inside zkr__holds_acquire */

@@ -14,12 +14,12 @@ typedef struct zkr__list {
   struct zkr__list *prev, *next;
 } zkr__list;
 
-#define zkr__list_entry(link, type, member) ((type *)((char *)(link) - offsetof(type, member)))
+#define zkr__list_entry(link, type, member) ((type *)((char *)(link)-offsetof(type, member)))
 
 /* Walks head's elements; pos may not be removed (see _safe). */
 #define zkr__list_foreach(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
 /* Walks head's elements; pos may be removed, tmp holds the next one. */
-#define zkr__list_foreach_safe(pos, tmp, head)                                                                 \
+#define zkr__list_foreach_safe(pos, tmp, head)                                                               \
   for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); (pos) = (tmp), (tmp) = (pos)->next)
 
 static inline void zkr__list_init(zkr__list *l) {

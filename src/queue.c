@@ -133,8 +133,8 @@ struct zkr__contender {
   int exists_mode;   /* predecessor unreadable: watch with exists */
   char **preds;      /* names sorting before ours, in queue order */
   int npreds;
-  zkr__list tickets;      /* our watch contexts not yet fired (ticket.mine) */
-  zkr__event lost_ev;     /* embedded: the notifications never need memory */
+  zkr__list tickets;  /* our watch contexts not yet fired (ticket.mine) */
+  zkr__event lost_ev; /* embedded: the notifications never need memory */
   zkr__event granted_ev;
 };
 

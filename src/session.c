@@ -13,7 +13,7 @@
 #include <string.h>
 
 typedef struct listener {
-  struct listener *next;
+  zkr__list link;
   int id;
   zkr_state_fn fn;
   void *arg;
@@ -23,7 +23,7 @@ typedef struct listener {
  * name starts with prefix (a node whose create reply was lost: only its
  * uuid is known). */
 typedef struct orphan {
-  struct orphan *next;
+  zkr__list link;
   zkr_session *s;
   int inflight;
   const char *prefix; /* NULL, or points into path's buffer */
@@ -55,12 +55,12 @@ struct zkr_session {
   int64_t own_watch_after; /* see zkr__queue_arm */
   int64_t sleeping_until;  /* the event thread waits until then; 0 while it runs */
 
-  zkr__list events;           /* zkr__event, in the order posted */
+  zkr__list events;          /* zkr__event, in the order posted */
   const void *running_owner; /* owner of the event now running */
   int running_listener;      /* id of the listener now running, or 0 */
-  listener *listeners;
+  zkr__list listeners;
   int next_listener_id;
-  orphan *orphans;
+  zkr__list orphans;
   zkr__qstate queue;
 
   pthread_t thread;
@@ -201,8 +201,7 @@ static void add_orphan(zkr_session *s, const char *path, const char *prefix) {
     memcpy(o->path + n, prefix, m);
     o->prefix = o->path + n;
   }
-  o->next = s->orphans;
-  s->orphans = o;
+  zkr__list_push_front(&s->orphans, &o->link);
   pthread_cond_signal(&s->ev_cond);
 }
 
@@ -222,10 +221,13 @@ static void state_event(void *arg) {
   /* Listeners are called in id order; the list may change between calls. */
   pthread_mutex_lock(&s->mu);
   for (;;) {
-    listener *l, *next = NULL;
-    for (l = s->listeners; l != NULL; l = l->next)
+    listener *next = NULL;
+    zkr__list *ll;
+    zkr__list_foreach(ll, &s->listeners) {
+      listener *l = zkr__list_entry(ll, listener, link);
       if (l->id > last && (next == NULL || l->id < next->id))
         next = l;
+    }
     if (next == NULL)
       break;
     last = next->id;
@@ -361,19 +363,13 @@ static void orphan_listed(int rc, const struct String_vector *kids, const void *
 
 static void orphan_settle(orphan *o, int rc) {
   zkr_session *s = o->s;
-  orphan **pp;
 
   o->inflight = 0;
   /* Only connection loss is worth another try: any answer, or the end of
    * the session, settles it. */
   if (rc != ZCONNECTIONLOSS && rc != ZOPERATIONTIMEOUT) {
-    for (pp = &s->orphans; *pp != NULL; pp = &(*pp)->next) {
-      if (*pp == o) {
-        *pp = o->next;
-        free(o);
-        break;
-      }
-    }
+    zkr__list_remove(&o->link);
+    free(o);
   }
   pthread_cond_signal(&s->ev_cond);
 }
@@ -394,10 +390,10 @@ static void send_ping(zkr_session *s, int64_t now) {
 }
 
 static void send_orphan_deletes(zkr_session *s) {
-  orphan **pp = &s->orphans;
+  zkr__list *l, *tmp;
 
-  while (*pp != NULL) {
-    orphan *o = *pp;
+  zkr__list_foreach_safe(l, tmp, &s->orphans) {
+    orphan *o = zkr__list_entry(l, orphan, link);
     int zrc = ZOK;
 
     if (!o->inflight)
@@ -405,7 +401,7 @@ static void send_orphan_deletes(zkr_session *s) {
                               : zoo_adelete(s->zh, o->path, -1, orphan_done, o);
     if (zrc != ZOK) {
       /* Refused at once: the handle is dead, and the node with it. */
-      *pp = o->next;
+      zkr__list_remove(&o->link);
       free(o);
       continue;
     }
@@ -413,7 +409,6 @@ static void send_orphan_deletes(zkr_session *s) {
       zkr__session_ref(s);
       o->inflight = 1;
     }
-    pp = &o->next;
   }
 }
 
@@ -442,7 +437,7 @@ static void *event_thread(void *arg) {
     if (s->stop)
       break;
     wake = now + 1000000000;
-    if (s->zk_connected && !s->closing && s->orphans != NULL)
+    if (s->zk_connected && !s->closing && !zkr__list_empty(&s->orphans))
       send_orphan_deletes(s);
     if (connected(s)) {
       int64_t due = zkr__queue_arm(s, now); /* own-node watches that fell due */
@@ -483,6 +478,15 @@ static int opts_check(const zkr_session_opts *o) {
   return ZKR_OK;
 }
 
+static void drop_listeners(zkr_session *s) {
+  zkr__list *l;
+
+  while ((l = zkr__list_first(&s->listeners)) != NULL) {
+    zkr__list_remove(l);
+    free(zkr__list_entry(l, listener, link));
+  }
+}
+
 static void teardown(zkr_session *s) {
   orphan *o;
   zkr__event *ev;
@@ -503,8 +507,9 @@ static void teardown(zkr_session *s) {
   pthread_mutex_lock(&s->mu);
   s->thread_started = 0;
   zkr__queue_session_closed(s);
-  while ((o = s->orphans) != NULL) {
-    s->orphans = o->next;
+  while (!zkr__list_empty(&s->orphans)) {
+    o = zkr__list_entry(s->orphans.next, orphan, link);
+    zkr__list_remove(&o->link);
     free(o);
   }
   /* Completions run by zookeeper_close may have posted events after the
@@ -518,11 +523,7 @@ static void teardown(zkr_session *s) {
   }
   s->dead = 1;
   pthread_cond_broadcast(&s->cond);
-  while (s->listeners != NULL) {
-    listener *l = s->listeners;
-    s->listeners = l->next;
-    free(l);
-  }
+  drop_listeners(s);
   pthread_mutex_unlock(&s->mu);
   zkr__log_unbind(s->log_slot);
 }
@@ -564,6 +565,8 @@ int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opt
   s->refs = 1;
   s->log_slot = -1;
   zkr__list_init(&s->events);
+  zkr__list_init(&s->listeners);
+  zkr__list_init(&s->orphans);
   zkr__list_init(&s->queue.contenders);
   zkr__list_init(&s->queue.tickets);
   s->own_watch_after = ZKR__OWN_WATCH_AFTER_NS;
@@ -614,11 +617,7 @@ int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opt
   if (rc != ZKR_OK) {
     /* A failed open fires no callback: drop the listeners first. */
     pthread_mutex_lock(&s->mu);
-    while (s->listeners != NULL) {
-      listener *l = s->listeners;
-      s->listeners = l->next;
-      free(l);
-    }
+    drop_listeners(s);
     pthread_mutex_unlock(&s->mu);
     teardown(s);
     zkr__session_unref(s);
@@ -732,8 +731,7 @@ int zkr_session_add_listener(zkr_session *s, zkr_state_fn fn, void *arg, int *id
   l->arg = arg;
   pthread_mutex_lock(&s->mu);
   l->id = ++s->next_listener_id;
-  l->next = s->listeners;
-  s->listeners = l;
+  zkr__list_push_back(&s->listeners, &l->link);
   pthread_mutex_unlock(&s->mu);
   if (id != NULL)
     *id = l->id;
@@ -741,16 +739,16 @@ int zkr_session_add_listener(zkr_session *s, zkr_state_fn fn, void *arg, int *id
 }
 
 int zkr_session_remove_listener(zkr_session *s, int id) {
-  listener **pp;
+  zkr__list *ll;
   int rc = ZKR_EINVAL;
 
   if (s == NULL)
     return ZKR_EINVAL;
   pthread_mutex_lock(&s->mu);
-  for (pp = &s->listeners; *pp != NULL; pp = &(*pp)->next) {
-    if ((*pp)->id == id) {
-      listener *l = *pp;
-      *pp = l->next;
+  zkr__list_foreach(ll, &s->listeners) {
+    listener *l = zkr__list_entry(ll, listener, link);
+    if (l->id == id) {
+      zkr__list_remove(&l->link);
       free(l);
       rc = ZKR_OK;
       break;

@@ -99,18 +99,14 @@ int zkr_election_new(zkr_election **out, zkr_session *s, const char *path, const
   if (out == NULL)
     return ZKR_EINVAL;
   *out = NULL;
-  e = calloc(1, sizeof(*e));
-  if (e == NULL)
+  e = zkr__recipe_new(sizeof(*e), s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL,
+                      &rc);
+  if (e != NULL && zkr__cond_init(&e->cond) != ZKR_OK) {
+    zkr__recipe_free(e);
     return ZKR_ENOMEM;
-  rc = zkr__recipe_init(&e->r, s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL);
-  if (rc == ZKR_OK && zkr__cond_init(&e->cond) != ZKR_OK) {
-    zkr__recipe_done(&e->r);
-    rc = ZKR_ENOMEM;
   }
-  if (rc != ZKR_OK) {
-    free(e);
+  if (e == NULL)
     return rc;
-  }
   if (opts != NULL) {
     e->on_change = opts->on_change;
     e->arg = opts->arg;
@@ -292,8 +288,7 @@ void zkr_election_free(zkr_election *e) {
   zkr__session_quiesce(e->r.s, e); /* the queued on_change(0) runs first */
   pthread_mutex_unlock(mu);
   pthread_cond_destroy(&e->cond);
-  zkr__recipe_done(&e->r);
-  free(e);
+  zkr__recipe_free(e);
 }
 
 /* --- observing ---------------------------------------------------------------- */

@@ -65,14 +65,10 @@ int zkr_rwlock_new(zkr_rwlock **out, zkr_session *s, const char *path, const zkr
   if (out == NULL)
     return ZKR_EINVAL;
   *out = NULL;
-  rw = calloc(1, sizeof(*rw));
+  rw = zkr__recipe_new(sizeof(*rw), s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL,
+                       &rc);
   if (rw == NULL)
-    return ZKR_ENOMEM;
-  rc = zkr__recipe_init(&rw->r, s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL);
-  if (rc != ZKR_OK) {
-    free(rw);
     return rc;
-  }
   if (zkr__holds_init(&rw->rd, s, rw_lost, rw) != ZKR_OK) {
     rc = ZKR_ENOMEM;
   } else if (zkr__holds_init(&rw->wr, s, rw_lost, rw) != ZKR_OK) {
@@ -84,8 +80,7 @@ int zkr_rwlock_new(zkr_rwlock **out, zkr_session *s, const char *path, const zkr
     rc = ZKR_ENOMEM;
   }
   if (rc != ZKR_OK) {
-    zkr__recipe_done(&rw->r);
-    free(rw);
+    zkr__recipe_free(rw);
     return rc;
   }
   zkr__list_init(&rw->threads);
@@ -320,6 +315,5 @@ void zkr_rwlock_free(zkr_rwlock *rw) {
   zkr__holds_destroy(&rw->rd);
   zkr__holds_destroy(&rw->wr);
   pthread_mutex_destroy(&rw->mu);
-  zkr__recipe_done(&rw->r);
-  free(rw);
+  zkr__recipe_free(rw);
 }

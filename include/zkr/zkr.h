@@ -8,5 +8,6 @@
 #include <zkr/lock.h>
 #include <zkr/election.h>
 #include <zkr/participants.h>
+#include <zkr/semaphore.h>
 
 #endif

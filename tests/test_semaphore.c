@@ -120,6 +120,50 @@ static int await_kids(const char *path, const char *name, int want) {
   return th_wait_until(count_reached, &c, TH_SETTLE_MS);
 }
 
+/* An acquirer of s waiting for a free lease of a semaphore with max_leases
+ * 1: it watches the lease node of another session ahead of it, so it is
+ * neither granted nor still creating its node. (With more leases it would
+ * watch PATH/leases, a child watch that the server's wchp does not list.) */
+typedef struct waiting_arg {
+  const char *path;
+  zkr_session *s;
+} waiting_arg;
+
+static int waiting_for_lease(void *p) {
+  waiting_arg *w = p;
+  static char buf[65536];
+  char dir[1100], sid[32], *line, *save;
+  zhandle_t *raw = th_raw();
+  int in = 0, found = 0;
+  size_t n;
+
+  sub(dir, sizeof(dir), w->path, "leases");
+  n = strlen(dir);
+  snprintf(sid, sizeof(sid), "0x%llx", (unsigned long long)zkr_session_id(w->s));
+  if (raw == NULL || th_wchp(buf, sizeof(buf)) != 0) {
+    th_raw_close(raw);
+    return 0;
+  }
+  /* A path line, then one line per session watching it. */
+  for (line = strtok_r(buf, "\n", &save); line != NULL && !found; line = strtok_r(NULL, "\n", &save)) {
+    if (line[0] == '/') {
+      struct Stat st;
+      in = strncmp(line, dir, n) == 0 && line[n] == '/';
+      if (in && zoo_exists(raw, line, 0, &st) == ZOK && st.ephemeralOwner == zkr_session_id(w->s))
+        in = 0; /* its own node */
+    } else if (in && strstr(line, sid) != NULL) {
+      found = 1;
+    }
+  }
+  th_raw_close(raw);
+  return found;
+}
+
+static int await_waiting(const char *path, zkr_session *s) {
+  waiting_arg w = {path, s};
+  return th_wait_until(waiting_for_lease, &w, TH_SETTLE_MS);
+}
+
 /* --- the limit ----------------------------------------------------------------- */
 
 #define LIM_N 3
@@ -174,7 +218,10 @@ static void *lim_main(void *p) {
      * work. */
     if (!th_wait_until(limit_seen, sh, TH_SETTLE_MS))
       __atomic_add_fetch(&sh->failures, 1, __ATOMIC_SEQ_CST);
-    usleep(2000); /* the work a holder does: overlaps the others' grants */
+    /* The work a holder does, long beside the acquires the others make
+     * meanwhile (a few round trips each): without the limit they would
+     * all be inside at once. */
+    usleep(20000);
     __atomic_sub_fetch(&sh->occupancy, 1, __ATOMIC_SEQ_CST);
     if (zkr_lease_release(lease) != ZKR_OK)
       __atomic_add_fetch(&sh->failures, 1, __ATOMIC_SEQ_CST);
@@ -260,7 +307,8 @@ static void test_semaphore_timed_when_full(void) {
   CU_ASSERT_EQUAL(kids_of(path, "locks"), 0);
   /* Waiting for the internal mutex, held by a waiter for a lease. */
   acq_start(&w, sc, -1);
-  CU_ASSERT_TRUE(await_kids(path, "leases", 2));
+  CU_ASSERT_TRUE(await_waiting(path, c));
+  CU_ASSERT_EQUAL(kids_of(path, "leases"), 2);
   CU_ASSERT_EQUAL(kids_of(path, "locks"), 1);
   t0 = th_now_ms();
   CU_ASSERT_EQUAL(zkr_semaphore_acquire(sb, 500, &l), ZKR_ETIMEDOUT);
@@ -319,7 +367,7 @@ static void test_semaphore_expiry_frees_lease(void) {
   sb = sem_on(b, path, 1, NULL);
   CU_ASSERT_EQUAL_FATAL(zkr_semaphore_acquire(sa, -1, &l), ZKR_OK);
   acq_start(&w, sb, 4 * TH_SETTLE_MS);
-  CU_ASSERT_TRUE(await_kids(path, "leases", 2));
+  CU_ASSERT_TRUE(await_waiting(path, b));
   CU_ASSERT_FALSE(acq_done(&w));
   CU_ASSERT_EQUAL_FATAL(th_expire(a), 0);
   /* The holder's session is gone: its lease with it, the waiter's turn. */
@@ -401,7 +449,8 @@ static void test_semaphore_release_other_thread(void) {
 
   CU_ASSERT_EQUAL_FATAL(zkr_semaphore_acquire(sem, -1, &r.lease), ZKR_OK);
   acq_start(&w, sb, -1);
-  CU_ASSERT_TRUE(await_kids(path, "leases", 2));
+  CU_ASSERT_TRUE(await_waiting(path, b));
+  CU_ASSERT_FALSE(acq_done(&w));
   /* Leases belong to no thread: another one releases it. */
   pthread_create(&t, NULL, rel_main, &r);
   pthread_join(t, NULL);
@@ -489,8 +538,11 @@ static void test_semaphore_free_with_leases_out(void) {
   CU_ASSERT_EQUAL_FATAL(zkr_semaphore_acquire(sem, -1, &l1), ZKR_OK);
   CU_ASSERT_EQUAL_FATAL(zkr_semaphore_acquire(sem, -1, &l2), ZKR_OK);
   acq_start(&w, sem, -1); /* full: waits, holding the internal mutex */
+  /* Its lease node created: it waits, or is about to. (A waiter for one
+   * of several leases watches the directory, which wchp does not show.) */
   CU_ASSERT_TRUE(await_kids(path, "leases", 3));
-  CU_ASSERT_TRUE(await_kids(path, "locks", 1));
+  CU_ASSERT_EQUAL(kids_of(path, "locks"), 1);
+  CU_ASSERT_FALSE(acq_done(&w));
   zkr_semaphore_free(sem);
   CU_ASSERT_TRUE(acq_done(&w)); /* free waited for it */
   CU_ASSERT_EQUAL(acq_join(&w), ZKR_ECLOSED);

@@ -42,6 +42,21 @@ static int kids_of(const char *path, const char *name) {
   return n;
 }
 
+/* Same, read through session s right after one of its calls returned: the
+ * server runs a session's requests in order, so every delete the call sent
+ * has run by then, whatever another client may have seen yet. */
+static int kids_seen_by(zkr_session *s, const char *path, const char *name) {
+  struct String_vector kids = {0, NULL};
+  char dir[1100];
+  int rc, n;
+
+  rc = zoo_get_children(zkr_session_zhandle(s), sub(dir, sizeof(dir), path, name), 0, &kids);
+  CU_ASSERT_TRUE(rc == ZOK || rc == ZNONODE);
+  n = rc == ZOK ? kids.count : 0;
+  deallocate_String_vector(&kids);
+  return n;
+}
+
 /* The full path of the only lease node (asserts there is exactly one). */
 static void only_lease(const char *path, char *node, size_t len) {
   struct String_vector kids = {0, NULL};
@@ -270,8 +285,8 @@ static void test_semaphore_try_when_full(void) {
   CU_ASSERT_PTR_NULL(l3);
   /* Nothing of the try is left: its lease node and its mutex node were
    * deleted before it returned. */
-  CU_ASSERT_EQUAL(kids_of(path, "leases"), 2);
-  CU_ASSERT_EQUAL(kids_of(path, "locks"), 0);
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "leases"), 2);
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "locks"), 0);
   CU_ASSERT_EQUAL(zkr_lease_release(l1), ZKR_OK);
   CU_ASSERT_EQUAL(kids_of(path, "leases"), 1); /* gone when release returned */
   CU_ASSERT_EQUAL(zkr_semaphore_acquire(sb, 0, &l3), ZKR_OK);
@@ -303,8 +318,8 @@ static void test_semaphore_timed_when_full(void) {
   printf("[700 ms waiting for a lease: %lld ms] ", (long long)ms);
   CU_ASSERT_TRUE(ms >= 700 && ms < 700 + slack);
   CU_ASSERT_PTR_NULL(l);
-  CU_ASSERT_EQUAL(kids_of(path, "leases"), 1);
-  CU_ASSERT_EQUAL(kids_of(path, "locks"), 0);
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "leases"), 1);
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "locks"), 0);
   /* Waiting for the internal mutex, held by a waiter for a lease. */
   acq_start(&w, sc, -1);
   CU_ASSERT_TRUE(await_waiting(path, c));
@@ -315,8 +330,8 @@ static void test_semaphore_timed_when_full(void) {
   ms = th_now_ms() - t0;
   printf("[500 ms waiting for the mutex: %lld ms] ", (long long)ms);
   CU_ASSERT_TRUE(ms >= 500 && ms < 500 + slack);
-  CU_ASSERT_EQUAL(kids_of(path, "leases"), 2);
-  CU_ASSERT_EQUAL(kids_of(path, "locks"), 1);
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "leases"), 2);
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "locks"), 1);
   CU_ASSERT_FALSE(acq_done(&w));
   /* The waiter gets the lease once it is free. */
   CU_ASSERT_EQUAL(zkr_lease_release(held), ZKR_OK);
@@ -495,8 +510,8 @@ static void test_semaphore_max_leases_mismatch(void) {
   CU_ASSERT_EQUAL(zkr_semaphore_acquire(s3, -1, &l3), ZKR_EMISMATCH);
   CU_ASSERT_EQUAL(zkr_semaphore_acquire(s3, 0, &l3), ZKR_EMISMATCH);
   CU_ASSERT_PTR_NULL(l3);
-  CU_ASSERT_EQUAL(kids_of(path, "leases"), 1); /* nothing of the mismatched one */
-  CU_ASSERT_EQUAL(kids_of(path, "locks"), 0);
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "leases"), 1); /* nothing of the mismatched one */
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "locks"), 0);
   record_of(path, rec, sizeof(rec));
   CU_ASSERT_STRING_EQUAL(rec, "2");
   CU_ASSERT_EQUAL(zkr_lease_release(l), ZKR_OK);
@@ -510,8 +525,8 @@ static void test_semaphore_max_leases_mismatch(void) {
   CU_ASSERT_EQUAL(zkr_semaphore_acquire(sj, 0, &l), ZKR_EMISMATCH);
   record_of(junk, rec, sizeof(rec));
   CU_ASSERT_STRING_EQUAL(rec, "config");
-  CU_ASSERT_EQUAL(kids_of(junk, "leases"), 0);
-  CU_ASSERT_EQUAL(kids_of(junk, "locks"), 0);
+  CU_ASSERT_EQUAL(kids_seen_by(s, junk, "leases"), 0);
+  CU_ASSERT_EQUAL(kids_seen_by(s, junk, "locks"), 0);
   CU_ASSERT_EQUAL_FATAL(zkr_semaphore_acquire(sp, 0, &l), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_lease_release(l), ZKR_OK);
   zkr_semaphore_free(s2);

@@ -10,5 +10,6 @@
 #include <zkr/election.h>
 #include <zkr/participants.h>
 #include <zkr/rwlock.h>
+#include <zkr/semaphore.h>
 
 #endif

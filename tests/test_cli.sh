@@ -631,6 +631,69 @@ test_cli_exclusive_blocks_shared() {
   [ ! -e "$dir/ran" ] || fail "a -n/-w reader ran while the writer held"
 }
 
+# A command under --leases that marks itself inside ($dir/in.ID), records
+# how many were inside as it came in, and leaves when the case creates
+# $dir/leave.ID (or after 20 s: exit 9).
+lease_cmd='touch "$1/in.$2"; ls "$1" | grep -c "^in\." >> "$1/counts"; i=0
+while [ ! -e "$1/leave.$2" ]; do
+  i=$((i + 1)); [ $i -gt 800 ] && exit 9; sleep 0.025
+done
+rm "$1/in.$2"'
+
+inside() { find "$dir" -maxdepth 1 -name 'in.*' | wc -l; }
+
+# --leases 2 with three commands: two inside at once, the third waits
+# (status shows the limit and who holds) and runs once one has left.
+test_cli_leases_limit() {
+  local id pids=() first third out max
+  for id in l1 l2 l3; do
+    "$ZKR" --hosts "$HOSTS" lock --leases 2 --id $id "$P" -- sh -c "$lease_cmd" sh "$dir" $id &
+    pids+=($!)
+    track $!
+  done
+  await '[ "$(inside)" = 2 ] && [ "$(nparts "$P")" = 3 ]' 10 ||
+    fail "expected 2 inside and 3 contenders, got $(inside) inside: $(contenders "$P")" || return 1
+  [[ $(contenders "$P") =~ ^holder:lease:l[123]\ holder:lease:l[123]\ waiter:lease:l[123]$ ]] ||
+    fail "status: '$(contenders "$P")', expected two lease holders and a waiter" || return 1
+  out=$(zk status "$P")
+  [ "$(sed -n 1p <<<"$out")" = "semaphore $P: limit 2, 2 held" ] || fail "status header: $out" || return 1
+  zk status --json "$P" | grep -q '"limit":2,' || fail "status --json lacks \"limit\":2" || return 1
+  third=$(contenders "$P" | sed 's/.*waiter:lease://')
+  [ "$(inside)" = 2 ] && [ ! -e "$dir/in.$third" ] || fail "a third command ran beside two lease holders" || return 1
+
+  first=$(find "$dir" -maxdepth 1 -name 'in.*' -printf '%f\n' | head -1)
+  touch "$dir/leave.${first#in.}"
+  await '[ -e "$dir/in.$third" ]' 10 || fail "the third ($third) did not run after ${first#in.} left" || return 1
+  touch "$dir"/leave.l1 "$dir"/leave.l2 "$dir"/leave.l3
+  await 'all_gone "${pids[@]}"' 10 || fail "the lease holders did not finish" || return 1
+  for id in 0 1 2; do
+    expect_rc "--leases 2 command l$((id + 1)) (9: never told to leave)" 0 "$(waitrc "${pids[$id]}")" || return 1
+  done
+  max=$(sort -n "$dir/counts" | tail -1)
+  [ "$(lines "$dir/counts")" -eq 3 ] || fail "$(lines "$dir/counts") commands ran, expected 3" || return 1
+  [ "$max" -le 2 ] || fail "inside counts on entry: $(tr '\n' ' ' <"$dir/counts"), one above the limit 2"
+}
+
+# --leases N that differs from the limit recorded at PATH: refused with
+# the library's text, exit 64, the command not run; a -n try on a full
+# semaphore gives up with 1.
+test_cli_leases_mismatch() {
+  local h
+  "$ZKR" --hosts "$HOSTS" lock --leases 1 --id h "$P" -- sh -c 'echo $$ > "$1/h.pid"; exec sleep 30' sh "$dir" &
+  h=$!
+  track $h
+  await_start "$dir/h.pid" $h "lease holder's command" || return 1
+  zk lock --leases 3 "$P" -- touch "$dir/ran" 2>"$dir/err"
+  expect_rc "--leases 3 on a semaphore of 1" 64 $? || return 1
+  grep -qF "disagree on max_leases" "$dir/err" && grep -qF -- "--leases 3, but its path records 1" "$dir/err" ||
+    fail "mismatch message: $(cat "$dir/err")" || return 1
+  zk lock --leases 1 -n "$P" -- touch "$dir/ran"
+  expect_rc "--leases 1 -n on a full semaphore" 1 $? || return 1
+  zk lock --leases 1 -w 0.3 -E 5 "$P" -- touch "$dir/ran"
+  expect_rc "--leases 1 -w 0.3 -E 5 on a full semaphore" 5 $? || return 1
+  [ ! -e "$dir/ran" ] || fail "a command ran although refused"
+}
+
 test_cli_leader() {
   local zpid out rc
   "$ZKR" --hosts "$HOSTS" elect --id alpha "$P" -- sleep 30 &
@@ -740,6 +803,10 @@ elect -c without its argument|elect $P -c
 lock unknown option|lock --frobnicate $P -- touch $dir/ran
 lock -s with -x|lock -s -x $P -- touch $dir/ran
 lock --shared with --exclusive|lock --shared --exclusive $P -- touch $dir/ran
+lock -s with --leases|lock -s --leases 2 $P -- touch $dir/ran
+lock --leases with -x|lock --leases 2 -x $P -- touch $dir/ran
+lock --leases 0|lock --leases 0 $P -- touch $dir/ran
+lock --leases not a number|lock --leases two $P -- touch $dir/ran
 elect without COMMAND|elect $P
 status without PATH|status
 status with two PATHs|status $P $P
@@ -973,6 +1040,9 @@ test_cli_lost_node_deleted() { node_deleted_stops lock; }
 # The same supervision under -s: the read hold lost, the command stopped, 75.
 test_cli_shared_lost_node_deleted() { node_deleted_stops "read lock" -s; }
 
+# And under --leases: the lease lost, the command stopped, 75.
+test_cli_lease_lost_node_deleted() { node_deleted_stops "lease of" --leases 2; }
+
 # Another client deletes the node of a zkr still waiting in the queue: zkr
 # says so and exits 75 without running the command.
 test_cli_waiting_node_deleted() {
@@ -1142,7 +1212,8 @@ test_cli_error_messages() {
   check_msg "-c without its argument" "-c needs" --hosts "$HOSTS" lock "$P" -c || return 1
   check_msg "-n with -w" "-n and -w" --hosts "$HOSTS" lock -n -w 1 "$P" -- true || return 1
   check_msg "-x with -s" "-x (exclusive) and -s (shared)" --hosts "$HOSTS" lock -x -s "$P" -- true || return 1
-  check_msg "--leases" "semaphore" --hosts "$HOSTS" lock --leases 2 "$P" -- true || return 1
+  check_msg "--leases with -s" "--leases (a semaphore) excludes -s" --hosts "$HOSTS" lock -s --leases 2 "$P" -- true || return 1
+  check_msg "--leases 0" "bad --leases '0'" --hosts "$HOSTS" lock --leases 0 "$P" -- true || return 1
   # A bad path is refused before connecting: no connect timeout to wait.
   t0=$(now_ms)
   check_msg "bad path, server down" "must be absolute" --hosts 127.0.0.1:1 --connect-timeout 5000 lock rel -- true || return 1
@@ -1289,6 +1360,8 @@ CASES=(
   shared_together
   shared_blocks_exclusive
   exclusive_blocks_shared
+  leases_limit
+  leases_mismatch
   leader
   elect_runs_only_leader
   elect_environment
@@ -1304,6 +1377,7 @@ CASES=(
   background_then_fg
   lost_node_deleted
   shared_lost_node_deleted
+  lease_lost_node_deleted
   waiting_node_deleted
   term_sent_once
   fatal_signal_ends_tree

@@ -1,10 +1,9 @@
 /* zkr: run commands under a ZooKeeper lock or only while leader, and
  * inspect lock queues. Uses only the public API (<zkr/zkr.h>).
  *
- *   zkr [GLOBAL] lock [-x | -s] [-n | -w SECONDS] [-E CODE] PATH -- COMMAND... | PATH -c 'SHELL COMMAND'
- *   zkr [GLOBAL] elect [--id ID] PATH -- COMMAND...
- *   zkr [GLOBAL] status [--json] PATH
- *   zkr [GLOBAL] leader [--watch [--json]] PATH
+ *   zkr [GLOBAL] lock [-x | -s | --leases N] [-n | -w SECONDS] [-E CODE] PATH -- COMMAND... | PATH -c 'SHELL
+ * COMMAND' zkr [GLOBAL] elect [--id ID] PATH -- COMMAND... zkr [GLOBAL] status [--json] PATH zkr [GLOBAL]
+ * leader [--watch [--json]] PATH
  *
  * Global options may also follow the subcommand. Everything that can be
  * checked without the server (options, paths, the host string) is checked
@@ -45,9 +44,11 @@ typedef struct global {
 static const char usage_main[] =
     "usage: zkr [GLOBAL OPTIONS] COMMAND ...\n"
     "\n"
-    "  lock   [-x | -s] [-n | -w SECONDS] [-E CODE] [--grace SECONDS] [--id ID] PATH -- COMMAND [ARG...]\n"
+    "  lock   [-x | -s | --leases N] [-n | -w SECONDS] [-E CODE] [--grace SECONDS] [--id ID]\n"
+    "         PATH -- COMMAND [ARG...]\n"
     "  lock   [options] PATH -c 'SHELL COMMAND'\n"
-    "         run COMMAND while holding the lock at PATH (-s: shared, a read lock)\n"
+    "         run COMMAND while holding the lock at PATH (-s: shared, a read lock;\n"
+    "         --leases N: one of the N leases of the semaphore at PATH)\n"
     "  elect  [--id ID] [--grace SECONDS] PATH -- COMMAND [ARG...]\n"
     "         run COMMAND only while this participant leads the election at PATH\n"
     "  status [--json] PATH      list holders and waiters in queue order, with their mode\n"
@@ -65,18 +66,20 @@ static const char usage_main[] =
     "\n"
     "`zkr COMMAND --help` for details.\n"
     "Exit: COMMAND's status (128+N if killed by signal N); 1 (or -E CODE) not acquired;\n"
-    "64 usage; 69 ZooKeeper unavailable; 70 internal error; 75 lock or leadership lost (or our\n"
-    "waiting node deleted); 77 not authorized.\n";
+    "64 usage (also --leases N unlike the limit PATH records); 69 ZooKeeper unavailable;\n"
+    "70 internal error; 75 lock or leadership lost (or our waiting node deleted); 77 not authorized.\n";
 
 static const char usage_lock[] =
-    "usage: zkr lock [-x | -s] [-n | -w SECONDS] [-E CODE] [--grace SECONDS] [--id ID] PATH -- COMMAND "
-    "[ARG...]\n"
+    "usage: zkr lock [-x | -s | --leases N] [-n | -w SECONDS] [-E CODE] [--grace SECONDS]\n"
+    "                [--id ID] PATH -- COMMAND [ARG...]\n"
     "       zkr lock [options] PATH -c 'SHELL COMMAND'\n"
     "\n"
     "Runs COMMAND while holding the ZooKeeper lock at PATH (Curator-compatible) and exits with\n"
     "its status. -x (the default) takes it exclusively; -s (--shared) takes the read side of\n"
     "the read-write lock at PATH: any number of -s commands run together, none beside an\n"
     "exclusive one, and a -s arriving after a waiting exclusive one queues behind it.\n"
+    "--leases N takes one lease of the semaphore at PATH (Curator's InterProcessSemaphoreV2):\n"
+    "at most N commands run at once; N must match the limit PATH records (else exit 64).\n"
     "-n gives up at once if the lock is held, -w waits at most SECONDS (decimal,\n"
     "e.g. 30 or 0.5); giving up exits 1, or CODE with -E (not 64, 69, 70, 75 or 77: zkr's own).\n"
     "-c runs SHELL COMMAND with /bin/sh -c (after PATH: exactly one argument).\n"
@@ -88,8 +91,8 @@ static const char usage_lock[] =
     "client deletes our waiting node. SIGINT, SIGTERM and SIGHUP are forwarded to COMMAND; any\n"
     "other signal that would end zkr ends COMMAND's tree first (exit 128+N); SIGPIPE is ignored.\n"
     "Ctrl-Z stops COMMAND with zkr; it continues only if the lock is still held.\n"
-    "COMMAND's environment gets ZKR_LOCK_PATH, ZKR_LOCK_NODE and ZKR_FENCING_TOKEN.\n"
-    "--leases N is reserved for the semaphore.\n";
+    "COMMAND's environment gets ZKR_LOCK_PATH, ZKR_LOCK_NODE and ZKR_FENCING_TOKEN (of its\n"
+    "lock, read or lease node).\n";
 
 static const char usage_elect[] =
     "usage: zkr elect [--id ID] [--grace SECONDS] PATH -- COMMAND [ARG...]\n"
@@ -106,7 +109,8 @@ static const char usage_status[] =
     "\n"
     "Lists the contenders at PATH in queue order, holders first: role, mode (read, write,\n"
     "lease, leader), participant id, session, fencing token, age, node. Curator and Kazoo\n"
-    "contenders are included.\n";
+    "contenders are included. For a semaphore (PATH/leases exists): the limit recorded at\n"
+    "PATH, then its leases (the first N hold) and the acquirers waiting for one.\n";
 
 static const char usage_leader[] =
     "usage: zkr leader [--watch [--json]] PATH\n"
@@ -529,8 +533,11 @@ struct lock_ctx {
   cancel_ctx cc;
   const lock_kind *kind;
   int timeout_ms;
-  zkr_lock *l;    /* mutex */
-  zkr_rwlock *rw; /* read lock */
+  zkr_lock *l;        /* mutex */
+  zkr_rwlock *rw;     /* read lock */
+  zkr_semaphore *sem; /* semaphore */
+  int max_leases;     /* --leases N */
+  zkr_lease *lease;   /* held lease, NULL if none */
 };
 
 /* Every kind's on_lost callback: on the session's event thread, so it only
@@ -543,6 +550,12 @@ static void on_lock_lost(zkr_lock *l, void *arg) {
 
 static void on_rwlock_lost(zkr_rwlock *rw, void *arg) {
   (void)rw;
+  (void)arg;
+  notify_lost();
+}
+
+static void on_lease_lost(zkr_lease *lease, void *arg) {
+  (void)lease;
   (void)arg;
   notify_lost();
 }
@@ -671,6 +684,57 @@ static const lock_kind kind_read = {
     .destroy = read_destroy,
 };
 
+/* One lease of a semaphore: zkr_semaphore with --leases N. */
+
+static int lease_make(lock_ctx *c, const char *path, const char *id, const struct ACL_vector *acl) {
+  zkr_semaphore_opts so;
+
+  memset(&so, 0, sizeof(so));
+  so.on_lost = on_lease_lost;
+  so.id = id;
+  so.acl = acl;
+  return zkr_semaphore_new(&c->sem, c->cc.s, path, c->max_leases, &so);
+}
+
+static int lease_acquire(lock_ctx *c, int timeout_ms) {
+  return zkr_semaphore_acquire(c->sem, timeout_ms, &c->lease);
+}
+
+static int lease_held(lock_ctx *c) {
+  return c->lease != NULL && zkr_lease_held(c->lease);
+}
+
+static int lease_describe(lock_ctx *c, const char *path, int64_t *token, char *buf, size_t len) {
+  char dir[2048];
+
+  if (c->lease == NULL || zkr_lease_token(c->lease, token) != ZKR_OK)
+    return ZKR_ENOTHELD;
+  snprintf(dir, sizeof(dir), "%s/leases", path);
+  return node_by_token(c->cc.s, dir, *token, buf, len);
+}
+
+static void lease_release(lock_ctx *c) {
+  if (c->lease != NULL)
+    zkr_lease_release(c->lease); /* frees it, lost or not */
+  c->lease = NULL;
+}
+
+static void lease_destroy(lock_ctx *c) {
+  zkr_semaphore_free(c->sem);
+}
+
+static const lock_kind kind_lease = {
+    .noun = "lease of",
+    .tag = " (lease)",
+    .make = lease_make,
+    .acquire = lease_acquire,
+    .held = lease_held,
+    .describe = lease_describe,
+    .lost_reason = no_lost_reason,
+    .release = lease_release,
+    .destroy = lease_destroy,
+};
+
 /* The supervisor's view of a lock_ctx. */
 
 static int do_acquire(void *p) {
@@ -727,6 +791,21 @@ static int run_locked(const global *g, lock_ctx *ctx, const char *path, char **c
   free(envp_path);
   free(envp_node);
   return rc;
+}
+
+/* --leases N differs from the limit the semaphore's participants recorded
+ * at path: a usage error, though found only once connected. */
+static int leases_mismatch(zkr_session *s, const char *path, int max_leases) {
+  char data[64], shown[256], recorded[256];
+  int len = (int)sizeof(data) - 1;
+
+  if (zoo_get(zkr_session_zhandle(s), path, 0, data, &len, NULL) != ZOK || len < 0)
+    len = 0;
+  data[len] = '\0';
+  fprintf(stderr, "zkr: semaphore %s: --leases %d, but %s%s: %s\n", printable(path, shown, sizeof(shown)),
+          max_leases, len > 0 ? "its path records " : "its path records another limit",
+          printable(data, recorded, sizeof(recorded)), zkr_strerror(ZKR_EMISMATCH));
+  return ZKR_TOOL_USAGE;
 }
 
 static int cmd_lock(global *g, int argc, char **argv) {
@@ -787,7 +866,9 @@ static int cmd_lock(global *g, int argc, char **argv) {
       shared = 1;
       break;
     case 'L':
-      return usage_error(usage_lock, "--leases comes with the semaphore, not in this version");
+      if (parse_int(optarg, 1, INT32_MAX, &ctx.max_leases) != 0)
+        return usage_error(usage_lock, "bad --leases '%s': expected a number of leases, 1 or more", optarg);
+      break;
     default:
       return usage_error(usage_lock, NULL);
     }
@@ -796,12 +877,15 @@ static int cmd_lock(global *g, int argc, char **argv) {
     return usage_error(usage_lock, "-n and -w exclude each other: -n is -w 0");
   if (exclusive && shared)
     return usage_error(usage_lock, "-x (exclusive) and -s (shared) exclude each other");
+  if (ctx.max_leases > 0 && (exclusive || shared))
+    return usage_error(usage_lock, "--leases (a semaphore) excludes %s",
+                       shared ? "-s (shared)" : "-x (exclusive)");
   rc = split_command(argc, argv, usage_lock, &ro, &path, &cmd);
   if (rc == 0)
     rc = check_target(g, usage_lock, "lock path", path);
   if (rc != 0)
     return rc;
-  ctx.kind = shared ? &kind_read : &kind_mutex;
+  ctx.kind = ctx.max_leases > 0 ? &kind_lease : shared ? &kind_read : &kind_mutex;
 
   sigfd = sv_signals();
   if (sigfd < 0 || pipe(lost_pipe) != 0)
@@ -828,6 +912,8 @@ static int cmd_lock(global *g, int argc, char **argv) {
     rc = conflict;
   else if (rc == ZKR_ELOST)
     rc = waiting_node_deleted(ctx.kind->noun, path);
+  else if (rc == ZKR_EMISMATCH)
+    rc = leases_mismatch(s, path, ctx.max_leases);
   else
     rc = recipe_error(ctx.kind->noun, path, rc);
   ctx.kind->destroy(&ctx);

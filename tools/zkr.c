@@ -517,8 +517,8 @@ static int run_option(run_opts *ro, int opt, const char *usage) {
 typedef struct lock_ctx lock_ctx;
 
 typedef struct lock_kind {
-  const char *noun; /* "lock", "read lock": names the hold in messages */
-  const char *tag;  /* "", " (shared)": after the path in -v messages */
+  const char *noun; /* "lock", "read lock", "lease of": names the hold in messages */
+  const char *tag;  /* "", " (shared)", " (lease)": after the path in -v messages */
   int (*make)(lock_ctx *c, const char *path, const char *id, const struct ACL_vector *acl);
   int (*acquire)(lock_ctx *c, int timeout_ms);
   int (*held)(lock_ctx *c);

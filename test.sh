@@ -17,7 +17,7 @@ for f in tests/*.log; do
 done
 
 echo "== valgrind (memcheck) on the session and queue suites"
-for t in test_error test_queue test_session; do
+for t in test_error test_names test_session; do
   tests/with-zk.sh valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
     "tests/$t" > "tests/$t.valgrind.out" 2>&1 || { status=1; cat "tests/$t.valgrind.out"; }
   tail -n 8 "tests/$t.valgrind.out"

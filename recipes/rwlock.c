@@ -26,7 +26,7 @@
 enum { M_READ = 'r', M_RIDE = 'v', M_WRITE = 'w' };
 
 typedef struct rwthread {
-  struct rwthread *next;
+  zkr__list link; /* on the lock's list of threads */
   pthread_t thread;
   char *modes; /* acquisitions still counted, oldest first */
   int n, cap;
@@ -37,7 +37,7 @@ struct zkr_rwlock {
   zkr_rwlock_lost_fn on_lost;
   void *arg;
   zkr__holds rd, wr;
-  rwthread *threads;  /* changed under the session mutex and mu */
+  zkr__list threads;  /* rwthread; changed under the session mutex and mu */
   pthread_mutex_t mu; /* lets held() skip the session mutex */
 };
 
@@ -65,14 +65,10 @@ int zkr_rwlock_new(zkr_rwlock **out, zkr_session *s, const char *path, const zkr
   if (out == NULL)
     return ZKR_EINVAL;
   *out = NULL;
-  rw = calloc(1, sizeof(*rw));
+  rw = zkr__recipe_new(sizeof(*rw), s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL,
+                       &rc);
   if (rw == NULL)
-    return ZKR_ENOMEM;
-  rc = zkr__recipe_init(&rw->r, s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL);
-  if (rc != ZKR_OK) {
-    free(rw);
     return rc;
-  }
   if (zkr__holds_init(&rw->rd, s, rw_lost, rw) != ZKR_OK) {
     rc = ZKR_ENOMEM;
   } else if (zkr__holds_init(&rw->wr, s, rw_lost, rw) != ZKR_OK) {
@@ -84,10 +80,10 @@ int zkr_rwlock_new(zkr_rwlock **out, zkr_session *s, const char *path, const zkr
     rc = ZKR_ENOMEM;
   }
   if (rc != ZKR_OK) {
-    zkr__recipe_done(&rw->r);
-    free(rw);
+    zkr__recipe_free(rw);
     return rc;
   }
+  zkr__list_init(&rw->threads);
   if (opts != NULL) {
     rw->on_lost = opts->on_lost;
     rw->arg = opts->arg;
@@ -99,11 +95,13 @@ int zkr_rwlock_new(zkr_rwlock **out, zkr_session *s, const char *path, const zkr
 /* --- the calling thread's acquisitions (session mutex held) ---------------- */
 
 static rwthread *find_thread(zkr_rwlock *rw) {
-  rwthread *t;
+  zkr__list *l;
 
-  for (t = rw->threads; t != NULL; t = t->next)
+  zkr__list_foreach(l, &rw->threads) {
+    rwthread *t = zkr__list_entry(l, rwthread, link);
     if (pthread_equal(t->thread, pthread_self()))
       return t;
+  }
   return NULL;
 }
 
@@ -124,8 +122,7 @@ static int push_mode(zkr_rwlock *rw, int mode) {
       return ZKR_ENOMEM;
     t->thread = pthread_self();
     pthread_mutex_lock(&rw->mu);
-    t->next = rw->threads;
-    rw->threads = t;
+    zkr__list_push_front(&rw->threads, &t->link);
     pthread_mutex_unlock(&rw->mu);
   }
   if (t->n == t->cap) {
@@ -141,15 +138,8 @@ static int push_mode(zkr_rwlock *rw, int mode) {
 }
 
 static void forget_thread(zkr_rwlock *rw, rwthread *t) {
-  rwthread **pp;
-
   pthread_mutex_lock(&rw->mu);
-  for (pp = &rw->threads; *pp != NULL; pp = &(*pp)->next) {
-    if (*pp == t) {
-      *pp = t->next;
-      break;
-    }
-  }
+  zkr__list_remove(&t->link);
   pthread_mutex_unlock(&rw->mu);
   free(t->modes);
   free(t);
@@ -279,9 +269,7 @@ int64_t zkr_rwlock_valid_until(zkr_rwlock *rw, int write) {
   /* Only the calling thread changes its own record; mu keeps the list
    * steady while we look for it. */
   pthread_mutex_lock(&rw->mu);
-  for (t = rw->threads; t != NULL; t = t->next)
-    if (pthread_equal(t->thread, pthread_self()))
-      break;
+  t = find_thread(rw);
   if (t != NULL)
     hs = serving(rw, t, write);
   pthread_mutex_unlock(&rw->mu);
@@ -321,12 +309,11 @@ void zkr_rwlock_free(zkr_rwlock *rw) {
   pthread_mutex_lock(mu);
   zkr__holds_close(&rw->rd);
   zkr__holds_close(&rw->wr);
-  while (rw->threads != NULL)
-    forget_thread(rw, rw->threads);
+  while (!zkr__list_empty(&rw->threads))
+    forget_thread(rw, zkr__list_entry(rw->threads.next, rwthread, link));
   pthread_mutex_unlock(mu);
   zkr__holds_destroy(&rw->rd);
   zkr__holds_destroy(&rw->wr);
   pthread_mutex_destroy(&rw->mu);
-  zkr__recipe_done(&rw->r);
-  free(rw);
+  zkr__recipe_free(rw);
 }

@@ -102,6 +102,12 @@ typedef struct zkr__recipe {
 int zkr__recipe_init(zkr__recipe *r, zkr_session *s, const char *path, const char *id,
                      const struct ACL_vector *acl);
 void zkr__recipe_done(zkr__recipe *r);
+/* A recipe object: size zeroed bytes whose first member is its zkr__recipe,
+ * filled by zkr__recipe_init(); NULL with *rc set to why. Freed with
+ * zkr__recipe_free() once the recipe's own state is torn down. */
+void *zkr__recipe_new(size_t size, zkr_session *s, const char *path, const char *id,
+                      const struct ACL_vector *acl, int *rc);
+void zkr__recipe_free(void *recipe);
 
 /* --- log.c ---------------------------------------------------------------- */
 

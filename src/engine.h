@@ -24,6 +24,7 @@
 #define ZKR_ENGINE_H
 
 #include "common.h"
+#include "list.h"
 
 /* --- the session's services ------------------------------------------------ */
 
@@ -33,9 +34,21 @@ void zkr__session_ref(zkr_session *s);
 void zkr__session_unref(zkr_session *s);
 /* ZKR_OK while usable, else ZKR_ESESSION or ZKR_ECLOSED (mutex held). */
 int zkr__session_usable(zkr_session *s);
-/* Runs fn(arg) on the session's event thread, outside the mutex. owner tags
- * the event so zkr__session_quiesce(owner) can wait for it. */
-int zkr__session_post(zkr_session *s, void (*fn)(void *arg), void *arg, const void *owner);
+/* Work for the session's event thread, embedded in the state of whoever
+ * posts it: posting never allocates, so a notification cannot be dropped
+ * for lack of memory. owner tags it for zkr__session_quiesce(). */
+typedef struct zkr__event {
+  zkr__list link; /* on the session's queue while posted */
+  void (*fn)(void *arg);
+  void *arg;
+  const void *owner;
+} zkr__event;
+void zkr__event_init(zkr__event *ev, void (*fn)(void *arg), void *arg, const void *owner);
+/* Queues ev to run fn(arg) on the event thread, outside the mutex (mutex
+ * held). An event already queued stays queued once: it runs once. ev must
+ * stay alive until it ran or its owner was quiesced. Returns ZKR_OK, or
+ * ZKR_ECLOSED once the session is closed (it will never run). */
+int zkr__session_post(zkr_session *s, zkr__event *ev);
 /* Waits until no event of owner is queued or running (returns at once on
  * the event thread). */
 void zkr__session_quiesce(zkr_session *s, const void *owner);
@@ -148,7 +161,7 @@ int zkr__contender_held_now(const zkr__contender *c);
 /* --- holds.c: per-thread reentrant holds (lock, rwlock) -------------------- */
 
 typedef struct zkr__hold {
-  struct zkr__hold *next;
+  zkr__list link; /* on its set's list */
   pthread_t thread;
   int count; /* 0 while still acquiring */
   zkr__contender *c;
@@ -156,7 +169,7 @@ typedef struct zkr__hold {
 
 typedef struct zkr__holds {
   zkr_session *s;
-  zkr__hold *head;     /* changed under the session mutex and mu */
+  zkr__list holds;     /* zkr__hold; changed under the session mutex and mu */
   pthread_mutex_t mu;  /* lets zkr__holds_valid_until() skip the session's */
   pthread_cond_t cond; /* acquiring reached 0 */
   int acquiring;       /* threads inside zkr__holds_acquire */

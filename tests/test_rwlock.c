@@ -3,6 +3,7 @@
  * upgrade, faults, and a multi-process occupancy check. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "proxy.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -324,6 +325,42 @@ static void test_rwlock_holder_killed(void) {
   th_finish_path(path);
 }
 
+/* The create's reply lost (the connection cut right after it): the node
+ * is found again by its uuid, the hold is granted on it, and nothing is
+ * left behind, in both modes. */
+static void test_rwlock_lost_create_reply(void) {
+  char *path = th_path("rw-lostcreate");
+  tp_proxy *p = tp_start(th_hosts());
+  int i, ok = 0;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  for (i = 0; i < 20; i++) {
+    zkr_session *s = NULL;
+    zkr_session_opts so;
+    zkr_rwlock *rw;
+    int fired = tp_cut_fired(p), write = i % 2;
+
+    memset(&so, 0, sizeof(so));
+    so.session_timeout_ms = TH_SESSION_MS;
+    if (zkr_session_open(&s, tp_hosts(p), &so) != ZKR_OK)
+      break;
+    rw = rw_on(s, path, NULL);
+    CU_ASSERT_EQUAL(tp_cut_after(p, ZOO_CREATE2_OP, 1), 0);
+    if ((write ? zkr_rwlock_wrlock(rw, TH_SETTLE_MS) : zkr_rwlock_rdlock(rw, TH_SETTLE_MS)) == ZKR_OK &&
+        tp_cut_fired(p) == fired + 1 && th_count_nodes(path) == 1) {
+      ok++;
+      CU_ASSERT_EQUAL(zkr_rwlock_unlock(rw), ZKR_OK);
+    }
+    CU_ASSERT_EQUAL(th_count_nodes(path), 0);
+    zkr_rwlock_free(rw);
+    zkr_session_close(s);
+  }
+  printf("[%d/20 recovered their own node] ", ok);
+  CU_ASSERT_EQUAL(ok, 20);
+  tp_stop(p);
+  th_finish_path(path);
+}
+
 /* --- many processes and threads --------------------------------------------------- */
 
 #define MX_PROCS 3
@@ -455,6 +492,7 @@ int main(void) {
       {"test_rwlock_peer_nodes_by_kind", test_rwlock_peer_nodes_by_kind},
       {"test_rwlock_node_deleted_and_expiry", test_rwlock_node_deleted_and_expiry},
       {"test_rwlock_holder_killed", test_rwlock_holder_killed},
+      {"test_rwlock_lost_create_reply", test_rwlock_lost_create_reply},
       {"test_rwlock_processes_mixed", test_rwlock_processes_mixed},
       {"test_rwlock_bad_input", test_rwlock_bad_input},
       {NULL, NULL},

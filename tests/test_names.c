@@ -1,5 +1,5 @@
-/* Unit tests of the contender-queue core's pure parts: path checks, name
- * parsing and queue order (Curator, Kazoo and overflowed names). */
+/* The pure parts under the engine: path checks, contender name parsing
+ * and kinds, queue order (Curator, Kazoo and overflowed names). */
 #include "common.h"
 
 #include <stdlib.h>
@@ -7,7 +7,7 @@
 
 #include "harness.h"
 
-static void test_queue_path_check(void) {
+static void test_names_path_check(void) {
   static const char *const bad[] = {
       "",    "relative", "/",          "/a/",          "//a",     "/a//b", "/a/./b", "/a/../b", "/.",
       "/..", "/a/.",     "/zookeeper", "/zookeeper/x", "/a\001b", "/a\nb", "/a/b/",  "a/b",     "/a\177"};
@@ -32,7 +32,7 @@ static void test_queue_path_check(void) {
   free(longp);
 }
 
-static void test_queue_hosts_check(void) {
+static void test_names_hosts_check(void) {
   static const char *const bad[] = {"",     "host", "host:",    ":2181", "host:0",   "host:65536", "host:12a",
                                     "a:1,", ",a:1", "a:1,,b:2", "a b:1", "a:1/bad/", "a:1//x"};
   static const char *const good[] = {"127.0.0.1:2181", "a:1,b:2,c:3", "a:1/chroot",
@@ -47,7 +47,7 @@ static void test_queue_hosts_check(void) {
 }
 
 /* The rule a bad input breaks is named (the zkr tool prints it). */
-static void test_queue_problems_named(void) {
+static void test_names_problems_named(void) {
   CU_ASSERT_PTR_NULL(zkr_path_problem("/locks/a"));
   CU_ASSERT_PTR_NOT_NULL(strstr(zkr_path_problem("locks/a"), "absolute"));
   CU_ASSERT_PTR_NOT_NULL(strstr(zkr_path_problem("/a//b"), "//"));
@@ -59,7 +59,7 @@ static void test_queue_problems_named(void) {
   CU_ASSERT_EQUAL(zkr__hosts_check("/app"), ZKR_EINVAL);
 }
 
-static void test_queue_name_parse(void) {
+static void test_names_name_parse(void) {
   zkr__name n;
 
   CU_ASSERT_TRUE(zkr__name_parse("_c_0f1e2d3c-1111-4222-8333-444455556666-lock-0000000007", &n));
@@ -84,11 +84,38 @@ static void test_queue_name_parse(void) {
   CU_ASSERT_FALSE(zkr__name_parse("x-lock-0000000001-lock-", &n));
 }
 
+/* The kind a listing gives each node decides which nodes block a reader. */
+static void test_names_kinds(void) {
+  static const struct {
+    const char *name;
+    int kind;
+  } cases[] = {
+      {"_c_0f-lock-0000000001", ZKR__EXCLUSIVE},
+      {"_c_0f-latch-0000000001", ZKR__EXCLUSIVE},
+      {"_c_0f-__WRIT__0000000001", ZKR__EXCLUSIVE},
+      {"0f__lock__0000000001", ZKR__EXCLUSIVE},
+      {"_c_0f-__READ__0000000001", ZKR__SHARED},
+      {"0f__rlock__0000000001", ZKR__SHARED},
+      {"_c_0f-lease-0000000001", ZKR__LEASE},
+      /* The marker nearest the sequence decides. */
+      {"_c_lock-__READ__0000000001", ZKR__SHARED},
+      {"x__READ__y-lock-0000000001", ZKR__EXCLUSIVE},
+  };
+  size_t i;
+
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    zkr__name n;
+
+    CU_ASSERT_TRUE_FATAL(zkr__name_parse(cases[i].name, &n));
+    CU_ASSERT_EQUAL(n.kind, cases[i].kind);
+  }
+}
+
 static int cmp(const void *a, const void *b) {
   return zkr__name_cmp(a, b);
 }
 
-static void test_queue_order_mixed(void) {
+static void test_names_order_mixed(void) {
   /* Curator and Kazoo contenders interleave by sequence alone. */
   static const char *const kids[] = {"k2__lock__0000000004", "_c_b-lock-0000000002", "junk",
                                      "_c_a-lock-0000000010", "k1__lock__0000000001", "_c_c-lock-0000000003"};
@@ -106,7 +133,7 @@ static void test_queue_order_mixed(void) {
     CU_ASSERT_STRING_EQUAL(names[i].name, want[i]);
 }
 
-static void test_queue_order_overflow_and_ties(void) {
+static void test_names_order_overflow_and_ties(void) {
   zkr__name a, b;
 
   /* Sequences compare as strings, as Curator and Kazoo compare them, so a
@@ -127,7 +154,7 @@ static void test_queue_order_overflow_and_ties(void) {
 
 /* P1: a suffix at or past the counter's limit (repeated 2147483647, or
  * wrapped negative) no longer follows creation order. */
-static void test_queue_suffix_exhausted(void) {
+static void test_names_suffix_exhausted(void) {
   static const char *const exhausted[] = {"_c_a-lock-2147483647", "_c_a-lock--2147483648",
                                           "_c_a-lock--0000000001", "x__lock__99999999999",
                                           "_c_a-latch-99999999999999999999"};
@@ -148,7 +175,7 @@ static void test_queue_suffix_exhausted(void) {
 
 /* P5: the one rule every listing applies: a contender's name on an
  * ephemeral node. */
-static void test_queue_contender_rule(void) {
+static void test_names_contender_rule(void) {
   zkr__name n;
 
   CU_ASSERT_TRUE(zkr__contender_check("_c_a-lock-0000000001", 0x1234, &n));
@@ -158,7 +185,7 @@ static void test_queue_contender_rule(void) {
   CU_ASSERT_TRUE(zkr__contender_check("x__rlock__0000000003", 0x1234, &n)); /* Kazoo */
 }
 
-static void test_queue_uuid(void) {
+static void test_names_uuid(void) {
   char a[37], b[37];
   int i;
 
@@ -177,16 +204,17 @@ static void test_queue_uuid(void) {
 }
 
 int main(void) {
-  static const th_test tests[] = {{"test_queue_path_check", test_queue_path_check},
-                                  {"test_queue_hosts_check", test_queue_hosts_check},
-                                  {"test_queue_problems_named", test_queue_problems_named},
-                                  {"test_queue_name_parse", test_queue_name_parse},
-                                  {"test_queue_order_mixed", test_queue_order_mixed},
-                                  {"test_queue_order_overflow_and_ties", test_queue_order_overflow_and_ties},
-                                  {"test_queue_suffix_exhausted", test_queue_suffix_exhausted},
-                                  {"test_queue_contender_rule", test_queue_contender_rule},
-                                  {"test_queue_uuid", test_queue_uuid},
+  static const th_test tests[] = {{"test_names_path_check", test_names_path_check},
+                                  {"test_names_hosts_check", test_names_hosts_check},
+                                  {"test_names_problems_named", test_names_problems_named},
+                                  {"test_names_name_parse", test_names_name_parse},
+                                  {"test_names_kinds", test_names_kinds},
+                                  {"test_names_order_mixed", test_names_order_mixed},
+                                  {"test_names_order_overflow_and_ties", test_names_order_overflow_and_ties},
+                                  {"test_names_suffix_exhausted", test_names_suffix_exhausted},
+                                  {"test_names_contender_rule", test_names_contender_rule},
+                                  {"test_names_uuid", test_names_uuid},
                                   {NULL, NULL}};
 
-  return th_run("queue", tests);
+  return th_run("names", tests);
 }

@@ -117,7 +117,7 @@ int zkr_election_new(zkr_election **out, zkr_session *s, const char *path, const
 }
 
 /* The oldest participant leads: Curator's LeaderLatch on the same path. */
-static const zkr__policy leader_policy = {"-latch-", NULL, 1};
+static const zkr__policy leader_policy = {.marker = "-latch-"};
 
 int zkr_election_join(zkr_election *e) {
   pthread_mutex_t *mu;

@@ -13,7 +13,7 @@ struct zkr_lock {
 };
 
 /* Curator's InterProcessMutex: every earlier contender blocks. */
-static const zkr__policy mutex_policy = {"-lock-", NULL, 1};
+const zkr__policy zkr__mutex_policy = {.marker = "-lock-"};
 
 static void lock_lost(void *arg) {
   zkr_lock *l = arg;
@@ -56,7 +56,7 @@ int zkr_lock_acquire(zkr_lock *l, int timeout_ms) {
   deadline = zkr__deadline(timeout_ms);
   memset(&cfg, 0, sizeof(cfg));
   cfg.dir = l->r.path;
-  cfg.policy = &mutex_policy;
+  cfg.policy = &zkr__mutex_policy;
   cfg.data = l->r.id;
   cfg.acl = l->r.acl;
   cfg.try_once = timeout_ms == 0;

@@ -48,8 +48,8 @@ static int reader_blocks(const zkr__name *me, const zkr__name *other, int earlie
   return earlier && other->kind != ZKR__SHARED;
 }
 
-static const zkr__policy read_policy = {"-__READ__", reader_blocks, 1};
-static const zkr__policy write_policy = {"-__WRIT__", NULL, 1};
+static const zkr__policy read_policy = {.marker = "-__READ__", .blocks = reader_blocks};
+static const zkr__policy write_policy = {.marker = "-__WRIT__"};
 
 static void rw_lost(void *arg) {
   zkr_rwlock *rw = arg;

@@ -141,17 +141,8 @@ int zkr__holds_acquire(zkr__holds *hs, zkr__contender_cfg *cfg, int64_t deadline
    * not cancellable. */
   rc = wait_cancellable(hs, h, deadline);
   pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-  if (rc == ZKR_ETIMEDOUT || rc == ZKR_ECLOSED) {
-    /* Giving up: our node is deleted before we return. A grant that won
-     * the race is kept on a timeout, handed back when we are being freed. */
-    int wrc = zkr__contender_withdraw(h->c), granted = wrc == ZKR_OK;
-    if (granted && rc == ZKR_ETIMEDOUT)
-      rc = ZKR_OK;
-    else if (granted)
-      zkr__contender_release(h->c, 1);
-    else if (wrc == ZKR_ELOST && rc == ZKR_ETIMEDOUT)
-      rc = ZKR_ELOST; /* the cause, not the symptom */
-  }
+  /* A grant that won the race against the deadline is kept. */
+  rc = zkr__contender_settle(h->c, rc, 1);
   if (rc == ZKR_OK && hs->freeing) {
     zkr__contender_release(h->c, 1);
     rc = ZKR_ECLOSED;

@@ -102,7 +102,7 @@ struct zkr__contender {
   pthread_cond_t cond;
 
   char *dir;
-  const zkr__policy *policy;
+  zkr__policy policy; /* the recipe's grant rule, copied */
   char *data;
   const struct ACL_vector *acl;
   void (*on_lost)(void *owner, zkr__contender *c);
@@ -480,15 +480,15 @@ static int cmp_names(const void *a, const void *b) {
 
 /* Places us in the queue from a listing of the directory, by the recipe's
  * grant rule (its policy). The listing shows our node, so it proves P2 by
- * itself. With a limit of 1 (mutex, leader, reader, writer) only earlier
- * nodes are asked about and we wait for the nearest one that blocks us;
- * the others that block are remembered, so its deletion alone decides only
- * when it was the last one (P3). With a higher limit (leases) every node
- * counts and any of them may go first: the directory itself is watched
- * (watched: this listing set that watch) and every change lists again. */
+ * itself. In a queue (mutex, leader, reader, writer) only earlier nodes are
+ * asked about and we wait for the nearest one that blocks us; the others
+ * that block are remembered, so its deletion alone decides only when it was
+ * the last one (P3). In a pool (leases) every node counts and any of them
+ * may go first: the directory itself is watched (watched: this listing set
+ * that watch) and every change lists again. */
 static void place(zkr__contender *c, const struct String_vector *kids, int watched) {
-  const zkr__policy *pol = c->policy;
-  int limit = pol->limit > 1 ? pol->limit : 1;
+  const zkr__policy *pol = &c->policy;
+  int limit = pol->whole && pol->limit > 1 ? pol->limit : 1;
   const char *mine = strrchr(c->node, '/') + 1;
   zkr__name *names, me;
   int i, n = 0, k;
@@ -514,7 +514,7 @@ static void place(zkr__contender *c, const struct String_vector *kids, int watch
     if (!zkr__name_parse(kids->data[i], &nm) || is_skipped(c, kids->data[i]))
       continue;
     earlier = zkr__name_cmp(&nm, &me) < 0;
-    if ((earlier || limit > 1) && (pol->blocks != NULL ? pol->blocks(&me, &nm, earlier) : earlier))
+    if ((earlier || pol->whole) && (pol->blocks != NULL ? pol->blocks(&me, &nm, earlier) : earlier))
       names[n++] = nm;
   }
   if (!k) {
@@ -540,7 +540,7 @@ static void place(zkr__contender *c, const struct String_vector *kids, int watch
     send_delete(c);
   } else if (n < limit) {
     grant(c);
-  } else if (limit == 1) {
+  } else if (!pol->whole) {
     send_watch(c);
   } else if (!watched && !c->try_once) {
     send_list_watch(c);
@@ -637,7 +637,7 @@ static void found_by_uuid(zkr__contender *c, const struct String_vector *kids) {
   char tag[64];
   int i;
 
-  snprintf(tag, sizeof(tag), "_c_%s%s", c->uuid, c->policy->marker);
+  snprintf(tag, sizeof(tag), "_c_%s%s", c->uuid, c->policy.marker);
   for (i = 0; i < kids->count; i++) {
     if (strncmp(kids->data[i], tag, strlen(tag)) == 0) {
       size_t n = strlen(c->dir) + strlen(kids->data[i]) + 2;
@@ -970,7 +970,7 @@ static void send_create(zkr__contender *c) {
   set_state(c, C_CREATE);
   if (c->parent_tries > 0)
     send_parents(c, zh);
-  snprintf(path, sizeof(path), "%s/_c_%s%s", c->dir, c->uuid, c->policy->marker);
+  snprintf(path, sizeof(path), "%s/_c_%s%s", c->dir, c->uuid, c->policy.marker);
   oc = new_op(c, K_CREATE);
   ol = new_op(c, K_LIST);
   if (oc == NULL || ol == NULL) {
@@ -1356,7 +1356,7 @@ int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__con
   c->s = s;
   zkr__session_ref(s);
   c->refs = 1;
-  c->policy = cfg->policy;
+  c->policy = *cfg->policy;
   c->acl = cfg->acl;
   c->on_lost = cfg->on_lost;
   c->on_granted = cfg->on_granted;
@@ -1406,6 +1406,21 @@ int zkr__contender_withdraw(zkr__contender *c) {
   while (c->state != C_DONE)
     pthread_cond_wait(&c->cond, mu);
   return c->rc == ZKR_ELOST ? ZKR_ELOST : ZKR_ETIMEDOUT;
+}
+
+int zkr__contender_settle(zkr__contender *c, int rc, int keep_late) {
+  int wrc;
+
+  if (rc != ZKR_ETIMEDOUT && rc != ZKR_ECLOSED)
+    return rc;
+  wrc = zkr__contender_withdraw(c);
+  if (wrc == ZKR_OK && rc == ZKR_ETIMEDOUT && keep_late)
+    return ZKR_OK;
+  if (wrc == ZKR_OK)
+    zkr__contender_release(c, 1);
+  else if (wrc == ZKR_ELOST && rc == ZKR_ETIMEDOUT)
+    rc = ZKR_ELOST;
+  return rc;
 }
 
 int zkr__contender_release(zkr__contender *c, int wait) {

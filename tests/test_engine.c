@@ -16,14 +16,14 @@ static int any_lease(const zkr__name *me, const zkr__name *other, int earlier) {
   (void)earlier;
   return other->kind == ZKR__LEASE;
 }
-static const zkr__policy two_leases = {"-lease-", any_lease, 2};
+static const zkr__policy two_leases = {.marker = "-lease-", .blocks = any_lease, .whole = 1, .limit = 2};
 
 /* A reader's rule: only earlier exclusive nodes block. */
 static int earlier_exclusive(const zkr__name *me, const zkr__name *other, int earlier) {
   (void)me;
   return earlier && other->kind == ZKR__EXCLUSIVE;
 }
-static const zkr__policy reader = {"-__READ__", earlier_exclusive, 1};
+static const zkr__policy reader = {.marker = "-__READ__", .blocks = earlier_exclusive};
 
 static int watched(void *path) {
   return th_watched(path);

@@ -262,15 +262,20 @@ expect_alternation() {
   lo=0 hi=$((${#names[@]} - 1))
   while [ $lo -lt $hi ] && [ "${names[lo + 1]}" = "${names[0]}" ]; do lo=$((lo + 1)); done
   while [ $hi -gt $lo ] && [ "${names[hi - 1]}" = "${names[-1]}" ]; do hi=$((hi - 1)); done
+  # A peer that has not queued again yet (a JVM rejoining under load)
+  # lets the other lead twice in a row: that is no fault, but most terms
+  # must change hands, or the two are not in one queue.
+  local handovers=0
   for ((i = lo + 1; i <= hi; i++)); do
-    [ "${names[i]}" != "${names[i - 1]}" ] ||
-      fail "${names[i]} led twice in a row (terms $i and $((i + 1))) while the other waited" || return 1
+    [ "${names[i]}" = "${names[i - 1]}" ] && continue
+    handovers=$((handovers + 1))
     gap=$(((starts[i] - ends[i - 1]) / 1000000))
     [ $gap -gt $max ] && max=$gap
   done
-  [ $((hi - lo)) -ge 2 ] || fail "leadership changed hands only $((hi - lo)) times" || return 1
+  [ $handovers -ge 2 ] && [ $((2 * handovers)) -ge $((hi - lo)) ] ||
+    fail "leadership changed hands only $handovers times in $((hi - lo + 1)) terms" || return 1
   [ $max -lt "$SESSION_MS" ] || fail "a hand-over took $max ms (session timeout $SESSION_MS ms)" || return 1
-  info "  ${#names[@]} terms, $((hi - lo)) hand-overs between languages, slowest $max ms, $T_RUN ms"
+  info "  ${#names[@]} terms, $handovers hand-overs between languages, slowest $max ms, $T_RUN ms"
 }
 
 # --- cases: lock ---------------------------------------------------------------
@@ -320,11 +325,7 @@ test_interop_election_curator() {
   expect_iterations 12 && expect_no_overlap && expect_alternation
 }
 
-# --- ready, not enabled: the C side (zkr_rwlock, zkr_semaphore) is being
-# written. The Java and Python peers have these modes; zkr_peer.c needs
-# "read" (zkr_rwlock_rdlock, kind R), "write" (zkr_rwlock_wrlock, kind W)
-# and "sema" (zkr_semaphore_acquire with --leases N, kind L). Enable a case
-# by adding its name to CASES below.
+# --- cases: read-write lock, semaphore ----------------------------------------
 
 # zkr_rwlock and Curator's InterProcessReadWriteLock: readers share, a
 # writer excludes everyone. Holds are granted in node order for writers
@@ -415,7 +416,7 @@ run_case() {
   done
 }
 
-CASES=(mutex_curator mutex_kazoo mutex_kazoo_default_overlaps election_curator rwlock_curator rwlock_kazoo)
+CASES=(mutex_curator mutex_kazoo mutex_kazoo_default_overlaps election_curator rwlock_curator rwlock_kazoo semaphore_curator)
 [ $# -gt 0 ] && CASES=("$@")
 T_START=$(now_ms)
 for c in "${CASES[@]}"; do

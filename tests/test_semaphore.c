@@ -135,10 +135,11 @@ static int await_kids(const char *path, const char *name, int want) {
   return th_wait_until(count_reached, &c, TH_SETTLE_MS);
 }
 
-/* An acquirer of s waiting for a free lease of a semaphore with max_leases
- * 1: it watches the lease node of another session ahead of it, so it is
- * neither granted nor still creating its node. (With more leases it would
- * watch PATH/leases, a child watch that the server's wchp does not list.) */
+/* An acquirer of s waiting for a free lease: its lease node exists (it is
+ * created only by the holder of the internal mutex, which then lists the
+ * leases and, the semaphore being full, watches PATH/leases: a child watch
+ * that the server's wchp does not list, so the node is what we can see). A
+ * release after this point is seen by its listing or by its watch. */
 typedef struct waiting_arg {
   const char *path;
   zkr_session *s;
@@ -146,30 +147,22 @@ typedef struct waiting_arg {
 
 static int waiting_for_lease(void *p) {
   waiting_arg *w = p;
-  static char buf[65536];
-  char dir[1100], sid[32], *line, *save;
+  char dir[1100], node[1400];
   zhandle_t *raw = th_raw();
-  int in = 0, found = 0;
-  size_t n;
+  struct String_vector kids;
+  int i, found = 0;
 
   sub(dir, sizeof(dir), w->path, "leases");
-  n = strlen(dir);
-  snprintf(sid, sizeof(sid), "0x%llx", (unsigned long long)zkr_session_id(w->s));
-  if (raw == NULL || th_wchp(buf, sizeof(buf)) != 0) {
+  if (raw == NULL || zoo_get_children(raw, dir, 0, &kids) != ZOK) {
     th_raw_close(raw);
     return 0;
   }
-  /* A path line, then one line per session watching it. */
-  for (line = strtok_r(buf, "\n", &save); line != NULL && !found; line = strtok_r(NULL, "\n", &save)) {
-    if (line[0] == '/') {
-      struct Stat st;
-      in = strncmp(line, dir, n) == 0 && line[n] == '/';
-      if (in && zoo_exists(raw, line, 0, &st) == ZOK && st.ephemeralOwner == zkr_session_id(w->s))
-        in = 0; /* its own node */
-    } else if (in && strstr(line, sid) != NULL) {
-      found = 1;
-    }
+  for (i = 0; i < kids.count && !found; i++) {
+    struct Stat st;
+    snprintf(node, sizeof(node), "%s/%s", dir, kids.data[i]);
+    found = zoo_exists(raw, node, 0, &st) == ZOK && st.ephemeralOwner == zkr_session_id(w->s);
   }
+  deallocate_String_vector(&kids);
   th_raw_close(raw);
   return found;
 }

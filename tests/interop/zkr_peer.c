@@ -26,10 +26,9 @@
  * done without overlap, 3 an overlap was seen, 1 an error (said on stderr),
  * 2 a usage error.
  *
- * Not yet here (the recipes are being written): read and write
- * (zkr_rwlock_rdlock / zkr_rwlock_wrlock, marker kinds R and W as in the
- * Java and Python peers) and sema (zkr_semaphore_acquire, kind L: one of
- * D/held.l.0 .. held.l.{LEASES-1}). Each is one more entry in modes[]. */
+ * Modes: mutex (zkr_lock) and elect (zkr_election), marker kind X; read
+ * and write (zkr_rwlock), kinds R and W; sema (zkr_semaphore with
+ * --leases N), kind L. Each is one entry in modes[]. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -43,11 +42,13 @@
 
 typedef struct peer {
   const char *hosts, *path, *dir, *name, *mode;
-  int iterations, hold_ms, session_ms, timeout_ms;
+  int iterations, hold_ms, session_ms, timeout_ms, leases;
   zkr_session *s;
   zkr_lock *lock;
   zkr_election *el;
   zkr_rwlock *rw;
+  zkr_semaphore *sem;
+  zkr_lease *lease;
   FILE *log;
   int overlaps;
 } peer;
@@ -147,11 +148,33 @@ static int rw_release(peer *p) {
   return zkr_rwlock_unlock(p->rw);
 }
 
+/* --- zkr_semaphore: Curator's InterProcessSemaphoreV2 layout ---------------- */
+
+static int sema_setup(peer *p) {
+  zkr_semaphore_opts o = {0};
+
+  o.id = p->name;
+  return zkr_semaphore_new(&p->sem, p->s, p->path, p->leases, &o);
+}
+
+static int sema_acquire(peer *p, char *seq, size_t len) {
+  snprintf(seq, len, "-");
+  return zkr_semaphore_acquire(p->sem, p->timeout_ms, &p->lease);
+}
+
+static int sema_release(peer *p) {
+  zkr_lease *l = p->lease;
+
+  p->lease = NULL;
+  return zkr_lease_release(l);
+}
+
 static const mode modes[] = {
     {"mutex", 'X', mutex_setup, mutex_acquire, mutex_release},
     {"elect", 'X', elect_setup, elect_acquire, elect_release},
     {"read", 'R', rw_setup, read_acquire, rw_release},
     {"write", 'W', rw_setup, write_acquire, rw_release},
+    {"sema", 'L', sema_setup, sema_acquire, sema_release},
 };
 
 /* --- markers ---------------------------------------------------------------------- */
@@ -184,7 +207,8 @@ static int readers_in(peer *p) {
   return found;
 }
 
-/* Claims the marker of kind (as the Java and Python peers do): a reader
+/* Claims the marker of kind (as the Java and Python peers do): a lease one
+ * of D/held.l.0 .. held.l.{LEASES-1}; a reader
  * D/held.r.NAME, then D/held.w must not exist; a writer or exclusive
  * holder D/held.w, and for a writer no D/held.r.* may exist. Fills marker
  * with what to remove on exit (empty: nothing). 1 if no overlap. */
@@ -192,6 +216,17 @@ static int enter(peer *p, char kind, char *marker, size_t len) {
   char w[512];
 
   snprintf(w, sizeof w, "%s/held.w", p->dir);
+  if (kind == 'L') {
+    int i;
+
+    for (i = 0; i < p->leases; i++) {
+      snprintf(marker, len, "%s/held.l.%d", p->dir, i);
+      if (claim(marker))
+        return 1;
+    }
+    marker[0] = '\0';
+    return 0; /* more holders than leases */
+  }
   if (kind == 'R') {
     snprintf(marker, len, "%s/held.r.%s", p->dir, p->name);
     if (!claim(marker)) {
@@ -258,9 +293,10 @@ static int run(peer *p, const mode *m) {
 }
 
 static int usage(void) {
-  fprintf(stderr,
-          "usage: zkr_peer mutex|elect|read|write --hosts H --path P --dir D --name NAME [--iterations N]\n"
-          "       [--hold-ms MS] [--session-ms MS] [--timeout-ms MS]\n");
+  fprintf(
+      stderr,
+      "usage: zkr_peer mutex|elect|read|write|sema --hosts H --path P --dir D --name NAME [--iterations N]\n"
+      "       [--hold-ms MS] [--session-ms MS] [--timeout-ms MS] [--leases N]\n");
   return 2;
 }
 
@@ -276,6 +312,7 @@ int main(int argc, char **argv) {
   p.hold_ms = 5;
   p.session_ms = 2000;
   p.timeout_ms = 10000;
+  p.leases = 1;
   if (argc < 2)
     return usage();
   p.mode = argv[1];
@@ -297,6 +334,8 @@ int main(int argc, char **argv) {
       p.session_ms = atoi(v);
     else if (strcmp(k2, "--timeout-ms") == 0)
       p.timeout_ms = atoi(v);
+    else if (strcmp(k2, "--leases") == 0)
+      p.leases = atoi(v);
     else
       return usage();
   }
@@ -330,6 +369,8 @@ int main(int argc, char **argv) {
   done = run(&p, m);
   zkr_lock_free(p.lock);
   zkr_election_free(p.el);
+  zkr_rwlock_free(p.rw);
+  zkr_semaphore_free(p.sem);
   zkr_session_close(p.s);
   fclose(p.log);
   printf("RESULT name=%s mode=%s iterations=%d overlaps=%d\n", p.name, p.mode, done, p.overlaps);

@@ -46,12 +46,17 @@ int zkr__hosts_check(const char *hosts);
 
 /* Where a child name's sequence is and which protocol made it. */
 /* What a contender node asks for, told by its marker. */
-enum { ZKR__EXCLUSIVE = 1, ZKR__SHARED, ZKR__LEASE };
+enum {
+  ZKR__EXCLUSIVE = ZKR_MODE_EXCLUSIVE,
+  ZKR__SHARED = ZKR_MODE_SHARED,
+  ZKR__LEASE = ZKR_MODE_LEASE,
+  ZKR__LEADER = ZKR_MODE_LEADER
+};
 
 typedef struct zkr__name {
   const char *name; /* borrowed: the whole child name */
   const char *seq;  /* points into name: the sequence suffix */
-  int kind;         /* ZKR__EXCLUSIVE, ZKR__SHARED (a reader), ZKR__LEASE */
+  int kind;         /* ZKR__EXCLUSIVE, ZKR__SHARED (a reader), ZKR__LEASE, ZKR__LEADER */
 } zkr__name;
 
 /* Parses a child of a recipe directory. Returns 1 if it is a contender node

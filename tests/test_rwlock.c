@@ -82,6 +82,19 @@ static void test_rwlock_readers_share_writer_waits(void) {
   /* A waiting writer gets in once both readers are out, not before. */
   taker_start(&w, rw, 1, -1);
   CU_ASSERT_TRUE(th_await_nodes(path, 3));
+  /* The listing tells modes and holders by the same rule. */
+  {
+    zkr_participant *p = NULL;
+    size_t n = 0;
+
+    CU_ASSERT_EQUAL_FATAL(zkr_participants(s, path, &p, &n), ZKR_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT_EQUAL(p[0].mode, ZKR_MODE_SHARED);
+    CU_ASSERT_EQUAL(p[1].mode, ZKR_MODE_SHARED);
+    CU_ASSERT_EQUAL(p[2].mode, ZKR_MODE_EXCLUSIVE);
+    CU_ASSERT_TRUE(p[0].holder && p[1].holder && !p[2].holder);
+    zkr_participants_free(p, n);
+  }
   CU_ASSERT_EQUAL(taker_finish(&r1), ZKR_OK);
   CU_ASSERT_TRUE(th_await_nodes(path, 2));
   CU_ASSERT_FALSE(taker_done(&w));

@@ -1048,29 +1048,18 @@ static const char *protocol_of(const char *node) {
   return strstr(node, "__lock__") != NULL || strstr(node, "__rlock__") != NULL ? "kazoo" : "curator";
 }
 
-/* What a contender node asks for, from the marker before its sequence
- * suffix (the markers the library's queue knows). Nodes come from
- * zkr_participants(), which accepted one of them. */
-static const char *mode_of(const char *node) {
-  static const struct {
-    const char *marker, *mode;
-  } modes[] = {{"__READ__", "read"}, {"__rlock__", "read"}, {"__WRIT__", "write"}, {"__lock__", "write"},
-               {"-lock-", "write"},  {"-lease-", "lease"},  {"-latch-", "leader"}};
-  size_t i;
-
-  for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
-    const char *hit = NULL, *p = node, *seq;
-    while ((p = strstr(p, modes[i].marker)) != NULL) {
-      hit = p;
-      p++;
-    }
-    if (hit == NULL)
-      continue;
-    seq = hit + strlen(modes[i].marker);
-    if (seq[0] != '\0' && strspn(seq, "-0123456789") == strlen(seq))
-      return modes[i].mode;
+/* How `zkr status` names a contender's mode (zkr_participant.mode). */
+static const char *mode_name(int mode) {
+  switch (mode) {
+  case ZKR_MODE_SHARED:
+    return "read";
+  case ZKR_MODE_LEASE:
+    return "lease";
+  case ZKR_MODE_LEADER:
+    return "leader";
+  default:
+    return "write";
   }
-  return "write"; /* not reached for a listed contender */
 }
 
 /* One line of `zkr status`: a contender of zkr_participants() with the
@@ -1112,24 +1101,6 @@ static int zk_error(const char *path, int zrc) {
              : ZKR_TOOL_SOFTWARE;
 }
 
-/* The read-write lock's rule as the queue applies it: a writer (or a
- * mutex, a leader) holds at the head of the queue; a reader holds if no
- * exclusive node precedes it, or only the head's of its own session (a
- * downgrade rides on its write node). Without readers: the head holds. */
-static void queue_roles(contender *c, size_t n) {
-  size_t i, j;
-
-  for (i = 0; i < n; i++) {
-    c[i].holder = i == 0;
-    if (i == 0 || strcmp(c[i].mode, "read") != 0)
-      continue;
-    c[i].holder = 1;
-    for (j = 0; j < i && c[i].holder; j++)
-      if (strcmp(c[j].mode, "read") != 0 && (j != 0 || c[j].p->session != c[i].p->session))
-        c[i].holder = 0;
-  }
-}
-
 /* The semaphore's layout (Curator's InterProcessSemaphoreV2): leases under
  * PATH/leases, acquirers queued on the mutex PATH/locks. The first limit
  * leases hold; one beyond (there is at most one: the mutex holder's) waits
@@ -1162,7 +1133,7 @@ static int semaphore_view(zkr_session *s, const char *path, status_view *v) {
     c->p = &v->leases[i];
     c->mode = "lease";
     c->dir = "leases/";
-    c->holder = v->limit < 0 || i < (size_t)v->limit;
+    c->holder = v->leases[i].holder; /* the first max_leases, as recorded */
   }
   for (i = 0; i < v->nlocks; i++) {
     contender *c = &v->c[v->n];
@@ -1208,11 +1179,11 @@ static int status_view_load(zkr_session *s, const char *path, status_view *v) {
     return ZKR_TOOL_SOFTWARE;
   for (i = 0; i < v->nqueue; i++) {
     v->c[i].p = &v->queue[i];
-    v->c[i].mode = mode_of(v->queue[i].node);
+    v->c[i].mode = mode_name(v->queue[i].mode);
     v->c[i].dir = "";
+    v->c[i].holder = v->queue[i].holder;
   }
   v->n = v->nqueue;
-  queue_roles(v->c, v->n);
   return 0;
 }
 

@@ -300,6 +300,52 @@ int zkr_rwlock_token(zkr_rwlock *rw, int write, int64_t *token) {
   return h != NULL ? ZKR_OK : ZKR_ENOTHELD;
 }
 
+int zkr_rwlock_node(zkr_rwlock *rw, int write, char *buf, size_t len) {
+  pthread_mutex_t *mu;
+  zkr__holds *hs;
+  zkr__hold *h = NULL;
+  int rc = ZKR_OK;
+
+  if (rw == NULL || buf == NULL)
+    return ZKR_EINVAL;
+  mu = zkr__session_mutex(rw->r.s);
+  pthread_mutex_lock(mu);
+  hs = serving(rw, find_thread(rw), write);
+  if (hs != NULL)
+    h = zkr__holds_granted(hs);
+  if (h == NULL)
+    rc = ZKR_ENOTHELD;
+  else if (strlen(zkr__contender_node(h->c)) >= len)
+    rc = ZKR_EINVAL;
+  else
+    strcpy(buf, zkr__contender_node(h->c));
+  pthread_mutex_unlock(mu);
+  return rc;
+}
+
+int zkr_rwlock_lost_reason(zkr_rwlock *rw) {
+  pthread_mutex_t *mu;
+  zkr__hold *r, *w;
+  int reason;
+
+  if (rw == NULL)
+    return ZKR_LOST_NONE;
+  mu = zkr__session_mutex(rw->r.s);
+  pthread_mutex_lock(mu);
+  /* The calling thread's own hold first, of either mode. */
+  r = zkr__holds_mine(&rw->rd);
+  w = zkr__holds_mine(&rw->wr);
+  reason = r != NULL ? zkr__contender_lost_reason(r->c) : ZKR_LOST_NONE;
+  if (reason == ZKR_LOST_NONE && w != NULL)
+    reason = zkr__contender_lost_reason(w->c);
+  if (reason == ZKR_LOST_NONE)
+    reason = zkr__holds_lost_reason(&rw->wr);
+  if (reason == ZKR_LOST_NONE)
+    reason = zkr__holds_lost_reason(&rw->rd);
+  pthread_mutex_unlock(mu);
+  return reason;
+}
+
 void zkr_rwlock_free(zkr_rwlock *rw) {
   pthread_mutex_t *mu;
 

@@ -314,6 +314,37 @@ int zkr_lease_token(zkr_lease *lease, int64_t *token) {
   return rc;
 }
 
+int zkr_lease_node(zkr_lease *lease, char *buf, size_t len) {
+  pthread_mutex_t *mu;
+  int rc = ZKR_OK;
+
+  if (lease == NULL || buf == NULL)
+    return ZKR_EINVAL;
+  mu = zkr__session_mutex(lease->sem->r.s);
+  pthread_mutex_lock(mu);
+  if (!zkr__contender_granted(lease->c))
+    rc = ZKR_ENOTHELD;
+  else if (strlen(zkr__contender_node(lease->c)) >= len)
+    rc = ZKR_EINVAL;
+  else
+    strcpy(buf, zkr__contender_node(lease->c));
+  pthread_mutex_unlock(mu);
+  return rc;
+}
+
+int zkr_lease_lost_reason(zkr_lease *lease) {
+  pthread_mutex_t *mu;
+  int reason;
+
+  if (lease == NULL)
+    return ZKR_LOST_NONE;
+  mu = zkr__session_mutex(lease->sem->r.s);
+  pthread_mutex_lock(mu);
+  reason = zkr__contender_lost_reason(lease->c);
+  pthread_mutex_unlock(mu);
+  return reason;
+}
+
 int zkr_lease_held(zkr_lease *lease) {
   if (lease == NULL)
     return 0;

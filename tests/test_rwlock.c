@@ -272,10 +272,18 @@ static void test_rwlock_node_deleted_and_expiry(void) {
   snprintf(node, sizeof(node), "%s/%s", path, sv.data[0]);
   CU_ASSERT_PTR_NOT_NULL(strstr(sv.data[0], "-__READ__"));
   deallocate_String_vector(&sv);
+  {
+    char mine[1024];
+    CU_ASSERT_EQUAL(zkr_rwlock_node(rw, 0, mine, sizeof(mine)), ZKR_OK);
+    CU_ASSERT_STRING_EQUAL(mine, node);
+    CU_ASSERT_EQUAL(zkr_rwlock_node(rw, 1, mine, sizeof(mine)), ZKR_ENOTHELD);
+  }
+  CU_ASSERT_EQUAL(zkr_rwlock_lost_reason(rw), ZKR_LOST_NONE);
   CU_ASSERT_TRUE(th_wait_until(node_watched, node, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(zoo_delete(raw, node, -1), ZOK);
   CU_ASSERT_TRUE(th_wait_until(lost_seen, &lost, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(zkr_rwlock_held(rw, 0), 0);
+  CU_ASSERT_EQUAL(zkr_rwlock_lost_reason(rw), ZKR_LOST_DELETED);
   CU_ASSERT_EQUAL(zkr_rwlock_unlock(rw), ZKR_ELOST);
   CU_ASSERT_EQUAL(zkr_rwlock_unlock(rw), ZKR_ENOTHELD);
   /* A write hold whose session expires: lost; the other client writes. */
@@ -285,6 +293,7 @@ static void test_rwlock_node_deleted_and_expiry(void) {
   CU_ASSERT_EQUAL(th_expire(s), 0);
   CU_ASSERT_TRUE(th_wait_until(lost_seen, &lost, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(zkr_rwlock_held(rw, 1), 0);
+  CU_ASSERT_EQUAL(zkr_rwlock_lost_reason(rw), ZKR_LOST_EXPIRED);
   CU_ASSERT_EQUAL(zkr_rwlock_wrlock(rw2, TH_SETTLE_MS), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_rwlock_unlock(rw), ZKR_ESESSION);
   CU_ASSERT_EQUAL(zkr_rwlock_unlock(rw2), ZKR_OK);

@@ -414,6 +414,13 @@ static void test_semaphore_lease_deleted_on_lost(void) {
   sem = sem_on(s, path, 1, &o);
   CU_ASSERT_EQUAL_FATAL(zkr_semaphore_acquire(sem, -1, &l), ZKR_OK);
   only_lease(path, node, sizeof(node));
+  {
+    char mine[1200];
+    CU_ASSERT_EQUAL(zkr_lease_node(l, mine, sizeof(mine)), ZKR_OK);
+    CU_ASSERT_STRING_EQUAL(mine, node);
+    CU_ASSERT_EQUAL(zkr_lease_node(l, mine, 4), ZKR_EINVAL);
+  }
+  CU_ASSERT_EQUAL(zkr_lease_lost_reason(l), ZKR_LOST_NONE);
   /* The own-node watch is set a while after the grant: await it. */
   CU_ASSERT_TRUE(th_wait_until(node_watched, node, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(zoo_delete(raw, node, -1), ZOK);
@@ -422,6 +429,7 @@ static void test_semaphore_lease_deleted_on_lost(void) {
   CU_ASSERT_PTR_EQUAL(ln.lease, l);
   CU_ASSERT_EQUAL(zkr_lease_held(l), 0);
   CU_ASSERT_EQUAL(zkr_lease_token(l, &tok), ZKR_ENOTHELD);
+  CU_ASSERT_EQUAL(zkr_lease_lost_reason(l), ZKR_LOST_DELETED);
   CU_ASSERT_EQUAL(zkr_lease_release(l), ZKR_ELOST); /* says why */
   /* The place is free again. */
   CU_ASSERT_EQUAL(zkr_semaphore_acquire(sem, 0, &l2), ZKR_OK);

@@ -524,7 +524,7 @@ typedef struct lock_kind {
   int (*held)(lock_ctx *c);
   /* The fencing token, and the node's full path into buf. */
   int (*describe)(lock_ctx *c, const char *path, int64_t *token, char *buf, size_t len);
-  int (*lost_reason)(lock_ctx *c); /* ZKR_LOST_NONE if the kind does not record one */
+  int (*lost_reason)(lock_ctx *c); /* a zkr_lost_reason */
   void (*release)(lock_ctx *c);
   void (*destroy)(lock_ctx *c);
 } lock_kind;
@@ -558,26 +558,6 @@ static void on_lease_lost(zkr_lease *lease, void *arg) {
   (void)lease;
   (void)arg;
   notify_lost();
-}
-
-/* The node of ours among the contenders at dir: the one whose fencing token
- * (czxid) is ours. For kinds whose API does not name their node. */
-static int node_by_token(zkr_session *s, const char *dir, int64_t token, char *buf, size_t len) {
-  zkr_participant *p;
-  size_t n, i;
-  int rc = zkr_participants(s, dir, &p, &n);
-
-  if (rc != ZKR_OK)
-    return rc;
-  rc = ZKR_ENOTHELD;
-  for (i = 0; i < n && rc != ZKR_OK; i++) {
-    if (p[i].token == token) {
-      snprintf(buf, len, "%s/%s", dir, p[i].node);
-      rc = ZKR_OK;
-    }
-  }
-  zkr_participants_free(p, n);
-  return rc;
 }
 
 /* The mutex: zkr_lock. */
@@ -654,14 +634,14 @@ static int read_held(lock_ctx *c) {
 }
 
 static int read_describe(lock_ctx *c, const char *path, int64_t *token, char *buf, size_t len) {
+  (void)path;
   if (zkr_rwlock_token(c->rw, 0, token) != ZKR_OK)
     return ZKR_ENOTHELD;
-  return node_by_token(c->cc.s, path, *token, buf, len);
+  return zkr_rwlock_node(c->rw, 0, buf, len);
 }
 
-static int no_lost_reason(lock_ctx *c) {
-  (void)c;
-  return ZKR_LOST_NONE;
+static int read_lost_reason(lock_ctx *c) {
+  return zkr_rwlock_lost_reason(c->rw);
 }
 
 static void read_release(lock_ctx *c) {
@@ -679,7 +659,7 @@ static const lock_kind kind_read = {
     .acquire = read_acquire,
     .held = read_held,
     .describe = read_describe,
-    .lost_reason = no_lost_reason,
+    .lost_reason = read_lost_reason,
     .release = read_release,
     .destroy = read_destroy,
 };
@@ -705,12 +685,14 @@ static int lease_held(lock_ctx *c) {
 }
 
 static int lease_describe(lock_ctx *c, const char *path, int64_t *token, char *buf, size_t len) {
-  char dir[2048];
-
+  (void)path;
   if (c->lease == NULL || zkr_lease_token(c->lease, token) != ZKR_OK)
     return ZKR_ENOTHELD;
-  snprintf(dir, sizeof(dir), "%s/leases", path);
-  return node_by_token(c->cc.s, dir, *token, buf, len);
+  return zkr_lease_node(c->lease, buf, len);
+}
+
+static int lease_lost_reason(lock_ctx *c) {
+  return c->lease != NULL ? zkr_lease_lost_reason(c->lease) : ZKR_LOST_NONE;
 }
 
 static void lease_release(lock_ctx *c) {
@@ -730,7 +712,7 @@ static const lock_kind kind_lease = {
     .acquire = lease_acquire,
     .held = lease_held,
     .describe = lease_describe,
-    .lost_reason = no_lost_reason,
+    .lost_reason = lease_lost_reason,
     .release = lease_release,
     .destroy = lease_destroy,
 };

@@ -74,6 +74,14 @@ ZKR_EXTERN int zkr_semaphore_acquire(zkr_semaphore *sem, int timeout_ms, zkr_lea
  * or its validity deadline passed), ZKR_EINVAL. */
 ZKR_EXTERN int zkr_lease_token(zkr_lease *lease, int64_t *token);
 
+/* Copies the full path of the lease's node into buf. Returns ZKR_OK,
+ * ZKR_ENOTHELD (lost), ZKR_EINVAL (NULL, or buf too small). */
+ZKR_EXTERN int zkr_lease_node(zkr_lease *lease, char *buf, size_t len);
+
+/* Why the lease was lost (a zkr_lost_reason), or ZKR_LOST_NONE while it is
+ * held. Never waits for the network. */
+ZKR_EXTERN int zkr_lease_lost_reason(zkr_lease *lease);
+
 /* 1 while the lease is held and its validity deadline (the session's,
  * zkr_session_valid_until()) has not passed, else 0 (also for NULL).
  * Never blocks, not even behind the session's event thread. */

@@ -7,11 +7,10 @@
  * The parts only ever have a count of one: the multi-lock counts reentrant
  * acquires itself (holder, depth), so a reentrant acquire or an inner
  * release sends nothing and cannot half-succeed. */
-#include <pthread.h>
+#include "common.h"
+
 #include <stdlib.h>
 #include <string.h>
-
-#include <zkr/zkr.h>
 
 struct zkr_multilock {
   zkr_lock **parts; /* sorted by path; owned */
@@ -149,23 +148,19 @@ static void taking_cancelled(void *arg) {
 /* Takes every part in order within one deadline. On failure returns the
  * failing part's code with the parts taken so far still held (t->taken). */
 static int take_parts(taking *t, int timeout_ms) {
-  int64_t deadline = timeout_ms > 0 ? zkr_monotonic_ns() + (int64_t)timeout_ms * 1000000 : 0;
+  int64_t deadline = zkr__deadline(timeout_ms);
   int rc = ZKR_OK;
 
   /* A thread cancelled while waiting for a part lets go of the earlier
    * ones; the part it waited for cleans up after itself. */
   pthread_cleanup_push(taking_cancelled, t);
   while (t->taken < t->m->count) {
-    int step = timeout_ms;
+    /* A try tries every part; a wait gives each part what is left. */
+    int step = timeout_ms == 0 ? 0 : zkr__timeout_left(deadline);
 
-    if (timeout_ms > 0) {
-      int64_t left = deadline - zkr_monotonic_ns();
-
-      if (left <= 0) {
-        rc = ZKR_ETIMEDOUT;
-        break;
-      }
-      step = (int)((left + 999999) / 1000000); /* rounded up: never 0, a try */
+    if (step == 0 && timeout_ms != 0) {
+      rc = ZKR_ETIMEDOUT;
+      break;
     }
     rc = zkr_lock_acquire(t->m->parts[t->taken], step);
     if (rc != ZKR_OK)

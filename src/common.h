@@ -18,6 +18,9 @@ int64_t zkr__now_ns(void);
 /* The CLOCK_MONOTONIC deadline of a timeout in ms: -1 (none) for < 0, else
  * now + timeout (0 gives "now": a wait that only looks). */
 int64_t zkr__deadline(int timeout_ms);
+/* What is left of such a deadline as a timeout_ms for a nested call: -1 for
+ * none, at least 1 while time is left, 0 once it has passed. */
+int zkr__timeout_left(int64_t deadline_ns);
 /* Maps a ZooKeeper return code to a zkr code. */
 int zkr__from_zk(int zrc);
 /* 1 if a completion code means the server answered the request (so the

@@ -6,13 +6,16 @@
  * input. Every case leaves no znode behind. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <signal.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "proxy.h"
 
 static zkr_semaphore *sem_on(zkr_session *s, const char *path, int n, const zkr_semaphore_opts *o) {
   zkr_semaphore *sem = NULL;
@@ -394,6 +397,91 @@ static void test_semaphore_expiry_frees_lease(void) {
   sem_finish(path);
 }
 
+/* A lease holder killed with SIGKILL: its lease goes with its session and
+ * a waiter gets it within the session timeout and the notification. */
+static void test_semaphore_holder_killed(void) {
+  char *path = th_path("sem-kill");
+  zkr_session *b = th_session(0);
+  zkr_semaphore *sb = sem_on(b, path, 1, NULL);
+  zkr_lease *l = NULL;
+  int pfd[2], st;
+  int64_t t0;
+  pid_t pid;
+  char c;
+
+  CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
+  pid = fork();
+  if (pid == 0) {
+    zkr_session *cs = NULL;
+    zkr_semaphore *csem = NULL;
+    zkr_lease *cl = NULL;
+    zkr_session_opts so;
+
+    memset(&so, 0, sizeof(so));
+    so.session_timeout_ms = TH_SESSION_MS;
+    if (zkr_session_open(&cs, th_hosts(), &so) != ZKR_OK ||
+        zkr_semaphore_new(&csem, cs, path, 1, NULL) != ZKR_OK ||
+        zkr_semaphore_acquire(csem, -1, &cl) != ZKR_OK)
+      _exit(1);
+    if (write(pfd[1], "x", 1) != 1)
+      _exit(1);
+    pause();
+    _exit(0);
+  }
+  CU_ASSERT_EQUAL_FATAL(read(pfd[0], &c, 1), 1);
+  CU_ASSERT_EQUAL(zkr_semaphore_acquire(sb, 0, &l), ZKR_ETIMEDOUT);
+  kill(pid, SIGKILL);
+  waitpid(pid, &st, 0);
+  t0 = th_now_ms();
+  CU_ASSERT_EQUAL_FATAL(zkr_semaphore_acquire(sb, TH_SETTLE_MS, &l), ZKR_OK);
+  CU_ASSERT_TRUE(th_now_ms() - t0 <= TH_EXPIRED_BY_MS(TH_SESSION_MS));
+  CU_ASSERT_EQUAL(zkr_lease_release(l), ZKR_OK);
+  close(pfd[0]);
+  close(pfd[1]);
+  zkr_semaphore_free(sb);
+  zkr_session_close(b);
+  sem_finish(path);
+}
+
+/* The create's reply lost (the connection cut right after it), for the
+ * internal mutex's node and for the lease's: each is found again by its
+ * uuid, the lease is granted, and nothing is left behind. */
+static void test_semaphore_lost_create_reply(void) {
+  char *path = th_path("sem-lostcreate");
+  tp_proxy *p = tp_start(th_hosts());
+  int i, ok = 0;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  for (i = 0; i < 20; i++) {
+    zkr_session *s = NULL;
+    zkr_session_opts so;
+    zkr_semaphore *sem;
+    zkr_lease *l = NULL;
+    int fired = tp_cut_fired(p);
+
+    memset(&so, 0, sizeof(so));
+    so.session_timeout_ms = TH_SESSION_MS;
+    if (zkr_session_open(&s, tp_hosts(p), &so) != ZKR_OK)
+      break;
+    sem = sem_on(s, path, 2, NULL);
+    /* Even trials cut the mutex's create, odd ones the lease's. */
+    CU_ASSERT_EQUAL(tp_cut_after(p, ZOO_CREATE2_OP, 1 + i % 2), 0);
+    if (zkr_semaphore_acquire(sem, TH_SETTLE_MS, &l) == ZKR_OK && tp_cut_fired(p) == fired + 1 &&
+        kids_of(path, "leases") == 1 && kids_of(path, "locks") == 0) {
+      ok++;
+    }
+    if (l != NULL)
+      CU_ASSERT_EQUAL(zkr_lease_release(l), ZKR_OK);
+    CU_ASSERT_EQUAL(kids_of(path, "leases"), 0);
+    zkr_semaphore_free(sem);
+    zkr_session_close(s);
+  }
+  printf("[%d/20 recovered their own nodes] ", ok);
+  CU_ASSERT_EQUAL(ok, 20);
+  tp_stop(p);
+  sem_finish(path);
+}
+
 static int node_watched(void *arg) {
   return th_watched(arg);
 }
@@ -699,6 +787,8 @@ int main(void) {
       {"test_semaphore_try_when_full", test_semaphore_try_when_full},
       {"test_semaphore_timed_when_full", test_semaphore_timed_when_full},
       {"test_semaphore_expiry_frees_lease", test_semaphore_expiry_frees_lease},
+      {"test_semaphore_holder_killed", test_semaphore_holder_killed},
+      {"test_semaphore_lost_create_reply", test_semaphore_lost_create_reply},
       {"test_semaphore_lease_deleted_on_lost", test_semaphore_lease_deleted_on_lost},
       {"test_semaphore_release_other_thread", test_semaphore_release_other_thread},
       {"test_semaphore_max_leases_mismatch", test_semaphore_max_leases_mismatch},

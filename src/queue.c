@@ -994,28 +994,9 @@ static void send_create(zkr__contender *c) {
     fail_zk(c, zrc);
 }
 
-static void send_list(zkr__contender *c) {
-  zhandle_t *zh = zkr__session_zh(c->s);
-  op *o;
-  int zrc;
-
-  if (zh == NULL) {
-    fail(c, ZKR_ECLOSED);
-    return;
-  }
-  new_attempt(c);
-  o = new_op(c, K_LIST);
-  if (o == NULL) {
-    fail(c, ZKR_ENOMEM);
-    return;
-  }
-  zrc = zoo_aget_children(zh, c->dir, 0, list_done, o);
-  if (!sent_ok(o, zrc))
-    fail_zk(c, zrc);
-}
-
-/* A listing that also watches the directory (a limit above 1). */
-static void send_list_watch(zkr__contender *c) {
+/* A listing of the directory; with watch, one that also watches it (a
+ * pool waiting for a place). */
+static void send_listing(zkr__contender *c, int watch) {
   zhandle_t *zh = zkr__session_zh(c->s);
   op *o;
   int zrc;
@@ -1026,8 +1007,8 @@ static void send_list_watch(zkr__contender *c) {
   }
   new_attempt(c);
   set_state(c, C_LIST);
-  o = new_op(c, K_WLIST);
-  if (o != NULL) {
+  o = new_op(c, watch ? K_WLIST : K_LIST);
+  if (o != NULL && watch) {
     o->t = new_ticket(c, 0);
     if (o->t == NULL) {
       op_end(o);
@@ -1038,10 +1019,22 @@ static void send_list_watch(zkr__contender *c) {
     fail(c, ZKR_ENOMEM);
     return;
   }
-  o->t->dir = 1;
-  zrc = zoo_awget_children(zh, c->dir, ticket_watcher, o->t, list_done, o);
+  if (watch) {
+    o->t->dir = 1;
+    zrc = zoo_awget_children(zh, c->dir, ticket_watcher, o->t, list_done, o);
+  } else {
+    zrc = zoo_aget_children(zh, c->dir, 0, list_done, o);
+  }
   if (!sent_ok(o, zrc))
     fail_zk(c, zrc);
+}
+
+static void send_list(zkr__contender *c) {
+  send_listing(c, 0);
+}
+
+static void send_list_watch(zkr__contender *c) {
+  send_listing(c, 1);
 }
 
 /* After a lost create reply: sync first, so the listing reflects every

@@ -117,19 +117,14 @@ int zkr_lock_token(zkr_lock *l, int64_t *token) {
 int zkr_lock_node(zkr_lock *l, char *buf, size_t len) {
   pthread_mutex_t *mu;
   zkr__hold *h;
-  int rc = ZKR_OK;
+  int rc;
 
   if (l == NULL || buf == NULL)
     return ZKR_EINVAL;
   mu = zkr__session_mutex(l->r.s);
   pthread_mutex_lock(mu);
   h = zkr__holds_granted(&l->holds);
-  if (h == NULL)
-    rc = ZKR_ENOTHELD;
-  else if (strlen(zkr__contender_node(h->c)) >= len)
-    rc = ZKR_EINVAL;
-  else
-    strcpy(buf, zkr__contender_node(h->c));
+  rc = h != NULL ? zkr__contender_copy_node(h->c, buf, len) : ZKR_ENOTHELD;
   pthread_mutex_unlock(mu);
   return rc;
 }

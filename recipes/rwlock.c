@@ -282,18 +282,23 @@ int zkr_rwlock_held(zkr_rwlock *rw, int write) {
   return until != 0 && zkr__now_ns() < until;
 }
 
+/* The calling thread's granted, valid hold serving mode write, or NULL
+ * (session mutex held). */
+static zkr__hold *granted(zkr_rwlock *rw, int write) {
+  zkr__holds *hs = serving(rw, find_thread(rw), write);
+
+  return hs != NULL ? zkr__holds_granted(hs) : NULL;
+}
+
 int zkr_rwlock_token(zkr_rwlock *rw, int write, int64_t *token) {
   pthread_mutex_t *mu;
-  zkr__holds *hs;
-  zkr__hold *h = NULL;
+  zkr__hold *h;
 
   if (rw == NULL || token == NULL)
     return ZKR_EINVAL;
   mu = zkr__session_mutex(rw->r.s);
   pthread_mutex_lock(mu);
-  hs = serving(rw, find_thread(rw), write);
-  if (hs != NULL)
-    h = zkr__holds_granted(hs);
+  h = granted(rw, write);
   if (h != NULL)
     *token = zkr__contender_token(h->c);
   pthread_mutex_unlock(mu);
@@ -302,23 +307,15 @@ int zkr_rwlock_token(zkr_rwlock *rw, int write, int64_t *token) {
 
 int zkr_rwlock_node(zkr_rwlock *rw, int write, char *buf, size_t len) {
   pthread_mutex_t *mu;
-  zkr__holds *hs;
-  zkr__hold *h = NULL;
-  int rc = ZKR_OK;
+  zkr__hold *h;
+  int rc;
 
   if (rw == NULL || buf == NULL)
     return ZKR_EINVAL;
   mu = zkr__session_mutex(rw->r.s);
   pthread_mutex_lock(mu);
-  hs = serving(rw, find_thread(rw), write);
-  if (hs != NULL)
-    h = zkr__holds_granted(hs);
-  if (h == NULL)
-    rc = ZKR_ENOTHELD;
-  else if (strlen(zkr__contender_node(h->c)) >= len)
-    rc = ZKR_EINVAL;
-  else
-    strcpy(buf, zkr__contender_node(h->c));
+  h = granted(rw, write);
+  rc = h != NULL ? zkr__contender_copy_node(h->c, buf, len) : ZKR_ENOTHELD;
   pthread_mutex_unlock(mu);
   return rc;
 }

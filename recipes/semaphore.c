@@ -316,18 +316,13 @@ int zkr_lease_token(zkr_lease *lease, int64_t *token) {
 
 int zkr_lease_node(zkr_lease *lease, char *buf, size_t len) {
   pthread_mutex_t *mu;
-  int rc = ZKR_OK;
+  int rc;
 
   if (lease == NULL || buf == NULL)
     return ZKR_EINVAL;
   mu = zkr__session_mutex(lease->sem->r.s);
   pthread_mutex_lock(mu);
-  if (!zkr__contender_granted(lease->c))
-    rc = ZKR_ENOTHELD;
-  else if (strlen(zkr__contender_node(lease->c)) >= len)
-    rc = ZKR_EINVAL;
-  else
-    strcpy(buf, zkr__contender_node(lease->c));
+  rc = zkr__contender_granted(lease->c) ? zkr__contender_copy_node(lease->c, buf, len) : ZKR_ENOTHELD;
   pthread_mutex_unlock(mu);
   return rc;
 }

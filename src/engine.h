@@ -167,6 +167,9 @@ int zkr__contender_was_granted(const zkr__contender *c); /* granted at some poin
 int64_t zkr__contender_token(const zkr__contender *c);
 int zkr__contender_lost_reason(const zkr__contender *c);  /* zkr_lost_reason */
 const char *zkr__contender_node(const zkr__contender *c); /* full path or NULL */
+/* Copies the node's full path into buf: ZKR_OK, or ZKR_EINVAL if it does
+ * not fit (what every recipe's _node() accessor returns). */
+int zkr__contender_copy_node(const zkr__contender *c, char *buf, size_t len);
 
 /* The contender's state read without the session mutex (published
  * atomically): 1 while granted and not lost. */

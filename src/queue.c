@@ -1487,3 +1487,10 @@ int64_t zkr__contender_token(const zkr__contender *c) {
 const char *zkr__contender_node(const zkr__contender *c) {
   return c->node;
 }
+
+int zkr__contender_copy_node(const zkr__contender *c, char *buf, size_t len) {
+  if (c->node == NULL || strlen(c->node) >= len)
+    return ZKR_EINVAL;
+  strcpy(buf, c->node);
+  return ZKR_OK;
+}

@@ -10,6 +10,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 /* Session timeout requested for raw handles: long enough that a raw handle
  * outlives any wait a test makes with it (the server never expires it
@@ -541,4 +543,46 @@ int th_acquirer_finish(th_acquirer *a) {
   if (a->rc == ZKR_OK)
     CU_ASSERT_EQUAL(a->release_rc, ZKR_OK);
   return a->rc;
+}
+
+pid_t th_child_holding(int (*take)(zkr_session *s, const char *path), const char *path,
+                       int session_timeout_ms) {
+  int up[2], st;
+  char c = 0;
+  pid_t pid;
+
+  if (pipe(up) != 0)
+    return -1;
+  pid = fork();
+  if (pid == 0) {
+    zkr_session *s = NULL;
+    zkr_session_opts so;
+
+    close(up[0]);
+    memset(&so, 0, sizeof(so));
+    so.session_timeout_ms = session_timeout_ms > 0 ? session_timeout_ms : TH_SESSION_MS;
+    if (zkr_session_open(&s, th_hosts(), &so) != ZKR_OK || take(s, path) != ZKR_OK)
+      _exit(1);
+    if (write(up[1], "x", 1) != 1)
+      _exit(1);
+    for (;;)
+      pause(); /* holding until killed */
+  }
+  close(up[1]);
+  /* One byte once it holds; end of file if it failed. */
+  if (pid < 0 || read(up[0], &c, 1) != 1) {
+    close(up[0]);
+    if (pid > 0)
+      waitpid(pid, &st, 0);
+    return -1;
+  }
+  close(up[0]);
+  return pid;
+}
+
+void th_child_kill(pid_t pid) {
+  int st;
+
+  kill(pid, SIGKILL);
+  waitpid(pid, &st, 0);
 }

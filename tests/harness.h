@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <CUnit/CUnit.h>
 #include <zkr/zkr.h>
 
@@ -53,6 +54,16 @@ int th_acquirer_done(void *a);
 /* Lets a release its hold, joins its thread and returns what its acquire
  * returned; asserts the release succeeded. */
 int th_acquirer_finish(th_acquirer *a);
+
+/* A child process that holds something: forks, opens a session with the
+ * given timeout (ms; 0 = TH_SESSION_MS), calls take(s, path) (returns a
+ * ZKR code), and returns once take succeeded, with the child paused and
+ * holding; the caller SIGKILLs or reaps it. Returns the child's pid, or -1
+ * if it failed to take (the child is reaped). */
+pid_t th_child_holding(int (*take)(zkr_session *s, const char *path), const char *path,
+                       int session_timeout_ms);
+/* SIGKILLs a child from th_child_holding() and reaps it. */
+void th_child_kill(pid_t pid);
 
 /* A raw, connected ZooKeeper handle for inspecting the server, quiet log.
  * Returns NULL on failure. Close with th_raw_close(). */

@@ -118,31 +118,25 @@ static void test_faults_expired_holder_hands_over(void) {
 
 /* --- 2. SIGKILL -------------------------------------------------------------- */
 
+/* In a child process: takes the lock at path and keeps it. */
+static int take_lock(zkr_session *s, const char *path) {
+  zkr_lock *l = NULL;
+  int rc = zkr_lock_new(&l, s, path, NULL);
+
+  return rc == ZKR_OK ? zkr_lock_acquire(l, -1) : rc;
+}
+
 static void test_faults_holder_sigkill(void) {
   char *path = th_path("f-kill");
-  int up[2];
-  pid_t pid;
+  pid_t pid = th_child_holding(take_lock, path, T_MS);
   int64_t t0;
   zkr_session *s;
   zkr_lock *l;
 
-  CU_ASSERT_EQUAL_FATAL(pipe(up), 0);
-  pid = fork();
-  if (pid == 0) {
-    zkr_session *cs = th_session(T_MS);
-    zkr_lock *cl = NULL;
-    if (cs == NULL || zkr_lock_new(&cl, cs, path, NULL) != ZKR_OK || zkr_lock_acquire(cl, -1) != ZKR_OK)
-      _exit(1);
-    if (write(up[1], "x", 1) != 1)
-      _exit(1);
-    pause();
-    _exit(0);
-  }
-  read_byte(up[0]);
+  CU_ASSERT_FATAL(pid > 0);
   s = th_session(T_MS);
   l = new_lock(s, path, NULL);
-  kill(pid, SIGKILL);
-  waitpid(pid, NULL, 0);
+  th_child_kill(pid);
   t0 = th_now_ms();
   CU_ASSERT_EQUAL(zkr_lock_acquire(l, TH_SETTLE_FOR(T_MS)), ZKR_OK);
   printf("[takeover after SIGKILL: %lld ms, session timeout %d ms, bound %d ms] ",
@@ -151,8 +145,6 @@ static void test_faults_holder_sigkill(void) {
   CU_ASSERT_EQUAL(zkr_lock_release(l), ZKR_OK);
   zkr_lock_free(l);
   zkr_session_close(s);
-  close(up[0]);
-  close(up[1]);
   th_finish_path(path);
 }
 

@@ -307,41 +307,27 @@ static void test_rwlock_node_deleted_and_expiry(void) {
 
 /* A holder killed with SIGKILL: its node goes with its session, and a
  * writer gets in within the session timeout. */
+/* In a child process: takes the read lock at path and keeps it. */
+static int take_read(zkr_session *s, const char *path) {
+  zkr_rwlock *rw = NULL;
+  int rc = zkr_rwlock_new(&rw, s, path, NULL);
+
+  return rc == ZKR_OK ? zkr_rwlock_rdlock(rw, -1) : rc;
+}
+
 static void test_rwlock_holder_killed(void) {
   char *path = th_path("rw-kill");
   zkr_session *s = th_session(0);
   zkr_rwlock *rw = rw_on(s, path, NULL);
-  int pfd[2], st;
-  pid_t pid;
-  char c;
+  pid_t pid = th_child_holding(take_read, path, 0);
 
-  CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
-  pid = fork();
-  if (pid == 0) {
-    zkr_session *cs = NULL;
-    zkr_rwlock *crw = NULL;
-    zkr_session_opts so;
-
-    memset(&so, 0, sizeof(so));
-    so.session_timeout_ms = TH_SESSION_MS;
-    if (zkr_session_open(&cs, th_hosts(), &so) != ZKR_OK || zkr_rwlock_new(&crw, cs, path, NULL) != ZKR_OK ||
-        zkr_rwlock_rdlock(crw, -1) != ZKR_OK)
-      _exit(1);
-    if (write(pfd[1], "x", 1) != 1)
-      _exit(1);
-    pause();
-    _exit(0);
-  }
-  CU_ASSERT_EQUAL_FATAL(read(pfd[0], &c, 1), 1);
+  CU_ASSERT_FATAL(pid > 0);
   CU_ASSERT_EQUAL(zkr_rwlock_rdlock(rw, 0), ZKR_OK); /* readers share */
   CU_ASSERT_EQUAL(zkr_rwlock_unlock(rw), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_rwlock_wrlock(rw, 0), ZKR_ETIMEDOUT);
-  kill(pid, SIGKILL);
-  waitpid(pid, &st, 0);
+  th_child_kill(pid);
   CU_ASSERT_EQUAL(zkr_rwlock_wrlock(rw, TH_SETTLE_MS), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_rwlock_unlock(rw), ZKR_OK);
-  close(pfd[0]);
-  close(pfd[1]);
   zkr_rwlock_free(rw);
   zkr_session_close(s);
   th_finish_path(path);

@@ -6,12 +6,10 @@
  * input. Every case leaves no znode behind. */
 #define _GNU_SOURCE
 #include <pthread.h>
-#include <signal.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -399,45 +397,30 @@ static void test_semaphore_expiry_frees_lease(void) {
 
 /* A lease holder killed with SIGKILL: its lease goes with its session and
  * a waiter gets it within the session timeout and the notification. */
+/* In a child process: takes the one lease at path and keeps it. */
+static int take_lease(zkr_session *s, const char *path) {
+  zkr_semaphore *sem = NULL;
+  zkr_lease *l = NULL;
+  int rc = zkr_semaphore_new(&sem, s, path, 1, NULL);
+
+  return rc == ZKR_OK ? zkr_semaphore_acquire(sem, -1, &l) : rc;
+}
+
 static void test_semaphore_holder_killed(void) {
   char *path = th_path("sem-kill");
   zkr_session *b = th_session(0);
   zkr_semaphore *sb = sem_on(b, path, 1, NULL);
   zkr_lease *l = NULL;
-  int pfd[2], st;
+  pid_t pid = th_child_holding(take_lease, path, 0);
   int64_t t0;
-  pid_t pid;
-  char c;
 
-  CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
-  pid = fork();
-  if (pid == 0) {
-    zkr_session *cs = NULL;
-    zkr_semaphore *csem = NULL;
-    zkr_lease *cl = NULL;
-    zkr_session_opts so;
-
-    memset(&so, 0, sizeof(so));
-    so.session_timeout_ms = TH_SESSION_MS;
-    if (zkr_session_open(&cs, th_hosts(), &so) != ZKR_OK ||
-        zkr_semaphore_new(&csem, cs, path, 1, NULL) != ZKR_OK ||
-        zkr_semaphore_acquire(csem, -1, &cl) != ZKR_OK)
-      _exit(1);
-    if (write(pfd[1], "x", 1) != 1)
-      _exit(1);
-    pause();
-    _exit(0);
-  }
-  CU_ASSERT_EQUAL_FATAL(read(pfd[0], &c, 1), 1);
+  CU_ASSERT_FATAL(pid > 0);
   CU_ASSERT_EQUAL(zkr_semaphore_acquire(sb, 0, &l), ZKR_ETIMEDOUT);
-  kill(pid, SIGKILL);
-  waitpid(pid, &st, 0);
+  th_child_kill(pid);
   t0 = th_now_ms();
   CU_ASSERT_EQUAL_FATAL(zkr_semaphore_acquire(sb, TH_SETTLE_MS, &l), ZKR_OK);
   CU_ASSERT_TRUE(th_now_ms() - t0 <= TH_EXPIRED_BY_MS(TH_SESSION_MS));
   CU_ASSERT_EQUAL(zkr_lease_release(l), ZKR_OK);
-  close(pfd[0]);
-  close(pfd[1]);
   zkr_semaphore_free(sb);
   zkr_session_close(b);
   sem_finish(path);

@@ -261,7 +261,8 @@ def rwsem(b, impl, mode, k, extra, hold_us=0):
 
 def pool_rwsem(runs, window_s, mode):
     total = sum(r["total"] for r in runs)
-    res = {"ops/s": sum(r["in_window"] for r in runs) / (window_s * len(runs))}
+    per = [r["in_window"] / window_s for r in runs]
+    res = {"ops/s": sum(per) / len(per), "ops/s per window": "%.0f-%.0f" % (min(per), max(per))}
     names = [(0, "read"), (1, "write")] if mode == "rw" else [(2, "acq")]
     for kind, name in names:
         lat = [x for r in runs for x in r["acq"][kind]]

@@ -9,5 +9,6 @@
 #include <zkr/election.h>
 #include <zkr/participants.h>
 #include <zkr/rwlock.h>
+#include <zkr/semaphore.h>
 
 #endif

@@ -1,0 +1,436 @@
+/* zkr_semaphore: Curator's InterProcessSemaphoreV2 on the contender queue.
+ *
+ * One acquire, top to bottom (zkr_semaphore_acquire):
+ *  1. take the internal mutex, a mutex contender on PATH/locks (Curator's
+ *     InterProcessMutex names, so Java acquirers queue with ours);
+ *  2. check the record of max_leases on PATH's data (ours and Kazoo's idea:
+ *     Curator keeps none), writing it if PATH has none;
+ *  3. start the lease contender on PATH/leases and wait for its grant: every
+ *     lease node counts, before or after ours, as Curator counts every child;
+ *  4. release the internal mutex, whatever happened.
+ * A single deadline covers all of it; a try (timeout 0) decides each step
+ * from its first listing. On any failure our lease node and our mutex node
+ * are deleted before we return.
+ *
+ * Safety rests on the count alone: a lease is granted only from a listing
+ * read after its node was created that shows at most max_leases leases, so
+ * two grants over the limit would need each listing to miss the other's
+ * node. The mutex gives liveness: only its holder waits on the leases, so
+ * acquirers never all sit with a lease node each in a full directory.
+ *
+ * A granted lease is a zkr_lease the caller owns, released from any thread.
+ * The semaphore keeps the outstanding ones (under the session mutex) to
+ * release them when it is freed, and counts the threads inside acquire so
+ * that free waits for them. */
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct zkr_lease {
+  zkr_lease *prev, *next; /* the semaphore's outstanding leases */
+  zkr_semaphore *sem;
+  zkr__contender *c;
+};
+
+/* One thread inside acquire: the contender it waits on, so that free can
+ * wake it. */
+typedef struct attempt {
+  struct attempt *next;
+  zkr__contender *waiting; /* NULL while it waits on nothing */
+} attempt;
+
+struct zkr_semaphore {
+  zkr__recipe r;
+  int max_leases;
+  char *locks, *leases; /* PATH/locks, PATH/leases */
+  char record[16];      /* max_leases in decimal: PATH's data */
+  const zkr__policy *lease_policy;
+  zkr_lease_lost_fn on_lost;
+  void *arg;
+  /* Under the session mutex: */
+  zkr_lease *out; /* granted leases not yet released */
+  attempt *attempts;
+  int acquiring; /* threads inside acquire */
+  int freeing;
+  pthread_cond_t cond; /* acquiring reached 0 */
+};
+
+/* --- policies ---------------------------------------------------------------- */
+
+/* The internal lock: Curator's InterProcessMutex on PATH/locks. */
+static const zkr__policy mutex_policy = {"-lock-", NULL, 1};
+
+/* Every other lease holds or waits for one of the max_leases places. */
+static int lease_blocks(const zkr__name *me, const zkr__name *other, int earlier) {
+  (void)me;
+  (void)earlier;
+  return other->kind == ZKR__LEASE;
+}
+
+/* The limit is the semaphore's, but the engine keeps a pointer to the
+ * policy for the contender's whole life, which may outlast the semaphore (a
+ * dropped contender finishes in the background). So there is one policy per
+ * distinct max_leases, made once and kept for the life of the process: a few
+ * bytes for each count a program ever uses. */
+static const zkr__policy *lease_policy(int max_leases) {
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  static struct interned {
+    struct interned *next;
+    zkr__policy policy;
+  } * head;
+  struct interned *p;
+
+  pthread_mutex_lock(&mu);
+  for (p = head; p != NULL; p = p->next)
+    if (p->policy.limit == max_leases)
+      break;
+  if (p == NULL) {
+    p = malloc(sizeof(*p));
+    if (p != NULL) {
+      p->policy.marker = "-lease-";
+      p->policy.blocks = lease_blocks;
+      p->policy.limit = max_leases;
+      p->next = head;
+      head = p;
+    }
+  }
+  pthread_mutex_unlock(&mu);
+  return p != NULL ? &p->policy : NULL;
+}
+
+/* --- on the event thread ------------------------------------------------------ */
+
+static void lease_lost(void *owner, zkr__contender *c) {
+  zkr_lease *lease = owner;
+
+  (void)c;
+  /* The lease is still linked: its drop, which precedes any free, voids
+   * this call, so sem is alive here. */
+  if (lease->sem->on_lost != NULL)
+    lease->sem->on_lost(lease, lease->sem->arg);
+}
+
+/* --- creating ------------------------------------------------------------------- */
+
+static char *child_path(const char *dir, const char *name) {
+  size_t n = strlen(dir) + 1 + strlen(name) + 1;
+  char *p = malloc(n);
+
+  if (p != NULL)
+    snprintf(p, n, "%s/%s", dir, name);
+  return p;
+}
+
+int zkr_semaphore_new(zkr_semaphore **out, zkr_session *s, const char *path, int max_leases,
+                      const zkr_semaphore_opts *opts) {
+  zkr_semaphore *sem;
+  int rc;
+
+  if (out == NULL)
+    return ZKR_EINVAL;
+  *out = NULL;
+  if (max_leases < 1)
+    return ZKR_EINVAL;
+  sem = calloc(1, sizeof(*sem));
+  if (sem == NULL)
+    return ZKR_ENOMEM;
+  rc = zkr__recipe_init(&sem->r, s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL);
+  if (rc != ZKR_OK) {
+    free(sem);
+    return rc;
+  }
+  sem->locks = child_path(path, "locks");
+  sem->leases = child_path(path, "leases");
+  sem->lease_policy = lease_policy(max_leases);
+  if (sem->locks == NULL || sem->leases == NULL || sem->lease_policy == NULL ||
+      zkr__cond_init(&sem->cond) != ZKR_OK) {
+    free(sem->locks);
+    free(sem->leases);
+    zkr__recipe_done(&sem->r);
+    free(sem);
+    return ZKR_ENOMEM;
+  }
+  sem->max_leases = max_leases;
+  snprintf(sem->record, sizeof(sem->record), "%d", max_leases);
+  if (opts != NULL) {
+    sem->on_lost = opts->on_lost;
+    sem->arg = opts->arg;
+  }
+  *out = sem;
+  return ZKR_OK;
+}
+
+/* --- acquiring: the steps ---------------------------------------------------------- */
+
+/* Waits for c's grant until deadline (mutex held). A wait that ends early
+ * (deadline, free) deletes our node before returning; a grant that won the
+ * race is the caller's only if keep_late_grant, else it is handed back.
+ * On any error c is dropped. */
+static int wait_grant(zkr_semaphore *sem, attempt *at, zkr__contender *c, int64_t deadline,
+                      int keep_late_grant) {
+  int rc, wrc;
+
+  at->waiting = c;
+  rc = zkr__contender_wait(c, deadline);
+  at->waiting = NULL;
+  if (rc == ZKR_ETIMEDOUT || rc == ZKR_ECLOSED) {
+    wrc = zkr__contender_withdraw(c);
+    if (wrc == ZKR_OK && rc == ZKR_ETIMEDOUT && keep_late_grant)
+      rc = ZKR_OK;
+    else if (wrc == ZKR_OK)
+      zkr__contender_release(c, 1);
+    else if (wrc == ZKR_ELOST && rc == ZKR_ETIMEDOUT)
+      rc = ZKR_ELOST; /* the cause, not the symptom */
+  }
+  if (rc == ZKR_OK && sem->freeing) {
+    zkr__contender_release(c, 1);
+    rc = ZKR_ECLOSED;
+  }
+  if (rc != ZKR_OK)
+    zkr__contender_drop(c);
+  return rc;
+}
+
+/* Step 1 (mutex held): the internal mutex, granted into *m. A grant that
+ * comes only as we give up is handed back: the deadline is spent, there is
+ * no time left for the lease. */
+static int take_mutex(zkr_semaphore *sem, attempt *at, int try_once, int64_t deadline, zkr__contender **m) {
+  zkr__contender_cfg cfg;
+  int rc;
+
+  memset(&cfg, 0, sizeof(cfg));
+  cfg.dir = sem->locks;
+  cfg.policy = &mutex_policy;
+  cfg.data = sem->r.id;
+  cfg.acl = sem->r.acl;
+  cfg.try_once = try_once;
+  rc = zkr__contender_start(sem->r.s, &cfg, m);
+  if (rc != ZKR_OK)
+    return rc;
+  return wait_grant(sem, at, *m, deadline, 0);
+}
+
+/* Step 2 (session mutex NOT held, the internal mutex held): PATH's data
+ * records max_leases. The record is ours to read and write, not a
+ * contender's request, so it goes through the public handle with the
+ * synchronous calls, which must not run under the session mutex (their
+ * completion needs the event thread). Empty data is claimed with the
+ * version read, so a concurrent writer (a peer outside the internal mutex,
+ * e.g. Kazoo) wins or loses as a whole and we read again. Anything but our
+ * own decimal count is a mismatch; only participants that keep the record
+ * are detected: a Curator peer with another count is not. */
+static int check_record(zkr_semaphore *sem) {
+  size_t want = strlen(sem->record);
+  int tries;
+
+  for (tries = 0; tries < 5; tries++) {
+    zhandle_t *zh = zkr_session_zhandle(sem->r.s);
+    char buf[sizeof(sem->record)];
+    int len = (int)sizeof(buf), zrc;
+    struct Stat st;
+
+    if (zh == NULL)
+      return ZKR_ECLOSED;
+    zrc = zoo_get(zh, sem->r.path, 0, buf, &len, &st);
+    if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT)
+      continue;
+    if (zrc != ZOK)
+      return zkr__from_zk(zrc);
+    if (st.dataLength > 0)
+      return (size_t)st.dataLength == want && memcmp(buf, sem->record, want) == 0 ? ZKR_OK : ZKR_EMISMATCH;
+    zrc = zoo_set(zh, sem->r.path, sem->record, (int)want, st.version);
+    if (zrc == ZOK)
+      return ZKR_OK;
+    /* Lost the race, or the reply: the next read tells. */
+    if (zrc != ZBADVERSION && zrc != ZCONNECTIONLOSS && zrc != ZOPERATIONTIMEOUT)
+      return zkr__from_zk(zrc);
+  }
+  return ZKR_ECONNLOSS;
+}
+
+/* Step 3 (mutex held): the lease, granted into lease->c. A grant that comes
+ * as we give up at the deadline is kept, as the lock does. */
+static int take_lease(zkr_semaphore *sem, attempt *at, zkr_lease *lease, int try_once, int64_t deadline) {
+  zkr__contender_cfg cfg;
+  int rc;
+
+  memset(&cfg, 0, sizeof(cfg));
+  cfg.dir = sem->leases;
+  cfg.policy = sem->lease_policy;
+  cfg.data = sem->r.id;
+  cfg.acl = sem->r.acl;
+  cfg.on_lost = lease_lost;
+  cfg.owner = lease;
+  cfg.try_once = try_once;
+  rc = zkr__contender_start(sem->r.s, &cfg, &lease->c);
+  if (rc != ZKR_OK)
+    return rc;
+  return wait_grant(sem, at, lease->c, deadline, 1);
+}
+
+/* --- acquiring: the entry point ------------------------------------------------------ */
+
+int zkr_semaphore_acquire(zkr_semaphore *sem, int timeout_ms, zkr_lease **out) {
+  int64_t deadline = zkr__deadline(timeout_ms);
+  int try_once = timeout_ms == 0;
+  pthread_mutex_t *mu;
+  attempt at = {NULL, NULL}, **pp;
+  zkr__contender *m = NULL;
+  zkr_lease *lease;
+  int rc, cancel_state;
+
+  if (out != NULL)
+    *out = NULL;
+  if (sem == NULL || out == NULL)
+    return ZKR_EINVAL;
+  lease = calloc(1, sizeof(*lease));
+  if (lease == NULL)
+    return ZKR_ENOMEM;
+  lease->sem = sem;
+  /* Cancelled inside a wait, a thread would leave the session mutex locked
+   * and its nodes behind: this call is no cancellation point. */
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+  mu = zkr__session_mutex(sem->r.s);
+  pthread_mutex_lock(mu);
+  if (sem->freeing) {
+    pthread_mutex_unlock(mu);
+    pthread_setcancelstate(cancel_state, NULL);
+    free(lease);
+    return ZKR_ECLOSED;
+  }
+  at.next = sem->attempts;
+  sem->attempts = &at;
+  sem->acquiring++;
+
+  rc = take_mutex(sem, &at, try_once, deadline, &m);
+  if (rc == ZKR_OK) {
+    pthread_mutex_unlock(mu);
+    rc = check_record(sem);
+    pthread_mutex_lock(mu);
+    if (rc == ZKR_OK && sem->freeing)
+      rc = ZKR_ECLOSED;
+    if (rc == ZKR_OK)
+      rc = take_lease(sem, &at, lease, try_once, deadline);
+    /* Waiting for the delete's confirmation, as Curator does: the next
+     * acquirer may go on at once, and a failed acquire leaves nothing. Its
+     * outcome is not ours to report: a lost internal mutex (session gone,
+     * node deleted) takes nothing from a granted lease, whose grant rests
+     * on the count alone. */
+    zkr__contender_release(m, 1);
+    zkr__contender_drop(m);
+  }
+
+  for (pp = &sem->attempts; *pp != &at; pp = &(*pp)->next)
+    ;
+  *pp = at.next;
+  if (rc == ZKR_OK) {
+    lease->next = sem->out;
+    if (sem->out != NULL)
+      sem->out->prev = lease;
+    sem->out = lease;
+  }
+  if (--sem->acquiring == 0)
+    pthread_cond_broadcast(&sem->cond);
+  pthread_mutex_unlock(mu);
+  pthread_setcancelstate(cancel_state, NULL);
+  if (rc != ZKR_OK) {
+    free(lease);
+    return rc;
+  }
+  *out = lease;
+  return ZKR_OK;
+}
+
+/* --- leases ------------------------------------------------------------------------ */
+
+int zkr_lease_token(zkr_lease *lease, int64_t *token) {
+  pthread_mutex_t *mu;
+  int rc;
+
+  if (lease == NULL || token == NULL)
+    return ZKR_EINVAL;
+  mu = zkr__session_mutex(lease->sem->r.s);
+  pthread_mutex_lock(mu);
+  /* One snapshot: held, and the token of that very node. */
+  rc = zkr__contender_granted(lease->c) && zkr__now_ns() < zkr__session_valid_until(lease->sem->r.s)
+           ? ZKR_OK
+           : ZKR_ENOTHELD;
+  if (rc == ZKR_OK)
+    *token = zkr__contender_token(lease->c);
+  pthread_mutex_unlock(mu);
+  return rc;
+}
+
+int zkr_lease_held(zkr_lease *lease) {
+  if (lease == NULL)
+    return 0;
+  /* Both read atomically, without waiting behind the completion thread; our
+   * own clock decides at once, before the event thread notices. */
+  return zkr__contender_held_now(lease->c) && zkr__now_ns() < zkr__session_valid_until(lease->sem->r.s);
+}
+
+/* Mutex held: deletes the lease's node (waiting for the server) and forgets
+ * it. Returns why it had been lost, if it had. */
+static int give_back(zkr_semaphore *sem, zkr_lease *lease) {
+  int rc = zkr__contender_release(lease->c, 1);
+
+  if (lease->prev != NULL)
+    lease->prev->next = lease->next;
+  else
+    sem->out = lease->next;
+  if (lease->next != NULL)
+    lease->next->prev = lease->prev;
+  zkr__contender_drop(lease->c); /* voids a pending on_lost */
+  free(lease);
+  return rc;
+}
+
+int zkr_lease_release(zkr_lease *lease) {
+  zkr_semaphore *sem;
+  pthread_mutex_t *mu;
+  int rc, cancel_state;
+
+  if (lease == NULL)
+    return ZKR_EINVAL;
+  sem = lease->sem;
+  mu = zkr__session_mutex(sem->r.s);
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+  pthread_mutex_lock(mu);
+  rc = give_back(sem, lease);
+  pthread_mutex_unlock(mu);
+  pthread_setcancelstate(cancel_state, NULL);
+  return rc;
+}
+
+/* --- freeing ----------------------------------------------------------------------- */
+
+void zkr_semaphore_free(zkr_semaphore *sem) {
+  pthread_mutex_t *mu;
+  attempt *at;
+  int cancel_state;
+
+  if (sem == NULL)
+    return;
+  mu = zkr__session_mutex(sem->r.s);
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+  pthread_mutex_lock(mu);
+  sem->freeing = 1;
+  /* An acquirer between two waits sees freeing when it next takes the
+   * mutex; one inside a wait is woken here. */
+  for (at = sem->attempts; at != NULL; at = at->next)
+    if (at->waiting != NULL)
+      zkr__contender_close(at->waiting);
+  while (sem->acquiring > 0)
+    pthread_cond_wait(&sem->cond, mu);
+  while (sem->out != NULL)
+    give_back(sem, sem->out);
+  pthread_mutex_unlock(mu);
+  pthread_setcancelstate(cancel_state, NULL);
+  pthread_cond_destroy(&sem->cond);
+  free(sem->locks);
+  free(sem->leases);
+  zkr__recipe_done(&sem->r);
+  free(sem);
+}

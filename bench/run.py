@@ -117,7 +117,7 @@ class Bench:
 
     def command(self, impl, mode, path, extra):
         common = ["--mode", mode, "--connect", self.srv.hosts, "--path", path] + extra
-        if impl in C_IMPLS or impl == "naive":
+        if impl in C_IMPLS or impl in ("naive", "raw-v2"):
             return [BENCH, "--impl", impl] + common
         if impl == "curator" and mode in ("rw", "sem"):
             return ["java", "-XX:+UseSerialGC", "-Xmx256m", "-cp", self.classpath, "CuratorRecipesBench"] + common
@@ -255,7 +255,7 @@ def rwsem(b, impl, mode, k, extra, hold_us=0):
     return {"k": k, "total": len(events), "in_window": len(in_window),
             "acq": {kind: [ev[3] for ev in events if ev[2] == kind] for kind in (0, 1, 2)},
             "reads": sum(1 for ev in events if ev[2] == 0),
-            "violations": violations,
+            "violations": violations, "busy": r["busy_before"],
             "reqs": r["packets"] - k, "cpu": sum(o["cpu_ns"] for o in r["outs"]), "server_cpu": r["server_cpu_ns"]}
 
 
@@ -273,7 +273,8 @@ def pool_rwsem(runs, window_s, mode):
     res.update({"reqs/op": sum(r["reqs"] for r in runs) / total,
                 "client CPU us/op": sum(r["cpu"] for r in runs) / total / 1e3,
                 "server CPU us/op": sum(r["server_cpu"] for r in runs) / total / 1e3,
-                "violations": sum(r["violations"] for r in runs), "ops": total})
+                "violations": sum(r["violations"] for r in runs), "ops": total,
+                "host busy % at start": 100.0 * statistics.mean(r["busy"] for r in runs)})
     return res
 
 
@@ -289,6 +290,7 @@ def rwsem_tables(b, impls, mode, k, extra, title):
     rk = [x for x in keys if x in ("ops/s", "read p50 ms", "write p50 ms", "acq p50 ms", "acq p99 ms",
                                    "reqs/op", "client CPU us/op", "server CPU us/op")]
     out.append(table("%s K = %d ratios" % (title, k), ratios(rows, "raw", rk) +
+                     [r for r in ratios(rows, "raw-v2", rk) if r[0] != "raw / raw-v2"] +
                      [r for r in ratios(rows, "curator", rk) if r[0].startswith("zkr")], rk, "ratio"))
     return out
 
@@ -440,7 +442,7 @@ def main():
                                        "Read-write lock, %d%% reads" % p)
         if "sem" in modes:
             if has_semaphore():
-                report += rwsem_tables(b, rimpls, "sem", a.sem_k, ["--max-leases", str(a.max_leases)],
+                report += rwsem_tables(b, rimpls[:2] + ["raw-v2"] + rimpls[2:], "sem", a.sem_k, ["--max-leases", str(a.max_leases)],
                                        "Semaphore, N = %d" % a.max_leases)
             else:
                 report.append("\n(sem skipped: this libzkrecipes has no zkr_semaphore)")

@@ -1,6 +1,6 @@
 /* One client process of the lock benchmark (driven by bench/run.py).
  *
- *   zkr_bench --impl zkr|zkr-nowait|raw|naive --mode MODE --connect HOSTS
+ *   zkr_bench --impl zkr|zkr-nowait|raw|naive|raw-v2 --mode MODE --connect HOSTS
  *             --path PATH [--count N] [--warmup W] [--hold-us U]
  *             [--waiters N] [--locks N] --ready FILE --go FILE --out FILE
  *
@@ -17,7 +17,7 @@
  * operations are reads, the rest writes, drawn from a generator seeded by
  * --client so every implementation runs the same sequence) and sem
  * (zkr_semaphore with --max-leases N against a raw floor) take --impl zkr
- * or raw; their peers are bench/peers/CuratorRecipesBench.java.
+ * or raw (sem also raw-v2: the raw floor of zkr's and Curator's protocol); their peers are bench/peers/CuratorRecipesBench.java.
  * Everything is timed with CLOCK_MONOTONIC, so the driver can merge the
  * timestamps of several processes. */
 #define _GNU_SOURCE
@@ -862,6 +862,51 @@ static void raw_sem_acquire(raw *r, const char *dir) {
   }
 }
 
+/* The raw floor of Curator's InterProcessSemaphoreV2 protocol (what
+ * zkr_semaphore follows): the raw lock on DIR/locks, then
+ * DIR/leases/lease-<seq>, then list DIR/leases with a children watch until
+ * at most max_leases exist, then release the lock. */
+static void raw_sem_v2_acquire(raw *r, const char *dir) {
+  char locks[600], leases[600], lease[512];
+  int rc;
+
+  snprintf(locks, sizeof(locks), "%s/locks", dir);
+  snprintf(leases, sizeof(leases), "%s/leases/lease-", dir);
+  raw_acquire(r, locks, 0);
+  rc = zoo_create(r->zh, leases, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, lease, sizeof(lease));
+  if (rc == ZNONODE) {
+    snprintf(leases, sizeof(leases), "%s/leases", dir);
+    raw_mkdirs(r, leases);
+    snprintf(leases, sizeof(leases), "%s/leases/lease-", dir);
+    rc = zoo_create(r->zh, leases, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, lease, sizeof(lease));
+  }
+  if (rc != ZOK)
+    die("create", rc);
+  snprintf(leases, sizeof(leases), "%s/leases", dir);
+  for (;;) {
+    struct String_vector kids;
+    unsigned fired;
+    int n;
+
+    pthread_mutex_lock(&r->mu);
+    fired = r->fired;
+    pthread_mutex_unlock(&r->mu);
+    rc = zoo_wget_children(r->zh, leases, raw_watcher, r, &kids);
+    if (rc != ZOK)
+      die("get_children", rc);
+    n = kids.count;
+    deallocate_String_vector(&kids);
+    if (n <= opt.max_leases)
+      break;
+    pthread_mutex_lock(&r->mu);
+    while (r->fired == fired)
+      pthread_cond_wait(&r->cond, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+  }
+  raw_release(r); /* the lock node */
+  memcpy(r->node, lease, sizeof(lease));
+}
+
 typedef struct rclient {
   raw *r;
   zkr_session *s;
@@ -891,10 +936,10 @@ static void rclient_open(rclient *c, const char *dir, int sem) {
     }
     if (rc != ZKR_OK)
       die("zkr_rwlock_new/zkr_semaphore_new", rc);
-  } else if (strcmp(opt.impl, "raw") == 0) {
+  } else if (strcmp(opt.impl, "raw") == 0 || (sem && strcmp(opt.impl, "raw-v2") == 0)) {
     c->r = raw_open();
   } else {
-    die("rw and sem take --impl zkr or raw", 0);
+    die("rw takes --impl zkr or raw, sem zkr, raw or raw-v2", 0);
   }
 }
 
@@ -915,7 +960,9 @@ static void racquire(rclient *c, int kind) {
   int rc;
 
   if (c->r != NULL) {
-    if (kind == 2)
+    if (kind == 2 && strcmp(opt.impl, "raw-v2") == 0)
+      raw_sem_v2_acquire(c->r, c->dir);
+    else if (kind == 2)
       raw_sem_acquire(c->r, c->dir);
     else
       raw_rw_acquire(c->r, c->dir, kind);
@@ -1007,7 +1054,7 @@ static void mode_rwsem(int sem) {
 /* --- main -------------------------------------------------------------------- */
 
 static void usage(void) {
-  fprintf(stderr, "usage: zkr_bench --impl zkr|zkr-nowait|raw|naive --mode "
+  fprintf(stderr, "usage: zkr_bench --impl zkr|zkr-nowait|raw|naive|raw-v2 --mode "
                   "uncontended|contended|reentrant|herd|scale-waiters|scale-held|rw|sem\n"
                   "       --connect HOSTS --path PATH [--count N] [--warmup W] [--hold-us U]\n"
                   "       [--waiters N] [--locks N] [--read-pct P] [--max-leases N] [--client I]\n"
@@ -1047,7 +1094,7 @@ int main(int argc, char **argv) {
       opt.go == NULL || opt.out == NULL)
     usage();
   if (strcmp(opt.impl, "zkr") != 0 && strcmp(opt.impl, "zkr-nowait") != 0 && strcmp(opt.impl, "raw") != 0 &&
-      strcmp(opt.impl, "naive") != 0)
+      strcmp(opt.impl, "naive") != 0 && strcmp(opt.impl, "raw-v2") != 0)
     usage();
   zoo_set_debug_level(0);
   if (strcmp(opt.mode, "uncontended") == 0)

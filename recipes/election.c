@@ -23,6 +23,12 @@ struct zkr_election {
   int waiters;       /* threads inside await */
   int freeing;
   pthread_cond_t cond; /* waiters reached 0 */
+  /* What leave() owes ended participations, announced in order by owed_ev
+   * (embedded: it never needs memory): a 0 first (the term's 1 was
+   * announced by its contender; nothing else is pending then), then pairs
+   * "1 0"; owed_mid once a pair's 1 is out. */
+  zkr__event owed_ev;
+  int owed_zero, owed_pairs, owed_mid;
 };
 
 /* --- on the event thread -------------------------------------------------- */
@@ -51,19 +57,37 @@ static void el_ended(void *owner, zkr__contender *c) {
   term_step(owner, c, T_UP, T_DONE);
 }
 
-/* What leave() owes a term that began: posted in order, fired as posted. */
-static void owed_up(void *arg) {
-  zkr_election *e = arg;
-
-  if (e->on_change != NULL)
-    e->on_change(e, 1, e->arg);
+/* The next owed announcement into *up, or 0 when none is (mutex held). */
+static int next_owed(zkr_election *e, int *up) {
+  if (e->owed_zero) {
+    e->owed_zero = 0;
+    *up = 0;
+  } else if (e->owed_pairs > 0) {
+    *up = !e->owed_mid;
+    e->owed_mid = !e->owed_mid;
+    e->owed_pairs -= *up == 0;
+  } else {
+    return 0;
+  }
+  return 1;
 }
 
-static void owed_down(void *arg) {
+/* Announces what leave() owes, in order. It runs before any event of a
+ * later participation (posted later): so a term's own 1 is announced only
+ * once everything owed before it was. */
+static void owed(void *arg) {
   zkr_election *e = arg;
+  pthread_mutex_t *mu = zkr__session_mutex(e->r.s);
+  int up;
 
-  if (e->on_change != NULL)
-    e->on_change(e, 0, e->arg);
+  pthread_mutex_lock(mu);
+  while (next_owed(e, &up)) {
+    pthread_mutex_unlock(mu);
+    if (e->on_change != NULL)
+      e->on_change(e, up, e->arg);
+    pthread_mutex_lock(mu);
+  }
+  pthread_mutex_unlock(mu);
 }
 
 /* --- public ------------------------------------------------------------------ */
@@ -75,28 +99,25 @@ int zkr_election_new(zkr_election **out, zkr_session *s, const char *path, const
   if (out == NULL)
     return ZKR_EINVAL;
   *out = NULL;
-  e = calloc(1, sizeof(*e));
-  if (e == NULL)
+  e = zkr__recipe_new(sizeof(*e), s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL,
+                      &rc);
+  if (e != NULL && zkr__cond_init(&e->cond) != ZKR_OK) {
+    zkr__recipe_free(e);
     return ZKR_ENOMEM;
-  rc = zkr__recipe_init(&e->r, s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL);
-  if (rc == ZKR_OK && zkr__cond_init(&e->cond) != ZKR_OK) {
-    zkr__recipe_done(&e->r);
-    rc = ZKR_ENOMEM;
   }
-  if (rc != ZKR_OK) {
-    free(e);
+  if (e == NULL)
     return rc;
-  }
   if (opts != NULL) {
     e->on_change = opts->on_change;
     e->arg = opts->arg;
   }
+  zkr__event_init(&e->owed_ev, owed, e, e);
   *out = e;
   return ZKR_OK;
 }
 
 /* The oldest participant leads: Curator's LeaderLatch on the same path. */
-static const zkr__policy leader_policy = {"-latch-", NULL, 1};
+static const zkr__policy leader_policy = {.marker = "-latch-"};
 
 int zkr_election_join(zkr_election *e) {
   pthread_mutex_t *mu;
@@ -156,8 +177,7 @@ int zkr_election_await(zkr_election *e, int timeout_ms) {
  * thread; and our own clock decides at once, before the event thread
  * notices the deadline. */
 static int leading(zkr_election *e) {
-  return e->c != NULL && zkr__contender_granted(e->c) &&
-         zkr__now_ns() < zkr__session_valid_until(e->r.s);
+  return e->c != NULL && zkr__contender_granted(e->c) && zkr__now_ns() < zkr__session_valid_until(e->r.s);
 }
 
 int zkr_election_is_leader(zkr_election *e) {
@@ -231,10 +251,12 @@ static int leave(zkr_election *e) {
   e->c = NULL;
   /* A term that began is announced, and ended, exactly once each, whatever
    * of it the contender's events already announced (CURATOR-83/87). */
-  if (granted && e->term == T_NONE && zkr__session_post(e->r.s, owed_up, e, e) != ZKR_OK)
-    granted = 0;
+  if (granted && e->term == T_NONE)
+    e->owed_pairs++;
+  else if (granted && e->term == T_UP)
+    e->owed_zero = 1;
   if (granted && e->term != T_DONE)
-    zkr__session_post(e->r.s, owed_down, e, e);
+    zkr__session_post(e->r.s, &e->owed_ev);
   e->term = T_NONE;
   /* A term that had already ended with its node (seen or not yet) is
    * resigned all the same: on_change(0) tells of it. */
@@ -266,8 +288,7 @@ void zkr_election_free(zkr_election *e) {
   zkr__session_quiesce(e->r.s, e); /* the queued on_change(0) runs first */
   pthread_mutex_unlock(mu);
   pthread_cond_destroy(&e->cond);
-  zkr__recipe_done(&e->r);
-  free(e);
+  zkr__recipe_free(e);
 }
 
 /* --- observing ---------------------------------------------------------------- */

@@ -13,7 +13,7 @@ struct zkr_lock {
 };
 
 /* Curator's InterProcessMutex: every earlier contender blocks. */
-static const zkr__policy mutex_policy = {"-lock-", NULL, 1};
+const zkr__policy zkr__mutex_policy = {.marker = "-lock-"};
 
 static void lock_lost(void *arg) {
   zkr_lock *l = arg;
@@ -29,18 +29,14 @@ int zkr_lock_new(zkr_lock **out, zkr_session *s, const char *path, const zkr_loc
   if (out == NULL)
     return ZKR_EINVAL;
   *out = NULL;
-  l = calloc(1, sizeof(*l));
-  if (l == NULL)
+  l = zkr__recipe_new(sizeof(*l), s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL,
+                      &rc);
+  if (l != NULL && zkr__holds_init(&l->holds, s, lock_lost, l) != ZKR_OK) {
+    zkr__recipe_free(l);
     return ZKR_ENOMEM;
-  rc = zkr__recipe_init(&l->r, s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL);
-  if (rc == ZKR_OK && zkr__holds_init(&l->holds, s, lock_lost, l) != ZKR_OK) {
-    zkr__recipe_done(&l->r);
-    rc = ZKR_ENOMEM;
   }
-  if (rc != ZKR_OK) {
-    free(l);
+  if (l == NULL)
     return rc;
-  }
   if (opts != NULL) {
     l->on_lost = opts->on_lost;
     l->arg = opts->arg;
@@ -60,7 +56,7 @@ int zkr_lock_acquire(zkr_lock *l, int timeout_ms) {
   deadline = zkr__deadline(timeout_ms);
   memset(&cfg, 0, sizeof(cfg));
   cfg.dir = l->r.path;
-  cfg.policy = &mutex_policy;
+  cfg.policy = &zkr__mutex_policy;
   cfg.data = l->r.id;
   cfg.acl = l->r.acl;
   cfg.try_once = timeout_ms == 0;
@@ -204,6 +200,5 @@ void zkr_lock_free(zkr_lock *l) {
   zkr__holds_close(&l->holds);
   pthread_mutex_unlock(mu);
   zkr__holds_destroy(&l->holds);
-  zkr__recipe_done(&l->r);
-  free(l);
+  zkr__recipe_free(l);
 }

@@ -26,7 +26,7 @@
 enum { M_READ = 'r', M_RIDE = 'v', M_WRITE = 'w' };
 
 typedef struct rwthread {
-  struct rwthread *next;
+  zkr__list link; /* on the lock's list of threads */
   pthread_t thread;
   char *modes; /* acquisitions still counted, oldest first */
   int n, cap;
@@ -37,7 +37,7 @@ struct zkr_rwlock {
   zkr_rwlock_lost_fn on_lost;
   void *arg;
   zkr__holds rd, wr;
-  rwthread *threads;  /* changed under the session mutex and mu */
+  zkr__list threads;  /* rwthread; changed under the session mutex and mu */
   pthread_mutex_t mu; /* lets held() skip the session mutex */
 };
 
@@ -48,8 +48,8 @@ static int reader_blocks(const zkr__name *me, const zkr__name *other, int earlie
   return earlier && other->kind != ZKR__SHARED;
 }
 
-static const zkr__policy read_policy = {"-__READ__", reader_blocks, 1};
-static const zkr__policy write_policy = {"-__WRIT__", NULL, 1};
+static const zkr__policy read_policy = {.marker = "-__READ__", .blocks = reader_blocks};
+static const zkr__policy write_policy = {.marker = "-__WRIT__"};
 
 static void rw_lost(void *arg) {
   zkr_rwlock *rw = arg;
@@ -65,14 +65,10 @@ int zkr_rwlock_new(zkr_rwlock **out, zkr_session *s, const char *path, const zkr
   if (out == NULL)
     return ZKR_EINVAL;
   *out = NULL;
-  rw = calloc(1, sizeof(*rw));
+  rw = zkr__recipe_new(sizeof(*rw), s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL,
+                       &rc);
   if (rw == NULL)
-    return ZKR_ENOMEM;
-  rc = zkr__recipe_init(&rw->r, s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL);
-  if (rc != ZKR_OK) {
-    free(rw);
     return rc;
-  }
   if (zkr__holds_init(&rw->rd, s, rw_lost, rw) != ZKR_OK) {
     rc = ZKR_ENOMEM;
   } else if (zkr__holds_init(&rw->wr, s, rw_lost, rw) != ZKR_OK) {
@@ -84,10 +80,10 @@ int zkr_rwlock_new(zkr_rwlock **out, zkr_session *s, const char *path, const zkr
     rc = ZKR_ENOMEM;
   }
   if (rc != ZKR_OK) {
-    zkr__recipe_done(&rw->r);
-    free(rw);
+    zkr__recipe_free(rw);
     return rc;
   }
+  zkr__list_init(&rw->threads);
   if (opts != NULL) {
     rw->on_lost = opts->on_lost;
     rw->arg = opts->arg;
@@ -99,11 +95,13 @@ int zkr_rwlock_new(zkr_rwlock **out, zkr_session *s, const char *path, const zkr
 /* --- the calling thread's acquisitions (session mutex held) ---------------- */
 
 static rwthread *find_thread(zkr_rwlock *rw) {
-  rwthread *t;
+  zkr__list *l;
 
-  for (t = rw->threads; t != NULL; t = t->next)
+  zkr__list_foreach(l, &rw->threads) {
+    rwthread *t = zkr__list_entry(l, rwthread, link);
     if (pthread_equal(t->thread, pthread_self()))
       return t;
+  }
   return NULL;
 }
 
@@ -124,8 +122,7 @@ static int push_mode(zkr_rwlock *rw, int mode) {
       return ZKR_ENOMEM;
     t->thread = pthread_self();
     pthread_mutex_lock(&rw->mu);
-    t->next = rw->threads;
-    rw->threads = t;
+    zkr__list_push_front(&rw->threads, &t->link);
     pthread_mutex_unlock(&rw->mu);
   }
   if (t->n == t->cap) {
@@ -141,15 +138,8 @@ static int push_mode(zkr_rwlock *rw, int mode) {
 }
 
 static void forget_thread(zkr_rwlock *rw, rwthread *t) {
-  rwthread **pp;
-
   pthread_mutex_lock(&rw->mu);
-  for (pp = &rw->threads; *pp != NULL; pp = &(*pp)->next) {
-    if (*pp == t) {
-      *pp = t->next;
-      break;
-    }
-  }
+  zkr__list_remove(&t->link);
   pthread_mutex_unlock(&rw->mu);
   free(t->modes);
   free(t);
@@ -279,9 +269,7 @@ int64_t zkr_rwlock_valid_until(zkr_rwlock *rw, int write) {
   /* Only the calling thread changes its own record; mu keeps the list
    * steady while we look for it. */
   pthread_mutex_lock(&rw->mu);
-  for (t = rw->threads; t != NULL; t = t->next)
-    if (pthread_equal(t->thread, pthread_self()))
-      break;
+  t = find_thread(rw);
   if (t != NULL)
     hs = serving(rw, t, write);
   pthread_mutex_unlock(&rw->mu);
@@ -312,6 +300,52 @@ int zkr_rwlock_token(zkr_rwlock *rw, int write, int64_t *token) {
   return h != NULL ? ZKR_OK : ZKR_ENOTHELD;
 }
 
+int zkr_rwlock_node(zkr_rwlock *rw, int write, char *buf, size_t len) {
+  pthread_mutex_t *mu;
+  zkr__holds *hs;
+  zkr__hold *h = NULL;
+  int rc = ZKR_OK;
+
+  if (rw == NULL || buf == NULL)
+    return ZKR_EINVAL;
+  mu = zkr__session_mutex(rw->r.s);
+  pthread_mutex_lock(mu);
+  hs = serving(rw, find_thread(rw), write);
+  if (hs != NULL)
+    h = zkr__holds_granted(hs);
+  if (h == NULL)
+    rc = ZKR_ENOTHELD;
+  else if (strlen(zkr__contender_node(h->c)) >= len)
+    rc = ZKR_EINVAL;
+  else
+    strcpy(buf, zkr__contender_node(h->c));
+  pthread_mutex_unlock(mu);
+  return rc;
+}
+
+int zkr_rwlock_lost_reason(zkr_rwlock *rw) {
+  pthread_mutex_t *mu;
+  zkr__hold *r, *w;
+  int reason;
+
+  if (rw == NULL)
+    return ZKR_LOST_NONE;
+  mu = zkr__session_mutex(rw->r.s);
+  pthread_mutex_lock(mu);
+  /* The calling thread's own hold first, of either mode. */
+  r = zkr__holds_mine(&rw->rd);
+  w = zkr__holds_mine(&rw->wr);
+  reason = r != NULL ? zkr__contender_lost_reason(r->c) : ZKR_LOST_NONE;
+  if (reason == ZKR_LOST_NONE && w != NULL)
+    reason = zkr__contender_lost_reason(w->c);
+  if (reason == ZKR_LOST_NONE)
+    reason = zkr__holds_lost_reason(&rw->wr);
+  if (reason == ZKR_LOST_NONE)
+    reason = zkr__holds_lost_reason(&rw->rd);
+  pthread_mutex_unlock(mu);
+  return reason;
+}
+
 void zkr_rwlock_free(zkr_rwlock *rw) {
   pthread_mutex_t *mu;
 
@@ -321,12 +355,11 @@ void zkr_rwlock_free(zkr_rwlock *rw) {
   pthread_mutex_lock(mu);
   zkr__holds_close(&rw->rd);
   zkr__holds_close(&rw->wr);
-  while (rw->threads != NULL)
-    forget_thread(rw, rw->threads);
+  while (!zkr__list_empty(&rw->threads))
+    forget_thread(rw, zkr__list_entry(rw->threads.next, rwthread, link));
   pthread_mutex_unlock(mu);
   zkr__holds_destroy(&rw->rd);
   zkr__holds_destroy(&rw->wr);
   pthread_mutex_destroy(&rw->mu);
-  zkr__recipe_done(&rw->r);
-  free(rw);
+  zkr__recipe_free(rw);
 }

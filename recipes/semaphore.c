@@ -29,7 +29,7 @@
 #include <string.h>
 
 struct zkr_lease {
-  zkr_lease *prev, *next; /* the semaphore's outstanding leases */
+  zkr__list link; /* on the semaphore's list of outstanding leases */
   zkr_semaphore *sem;
   zkr__contender *c;
 };
@@ -37,67 +37,33 @@ struct zkr_lease {
 /* One thread inside acquire: the contender it waits on, so that free can
  * wake it. */
 typedef struct attempt {
-  struct attempt *next;
+  zkr__list link;          /* on the semaphore's list of attempts */
   zkr__contender *waiting; /* NULL while it waits on nothing */
 } attempt;
 
 struct zkr_semaphore {
   zkr__recipe r;
   int max_leases;
-  char *locks, *leases; /* PATH/locks, PATH/leases */
-  char record[16];      /* max_leases in decimal: PATH's data */
-  const zkr__policy *lease_policy;
+  char *locks, *leases;     /* PATH/locks, PATH/leases */
+  char record[16];          /* max_leases in decimal: PATH's data */
+  zkr__policy lease_policy; /* a pool of max_leases places */
   zkr_lease_lost_fn on_lost;
   void *arg;
   /* Under the session mutex: */
-  zkr_lease *out; /* granted leases not yet released */
-  attempt *attempts;
-  int acquiring; /* threads inside acquire */
+  zkr__list out;      /* zkr_lease: granted, not yet released */
+  zkr__list attempts; /* attempt */
+  int acquiring;      /* threads inside acquire */
   int freeing;
   pthread_cond_t cond; /* acquiring reached 0 */
 };
 
 /* --- policies ---------------------------------------------------------------- */
 
-/* The internal lock: Curator's InterProcessMutex on PATH/locks. */
-static const zkr__policy mutex_policy = {"-lock-", NULL, 1};
-
 /* Every other lease holds or waits for one of the max_leases places. */
 static int lease_blocks(const zkr__name *me, const zkr__name *other, int earlier) {
   (void)me;
   (void)earlier;
   return other->kind == ZKR__LEASE;
-}
-
-/* The limit is the semaphore's, but the engine keeps a pointer to the
- * policy for the contender's whole life, which may outlast the semaphore (a
- * dropped contender finishes in the background). So there is one policy per
- * distinct max_leases, made once and kept for the life of the process: a few
- * bytes for each count a program ever uses. */
-static const zkr__policy *lease_policy(int max_leases) {
-  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-  static struct interned {
-    struct interned *next;
-    zkr__policy policy;
-  } * head;
-  struct interned *p;
-
-  pthread_mutex_lock(&mu);
-  for (p = head; p != NULL; p = p->next)
-    if (p->policy.limit == max_leases)
-      break;
-  if (p == NULL) {
-    p = malloc(sizeof(*p));
-    if (p != NULL) {
-      p->policy.marker = "-lease-";
-      p->policy.blocks = lease_blocks;
-      p->policy.limit = max_leases;
-      p->next = head;
-      head = p;
-    }
-  }
-  pthread_mutex_unlock(&mu);
-  return p != NULL ? &p->policy : NULL;
 }
 
 /* --- on the event thread ------------------------------------------------------ */
@@ -133,25 +99,24 @@ int zkr_semaphore_new(zkr_semaphore **out, zkr_session *s, const char *path, int
   *out = NULL;
   if (max_leases < 1)
     return ZKR_EINVAL;
-  sem = calloc(1, sizeof(*sem));
+  sem = zkr__recipe_new(sizeof(*sem), s, path, opts != NULL ? opts->id : NULL,
+                        opts != NULL ? opts->acl : NULL, &rc);
   if (sem == NULL)
-    return ZKR_ENOMEM;
-  rc = zkr__recipe_init(&sem->r, s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL);
-  if (rc != ZKR_OK) {
-    free(sem);
     return rc;
-  }
   sem->locks = child_path(path, "locks");
   sem->leases = child_path(path, "leases");
-  sem->lease_policy = lease_policy(max_leases);
-  if (sem->locks == NULL || sem->leases == NULL || sem->lease_policy == NULL ||
-      zkr__cond_init(&sem->cond) != ZKR_OK) {
+  if (sem->locks == NULL || sem->leases == NULL || zkr__cond_init(&sem->cond) != ZKR_OK) {
     free(sem->locks);
     free(sem->leases);
-    zkr__recipe_done(&sem->r);
-    free(sem);
+    zkr__recipe_free(sem);
     return ZKR_ENOMEM;
   }
+  zkr__list_init(&sem->out);
+  zkr__list_init(&sem->attempts);
+  sem->lease_policy.marker = "-lease-";
+  sem->lease_policy.blocks = lease_blocks;
+  sem->lease_policy.whole = 1;
+  sem->lease_policy.limit = max_leases;
   sem->max_leases = max_leases;
   snprintf(sem->record, sizeof(sem->record), "%d", max_leases);
   if (opts != NULL) {
@@ -170,20 +135,12 @@ int zkr_semaphore_new(zkr_semaphore **out, zkr_session *s, const char *path, int
  * On any error c is dropped. */
 static int wait_grant(zkr_semaphore *sem, attempt *at, zkr__contender *c, int64_t deadline,
                       int keep_late_grant) {
-  int rc, wrc;
+  int rc;
 
   at->waiting = c;
   rc = zkr__contender_wait(c, deadline);
   at->waiting = NULL;
-  if (rc == ZKR_ETIMEDOUT || rc == ZKR_ECLOSED) {
-    wrc = zkr__contender_withdraw(c);
-    if (wrc == ZKR_OK && rc == ZKR_ETIMEDOUT && keep_late_grant)
-      rc = ZKR_OK;
-    else if (wrc == ZKR_OK)
-      zkr__contender_release(c, 1);
-    else if (wrc == ZKR_ELOST && rc == ZKR_ETIMEDOUT)
-      rc = ZKR_ELOST; /* the cause, not the symptom */
-  }
+  rc = zkr__contender_settle(c, rc, keep_late_grant);
   if (rc == ZKR_OK && sem->freeing) {
     zkr__contender_release(c, 1);
     rc = ZKR_ECLOSED;
@@ -202,7 +159,7 @@ static int take_mutex(zkr_semaphore *sem, attempt *at, int try_once, int64_t dea
 
   memset(&cfg, 0, sizeof(cfg));
   cfg.dir = sem->locks;
-  cfg.policy = &mutex_policy;
+  cfg.policy = &zkr__mutex_policy;
   cfg.data = sem->r.id;
   cfg.acl = sem->r.acl;
   cfg.try_once = try_once;
@@ -258,7 +215,7 @@ static int take_lease(zkr_semaphore *sem, attempt *at, zkr_lease *lease, int try
 
   memset(&cfg, 0, sizeof(cfg));
   cfg.dir = sem->leases;
-  cfg.policy = sem->lease_policy;
+  cfg.policy = &sem->lease_policy;
   cfg.data = sem->r.id;
   cfg.acl = sem->r.acl;
   cfg.on_lost = lease_lost;
@@ -276,7 +233,7 @@ int zkr_semaphore_acquire(zkr_semaphore *sem, int timeout_ms, zkr_lease **out) {
   int64_t deadline = zkr__deadline(timeout_ms);
   int try_once = timeout_ms == 0;
   pthread_mutex_t *mu;
-  attempt at = {NULL, NULL}, **pp;
+  attempt at;
   zkr__contender *m = NULL;
   zkr_lease *lease;
   int rc, cancel_state;
@@ -300,8 +257,8 @@ int zkr_semaphore_acquire(zkr_semaphore *sem, int timeout_ms, zkr_lease **out) {
     free(lease);
     return ZKR_ECLOSED;
   }
-  at.next = sem->attempts;
-  sem->attempts = &at;
+  at.waiting = NULL;
+  zkr__list_push_back(&sem->attempts, &at.link);
   sem->acquiring++;
 
   rc = take_mutex(sem, &at, try_once, deadline, &m);
@@ -322,15 +279,9 @@ int zkr_semaphore_acquire(zkr_semaphore *sem, int timeout_ms, zkr_lease **out) {
     zkr__contender_drop(m);
   }
 
-  for (pp = &sem->attempts; *pp != &at; pp = &(*pp)->next)
-    ;
-  *pp = at.next;
-  if (rc == ZKR_OK) {
-    lease->next = sem->out;
-    if (sem->out != NULL)
-      sem->out->prev = lease;
-    sem->out = lease;
-  }
+  zkr__list_remove(&at.link);
+  if (rc == ZKR_OK)
+    zkr__list_push_back(&sem->out, &lease->link);
   if (--sem->acquiring == 0)
     pthread_cond_broadcast(&sem->cond);
   pthread_mutex_unlock(mu);
@@ -363,6 +314,37 @@ int zkr_lease_token(zkr_lease *lease, int64_t *token) {
   return rc;
 }
 
+int zkr_lease_node(zkr_lease *lease, char *buf, size_t len) {
+  pthread_mutex_t *mu;
+  int rc = ZKR_OK;
+
+  if (lease == NULL || buf == NULL)
+    return ZKR_EINVAL;
+  mu = zkr__session_mutex(lease->sem->r.s);
+  pthread_mutex_lock(mu);
+  if (!zkr__contender_granted(lease->c))
+    rc = ZKR_ENOTHELD;
+  else if (strlen(zkr__contender_node(lease->c)) >= len)
+    rc = ZKR_EINVAL;
+  else
+    strcpy(buf, zkr__contender_node(lease->c));
+  pthread_mutex_unlock(mu);
+  return rc;
+}
+
+int zkr_lease_lost_reason(zkr_lease *lease) {
+  pthread_mutex_t *mu;
+  int reason;
+
+  if (lease == NULL)
+    return ZKR_LOST_NONE;
+  mu = zkr__session_mutex(lease->sem->r.s);
+  pthread_mutex_lock(mu);
+  reason = zkr__contender_lost_reason(lease->c);
+  pthread_mutex_unlock(mu);
+  return reason;
+}
+
 int zkr_lease_held(zkr_lease *lease) {
   if (lease == NULL)
     return 0;
@@ -373,15 +355,10 @@ int zkr_lease_held(zkr_lease *lease) {
 
 /* Mutex held: deletes the lease's node (waiting for the server) and forgets
  * it. Returns why it had been lost, if it had. */
-static int give_back(zkr_semaphore *sem, zkr_lease *lease) {
+static int give_back(zkr_lease *lease) {
   int rc = zkr__contender_release(lease->c, 1);
 
-  if (lease->prev != NULL)
-    lease->prev->next = lease->next;
-  else
-    sem->out = lease->next;
-  if (lease->next != NULL)
-    lease->next->prev = lease->prev;
+  zkr__list_remove(&lease->link);
   zkr__contender_drop(lease->c); /* voids a pending on_lost */
   free(lease);
   return rc;
@@ -398,7 +375,7 @@ int zkr_lease_release(zkr_lease *lease) {
   mu = zkr__session_mutex(sem->r.s);
   pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
   pthread_mutex_lock(mu);
-  rc = give_back(sem, lease);
+  rc = give_back(lease);
   pthread_mutex_unlock(mu);
   pthread_setcancelstate(cancel_state, NULL);
   return rc;
@@ -408,7 +385,7 @@ int zkr_lease_release(zkr_lease *lease) {
 
 void zkr_semaphore_free(zkr_semaphore *sem) {
   pthread_mutex_t *mu;
-  attempt *at;
+  zkr__list *l;
   int cancel_state;
 
   if (sem == NULL)
@@ -419,18 +396,19 @@ void zkr_semaphore_free(zkr_semaphore *sem) {
   sem->freeing = 1;
   /* An acquirer between two waits sees freeing when it next takes the
    * mutex; one inside a wait is woken here. */
-  for (at = sem->attempts; at != NULL; at = at->next)
+  zkr__list_foreach(l, &sem->attempts) {
+    attempt *at = zkr__list_entry(l, attempt, link);
     if (at->waiting != NULL)
       zkr__contender_close(at->waiting);
+  }
   while (sem->acquiring > 0)
     pthread_cond_wait(&sem->cond, mu);
-  while (sem->out != NULL)
-    give_back(sem, sem->out);
+  while ((l = zkr__list_first(&sem->out)) != NULL)
+    give_back(zkr__list_entry(l, zkr_lease, link));
   pthread_mutex_unlock(mu);
   pthread_setcancelstate(cancel_state, NULL);
   pthread_cond_destroy(&sem->cond);
   free(sem->locks);
   free(sem->leases);
-  zkr__recipe_done(&sem->r);
-  free(sem);
+  zkr__recipe_free(sem);
 }

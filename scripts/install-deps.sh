@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Installs what zkrecipes needs from Debian, if anything is missing.
 # Used by .ci/run, demo.sh and test.sh; safe to run again.
-# With --peers, also what bench/run.sh --peers needs (Curator, Kazoo). The
-# JDK is always installed: a test compiles a snapshot seeder against the
-# server's classes.
+# The JDK, Curator (libcurator-recipes-java) and Kazoo (python3-kazoo) are
+# always installed: make check compiles a snapshot seeder against the
+# server's classes and runs Curator and Kazoo peers beside zkr
+# (tests/test_interop.sh). --peers is still accepted (bench/run.sh --peers
+# passes it) and adds nothing more.
 set -euo pipefail
 
 PKGS=(build-essential autoconf automake libtool pkg-config
       libzookeeper-mt-dev libcunit1-dev zookeeper default-jdk-headless
-      valgrind python3 clang-format clang libclang-rt-14-dev)
-if [ "${1:-}" = --peers ]; then
-  PKGS+=(libcurator-recipes-java python3-kazoo)
-fi
+      valgrind python3 clang-format clang libclang-rt-14-dev
+      libcurator-recipes-java python3-kazoo)
 
 missing=()
 for p in "${PKGS[@]}"; do

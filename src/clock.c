@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <time.h>
 
 int64_t zkr__now_ns(void) {
@@ -12,6 +13,18 @@ int64_t zkr__now_ns(void) {
 
 int64_t zkr__deadline(int timeout_ms) {
   return timeout_ms < 0 ? -1 : zkr__now_ns() + (int64_t)timeout_ms * 1000000;
+}
+
+int zkr__timeout_left(int64_t deadline_ns) {
+  int64_t left;
+
+  if (deadline_ns < 0)
+    return -1;
+  left = deadline_ns - zkr__now_ns();
+  if (left <= 0)
+    return 0;
+  left = (left + 999999) / 1000000; /* rounded up: never 0 while time is left */
+  return left > INT_MAX ? INT_MAX : (int)left;
 }
 
 int64_t zkr_monotonic_ns(void) {

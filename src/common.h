@@ -18,6 +18,9 @@ int64_t zkr__now_ns(void);
 /* The CLOCK_MONOTONIC deadline of a timeout in ms: -1 (none) for < 0, else
  * now + timeout (0 gives "now": a wait that only looks). */
 int64_t zkr__deadline(int timeout_ms);
+/* What is left of such a deadline as a timeout_ms for a nested call: -1 for
+ * none, at least 1 while time is left, 0 once it has passed. */
+int zkr__timeout_left(int64_t deadline_ns);
 /* Maps a ZooKeeper return code to a zkr code. */
 int zkr__from_zk(int zrc);
 /* 1 if a completion code means the server answered the request (so the
@@ -46,12 +49,17 @@ int zkr__hosts_check(const char *hosts);
 
 /* Where a child name's sequence is and which protocol made it. */
 /* What a contender node asks for, told by its marker. */
-enum { ZKR__EXCLUSIVE = 1, ZKR__SHARED, ZKR__LEASE };
+enum {
+  ZKR__EXCLUSIVE = ZKR_MODE_EXCLUSIVE,
+  ZKR__SHARED = ZKR_MODE_SHARED,
+  ZKR__LEASE = ZKR_MODE_LEASE,
+  ZKR__LEADER = ZKR_MODE_LEADER
+};
 
 typedef struct zkr__name {
   const char *name; /* borrowed: the whole child name */
   const char *seq;  /* points into name: the sequence suffix */
-  int kind;         /* ZKR__EXCLUSIVE, ZKR__SHARED (a reader), ZKR__LEASE */
+  int kind;         /* ZKR__EXCLUSIVE, ZKR__SHARED (a reader), ZKR__LEASE, ZKR__LEADER */
 } zkr__name;
 
 /* Parses a child of a recipe directory. Returns 1 if it is a contender node
@@ -102,6 +110,12 @@ typedef struct zkr__recipe {
 int zkr__recipe_init(zkr__recipe *r, zkr_session *s, const char *path, const char *id,
                      const struct ACL_vector *acl);
 void zkr__recipe_done(zkr__recipe *r);
+/* A recipe object: size zeroed bytes whose first member is its zkr__recipe,
+ * filled by zkr__recipe_init(); NULL with *rc set to why. Freed with
+ * zkr__recipe_free() once the recipe's own state is torn down. */
+void *zkr__recipe_new(size_t size, zkr_session *s, const char *path, const char *id,
+                      const struct ACL_vector *acl, int *rc);
+void zkr__recipe_free(void *recipe);
 
 /* --- log.c ---------------------------------------------------------------- */
 

@@ -23,9 +23,9 @@ int zkr__session_lost_reason_locked(zkr_session *s);
 
 /* Per-session state of the queue, kept inside the session. */
 typedef struct zkr__qstate {
-  zkr__contender *head;        /* every live contender of the session */
-  struct zkr__ticket *tickets; /* every watch context not yet fired */
-  char **skipped;              /* persistent look-alikes seen (full paths) */
+  zkr__list contenders; /* every live contender of the session */
+  zkr__list tickets;    /* every watch context not yet fired */
+  char **skipped;       /* persistent look-alikes seen (full paths) */
   int nskipped;
 } zkr__qstate;
 zkr__qstate *zkr__session_queue(zkr_session *s);

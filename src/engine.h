@@ -24,6 +24,7 @@
 #define ZKR_ENGINE_H
 
 #include "common.h"
+#include "list.h"
 
 /* --- the session's services ------------------------------------------------ */
 
@@ -33,9 +34,21 @@ void zkr__session_ref(zkr_session *s);
 void zkr__session_unref(zkr_session *s);
 /* ZKR_OK while usable, else ZKR_ESESSION or ZKR_ECLOSED (mutex held). */
 int zkr__session_usable(zkr_session *s);
-/* Runs fn(arg) on the session's event thread, outside the mutex. owner tags
- * the event so zkr__session_quiesce(owner) can wait for it. */
-int zkr__session_post(zkr_session *s, void (*fn)(void *arg), void *arg, const void *owner);
+/* Work for the session's event thread, embedded in the state of whoever
+ * posts it: posting never allocates, so a notification cannot be dropped
+ * for lack of memory. owner tags it for zkr__session_quiesce(). */
+typedef struct zkr__event {
+  zkr__list link; /* on the session's queue while posted */
+  void (*fn)(void *arg);
+  void *arg;
+  const void *owner;
+} zkr__event;
+void zkr__event_init(zkr__event *ev, void (*fn)(void *arg), void *arg, const void *owner);
+/* Queues ev to run fn(arg) on the event thread, outside the mutex (mutex
+ * held). An event already queued stays queued once: it runs once. ev must
+ * stay alive until it ran or its owner was quiesced. Returns ZKR_OK, or
+ * ZKR_ECLOSED once the session is closed (it will never run). */
+int zkr__session_post(zkr_session *s, zkr__event *ev);
 /* Waits until no event of owner is queued or running (returns at once on
  * the event thread). */
 void zkr__session_quiesce(zkr_session *s, const void *owner);
@@ -67,25 +80,31 @@ typedef struct zkr__contender zkr__contender;
 /* A recipe's grant rule. The queue asks it, for each other contender in a
  * listing, whether that one keeps us waiting; everything else (the
  * protocol, which node to watch, when a deletion alone decides, recovery,
- * retries, session loss) is the queue's.
+ * retries, session loss) is the queue's. Copied into each contender: a
+ * recipe may make one per object (a semaphore's limit).
  *
- * With limit <= 1 the queue asks only about earlier nodes (queue order),
- * grants when none blocks, else watches the nearest that does; once it is
- * gone, a read of our own node decides if it was the only one, a fresh
- * listing otherwise. With limit > 1 it asks about every node (earlier = 0
- * for later ones), grants while fewer than limit block, else watches the
- * directory and lists again on each change. */
+ * A queue (whole = 0): only earlier nodes (queue order) are asked about;
+ * granted when none blocks, else the nearest that does is watched; once it
+ * is gone, a read of our own node decides if it was the only one, a fresh
+ * listing otherwise. A pool (whole = 1): every node is asked about
+ * (earlier = 0 for later ones); granted while fewer than limit block,
+ * else the directory is watched and listed again on each change. */
 typedef struct zkr__policy {
   const char *marker; /* of our node: "-lock-", "-latch-", "-__READ__"... */
   /* NULL: every earlier contender blocks (a mutex). Called with the session
    * mutex held; must not send anything. */
   int (*blocks)(const zkr__name *me, const zkr__name *other, int earlier);
-  int limit;
+  int whole; /* a pool: see above */
+  int limit; /* a pool's places (>= 1); a queue's is 1 */
 } zkr__policy;
+
+/* Curator's InterProcessMutex ("-lock-", every earlier node blocks): the
+ * lock's, and the semaphore's internal lock. */
+extern const zkr__policy zkr__mutex_policy;
 
 typedef struct zkr__contender_cfg {
   const char *dir;              /* checked recipe directory; copied */
-  const zkr__policy *policy;    /* static */
+  const zkr__policy *policy;    /* copied */
   const char *data;             /* node data; copied */
   const struct ACL_vector *acl; /* borrowed; NULL = open */
   /* Event thread, outside the mutex, each at most once per contender and
@@ -107,6 +126,14 @@ int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__con
  * passed first or, for a try_once contender, once a live contender ahead
  * of us is known, or the error that ended it. */
 int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns);
+
+/* Called with the session mutex held. Ends a wait that returned rc: a
+ * give-up (ZKR_ETIMEDOUT, ZKR_ECLOSED) deletes our node before returning
+ * (zkr__contender_withdraw); a grant that won the race against the
+ * deadline is kept when keep_late, else handed back. Returns ZKR_OK when
+ * the caller holds c, else why not (ZKR_ELOST if our node had been deleted:
+ * the cause, not the symptom). */
+int zkr__contender_settle(zkr__contender *c, int rc, int keep_late);
 
 /* Called with the session mutex held. Gives up waiting: the node is deleted
  * (waits for the confirmation while the session lives). Returns ZKR_OK if
@@ -148,7 +175,7 @@ int zkr__contender_held_now(const zkr__contender *c);
 /* --- holds.c: per-thread reentrant holds (lock, rwlock) -------------------- */
 
 typedef struct zkr__hold {
-  struct zkr__hold *next;
+  zkr__list link; /* on its set's list */
   pthread_t thread;
   int count; /* 0 while still acquiring */
   zkr__contender *c;
@@ -156,7 +183,7 @@ typedef struct zkr__hold {
 
 typedef struct zkr__holds {
   zkr_session *s;
-  zkr__hold *head;     /* changed under the session mutex and mu */
+  zkr__list holds;     /* zkr__hold; changed under the session mutex and mu */
   pthread_mutex_t mu;  /* lets zkr__holds_valid_until() skip the session's */
   pthread_cond_t cond; /* acquiring reached 0 */
   int acquiring;       /* threads inside zkr__holds_acquire */

@@ -20,6 +20,7 @@ int zkr__holds_init(zkr__holds *hs, zkr_session *s, void (*on_lost)(void *arg), 
     pthread_mutex_destroy(&hs->mu);
     return ZKR_ENOMEM;
   }
+  zkr__list_init(&hs->holds);
   hs->s = s;
   hs->on_lost = on_lost;
   hs->arg = arg;
@@ -32,33 +33,27 @@ void zkr__holds_destroy(zkr__holds *hs) {
 }
 
 zkr__hold *zkr__holds_mine(zkr__holds *hs) {
-  zkr__hold *h;
+  zkr__list *l;
 
-  for (h = hs->head; h != NULL; h = h->next)
+  zkr__list_foreach(l, &hs->holds) {
+    zkr__hold *h = zkr__list_entry(l, zkr__hold, link);
     if (pthread_equal(h->thread, pthread_self()))
       return h;
+  }
   return NULL;
 }
 
 static void link_hold(zkr__holds *hs, zkr__hold *h) {
   pthread_mutex_lock(&hs->mu);
-  h->next = hs->head;
-  hs->head = h;
+  zkr__list_push_front(&hs->holds, &h->link);
   pthread_mutex_unlock(&hs->mu);
 }
 
 /* Unlinked under the set's mutex before the contender goes: a concurrent
  * held() either finished reading it or no longer finds it. */
 static void unlink_hold(zkr__holds *hs, zkr__hold *h) {
-  zkr__hold **pp;
-
   pthread_mutex_lock(&hs->mu);
-  for (pp = &hs->head; *pp != NULL; pp = &(*pp)->next) {
-    if (*pp == h) {
-      *pp = h->next;
-      break;
-    }
-  }
+  zkr__list_remove(&h->link);
   pthread_mutex_unlock(&hs->mu);
   zkr__contender_drop(h->c);
   free(h);
@@ -146,17 +141,8 @@ int zkr__holds_acquire(zkr__holds *hs, zkr__contender_cfg *cfg, int64_t deadline
    * not cancellable. */
   rc = wait_cancellable(hs, h, deadline);
   pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-  if (rc == ZKR_ETIMEDOUT || rc == ZKR_ECLOSED) {
-    /* Giving up: our node is deleted before we return. A grant that won
-     * the race is kept on a timeout, handed back when we are being freed. */
-    int wrc = zkr__contender_withdraw(h->c), granted = wrc == ZKR_OK;
-    if (granted && rc == ZKR_ETIMEDOUT)
-      rc = ZKR_OK;
-    else if (granted)
-      zkr__contender_release(h->c, 1);
-    else if (wrc == ZKR_ELOST && rc == ZKR_ETIMEDOUT)
-      rc = ZKR_ELOST; /* the cause, not the symptom */
-  }
+  /* A grant that won the race against the deadline is kept. */
+  rc = zkr__contender_settle(h->c, rc, 1);
   if (rc == ZKR_OK && hs->freeing) {
     zkr__contender_release(h->c, 1);
     rc = ZKR_ECLOSED;
@@ -204,9 +190,7 @@ int64_t zkr__holds_valid_until(zkr__holds *hs) {
   zkr__hold *h;
 
   pthread_mutex_lock(&hs->mu);
-  for (h = hs->head; h != NULL; h = h->next)
-    if (pthread_equal(h->thread, pthread_self()))
-      break;
+  h = zkr__holds_mine(hs);
   /* count is the calling thread's own; the state is published atomically. */
   if (h != NULL && h->count > 0 && zkr__contender_held_now(h->c))
     until = zkr__session_valid_until(hs->s);
@@ -225,15 +209,18 @@ int zkr__holds_lost_reason(zkr__holds *hs) {
 
 void zkr__holds_close(zkr__holds *hs) {
   pthread_mutex_t *mu = zkr__session_mutex(hs->s);
-  zkr__hold *h;
+  zkr__list *l;
 
   hs->freeing = 1;
-  for (h = hs->head; h != NULL; h = h->next)
+  zkr__list_foreach(l, &hs->holds) {
+    zkr__hold *h = zkr__list_entry(l, zkr__hold, link);
     if (h->count == 0)
       zkr__contender_close(h->c);
+  }
   while (hs->acquiring > 0)
     pthread_cond_wait(&hs->cond, mu);
-  while ((h = hs->head) != NULL) {
+  while ((l = zkr__list_first(&hs->holds)) != NULL) {
+    zkr__hold *h = zkr__list_entry(l, zkr__hold, link);
     zkr__contender_release(h->c, 1);
     unlink_hold(hs, h);
   }

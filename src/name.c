@@ -15,8 +15,8 @@ static const struct {
   const char *marker;
   int kind;
 } markers[] = {
-    {"-lock-", ZKR__EXCLUSIVE},  {"-latch-", ZKR__EXCLUSIVE},  {"__WRIT__", ZKR__EXCLUSIVE},
-    {"__lock__", ZKR__EXCLUSIVE}, {"__READ__", ZKR__SHARED},   {"__rlock__", ZKR__SHARED},
+    {"-lock-", ZKR__EXCLUSIVE},   {"-latch-", ZKR__LEADER},  {"__WRIT__", ZKR__EXCLUSIVE},
+    {"__lock__", ZKR__EXCLUSIVE}, {"__READ__", ZKR__SHARED}, {"__rlock__", ZKR__SHARED},
     {"-lease-", ZKR__LEASE},
 };
 

@@ -21,6 +21,50 @@ static int64_t wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The max_leases a semaphore recorded on the parent of its ".../leases"
+ * directory, or -1. */
+static int recorded_limit(zhandle_t *zh, const char *path) {
+  char parent[ZKR__PATH_MAX + 1], buf[16];
+  size_t n = strlen(path);
+  int len = (int)sizeof(buf) - 1;
+  long v;
+  char *end;
+
+  if (n < 8 || n > ZKR__PATH_MAX || strcmp(path + n - 7, "/leases") != 0)
+    return -1;
+  memcpy(parent, path, n - 7);
+  parent[n - 7] = '\0';
+  if (zoo_get(zh, parent, 0, buf, &len, NULL) != ZOK || len <= 0)
+    return -1;
+  buf[len] = '\0';
+  v = strtol(buf, &end, 10);
+  return *end == '\0' && v >= 1 && v <= 0x7fffffff ? (int)v : -1;
+}
+
+/* Who holds, by the rule of each one's mode (see zkr_participants()). */
+static void mark_holders(zhandle_t *zh, const char *path, zkr_participant *p, size_t n) {
+  int limit = -2, leases = 0;
+  size_t i, j;
+
+  for (i = 0; i < n; i++) {
+    switch (p[i].mode) {
+    case ZKR_MODE_SHARED:
+      p[i].holder = 1;
+      for (j = 0; j < i && p[i].holder; j++)
+        if (p[j].mode != ZKR_MODE_SHARED && (j != 0 || p[j].session != p[i].session))
+          p[i].holder = 0;
+      break;
+    case ZKR_MODE_LEASE:
+      if (limit == -2)
+        limit = recorded_limit(zh, path);
+      p[i].holder = limit < 0 || leases++ < limit;
+      break;
+    default:
+      p[i].holder = i == 0;
+    }
+  }
+}
+
 void zkr_participants_free(zkr_participant *p, size_t count) {
   size_t i;
 
@@ -112,9 +156,10 @@ int zkr_participants(zkr_session *s, const char *path, zkr_participant **out, si
   qsort(es, n, sizeof(*es), cmp_entries);
   for (i = 0; i < n; i++) {
     res[i] = es[i].p;
-    res[i].holder = i == 0;
+    res[i].mode = es[i].name.kind;
   }
   free(es);
+  mark_holders(zh, path, res, n);
   *out = res;
   *count = n;
   return ZKR_OK;

@@ -96,13 +96,13 @@ enum opkind {
 };
 
 struct zkr__contender {
-  zkr__contender *prev, *next; /* the session's list */
+  zkr__list link; /* on the session's list of contenders */
   zkr_session *s;
   int refs; /* the recipe's, one per request in flight, one per queued event */
   pthread_cond_t cond;
 
   char *dir;
-  const zkr__policy *policy;
+  zkr__policy policy; /* the recipe's grant rule, copied */
   char *data;
   const struct ACL_vector *acl;
   void (*on_lost)(void *owner, zkr__contender *c);
@@ -133,12 +133,14 @@ struct zkr__contender {
   int exists_mode;   /* predecessor unreadable: watch with exists */
   char **preds;      /* names sorting before ours, in queue order */
   int npreds;
-  struct zkr__ticket *tickets; /* our watch contexts not yet fired */
+  zkr__list tickets;  /* our watch contexts not yet fired (ticket.mine) */
+  zkr__event lost_ev; /* embedded: the notifications never need memory */
+  zkr__event granted_ev;
 };
 
 typedef struct zkr__ticket {
-  struct zkr__ticket *prev, *next;           /* the session's list */
-  struct zkr__ticket *mine_prev, *mine_next; /* owner's list */
+  zkr__list link; /* on the session's list of tickets */
+  zkr__list mine; /* on its owner's list, while it has one */
   zkr_session *s;
   zkr__contender *owner; /* whose watch this is; NULL once it is freed */
   zkr__contender *c;     /* owner while an event concerns it, else NULL */
@@ -180,25 +182,19 @@ static void free_preds(zkr__contender *c) {
 }
 
 static void unref(zkr__contender *c) {
-  zkr__qstate *q;
-  ticket *t;
+  zkr__list *l;
 
   if (--c->refs > 0)
     return;
-  q = zkr__session_queue(c->s);
   /* Our watches may still fire: their contexts outlive us, pointing
    * nowhere. Only our own list is walked, not every watch of the session. */
-  while ((t = c->tickets) != NULL) {
-    c->tickets = t->mine_next;
+  while ((l = zkr__list_first(&c->tickets)) != NULL) {
+    ticket *t = zkr__list_entry(l, ticket, mine);
+    zkr__list_remove(l);
     t->c = NULL;
     t->owner = NULL;
   }
-  if (c->prev != NULL)
-    c->prev->next = c->next;
-  else
-    q->head = c->next;
-  if (c->next != NULL)
-    c->next->prev = c->prev;
+  zkr__list_remove(&c->link);
   free_preds(c);
   pthread_cond_destroy(&c->cond);
   free(c->dir);
@@ -221,45 +217,35 @@ static op *new_op(zkr__contender *c, int kind) {
   return o;
 }
 
-static ticket *new_ticket(zkr__contender *c, int own) {
-  zkr__qstate *q = zkr__session_queue(c->s);
+/* A watch context on the session's list (an observer's when c is NULL). */
+static ticket *alloc_ticket(zkr_session *s, zkr__contender *c) {
   ticket *t = calloc(1, sizeof(*t));
 
   if (t == NULL)
     return NULL;
-  t->s = c->s;
-  t->c = c;
-  t->owner = c;
-  t->gen = c->gen;
-  t->own = own;
-  t->mine_next = c->tickets;
-  if (c->tickets != NULL)
-    c->tickets->mine_prev = t;
-  c->tickets = t;
-  t->next = q->tickets;
-  if (q->tickets != NULL)
-    q->tickets->prev = t;
-  q->tickets = t;
+  t->s = s;
+  zkr__list_init(&t->mine);
+  zkr__list_push_front(&zkr__session_queue(s)->tickets, &t->link);
+  if (c != NULL) {
+    t->c = c;
+    t->owner = c;
+    t->gen = c->gen;
+    zkr__list_push_front(&c->tickets, &t->mine);
+  }
+  return t;
+}
+
+static ticket *new_ticket(zkr__contender *c, int own) {
+  ticket *t = alloc_ticket(c->s, c);
+
+  if (t != NULL)
+    t->own = own;
   return t;
 }
 
 static void free_ticket(ticket *t) {
-  zkr__qstate *q = zkr__session_queue(t->s);
-
-  if (t->owner != NULL) {
-    if (t->mine_prev != NULL)
-      t->mine_prev->mine_next = t->mine_next;
-    else
-      t->owner->tickets = t->mine_next;
-    if (t->mine_next != NULL)
-      t->mine_next->mine_prev = t->mine_prev;
-  }
-  if (t->prev != NULL)
-    t->prev->next = t->next;
-  else
-    q->tickets = t->next;
-  if (t->next != NULL)
-    t->next->prev = t->prev;
+  zkr__list_remove(&t->mine);
+  zkr__list_remove(&t->link);
   free(t);
 }
 
@@ -316,9 +302,9 @@ static void defer(zkr__contender *c) {
   c->deferred = 1;
 }
 
-static void post(zkr__contender *c, void (*fn)(void *)) {
+static void post(zkr__contender *c, zkr__event *ev) {
   c->refs++;
-  if (zkr__session_post(c->s, fn, c, c) != ZKR_OK)
+  if (zkr__session_post(c->s, ev) != ZKR_OK)
     c->refs--;
 }
 
@@ -397,7 +383,7 @@ static void lose_hold(zkr__contender *c, int rc) {
   c->lost_reason = rc == ZKR_ELOST ? ZKR_LOST_DELETED : zkr__session_lost_reason_locked(c->s);
   c->own_step = 0;
   pthread_cond_broadcast(&c->cond);
-  post(c, lost_event);
+  post(c, &c->lost_ev);
 }
 
 /* --- granting ------------------------------------------------------------- */
@@ -419,7 +405,7 @@ static void grant(zkr__contender *c) {
   new_attempt(c);
   pthread_cond_broadcast(&c->cond);
   if (c->on_granted != NULL)
-    post(c, granted_event);
+    post(c, &c->granted_ev);
 }
 
 /* Our node is gone (seen through our own-node watch): a hold ends, a wait
@@ -494,15 +480,15 @@ static int cmp_names(const void *a, const void *b) {
 
 /* Places us in the queue from a listing of the directory, by the recipe's
  * grant rule (its policy). The listing shows our node, so it proves P2 by
- * itself. With a limit of 1 (mutex, leader, reader, writer) only earlier
- * nodes are asked about and we wait for the nearest one that blocks us;
- * the others that block are remembered, so its deletion alone decides only
- * when it was the last one (P3). With a higher limit (leases) every node
- * counts and any of them may go first: the directory itself is watched
- * (watched: this listing set that watch) and every change lists again. */
+ * itself. In a queue (mutex, leader, reader, writer) only earlier nodes are
+ * asked about and we wait for the nearest one that blocks us; the others
+ * that block are remembered, so its deletion alone decides only when it was
+ * the last one (P3). In a pool (leases) every node counts and any of them
+ * may go first: the directory itself is watched (watched: this listing set
+ * that watch) and every change lists again. */
 static void place(zkr__contender *c, const struct String_vector *kids, int watched) {
-  const zkr__policy *pol = c->policy;
-  int limit = pol->limit > 1 ? pol->limit : 1;
+  const zkr__policy *pol = &c->policy;
+  int limit = pol->whole && pol->limit > 1 ? pol->limit : 1;
   const char *mine = strrchr(c->node, '/') + 1;
   zkr__name *names, me;
   int i, n = 0, k;
@@ -528,7 +514,7 @@ static void place(zkr__contender *c, const struct String_vector *kids, int watch
     if (!zkr__name_parse(kids->data[i], &nm) || is_skipped(c, kids->data[i]))
       continue;
     earlier = zkr__name_cmp(&nm, &me) < 0;
-    if ((earlier || limit > 1) && (pol->blocks != NULL ? pol->blocks(&me, &nm, earlier) : earlier))
+    if ((earlier || pol->whole) && (pol->blocks != NULL ? pol->blocks(&me, &nm, earlier) : earlier))
       names[n++] = nm;
   }
   if (!k) {
@@ -554,7 +540,7 @@ static void place(zkr__contender *c, const struct String_vector *kids, int watch
     send_delete(c);
   } else if (n < limit) {
     grant(c);
-  } else if (limit == 1) {
+  } else if (!pol->whole) {
     send_watch(c);
   } else if (!watched && !c->try_once) {
     send_list_watch(c);
@@ -651,7 +637,7 @@ static void found_by_uuid(zkr__contender *c, const struct String_vector *kids) {
   char tag[64];
   int i;
 
-  snprintf(tag, sizeof(tag), "_c_%s%s", c->uuid, c->policy->marker);
+  snprintf(tag, sizeof(tag), "_c_%s%s", c->uuid, c->policy.marker);
   for (i = 0; i < kids->count; i++) {
     if (strncmp(kids->data[i], tag, strlen(tag)) == 0) {
       size_t n = strlen(c->dir) + strlen(kids->data[i]) + 2;
@@ -929,17 +915,10 @@ void zkr__watch_fn(zhandle_t *zh, int type, int state, const char *path, void *c
 }
 
 ticket *zkr__watch_new(zkr_session *s, zkr__waiter *w) {
-  zkr__qstate *q = zkr__session_queue(s);
-  ticket *t = calloc(1, sizeof(*t));
+  ticket *t = alloc_ticket(s, NULL);
 
-  if (t == NULL)
-    return NULL;
-  t->s = s;
-  t->w = w;
-  t->next = q->tickets;
-  if (q->tickets != NULL)
-    q->tickets->prev = t;
-  q->tickets = t;
+  if (t != NULL)
+    t->w = w;
   return t;
 }
 
@@ -991,7 +970,7 @@ static void send_create(zkr__contender *c) {
   set_state(c, C_CREATE);
   if (c->parent_tries > 0)
     send_parents(c, zh);
-  snprintf(path, sizeof(path), "%s/_c_%s%s", c->dir, c->uuid, c->policy->marker);
+  snprintf(path, sizeof(path), "%s/_c_%s%s", c->dir, c->uuid, c->policy.marker);
   oc = new_op(c, K_CREATE);
   ol = new_op(c, K_LIST);
   if (oc == NULL || ol == NULL) {
@@ -1250,9 +1229,10 @@ static void resend(zkr__contender *c) {
 }
 
 void zkr__queue_reconnected(zkr_session *s) {
-  zkr__contender *c;
+  zkr__list *l;
 
-  for (c = zkr__session_queue(s)->head; c != NULL; c = c->next) {
+  zkr__list_foreach(l, &zkr__session_queue(s)->contenders) {
+    zkr__contender *c = zkr__list_entry(l, zkr__contender, link);
     int deferred = c->deferred;
 
     c->deferred = 0;
@@ -1266,9 +1246,10 @@ void zkr__queue_reconnected(zkr_session *s) {
 
 int64_t zkr__queue_arm(zkr_session *s, int64_t now) {
   int64_t after = zkr__session_own_watch_after(s), next = 0;
-  zkr__contender *c;
+  zkr__list *l;
 
-  for (c = zkr__session_queue(s)->head; c != NULL; c = c->next) {
+  zkr__list_foreach(l, &zkr__session_queue(s)->contenders) {
+    zkr__contender *c = zkr__list_entry(l, zkr__contender, link);
     int64_t due = c->started_at + after;
     /* Not while our node is unknown, nor while a read before a grant is
      * under way (it sets the watch itself), nor while a try decides (it
@@ -1291,10 +1272,10 @@ int64_t zkr__queue_arm(zkr_session *s, int64_t now) {
 }
 
 void zkr__queue_session_lost(zkr_session *s, int code) {
-  zkr__contender *c;
-  ticket *t;
+  zkr__list *l;
 
-  for (t = zkr__session_queue(s)->tickets; t != NULL; t = t->next) {
+  zkr__list_foreach(l, &zkr__session_queue(s)->tickets) {
+    ticket *t = zkr__list_entry(l, ticket, link);
     if (t->w != NULL) {
       t->w->fired = 1;
       pthread_cond_broadcast(&t->w->cond);
@@ -1302,7 +1283,8 @@ void zkr__queue_session_lost(zkr_session *s, int code) {
     }
   }
 
-  for (c = zkr__session_queue(s)->head; c != NULL; c = c->next) {
+  zkr__list_foreach(l, &zkr__session_queue(s)->contenders) {
+    zkr__contender *c = zkr__list_entry(l, zkr__contender, link);
     if (c->state == C_DONE)
       continue;
     /* The server may still hold the session (we gave up on our own clock):
@@ -1326,19 +1308,20 @@ void zkr__queue_session_lost(zkr_session *s, int code) {
 }
 
 int zkr__queue_tickets(zkr_session *s) {
-  ticket *t;
+  zkr__list *l;
   int n = 0;
 
-  for (t = zkr__session_queue(s)->tickets; t != NULL; t = t->next)
-    n++;
+  zkr__list_foreach(l, &zkr__session_queue(s)->tickets) n++;
   return n;
 }
 
 void zkr__queue_session_closed(zkr_session *s) {
   zkr__qstate *q = zkr__session_queue(s);
 
-  while (q->tickets != NULL)
-    free_ticket(q->tickets);
+  zkr__list *l;
+
+  while ((l = zkr__list_first(&q->tickets)) != NULL)
+    free_ticket(zkr__list_entry(l, ticket, link));
   while (q->nskipped > 0)
     free(q->skipped[--q->nskipped]);
   free(q->skipped);
@@ -1373,17 +1356,17 @@ int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__con
   c->s = s;
   zkr__session_ref(s);
   c->refs = 1;
-  c->policy = cfg->policy;
+  c->policy = *cfg->policy;
   c->acl = cfg->acl;
   c->on_lost = cfg->on_lost;
   c->on_granted = cfg->on_granted;
   c->owner = cfg->owner;
   c->try_once = cfg->try_once;
   c->started_at = zkr__now_ns();
-  c->next = q->head;
-  if (q->head != NULL)
-    q->head->prev = c;
-  q->head = c;
+  zkr__list_init(&c->tickets);
+  zkr__event_init(&c->lost_ev, lost_event, c, c);
+  zkr__event_init(&c->granted_ev, granted_event, c, c);
+  zkr__list_push_front(&q->contenders, &c->link);
   send_create(c);
   zkr__session_kick(s, c->started_at + zkr__session_own_watch_after(s)); /* its own-node watch */
   *out = c;
@@ -1423,6 +1406,21 @@ int zkr__contender_withdraw(zkr__contender *c) {
   while (c->state != C_DONE)
     pthread_cond_wait(&c->cond, mu);
   return c->rc == ZKR_ELOST ? ZKR_ELOST : ZKR_ETIMEDOUT;
+}
+
+int zkr__contender_settle(zkr__contender *c, int rc, int keep_late) {
+  int wrc;
+
+  if (rc != ZKR_ETIMEDOUT && rc != ZKR_ECLOSED)
+    return rc;
+  wrc = zkr__contender_withdraw(c);
+  if (wrc == ZKR_OK && rc == ZKR_ETIMEDOUT && keep_late)
+    return ZKR_OK;
+  if (wrc == ZKR_OK)
+    zkr__contender_release(c, 1);
+  else if (wrc == ZKR_ELOST && rc == ZKR_ETIMEDOUT)
+    rc = ZKR_ELOST;
+  return rc;
 }
 
 int zkr__contender_release(zkr__contender *c, int wait) {

@@ -41,3 +41,24 @@ void zkr__recipe_done(zkr__recipe *r) {
     zkr__session_unref(r->s);
   memset(r, 0, sizeof(*r));
 }
+
+void *zkr__recipe_new(size_t size, zkr_session *s, const char *path, const char *id,
+                      const struct ACL_vector *acl, int *rc) {
+  zkr__recipe *r = calloc(1, size);
+
+  if (r == NULL) {
+    *rc = ZKR_ENOMEM;
+    return NULL;
+  }
+  *rc = zkr__recipe_init(r, s, path, id, acl);
+  if (*rc != ZKR_OK) {
+    free(r);
+    return NULL;
+  }
+  return r;
+}
+
+void zkr__recipe_free(void *recipe) {
+  zkr__recipe_done(recipe);
+  free(recipe);
+}

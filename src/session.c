@@ -12,15 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct event {
-  struct event *next;
-  void (*fn)(void *arg);
-  void *arg;
-  const void *owner;
-} event;
-
 typedef struct listener {
-  struct listener *next;
+  zkr__list link;
   int id;
   zkr_state_fn fn;
   void *arg;
@@ -30,7 +23,7 @@ typedef struct listener {
  * name starts with prefix (a node whose create reply was lost: only its
  * uuid is known). */
 typedef struct orphan {
-  struct orphan *next;
+  zkr__list link;
   zkr_session *s;
   int inflight;
   const char *prefix; /* NULL, or points into path's buffer */
@@ -62,12 +55,12 @@ struct zkr_session {
   int64_t own_watch_after; /* see zkr__queue_arm */
   int64_t sleeping_until;  /* the event thread waits until then; 0 while it runs */
 
-  event *ev_head, *ev_tail;
+  zkr__list events;          /* zkr__event, in the order posted */
   const void *running_owner; /* owner of the event now running */
   int running_listener;      /* id of the listener now running, or 0 */
-  listener *listeners;
+  zkr__list listeners;
   int next_listener_id;
-  orphan *orphans;
+  zkr__list orphans;
   zkr__qstate queue;
 
   pthread_t thread;
@@ -75,7 +68,11 @@ struct zkr_session {
   int log_slot;
 };
 
+/* A state change for the listeners. Allocated: when memory runs out the
+ * listeners miss one change (the contenders' notifications are embedded
+ * in them and never missed). */
 typedef struct state_ev {
+  zkr__event ev;
   zkr_session *s;
   int state;
 } state_ev;
@@ -139,25 +136,30 @@ void zkr__session_acked(zkr_session *s, int64_t sent_ns) {
   pthread_cond_broadcast(&s->cond); /* open waits for the first one */
 }
 
-int zkr__session_post(zkr_session *s, void (*fn)(void *arg), void *arg, const void *owner) {
-  event *ev;
-
-  if (s->dead)
-    return ZKR_ECLOSED;
-  ev = malloc(sizeof(*ev));
-  if (ev == NULL)
-    return ZKR_ENOMEM;
-  ev->next = NULL;
+void zkr__event_init(zkr__event *ev, void (*fn)(void *arg), void *arg, const void *owner) {
+  zkr__list_init(&ev->link);
   ev->fn = fn;
   ev->arg = arg;
   ev->owner = owner;
-  if (s->ev_tail != NULL)
-    s->ev_tail->next = ev;
-  else
-    s->ev_head = ev;
-  s->ev_tail = ev;
+}
+
+int zkr__session_post(zkr_session *s, zkr__event *ev) {
+  if (s->dead)
+    return ZKR_ECLOSED;
+  if (!zkr__list_linked(&ev->link)) /* already queued: it runs once */
+    zkr__list_push_back(&s->events, &ev->link);
   pthread_cond_signal(&s->ev_cond);
   return ZKR_OK;
+}
+
+/* Takes the first queued event off the queue, or NULL. */
+static zkr__event *next_event(zkr_session *s) {
+  zkr__list *l = zkr__list_first(&s->events);
+
+  if (l == NULL)
+    return NULL;
+  zkr__list_remove(l);
+  return zkr__list_entry(l, zkr__event, link);
 }
 
 static int on_event_thread(zkr_session *s) {
@@ -165,13 +167,14 @@ static int on_event_thread(zkr_session *s) {
 }
 
 static int owner_pending(zkr_session *s, const void *owner) {
-  event *ev;
+  zkr__list *l;
 
   if (s->running_owner == owner)
     return 1;
-  for (ev = s->ev_head; ev != NULL; ev = ev->next)
-    if (ev->owner == owner)
+  zkr__list_foreach(l, &s->events) {
+    if (zkr__list_entry(l, zkr__event, link)->owner == owner)
       return 1;
+  }
   return 0;
 }
 
@@ -198,8 +201,7 @@ static void add_orphan(zkr_session *s, const char *path, const char *prefix) {
     memcpy(o->path + n, prefix, m);
     o->prefix = o->path + n;
   }
-  o->next = s->orphans;
-  s->orphans = o;
+  zkr__list_push_front(&s->orphans, &o->link);
   pthread_cond_signal(&s->ev_cond);
 }
 
@@ -219,10 +221,13 @@ static void state_event(void *arg) {
   /* Listeners are called in id order; the list may change between calls. */
   pthread_mutex_lock(&s->mu);
   for (;;) {
-    listener *l, *next = NULL;
-    for (l = s->listeners; l != NULL; l = l->next)
+    listener *next = NULL;
+    zkr__list *ll;
+    zkr__list_foreach(ll, &s->listeners) {
+      listener *l = zkr__list_entry(ll, listener, link);
       if (l->id > last && (next == NULL || l->id < next->id))
         next = l;
+    }
     if (next == NULL)
       break;
     last = next->id;
@@ -253,7 +258,8 @@ static void set_state(zkr_session *s, int state) {
     return;
   se->s = s;
   se->state = state;
-  if (zkr__session_post(s, state_event, se, s) != ZKR_OK)
+  zkr__event_init(&se->ev, state_event, se, s);
+  if (zkr__session_post(s, &se->ev) != ZKR_OK)
     free(se);
 }
 
@@ -357,19 +363,13 @@ static void orphan_listed(int rc, const struct String_vector *kids, const void *
 
 static void orphan_settle(orphan *o, int rc) {
   zkr_session *s = o->s;
-  orphan **pp;
 
   o->inflight = 0;
   /* Only connection loss is worth another try: any answer, or the end of
    * the session, settles it. */
   if (rc != ZCONNECTIONLOSS && rc != ZOPERATIONTIMEOUT) {
-    for (pp = &s->orphans; *pp != NULL; pp = &(*pp)->next) {
-      if (*pp == o) {
-        *pp = o->next;
-        free(o);
-        break;
-      }
-    }
+    zkr__list_remove(&o->link);
+    free(o);
   }
   pthread_cond_signal(&s->ev_cond);
 }
@@ -390,10 +390,10 @@ static void send_ping(zkr_session *s, int64_t now) {
 }
 
 static void send_orphan_deletes(zkr_session *s) {
-  orphan **pp = &s->orphans;
+  zkr__list *l, *tmp;
 
-  while (*pp != NULL) {
-    orphan *o = *pp;
+  zkr__list_foreach_safe(l, tmp, &s->orphans) {
+    orphan *o = zkr__list_entry(l, orphan, link);
     int zrc = ZOK;
 
     if (!o->inflight)
@@ -401,7 +401,7 @@ static void send_orphan_deletes(zkr_session *s) {
                               : zoo_adelete(s->zh, o->path, -1, orphan_done, o);
     if (zrc != ZOK) {
       /* Refused at once: the handle is dead, and the node with it. */
-      *pp = o->next;
+      zkr__list_remove(&o->link);
       free(o);
       continue;
     }
@@ -409,7 +409,6 @@ static void send_orphan_deletes(zkr_session *s) {
       zkr__session_ref(s);
       o->inflight = 1;
     }
-    pp = &o->next;
   }
 }
 
@@ -422,15 +421,14 @@ static void *event_thread(void *arg) {
 
     if (s->last_ack_sent > 0 && s->state != ZKR_SESSION_LOST && now >= s->valid_until)
       lose(s, ZKR_ESESSION, ZKR_LOST_DEADLINE); /* our own clock: the server may have expired us */
-    if (s->ev_head != NULL) {
-      event *ev = s->ev_head;
-      s->ev_head = ev->next;
-      if (s->ev_head == NULL)
-        s->ev_tail = NULL;
+    if (!zkr__list_empty(&s->events)) {
+      zkr__event *ev = next_event(s);
+      /* ev may be freed by its own fn: read what we need first. */
+      void (*fn)(void *) = ev->fn;
+      void *arg = ev->arg;
       s->running_owner = ev->owner;
       pthread_mutex_unlock(&s->mu);
-      ev->fn(ev->arg);
-      free(ev);
+      fn(arg);
       pthread_mutex_lock(&s->mu);
       s->running_owner = NULL;
       pthread_cond_broadcast(&s->cond);
@@ -439,7 +437,7 @@ static void *event_thread(void *arg) {
     if (s->stop)
       break;
     wake = now + 1000000000;
-    if (s->zk_connected && !s->closing && s->orphans != NULL)
+    if (s->zk_connected && !s->closing && !zkr__list_empty(&s->orphans))
       send_orphan_deletes(s);
     if (connected(s)) {
       int64_t due = zkr__queue_arm(s, now); /* own-node watches that fell due */
@@ -480,9 +478,18 @@ static int opts_check(const zkr_session_opts *o) {
   return ZKR_OK;
 }
 
+static void drop_listeners(zkr_session *s) {
+  zkr__list *l;
+
+  while ((l = zkr__list_first(&s->listeners)) != NULL) {
+    zkr__list_remove(l);
+    free(zkr__list_entry(l, listener, link));
+  }
+}
+
 static void teardown(zkr_session *s) {
   orphan *o;
-  event *ev;
+  zkr__event *ev;
 
   pthread_mutex_lock(&s->mu);
   s->closing = 1;
@@ -500,28 +507,23 @@ static void teardown(zkr_session *s) {
   pthread_mutex_lock(&s->mu);
   s->thread_started = 0;
   zkr__queue_session_closed(s);
-  while ((o = s->orphans) != NULL) {
-    s->orphans = o->next;
+  while (!zkr__list_empty(&s->orphans)) {
+    o = zkr__list_entry(s->orphans.next, orphan, link);
+    zkr__list_remove(&o->link);
     free(o);
   }
   /* Completions run by zookeeper_close may have posted events after the
    * event thread ended: run them here, so each fires and frees its data. */
-  while ((ev = s->ev_head) != NULL) {
-    s->ev_head = ev->next;
-    if (s->ev_head == NULL)
-      s->ev_tail = NULL;
+  while ((ev = next_event(s)) != NULL) {
+    void (*fn)(void *) = ev->fn;
+    void *arg = ev->arg;
     pthread_mutex_unlock(&s->mu);
-    ev->fn(ev->arg);
-    free(ev);
+    fn(arg);
     pthread_mutex_lock(&s->mu);
   }
   s->dead = 1;
   pthread_cond_broadcast(&s->cond);
-  while (s->listeners != NULL) {
-    listener *l = s->listeners;
-    s->listeners = l->next;
-    free(l);
-  }
+  drop_listeners(s);
   pthread_mutex_unlock(&s->mu);
   zkr__log_unbind(s->log_slot);
 }
@@ -562,6 +564,11 @@ int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opt
     return ZKR_ENOMEM;
   s->refs = 1;
   s->log_slot = -1;
+  zkr__list_init(&s->events);
+  zkr__list_init(&s->listeners);
+  zkr__list_init(&s->orphans);
+  zkr__list_init(&s->queue.contenders);
+  zkr__list_init(&s->queue.tickets);
   s->own_watch_after = ZKR__OWN_WATCH_AFTER_NS;
   s->margin_ns = (int64_t)o.expiry_margin_ms * 1000000;
   pthread_mutex_init(&s->mu, NULL);
@@ -610,11 +617,7 @@ int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opt
   if (rc != ZKR_OK) {
     /* A failed open fires no callback: drop the listeners first. */
     pthread_mutex_lock(&s->mu);
-    while (s->listeners != NULL) {
-      listener *l = s->listeners;
-      s->listeners = l->next;
-      free(l);
-    }
+    drop_listeners(s);
     pthread_mutex_unlock(&s->mu);
     teardown(s);
     zkr__session_unref(s);
@@ -728,8 +731,7 @@ int zkr_session_add_listener(zkr_session *s, zkr_state_fn fn, void *arg, int *id
   l->arg = arg;
   pthread_mutex_lock(&s->mu);
   l->id = ++s->next_listener_id;
-  l->next = s->listeners;
-  s->listeners = l;
+  zkr__list_push_back(&s->listeners, &l->link);
   pthread_mutex_unlock(&s->mu);
   if (id != NULL)
     *id = l->id;
@@ -737,16 +739,16 @@ int zkr_session_add_listener(zkr_session *s, zkr_state_fn fn, void *arg, int *id
 }
 
 int zkr_session_remove_listener(zkr_session *s, int id) {
-  listener **pp;
+  zkr__list *ll;
   int rc = ZKR_EINVAL;
 
   if (s == NULL)
     return ZKR_EINVAL;
   pthread_mutex_lock(&s->mu);
-  for (pp = &s->listeners; *pp != NULL; pp = &(*pp)->next) {
-    if ((*pp)->id == id) {
-      listener *l = *pp;
-      *pp = l->next;
+  zkr__list_foreach(ll, &s->listeners) {
+    listener *l = zkr__list_entry(ll, listener, link);
+    if (l->id == id) {
+      zkr__list_remove(&l->link);
       free(l);
       rc = ZKR_OK;
       break;

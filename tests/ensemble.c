@@ -100,6 +100,13 @@ int th_ens_leader(th_ens *e) {
   return atoi(out) > 0 ? atoi(out) : -1;
 }
 
+int th_ens_await_leader(th_ens *e) {
+  char args[512];
+
+  snprintf(args, sizeof(args), "wait '%s'", e->dir);
+  return run(e, args, NULL, 0);
+}
+
 int th_ens_port(th_ens *e, int i) {
   char out[32];
 
@@ -126,7 +133,7 @@ int th_ens_stop_all(th_ens *e) {
 }
 
 int th_ens_start_all(th_ens *e) {
-  char args[512], cmd[2048];
+  char cmd[2048];
   int i, rc = 0;
 
   /* Start all first (a lone member cannot serve without a quorum), then
@@ -136,8 +143,7 @@ int th_ens_start_all(th_ens *e) {
     if (system(cmd) != 0)
       rc = -1;
   }
-  snprintf(args, sizeof(args), "wait '%s'", e->dir);
-  if (run(e, args, NULL, 0) != 0)
+  if (th_ens_await_leader(e) != 0)
     rc = -1;
   return rc;
 }

@@ -12,6 +12,9 @@ th_ens *th_ens_start(int n);
 const char *th_ens_hosts(th_ens *e);
 /* Index of the current leader, or -1. */
 int th_ens_leader(th_ens *e);
+/* Waits until the ensemble has a leader (bounded by the script's
+ * START_TIMEOUT, as a start is); 0 once it has. */
+int th_ens_await_leader(th_ens *e);
 /* Client port of member i. */
 int th_ens_port(th_ens *e, int i);
 /* SIGKILL / stop (TERM) / restart member i; start waits until it serves.

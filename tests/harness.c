@@ -22,10 +22,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-/* How long a raw handle may take to connect to the loopback server. */
-#define TH_CONNECT_MS 10000
-/* Session timeout requested for raw handles. */
-#define TH_RAW_TIMEOUT_MS 10000
+/* Session timeout requested for raw handles: long enough that a raw handle
+ * outlives any wait a test makes with it (the server never expires it
+ * under a test's feet). A parameter, not a bound. */
+#define TH_RAW_TIMEOUT_MS (4 * TH_SESSION_MS)
 /* Longest znode path the tree walkers build. */
 #define TH_PATH_MAX 4096
 
@@ -440,7 +440,7 @@ static int nodes_are(void *arg) {
 
 int th_await_nodes(const char *path, int want) {
   nodes_arg a = {path, want};
-  return th_wait_until(nodes_are, &a, 10000);
+  return th_wait_until(nodes_are, &a, TH_SETTLE_MS);
 }
 
 void th_finish_path(char *path) {
@@ -515,7 +515,8 @@ static void *acquirer_main(void *arg) {
   a->returned_ms = th_now_ms();
   __atomic_store_n(&a->done, 1, __ATOMIC_SEQ_CST);
   if (a->rc == ZKR_OK) {
-    while (a->hold && !th_wait_until(told_to_release, a, 60000))
+    /* Held as long as the test says: the bound only paces the loop. */
+    while (a->hold && !th_wait_until(told_to_release, a, TH_SETTLE_MS))
       ;
     a->release_rc = zkr_lock_release(a->l);
   }

@@ -28,7 +28,8 @@ int th_run(const char *suite, const th_test *tests);
 const char *th_hosts(void);
 
 /* Opens a zkr session to th_hosts() with the given session timeout (ms; 0 =
- * TH_SESSION_MS) and asserts success. Returns NULL on failure. */
+ * TH_SESSION_MS, the tests' usual timeout) and asserts success. Returns NULL
+ * on failure. */
 #define TH_SESSION_MS 4000
 zkr_session *th_session(int session_timeout_ms);
 
@@ -84,13 +85,13 @@ int th_delete_tree(const char *path);
  * every millisecond. Returns 1 if pred came true, 0 on timeout. */
 int th_wait_until(int (*pred)(void *arg), void *arg, int timeout_ms);
 
-/* Waits (up to 10 s) until path has exactly want nodes below it; returns 1
- * if it got there. */
+/* Waits (up to TH_SETTLE_MS) until path has exactly want nodes below it;
+ * returns 1 if it got there. */
 int th_await_nodes(const char *path, int want);
 
 /* End of a test's use of path (from th_path): asserts nothing is left
- * below it (waiting up to 10 s for sessions' nodes to go), removes it and
- * frees the string. */
+ * below it (waiting up to TH_SETTLE_MS for sessions' nodes to go), removes
+ * it and frees the string. */
 void th_finish_path(char *path);
 
 /* The test server's "wchp" answer (watched paths, each followed by the
@@ -105,9 +106,25 @@ int th_watched(const char *path);
 /* Number of threads of this process (from /proc/self/status). */
 int th_thread_count(void);
 
-/* Factor for time bounds derived from the session timeout: 1 in a plain
- * build, 3 under AddressSanitizer or ThreadSanitizer, whose slowdown of our
- * threads (not of the server's) stretches every reaction. */
+/* --- time bounds ---------------------------------------------------------
+ *
+ * No test bound is a fixed number of seconds: each is derived from the
+ * session timeout of the sessions involved (t below; TH_SESSION_MS for most)
+ * and multiplied by TH_TIME_SCALE. Two kinds, with different aims:
+ *
+ * - Waits for what is expected to happen (a handoff, a watch set, a node
+ *   gone, a connection, a leader): generous, several times the protocol's
+ *   own time, so that only a broken test reaches them, never a loaded
+ *   machine. Being generous costs nothing when the test passes.
+ * - Assertions that something happens within a protocol bound (a takeover
+ *   within the session timeout, a timed acquire returning on time, a
+ *   resign handing over at once): the bound the library promises plus a
+ *   scaled margin for our threads to run, no looser, so that a library
+ *   that waited for one more timer or timeout still fails. */
+
+/* Factor for every time bound: 1 in a plain build, 3 under AddressSanitizer
+ * or ThreadSanitizer, whose slowdown of our threads (not of the server's)
+ * stretches every reaction. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define TH_TIME_SCALE 3
 #elif defined(__has_feature)
@@ -119,9 +136,38 @@ int th_thread_count(void);
 #define TH_TIME_SCALE 1
 #endif
 
-/* How long a test waits for something that settles within the session
- * timeout (a watch set, a handoff, a node gone), scaled for sanitizers. */
-#define TH_SETTLE_MS (2 * TH_SESSION_MS * TH_TIME_SCALE)
+/* Expected: something that settles within the session timeout t of the
+ * sessions involved (a watch set, a handoff, a node gone after its session
+ * closed, a thread exiting, a leader elected, a client reconnecting: each
+ * a few round trips, or at worst one timeout). Three timeouts, scaled:
+ * 12 s for TH_SESSION_MS in a plain build, 36 s under sanitizers. */
+#define TH_SETTLE_FOR(t) (3 * (t)*TH_TIME_SCALE)
+#define TH_SETTLE_MS TH_SETTLE_FOR(TH_SESSION_MS)
+
+/* Expected: a connection to the loopback server (the ZooKeeper client
+ * gives each attempt a fraction of the session timeout), as a settle. */
+#define TH_CONNECT_MS TH_SETTLE_MS
+
+/* Expected: an acquire queued behind n others that each hold briefly and
+ * hand over (each handoff a settle). */
+#define TH_QUEUE_MS(n) (((n) + 1) * TH_SETTLE_MS)
+
+/* Strict: how late a step may come after the moment the protocol fixes
+ * for it (a timed acquire returning after its timeout, a resign handing
+ * over, an argument check, a notification after an expiry): a few
+ * loopback round trips and a thread wake-up, which take milliseconds. A
+ * quarter of TH_SESSION_MS, scaled (1 s plain, 3 s under sanitizers):
+ * loose enough for a loaded machine, well short of the timer or session
+ * timeout a wrong implementation would wait for. */
+#define TH_LATE_MS (TH_SESSION_MS / 4 * TH_TIME_SCALE)
+
+/* Strict: by when the end of a session of timeout t that went silent (its
+ * process killed, paused or cut off) has had its effect: the server
+ * expires it within t (the library's own clock declares it lost by then
+ * too), then the server's expiry tick (tickTime, 500 ms standalone, 200 ms
+ * in the ensemble) and the notification with a few round trips, each
+ * within TH_LATE_MS. A waiter that missed the notification never gets in. */
+#define TH_EXPIRED_BY_MS(t) ((t) + 2 * TH_LATE_MS)
 
 /* CLOCK_MONOTONIC in ms. */
 int64_t th_now_ms(void);

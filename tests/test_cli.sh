@@ -195,6 +195,19 @@ no_participants() {
   out=$(zk status --json "$1" 2>/dev/null) && [[ $out == *'"participants":[]'* ]]
 }
 
+# "role:mode:id ..." of the contenders at path $1, in queue order, from
+# status --json (empty if there are none, "error: ..." if status fails).
+contenders() {
+  zk status --json "$1" 2>&1 | /usr/bin/python3 -c '
+import json, sys
+text = sys.stdin.read()
+try:
+    d = json.loads(text)
+except ValueError:
+    print("error: " + text.strip()); sys.exit(0)
+print(" ".join("%s:%s:%s" % (p["role"], p["mode"], p["id"]) for p in d["participants"]))'
+}
+
 file_has_line() { [ -f "$1" ] && grep -qx -- "$2" "$1"; }
 
 # await_start FILE PID WHAT: waits up to 10 s for FILE (written by the
@@ -501,6 +514,8 @@ if d["path"] != sys.argv[5]:
     print("path %r" % d["path"]); sys.exit(1)
 if got != want:
     print("participants %r, expected %r" % (got, want)); sys.exit(1)
+if [p["mode"] for p in d["participants"]] != ["write"] * 3:
+    print("modes %r, expected write for a mutex" % [p["mode"] for p in d["participants"]]); sys.exit(1)
 toks = [p["token"] for p in d["participants"]]
 if not all(isinstance(t, int) for t in toks) or toks != sorted(toks):
     print("tokens %r not increasing integers" % toks); sys.exit(1)
@@ -512,15 +527,171 @@ if not all(isinstance(t, int) for t in toks) or toks != sorted(toks):
   expect_rc "status" 0 $? || return 1
   [ "$(wc -l <<<"$out")" -eq 4 ] || fail "plain status printed $(wc -l <<<"$out") lines, expected header + 3" || return 1
   [[ $(sed -n 1p <<<"$out") == ROLE* ]] || fail "plain status header: $(sed -n 1p <<<"$out")" || return 1
-  [[ $(sed -n 2p <<<"$out") =~ ^holder\ +holder-$$\  ]] &&
-    [[ $(sed -n 3p <<<"$out") =~ ^waiter\ +waiter1-$$\  ]] &&
-    [[ $(sed -n 4p <<<"$out") =~ ^waiter\ +waiter2-$$\  ]] || fail "plain status rows: $out" || return 1
+  [[ $(sed -n 2p <<<"$out") =~ ^holder\ +write\ +holder-$$\  ]] &&
+    [[ $(sed -n 3p <<<"$out") =~ ^waiter\ +write\ +waiter1-$$\  ]] &&
+    [[ $(sed -n 4p <<<"$out") =~ ^waiter\ +write\ +waiter2-$$\  ]] || fail "plain status rows: $out" || return 1
 
   kill -TERM $hpid
   await 'all_gone $hpid $w1 $w2' 10 || fail "holder and waiters did not all finish" || return 1
   expect_rc "holder ended by SIGTERM" 143 "$(waitrc $hpid)" || return 1
   expect_rc "first waiter" 0 "$(waitrc $w1)" || return 1
   expect_rc "second waiter" 0 "$(waitrc $w2)"
+}
+
+# A command under -s that waits (up to 10 s, polling) until $1 commands
+# have written their marker in $dir: it exits 0 only if they were all
+# inside together, 9 if it waited in vain.
+together_cmd='touch "$1/in.$$"; i=0
+while [ "$(ls "$1" | grep -c "^in\.")" -lt "$2" ]; do
+  i=$((i + 1)); [ $i -gt 400 ] && exit 9; sleep 0.025
+done
+echo ok >> "$1/together"'
+
+# Two zkr lock -s on one path run their commands at the same time.
+test_cli_shared_together() {
+  local a b
+  "$ZKR" --hosts "$HOSTS" lock -s --id r1 "$P" -- sh -c "$together_cmd" sh "$dir" 2 &
+  a=$!
+  track $a
+  "$ZKR" --hosts "$HOSTS" lock --shared --id r2 "$P" -- sh -c "$together_cmd" sh "$dir" 2 &
+  b=$!
+  track $b
+  await 'all_gone $a $b' 15 || fail "the two -s commands did not finish within 15 s" || return 1
+  expect_rc "first -s (9: the other never came in)" 0 "$(waitrc $a)" || return 1
+  expect_rc "second -s (9: the other never came in)" 0 "$(waitrc $b)" || return 1
+  [ "$(lines "$dir/together")" -eq 2 ] || fail "$(lines "$dir/together") commands saw both inside, expected 2"
+}
+
+# A -s holder keeps an exclusive zkr lock waiting (-n gives up); a reader
+# that comes after a waiting writer queues behind it; status shows who
+# holds in which mode.
+test_cli_shared_blocks_exclusive() {
+  local r x out
+  "$ZKR" --hosts "$HOSTS" lock -s --id r1 "$P" -- sh -c 'echo $$ > "$1/r1.pid"; exec sleep 30' sh "$dir" &
+  r=$!
+  track $r
+  await_start "$dir/r1.pid" $r "reader's command" || return 1
+
+  zk lock -n "$P" -- touch "$dir/ran"
+  expect_rc "-n (exclusive) while a -s holds" 1 $? || return 1
+  zk lock -x -n -E 7 "$P" -- touch "$dir/ran"
+  expect_rc "-x -n -E 7 while a -s holds" 7 $? || return 1
+
+  "$ZKR" --hosts "$HOSTS" lock -w 20 --id w1 "$P" -- sh -c 'echo x > "$1/x.ran"' sh "$dir" &
+  x=$!
+  track $x
+  await '[ "$(contenders "$P")" = "holder:read:r1 waiter:write:w1" ]' 10 ||
+    fail "status: '$(contenders "$P")', expected holder:read:r1 waiter:write:w1" || return 1
+  [ ! -e "$dir/x.ran" ] || fail "the exclusive command ran while a -s held" || return 1
+  zk lock -s -n "$P" -- touch "$dir/ran"
+  expect_rc "-s -n behind a waiting writer" 1 $? || return 1
+  [ ! -e "$dir/ran" ] || fail "a command ran although it should not have" || return 1
+
+  out=$(zk status "$P")
+  [[ $(sed -n 2p <<<"$out") =~ ^holder\ +read\ +r1\  ]] &&
+    [[ $(sed -n 3p <<<"$out") =~ ^waiter\ +write\ +w1\  ]] || fail "plain status rows: $out" || return 1
+
+  kill -TERM $r
+  await 'gone $x' 10 || fail "the exclusive waiter did not run after the reader left" || return 1
+  expect_rc "exclusive waiter" 0 "$(waitrc $x)" || return 1
+  file_has_line "$dir/x.ran" x || fail "the exclusive command did not run"
+}
+
+# An exclusive holder keeps -s waiting; -s -n gives up with 1 (or -E).
+test_cli_exclusive_blocks_shared() {
+  local h r1 r2
+  "$ZKR" --hosts "$HOSTS" lock --id w1 "$P" -- sh -c 'echo $$ > "$1/w1.pid"; exec sleep 30' sh "$dir" &
+  h=$!
+  track $h
+  await_start "$dir/w1.pid" $h "writer's command" || return 1
+
+  zk lock -s -n "$P" -- touch "$dir/ran"
+  expect_rc "-s -n while an exclusive holds" 1 $? || return 1
+  zk lock -s -n -E 7 "$P" -- touch "$dir/ran"
+  expect_rc "-s -n -E 7 while an exclusive holds" 7 $? || return 1
+  zk lock -s -w 0.3 "$P" -- touch "$dir/ran"
+  expect_rc "-s -w 0.3 while an exclusive holds" 1 $? || return 1
+
+  # Two readers wait; once the writer is gone they run together.
+  "$ZKR" --hosts "$HOSTS" lock -s -w 20 --id r1 "$P" -- sh -c "$together_cmd" sh "$dir" 2 &
+  r1=$!
+  track $r1
+  "$ZKR" --hosts "$HOSTS" lock -s -w 20 --id r2 "$P" -- sh -c "$together_cmd" sh "$dir" 2 &
+  r2=$!
+  track $r2
+  await '[ "$(nparts "$P")" = 3 ]' 10 || fail "the readers did not queue: $(contenders "$P")" || return 1
+  [[ $(contenders "$P") =~ ^holder:write:w1\ waiter:read:r[12]\ waiter:read:r[12]$ ]] ||
+    fail "status: '$(contenders "$P")', expected the writer holding, two readers waiting" || return 1
+  [ ! -e "$dir/ran" ] && [ ! -e "$dir/together" ] || fail "a reader ran while the writer held" || return 1
+
+  kill -TERM $h
+  await 'all_gone $r1 $r2' 15 || fail "the readers did not finish after the writer left" || return 1
+  expect_rc "first reader (9: not inside together)" 0 "$(waitrc $r1)" || return 1
+  expect_rc "second reader (9: not inside together)" 0 "$(waitrc $r2)" || return 1
+  [ ! -e "$dir/ran" ] || fail "a -n/-w reader ran while the writer held"
+}
+
+# A command under --leases that marks itself inside ($dir/in.ID), records
+# how many were inside as it came in, and leaves when the case creates
+# $dir/leave.ID (or after 20 s: exit 9).
+lease_cmd='touch "$1/in.$2"; ls "$1" | grep -c "^in\." >> "$1/counts"; i=0
+while [ ! -e "$1/leave.$2" ]; do
+  i=$((i + 1)); [ $i -gt 800 ] && exit 9; sleep 0.025
+done
+rm "$1/in.$2"'
+
+inside() { find "$dir" -maxdepth 1 -name 'in.*' | wc -l; }
+
+# --leases 2 with three commands: two inside at once, the third waits
+# (status shows the limit and who holds) and runs once one has left.
+test_cli_leases_limit() {
+  local id pids=() first third out max
+  for id in l1 l2 l3; do
+    "$ZKR" --hosts "$HOSTS" lock --leases 2 --id $id "$P" -- sh -c "$lease_cmd" sh "$dir" $id &
+    pids+=($!)
+    track $!
+  done
+  await '[ "$(inside)" = 2 ] && [ "$(nparts "$P")" = 3 ]' 10 ||
+    fail "expected 2 inside and 3 contenders, got $(inside) inside: $(contenders "$P")" || return 1
+  [[ $(contenders "$P") =~ ^holder:lease:l[123]\ holder:lease:l[123]\ waiter:lease:l[123]$ ]] ||
+    fail "status: '$(contenders "$P")', expected two lease holders and a waiter" || return 1
+  out=$(zk status "$P")
+  [ "$(sed -n 1p <<<"$out")" = "semaphore $P: limit 2, 2 held" ] || fail "status header: $out" || return 1
+  zk status --json "$P" | grep -q '"limit":2,' || fail "status --json lacks \"limit\":2" || return 1
+  third=$(contenders "$P" | sed 's/.*waiter:lease://')
+  [ "$(inside)" = 2 ] && [ ! -e "$dir/in.$third" ] || fail "a third command ran beside two lease holders" || return 1
+
+  first=$(find "$dir" -maxdepth 1 -name 'in.*' -printf '%f\n' | head -1)
+  touch "$dir/leave.${first#in.}"
+  await '[ -e "$dir/in.$third" ]' 10 || fail "the third ($third) did not run after ${first#in.} left" || return 1
+  touch "$dir"/leave.l1 "$dir"/leave.l2 "$dir"/leave.l3
+  await 'all_gone "${pids[@]}"' 10 || fail "the lease holders did not finish" || return 1
+  for id in 0 1 2; do
+    expect_rc "--leases 2 command l$((id + 1)) (9: never told to leave)" 0 "$(waitrc "${pids[$id]}")" || return 1
+  done
+  max=$(sort -n "$dir/counts" | tail -1)
+  [ "$(lines "$dir/counts")" -eq 3 ] || fail "$(lines "$dir/counts") commands ran, expected 3" || return 1
+  [ "$max" -le 2 ] || fail "inside counts on entry: $(tr '\n' ' ' <"$dir/counts"), one above the limit 2"
+}
+
+# --leases N that differs from the limit recorded at PATH: refused with
+# the library's text, exit 64, the command not run; a -n try on a full
+# semaphore gives up with 1.
+test_cli_leases_mismatch() {
+  local h
+  "$ZKR" --hosts "$HOSTS" lock --leases 1 --id h "$P" -- sh -c 'echo $$ > "$1/h.pid"; exec sleep 30' sh "$dir" &
+  h=$!
+  track $h
+  await_start "$dir/h.pid" $h "lease holder's command" || return 1
+  zk lock --leases 3 "$P" -- touch "$dir/ran" 2>"$dir/err"
+  expect_rc "--leases 3 on a semaphore of 1" 64 $? || return 1
+  grep -qF "disagree on max_leases" "$dir/err" && grep -qF -- "--leases 3, but its path records 1" "$dir/err" ||
+    fail "mismatch message: $(cat "$dir/err")" || return 1
+  zk lock --leases 1 -n "$P" -- touch "$dir/ran"
+  expect_rc "--leases 1 -n on a full semaphore" 1 $? || return 1
+  zk lock --leases 1 -w 0.3 -E 5 "$P" -- touch "$dir/ran"
+  expect_rc "--leases 1 -w 0.3 -E 5 on a full semaphore" 5 $? || return 1
+  [ ! -e "$dir/ran" ] || fail "a command ran although refused"
 }
 
 test_cli_leader() {
@@ -630,6 +801,12 @@ lock -c without its argument|lock $P -c
 lock -c with an extra argument|lock $P -c touch\ $dir/ran extra
 elect -c without its argument|elect $P -c
 lock unknown option|lock --frobnicate $P -- touch $dir/ran
+lock -s with -x|lock -s -x $P -- touch $dir/ran
+lock --shared with --exclusive|lock --shared --exclusive $P -- touch $dir/ran
+lock -s with --leases|lock -s --leases 2 $P -- touch $dir/ran
+lock --leases with -x|lock --leases 2 -x $P -- touch $dir/ran
+lock --leases 0|lock --leases 0 $P -- touch $dir/ran
+lock --leases not a number|lock --leases two $P -- touch $dir/ran
 elect without COMMAND|elect $P
 status without PATH|status
 status with two PATHs|status $P $P
@@ -836,9 +1013,12 @@ zk_delete() {
 # node. The command ignores SIGTERM: with the default --grace (half the
 # expiry margin: 0.1 s for a 2 s session) it is killed at once, not after
 # seconds of running beside the next holder.
-test_cli_lost_node_deleted() {
-  local zpid node t0 el
-  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 lock "$P" -- \
+# node_deleted_stops NOUN [LOCK OPTION]: the hold of zkr lock [OPTION] is
+# lost when another client deletes its node; zkr names it as NOUN.
+node_deleted_stops() {
+  local noun=$1 zpid node t0 el
+  shift
+  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 lock "$@" "$P" -- \
     sh -c 'trap "" TERM; echo "$ZKR_LOCK_NODE" > "$1/node"; exec sleep 600' sh "$dir" 2>"$dir/zkr.err" &
   zpid=$!
   track $zpid
@@ -849,11 +1029,19 @@ test_cli_lost_node_deleted() {
   await 'gone $zpid' 10 || fail "zkr still running 10 s after its node was deleted" || return 1
   el=$(($(now_ms) - t0))
   expect_rc "zkr whose node was deleted" 75 "$(waitrc $zpid)" || return 1
-  grep -q "lock $P lost (node deleted" "$dir/zkr.err" || fail "lost message: $(cat "$dir/zkr.err")" || return 1
+  grep -q "^zkr: $noun $P lost (node deleted" "$dir/zkr.err" || fail "lost message: $(cat "$dir/zkr.err")" || return 1
   # The delete is seen before zkCli exits: 1 s is the default grace plus
   # plenty of scheduling slack, far below the former 5 s.
   [ $el -lt 1000 ] || fail "a command ignoring SIGTERM ran $el ms after the deletion with the default --grace"
 }
+
+test_cli_lost_node_deleted() { node_deleted_stops lock; }
+
+# The same supervision under -s: the read hold lost, the command stopped, 75.
+test_cli_shared_lost_node_deleted() { node_deleted_stops "read lock" -s; }
+
+# And under --leases: the lease lost, the command stopped, 75.
+test_cli_lease_lost_node_deleted() { node_deleted_stops "lease of" --leases 2; }
 
 # Another client deletes the node of a zkr still waiting in the queue: zkr
 # says so and exits 75 without running the command.
@@ -1023,8 +1211,9 @@ test_cli_error_messages() {
   check_msg "-w 0x10" "decimal seconds" --hosts "$HOSTS" lock -w 0x10 "$P" -- true || return 1
   check_msg "-c without its argument" "-c needs" --hosts "$HOSTS" lock "$P" -c || return 1
   check_msg "-n with -w" "-n and -w" --hosts "$HOSTS" lock -n -w 1 "$P" -- true || return 1
-  check_msg "-s" "read-write lock" --hosts "$HOSTS" lock -s "$P" -- true || return 1
-  check_msg "--leases" "semaphore" --hosts "$HOSTS" lock --leases 2 "$P" -- true || return 1
+  check_msg "-x with -s" "-x (exclusive) and -s (shared)" --hosts "$HOSTS" lock -x -s "$P" -- true || return 1
+  check_msg "--leases with -s" "--leases (a semaphore) excludes -s" --hosts "$HOSTS" lock -s --leases 2 "$P" -- true || return 1
+  check_msg "--leases 0" "bad --leases '0'" --hosts "$HOSTS" lock --leases 0 "$P" -- true || return 1
   # A bad path is refused before connecting: no connect timeout to wait.
   t0=$(now_ms)
   check_msg "bad path, server down" "must be absolute" --hosts 127.0.0.1:1 --connect-timeout 5000 lock rel -- true || return 1
@@ -1168,6 +1357,11 @@ CASES=(
   signal_while_waiting
   sigkill_kills_command
   status_queue
+  shared_together
+  shared_blocks_exclusive
+  exclusive_blocks_shared
+  leases_limit
+  leases_mismatch
   leader
   elect_runs_only_leader
   elect_environment
@@ -1182,6 +1376,8 @@ CASES=(
   ctrl_z
   background_then_fg
   lost_node_deleted
+  shared_lost_node_deleted
+  lease_lost_node_deleted
   waiting_node_deleted
   term_sent_once
   fatal_signal_ends_tree

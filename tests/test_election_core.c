@@ -7,11 +7,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
+
+/* Session timeout of the expiry and SIGKILL cases: short, so that their
+ * protocol bounds are short. */
+#define E_MS 2000
 
 typedef struct changes {
   int ups, downs, leader; /* on_change(1) / on_change(0) counts, last value */
@@ -60,10 +65,10 @@ static void test_election_basic_and_epoch(void) {
   int64_t epoch = 0;
   size_t n = 0;
 
-  CU_ASSERT_EQUAL(zkr_election_await(ea, 5000), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_await(ea, TH_SETTLE_MS), ZKR_OK);
   eb = join(b, path, "beta", &cb);
   CU_ASSERT_EQUAL(zkr_election_await(eb, 300), ZKR_ETIMEDOUT);
-  CU_ASSERT_TRUE(th_wait_until(is_up, &ca, 5000));
+  CU_ASSERT_TRUE(th_wait_until(is_up, &ca, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(ca.ups, 1);
   CU_ASSERT_EQUAL(cb.ups, 0);
   CU_ASSERT_EQUAL(zkr_election_is_leader(ea), 1);
@@ -102,16 +107,16 @@ static void test_election_resign_hands_over(void) {
   zkr_election *ea = join(a, path, "a", &ca), *eb;
   int64_t t0, e1 = 0, e2 = 0;
 
-  CU_ASSERT_EQUAL_FATAL(zkr_election_await(ea, 5000), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(zkr_election_await(ea, TH_SETTLE_MS), ZKR_OK);
   eb = join(b, path, "b", &cb);
   zkr_election_epoch(ea, &e1);
   t0 = th_now_ms();
   CU_ASSERT_EQUAL(zkr_election_resign(ea), ZKR_OK);
-  CU_ASSERT_EQUAL(zkr_election_await(eb, 5000), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_await(eb, TH_SETTLE_MS), ZKR_OK);
   printf("[resign handoff %lld ms] ", (long long)(th_now_ms() - t0));
-  CU_ASSERT_TRUE(th_now_ms() - t0 < 1000);
-  CU_ASSERT_TRUE(th_wait_until(is_down, &ca, 5000));
-  CU_ASSERT_TRUE(th_wait_until(is_up, &cb, 5000));
+  CU_ASSERT_TRUE(th_now_ms() - t0 < TH_LATE_MS); /* one round trip and a notification */
+  CU_ASSERT_TRUE(th_wait_until(is_down, &ca, TH_SETTLE_MS));
+  CU_ASSERT_TRUE(th_wait_until(is_up, &cb, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(ca.ups, 1);
   CU_ASSERT_EQUAL(ca.downs, 1);
   CU_ASSERT_EQUAL(cb.ups, 1);
@@ -122,7 +127,7 @@ static void test_election_resign_hands_over(void) {
   CU_ASSERT_EQUAL(zkr_election_join(ea), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_election_await(ea, 300), ZKR_ETIMEDOUT);
   CU_ASSERT_EQUAL(zkr_election_resign(eb), ZKR_OK);
-  CU_ASSERT_EQUAL(zkr_election_await(ea, 5000), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_await(ea, TH_SETTLE_MS), ZKR_OK);
   zkr_election_free(ea);
   zkr_election_free(eb);
   zkr_session_close(a);
@@ -140,24 +145,24 @@ static int session_lost(void *arg) {
 
 static void test_election_session_expired(void) {
   char *path = th_path("e-expire");
-  zkr_session *a = th_session(2000), *b = th_session(2000);
+  zkr_session *a = th_session(E_MS), *b = th_session(E_MS);
   changes ca = {0, 0, 0}, cb = {0, 0, 0};
   zkr_election *ea = join(a, path, "a", &ca), *eb;
   int64_t e1 = 0, e2 = 0, t0;
 
-  CU_ASSERT_EQUAL_FATAL(zkr_election_await(ea, 5000), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(zkr_election_await(ea, TH_SETTLE_MS), ZKR_OK);
   eb = join(b, path, "b", &cb);
   zkr_election_epoch(ea, &e1);
   CU_ASSERT_EQUAL(th_expire(a), 0);
   t0 = th_now_ms(); /* the server has expired it: from here on, within its timeout */
-  CU_ASSERT_TRUE(th_wait_until(is_down, &ca, 5000));
-  CU_ASSERT_TRUE(th_now_ms() - t0 < 2000); /* stepped down within its own timeout */
+  CU_ASSERT_TRUE(th_wait_until(is_down, &ca, TH_SETTLE_MS));
+  CU_ASSERT_TRUE(th_now_ms() - t0 < E_MS * TH_TIME_SCALE); /* stepped down within its own timeout */
   CU_ASSERT_EQUAL(zkr_election_is_leader(ea), 0);
-  CU_ASSERT_EQUAL(zkr_election_await(eb, 5000), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_await(eb, TH_SETTLE_MS), ZKR_OK);
   zkr_election_epoch(eb, &e2);
   CU_ASSERT_TRUE(e1 < e2);
   /* No silent rejoin; once the session is known lost, no rejoin at all. */
-  CU_ASSERT_TRUE(th_wait_until(session_lost, a, 10000));
+  CU_ASSERT_TRUE(th_wait_until(session_lost, a, TH_SETTLE_FOR(E_MS)));
   CU_ASSERT_EQUAL(zkr_election_join(ea), ZKR_ESESSION);
   CU_ASSERT_EQUAL(th_count_nodes(path), 1);
   zkr_election_free(ea);
@@ -180,7 +185,7 @@ typedef struct observed {
 static void *observe_main(void *p) {
   observed *o = p;
 
-  o->rc = zkr_election_observe(o->s, o->path, &o->epoch, o->id, sizeof(o->id), 10000);
+  o->rc = zkr_election_observe(o->s, o->path, &o->epoch, o->id, sizeof(o->id), TH_SETTLE_MS);
   return NULL;
 }
 
@@ -201,7 +206,7 @@ static void test_election_observe(void) {
   pthread_join(t, NULL);
   CU_ASSERT_EQUAL(o.rc, ZKR_OK);
   CU_ASSERT_STRING_EQUAL(o.id, "first");
-  CU_ASSERT_EQUAL(zkr_election_await(ea, 5000), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_await(ea, TH_SETTLE_MS), ZKR_OK);
   zkr_election_epoch(ea, &e);
   CU_ASSERT_EQUAL(o.epoch, e);
   eb = join(b, path, "second", NULL);
@@ -229,10 +234,12 @@ static void test_election_observe(void) {
 typedef struct board {
   int leader[SLOTS];
   int proc_of[SLOTS];
-  int stop;
 } board;
 
 static board *bd;
+/* The children stay until the write end (held by the parent only) closes:
+ * their read then sees the end of the file. */
+static int stop_pipe[2];
 
 typedef struct slot_arg {
   int slot;
@@ -248,12 +255,14 @@ static int child(const char *path, int proc) {
   zkr_election *e[SLOTS];
   slot_arg args[SLOTS];
   int i, n = 0;
+  char c;
 
+  close(stop_pipe[1]); /* only the parent may end the wait */
   for (i = 0; i < SLOTS; i++) {
     zkr_election_opts o;
     if (bd->proc_of[i] != proc)
       continue;
-    s[n] = th_session(2000);
+    s[n] = th_session(E_MS);
     memset(&o, 0, sizeof(o));
     args[n].slot = i;
     o.on_change = slot_change;
@@ -263,8 +272,8 @@ static int child(const char *path, int proc) {
       return 1;
     n++;
   }
-  while (!__atomic_load_n(&bd->stop, __ATOMIC_SEQ_CST))
-    usleep(10000);
+  while (read(stop_pipe[0], &c, 1) != 0 && errno == EINTR)
+    ;
   for (i = 0; i < n; i++) {
     zkr_election_free(e[i]);
     zkr_session_close(s[i]);
@@ -292,6 +301,7 @@ static void test_election_one_leader_under_kills(void) {
 
   bd = mmap(NULL, sizeof(*bd), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   CU_ASSERT_FATAL(bd != MAP_FAILED);
+  CU_ASSERT_EQUAL_FATAL(pipe(stop_pipe), 0);
   memset(bd, 0, sizeof(*bd));
   for (i = 0; i < SLOTS; i++)
     bd->proc_of[i] = i % PROCS;
@@ -300,7 +310,7 @@ static void test_election_one_leader_under_kills(void) {
     if (pid[i] == 0)
       _exit(child(path, i));
   }
-  CU_ASSERT_TRUE(th_wait_until(one_leader, NULL, 10000));
+  CU_ASSERT_TRUE(th_wait_until(one_leader, NULL, TH_SETTLE_FOR(E_MS)));
   for (kills = 0; kills < 2; kills++) {
     int victim = -1, s;
     int64_t t0, until;
@@ -319,7 +329,8 @@ static void test_election_one_leader_under_kills(void) {
     waitpid(pid[victim], NULL, 0);
     pid[victim] = -1;
     t0 = th_now_ms();
-    until = t0 + 2000 + 3000;
+    /* Strict: the dead leader's sessions end, the next one takes over. */
+    until = t0 + TH_EXPIRED_BY_MS(E_MS);
     while (th_now_ms() < until && leaders() != 1) {
       if (leaders() > max_seen)
         max_seen = leaders();
@@ -336,13 +347,14 @@ static void test_election_one_leader_under_kills(void) {
     }
   }
   CU_ASSERT_TRUE(max_seen <= 1);
-  __atomic_store_n(&bd->stop, 1, __ATOMIC_SEQ_CST);
+  close(stop_pipe[1]);
   for (i = 0; i < nproc; i++) {
     if (pid[i] < 0)
       continue;
     CU_ASSERT_EQUAL(waitpid(pid[i], &st, 0), pid[i]);
     CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   }
+  close(stop_pipe[0]);
   munmap(bd, sizeof(*bd));
   th_finish_path(path);
 }
@@ -386,8 +398,8 @@ static void test_election_session_close(void) {
   changes ca = {0, 0, 0};
   zkr_election *ea = join(a, path, "a", &ca);
 
-  CU_ASSERT_EQUAL_FATAL(zkr_election_await(ea, 5000), ZKR_OK);
-  CU_ASSERT_TRUE(th_wait_until(is_up, &ca, 5000));
+  CU_ASSERT_EQUAL_FATAL(zkr_election_await(ea, TH_SETTLE_MS), ZKR_OK);
+  CU_ASSERT_TRUE(th_wait_until(is_up, &ca, TH_SETTLE_MS));
   zkr_session_close(a);
   CU_ASSERT_EQUAL(ca.downs, 1);
   CU_ASSERT_EQUAL(zkr_election_is_leader(ea), 0);

@@ -12,6 +12,14 @@
 #include "ensemble.h"
 #include "harness.h"
 
+/* Session timeouts (parameters, not bounds): one that outlasts a ZooKeeper
+ * leader election (the ensemble's initLimit is 20 ticks of 200 ms = 4 s),
+ * and one that outlasts a restart of the whole ensemble (three JVMs
+ * starting at once, then an election: many seconds on a loaded machine;
+ * the server's maxSessionTimeout is 60 s). */
+#define ENS_SESSION_MS 10000
+#define RESTART_SESSION_MS 45000
+
 static th_ens *ens;
 
 typedef struct waiter {
@@ -24,7 +32,8 @@ typedef struct waiter {
 static void *waiter_main(void *p) {
   waiter *w = p;
 
-  w->rc = zkr_lock_acquire(w->l, 60000);
+  /* Through the fault and the holder's release: a settle of its session. */
+  w->rc = zkr_lock_acquire(w->l, TH_SETTLE_FOR(zkr_session_timeout(w->s)));
   w->got_at = th_now_ms();
   if (w->rc == ZKR_OK)
     zkr_lock_release(w->l);
@@ -37,7 +46,7 @@ static zkr_session *open_on(const char *hosts, int timeout_ms) {
 
   memset(&o, 0, sizeof(o));
   o.session_timeout_ms = timeout_ms;
-  o.connect_timeout_ms = 20000;
+  o.connect_timeout_ms = TH_SETTLE_FOR(timeout_ms);
   CU_ASSERT_EQUAL(zkr_session_open(&s, hosts, &o), ZKR_OK);
   return s;
 }
@@ -45,7 +54,7 @@ static zkr_session *open_on(const char *hosts, int timeout_ms) {
 /* Holder keeps the lock through a leader kill; waiters stay out, then go on. */
 static void test_faults_ensemble_leader_killed(void) {
   char *path = th_path("fe-leader");
-  zkr_session *hs = open_on(th_ens_hosts(ens), 10000);
+  zkr_session *hs = open_on(th_ens_hosts(ens), ENS_SESSION_MS);
   zkr_lock *hl = NULL;
   waiter w[2];
   pthread_t t[2];
@@ -58,7 +67,7 @@ static void test_faults_ensemble_leader_killed(void) {
   sid = zkr_session_id(hs);
   for (i = 0; i < 2; i++) {
     memset(&w[i], 0, sizeof(w[i]));
-    w[i].s = open_on(th_ens_hosts(ens), 10000);
+    w[i].s = open_on(th_ens_hosts(ens), ENS_SESSION_MS);
     CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&w[i].l, w[i].s, path, NULL), ZKR_OK);
     w[i].rc = 99;
     pthread_create(&t[i], NULL, waiter_main, &w[i]);
@@ -68,9 +77,7 @@ static void test_faults_ensemble_leader_killed(void) {
   CU_ASSERT_TRUE_FATAL(leader > 0);
   CU_ASSERT_EQUAL(th_ens_kill(ens, leader), 0);
   /* A new leader is elected; meanwhile and after, the holder still holds. */
-  for (i = 0; i < 400 && th_ens_leader(ens) <= 0; i++)
-    usleep(25000);
-  CU_ASSERT_TRUE(th_ens_leader(ens) > 0);
+  CU_ASSERT_EQUAL(th_ens_await_leader(ens), 0);
   CU_ASSERT_EQUAL(zkr_lock_held(hl), 1);
   CU_ASSERT_EQUAL(zkr_session_id(hs), sid);
   CU_ASSERT_NOT_EQUAL(zkr_session_get_state(hs), ZKR_SESSION_LOST);
@@ -95,7 +102,7 @@ static void test_faults_ensemble_leader_killed(void) {
  * while down, the hold and the queue intact after. */
 static void test_faults_ensemble_full_restart(void) {
   char *path = th_path("fe-restart");
-  zkr_session *hs = open_on(th_ens_hosts(ens), 30000);
+  zkr_session *hs = open_on(th_ens_hosts(ens), RESTART_SESSION_MS);
   zkr_lock *hl = NULL;
   waiter w;
   pthread_t t;
@@ -106,7 +113,7 @@ static void test_faults_ensemble_full_restart(void) {
   CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(hl, -1), ZKR_OK);
   zkr_lock_token(hl, &token_before);
   memset(&w, 0, sizeof(w));
-  w.s = open_on(th_ens_hosts(ens), 30000);
+  w.s = open_on(th_ens_hosts(ens), RESTART_SESSION_MS);
   CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&w.l, w.s, path, NULL), ZKR_OK);
   w.rc = 99;
   pthread_create(&t, NULL, waiter_main, &w);
@@ -145,12 +152,13 @@ static void on_change(zkr_election *e, int leader, void *arg) {
  * survives. */
 static void test_faults_ensemble_election_survives_leader_kill(void) {
   char *path = th_path("fe-elect");
-  zkr_session *a = open_on(th_ens_hosts(ens), 10000), *b = open_on(th_ens_hosts(ens), 10000);
+  zkr_session *a = open_on(th_ens_hosts(ens), ENS_SESSION_MS),
+              *b = open_on(th_ens_hosts(ens), ENS_SESSION_MS);
   changes ca = {0, 0}, cb = {0, 0};
   zkr_election_opts o;
   zkr_election *ea = NULL, *eb = NULL;
   int64_t epoch = 0, after = 0;
-  int i, zk_leader;
+  int zk_leader;
 
   memset(&o, 0, sizeof(o));
   o.on_change = on_change;
@@ -159,16 +167,14 @@ static void test_faults_ensemble_election_survives_leader_kill(void) {
   o.arg = &cb;
   CU_ASSERT_EQUAL_FATAL(zkr_election_new(&eb, b, path, &o), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_election_join(ea), ZKR_OK);
-  CU_ASSERT_EQUAL_FATAL(zkr_election_await(ea, 10000), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(zkr_election_await(ea, TH_SETTLE_FOR(ENS_SESSION_MS)), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_election_join(eb), ZKR_OK);
   CU_ASSERT_TRUE(th_await_nodes(path, 2));
   zkr_election_epoch(ea, &epoch);
   zk_leader = th_ens_leader(ens);
   CU_ASSERT_TRUE_FATAL(zk_leader > 0);
   CU_ASSERT_EQUAL(th_ens_kill(ens, zk_leader), 0);
-  for (i = 0; i < 400 && th_ens_leader(ens) <= 0; i++)
-    usleep(25000);
-  CU_ASSERT_TRUE(th_ens_leader(ens) > 0);
+  CU_ASSERT_EQUAL(th_ens_await_leader(ens), 0);
   CU_ASSERT_EQUAL(zkr_election_is_leader(ea), 1);
   CU_ASSERT_EQUAL(zkr_election_is_leader(eb), 0);
   CU_ASSERT_EQUAL(zkr_election_epoch(ea, &after), ZKR_OK);

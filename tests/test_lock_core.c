@@ -99,7 +99,8 @@ static void *me_main(void *p) {
     char buf[32] = {0};
     int fd, v;
 
-    if (zkr_lock_acquire(t->l, 30000) != ZKR_OK) {
+    /* Behind every other contender at worst. */
+    if (zkr_lock_acquire(t->l, TH_QUEUE_MS(ME_PROCS * ME_THREADS - 1)) != ZKR_OK) {
       t->failures++;
       continue;
     }
@@ -183,6 +184,8 @@ static void test_lock_mutual_exclusion(void) {
 
 /* --- FIFO ------------------------------------------------------------------- */
 
+#define FIFO_WAITERS 5
+
 typedef struct fifo_ctx {
   pthread_mutex_t mu;
   int order[8];
@@ -198,7 +201,7 @@ typedef struct fifo_waiter {
 static void *fifo_main(void *p) {
   fifo_waiter *w = p;
 
-  if (zkr_lock_acquire(w->l, 30000) == ZKR_OK) {
+  if (zkr_lock_acquire(w->l, TH_QUEUE_MS(FIFO_WAITERS)) == ZKR_OK) {
     pthread_mutex_lock(&w->ctx->mu);
     w->ctx->order[w->ctx->n++] = w->id;
     pthread_mutex_unlock(&w->ctx->mu);
@@ -212,12 +215,12 @@ static void test_lock_fifo(void) {
   zkr_session *s = th_session(0);
   zkr_lock *h = lock_on(s, path, NULL);
   fifo_ctx ctx = {PTHREAD_MUTEX_INITIALIZER, {0}, 0};
-  fifo_waiter w[5];
-  pthread_t t[5];
+  fifo_waiter w[FIFO_WAITERS];
+  pthread_t t[FIFO_WAITERS];
   int i;
 
   CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(h, -1), ZKR_OK);
-  for (i = 0; i < 5; i++) {
+  for (i = 0; i < FIFO_WAITERS; i++) {
     w[i].l = lock_on(s, path, NULL);
     w[i].id = i;
     w[i].ctx = &ctx;
@@ -225,10 +228,10 @@ static void test_lock_fifo(void) {
     CU_ASSERT_TRUE(th_await_nodes(path, i + 2)); /* queued before the next one starts */
   }
   CU_ASSERT_EQUAL(zkr_lock_release(h), ZKR_OK);
-  for (i = 0; i < 5; i++)
+  for (i = 0; i < FIFO_WAITERS; i++)
     pthread_join(t[i], NULL);
-  CU_ASSERT_EQUAL(ctx.n, 5);
-  for (i = 0; i < 5; i++) {
+  CU_ASSERT_EQUAL(ctx.n, FIFO_WAITERS);
+  for (i = 0; i < FIFO_WAITERS; i++) {
     CU_ASSERT_EQUAL(ctx.order[i], i);
     zkr_lock_free(w[i].l);
   }
@@ -300,6 +303,8 @@ static void test_lock_try_and_timeout(void) {
   zkr_session *a = th_session(0), *b = th_session(0);
   zkr_lock *la = lock_on(a, path, NULL), *lb = lock_on(b, path, NULL);
   int64_t t0, ms;
+  /* The timed wait under test; its end must come on time (strict). */
+  const int timed_ms = 700;
 
   CU_ASSERT_EQUAL(zkr_lock_acquire(lb, 0), ZKR_OK); /* free: a try gets it */
   CU_ASSERT_EQUAL(zkr_lock_release(lb), ZKR_OK);
@@ -307,10 +312,10 @@ static void test_lock_try_and_timeout(void) {
   CU_ASSERT_EQUAL(zkr_lock_acquire(lb, 0), ZKR_ETIMEDOUT);
   CU_ASSERT_EQUAL(th_count_nodes(path), 1); /* its node was gone when it returned */
   t0 = th_now_ms();
-  CU_ASSERT_EQUAL(zkr_lock_acquire(lb, 700), ZKR_ETIMEDOUT);
+  CU_ASSERT_EQUAL(zkr_lock_acquire(lb, timed_ms), ZKR_ETIMEDOUT);
   ms = th_now_ms() - t0;
-  printf("[timed acquire of 700 ms returned after %lld ms] ", (long long)ms);
-  CU_ASSERT_TRUE(ms >= 700 && ms < 700 + 1000);
+  printf("[timed acquire of %d ms returned after %lld ms] ", timed_ms, (long long)ms);
+  CU_ASSERT_TRUE(ms >= timed_ms && ms < timed_ms + TH_LATE_MS);
   CU_ASSERT_EQUAL(th_count_nodes(path), 1);
   CU_ASSERT_EQUAL(zkr_lock_held(lb), 0);
   CU_ASSERT_EQUAL(zkr_lock_release(la), ZKR_OK);
@@ -337,7 +342,7 @@ typedef struct herd_w {
 static void *herd_main(void *p) {
   herd_w *w = p;
 
-  w->rc = zkr_lock_acquire(w->l, 60000);
+  w->rc = zkr_lock_acquire(w->l, TH_QUEUE_MS(HERD));
   __atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
   return NULL;
 }
@@ -423,13 +428,13 @@ static void test_lock_herd(void) {
     pthread_create(&t[i], NULL, herd_main, &w[i]);
   }
   CU_ASSERT_TRUE(th_await_nodes(path, HERD + 1));
-  CU_ASSERT_TRUE(th_wait_until(all_watching, &hw, 10000));
+  CU_ASSERT_TRUE(th_wait_until(all_watching, &hw, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(watchers(hw.holder, &paths), 1); /* no node watched by two waiters */
   CU_ASSERT_EQUAL(zkr_lock_release(h), ZKR_OK);
   /* Each release lets exactly one waiter through: the next in line. */
   for (round = 0; round < HERD; round++) {
     done_arg d = {w, round + 1};
-    CU_ASSERT_TRUE(th_wait_until(done_reached, &d, 10000));
+    CU_ASSERT_TRUE(th_wait_until(done_reached, &d, TH_SETTLE_MS));
     if (count_done(w) != round + 1)
       extra++;
     for (i = 0; i < HERD; i++) {
@@ -492,7 +497,7 @@ static int lost_seen(void *arg) {
 
 static void test_lock_valid_until_and_multi(void) {
   char *path = th_path("l-multi"), *data = th_path("l-multi-data"), node[1024];
-  zkr_session *s = th_session(4000);
+  zkr_session *s = th_session(TH_SESSION_MS);
   zkr_lock *l = lock_on(s, path, NULL);
   zhandle_t *raw = th_raw();
   zoo_op_t op;
@@ -506,7 +511,7 @@ static void test_lock_valid_until_and_multi(void) {
   CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(l, -1), ZKR_OK);
   now = zkr_monotonic_ns();
   until = zkr_lock_valid_until(l);
-  CU_ASSERT_TRUE(until > now && until <= now + 4000000000LL);
+  CU_ASSERT_TRUE(until > now && until <= now + (int64_t)TH_SESSION_MS * 1000000); /* the protocol's bound */
   zoo_create_op_init(&op, data, "v", 1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
   CU_ASSERT_EQUAL(zkr_lock_multi(l, 1, &op, &res), ZKR_OK);
   CU_ASSERT_EQUAL(zoo_exists(raw, data, 0, NULL), ZOK);
@@ -546,9 +551,9 @@ static void test_lock_node_deleted_on_lost(void) {
   CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(l, -1), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_lock_node(l, node, sizeof(node)), ZKR_OK);
   /* The own-node watch is set asynchronously after the grant: await it. */
-  CU_ASSERT_TRUE(th_wait_until(node_watched, node, 5000));
+  CU_ASSERT_TRUE(th_wait_until(node_watched, node, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(zoo_delete(raw, node, -1), ZOK);
-  CU_ASSERT_TRUE(th_wait_until(lost_seen, &lc, 5000));
+  CU_ASSERT_TRUE(th_wait_until(lost_seen, &lc, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(lc.n, 1);
   CU_ASSERT_EQUAL(zkr_lock_held(l), 0);
   CU_ASSERT_EQUAL(zkr_lock_lost_reason(l), ZKR_LOST_DELETED);
@@ -614,7 +619,7 @@ static void test_lock_participants(void) {
   CU_ASSERT_EQUAL(p[0].holder, 1);
   CU_ASSERT_EQUAL(p[0].token, tok);
   CU_ASSERT_EQUAL(p[0].session, zkr_session_id(s));
-  CU_ASSERT_TRUE(p[0].age_ms >= 0 && p[0].age_ms < 60000);
+  CU_ASSERT_TRUE(p[0].age_ms >= 0 && p[0].age_ms < TH_SETTLE_MS); /* made in this test */
   zkr_participants_free(p, n);
   CU_ASSERT_EQUAL(zkr_participants(NULL, path, &p, &n), ZKR_EINVAL);
   CU_ASSERT_EQUAL(zkr_participants(s, "bad", &p, &n), ZKR_EINVAL);

@@ -91,7 +91,7 @@ static void test_names_kinds(void) {
     int kind;
   } cases[] = {
       {"_c_0f-lock-0000000001", ZKR__EXCLUSIVE},
-      {"_c_0f-latch-0000000001", ZKR__EXCLUSIVE},
+      {"_c_0f-latch-0000000001", ZKR__LEADER},
       {"_c_0f-__WRIT__0000000001", ZKR__EXCLUSIVE},
       {"0f__lock__0000000001", ZKR__EXCLUSIVE},
       {"_c_0f-__READ__0000000001", ZKR__SHARED},

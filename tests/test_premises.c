@@ -484,7 +484,7 @@ static void test_deleted_waiting_node_across_reconnect(void) {
   CU_ASSERT_EQUAL(zkr_lock_release(h), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_lock_acquire(x, 0), ZKR_OK);
   tp_refuse(p, 0);
-  CU_ASSERT_TRUE(th_wait_until(th_acquirer_done, &a, 2 * timeout_ms));
+  CU_ASSERT_TRUE(th_wait_until(th_acquirer_done, &a, TH_SETTLE_FOR(timeout_ms)));
   CU_ASSERT_EQUAL(th_acquirer_finish(&a), ZKR_ELOST);
   CU_ASSERT_EQUAL(zkr_lock_held(w), 0);
   CU_ASSERT_EQUAL(zkr_lock_held(x), 1);
@@ -715,7 +715,7 @@ static void test_give_up_while_cut_off_returns(void) {
   w = th_lock(sw, path);
   CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(h, -1), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_lock_node(h, hnode, sizeof(hnode)), ZKR_OK);
-  give_up_at = th_now_ms() + timeout_ms / 4 + 200 * TH_TIME_SCALE;
+  give_up_at = th_now_ms() + timeout_ms / 4 + TH_LATE_MS;
   th_acquirer_start(&a, w, timeout_ms / 4, 1);
   CU_ASSERT_TRUE(th_await_nodes(path, 2));
   CU_ASSERT_TRUE(th_wait_until(watched, hnode, TH_SETTLE_MS));
@@ -728,7 +728,7 @@ static void test_give_up_while_cut_off_returns(void) {
    * to run. */
   CU_ASSERT_TRUE(th_wait_until(past, &give_up_at, timeout_ms));
   tp_stall(p, 0);
-  CU_ASSERT_TRUE(th_wait_until(th_acquirer_done, &a, 2 * timeout_ms));
+  CU_ASSERT_TRUE(th_wait_until(th_acquirer_done, &a, TH_SETTLE_FOR(timeout_ms)));
   /* Granted by the read that was cut, or gave up: either way it returned. */
   CU_ASSERT_TRUE(a.rc == ZKR_OK || a.rc == ZKR_ETIMEDOUT);
   th_acquirer_finish(&a);

@@ -8,8 +8,9 @@
  * are split and when each side reads.
  *
  * Every wait is on an observable condition (th_wait_until, or a read with
- * a time limit); the one fixed sleep is the stall itself, whose length is
- * the point of that test. Every test deletes the znodes it creates and
+ * a time limit), bounded as harness.h says; even the stall that expires a
+ * session lasts until the server has expired it (its ephemeral node is
+ * gone), not a fixed time. Every test deletes the znodes it creates and
  * stops its proxy. */
 #include "config.h"
 
@@ -34,11 +35,12 @@
 
 /* Session timeout of clients that must survive reconnections. */
 #define LONG_SESSION_MS 10000
-/* Session timeout and stall of the expiry test. */
+/* Session timeout of the expiry test. */
 #define SHORT_SESSION_MS 2000
-#define STALL_MS 3500
-/* Bound of waits for things that take a round trip or a reconnection. */
-#define WAIT_MS 10000
+/* Bound of waits for things that take a round trip or a reconnection of a
+ * client of LONG_SESSION_MS (it notices a silent connection after two
+ * thirds of its timeout): a settle of that timeout. */
+#define WAIT_MS TH_SETTLE_FOR(LONG_SESSION_MS)
 
 /* --- helpers ----------------------------------------------------------------------------- */
 
@@ -198,11 +200,14 @@ static int fd_count(void) {
   return n - 1;
 }
 
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+/* For th_wait_until: 1 once path is gone on the server. */
+static int raw_gone(void *path) {
+  return raw_exists(path) == ZNONODE;
+}
 
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
+/* For th_wait_until: 1 once c's client no longer counts itself connected. */
+static int not_connected(void *arg) {
+  return zoo_state(((client *)arg)->zh) != ZOO_CONNECTED_STATE;
 }
 
 /* --- a fake server and hand-made frames ---------------------------------------------------- */
@@ -714,7 +719,7 @@ static void test_proxy_cut_counts_only_its_opcode(void) {
 
 static void test_proxy_stall_expires_session(void) {
   tp_proxy *p = tp_start(th_hosts());
-  char *path = th_path("proxy-stall");
+  char *path = th_path("proxy-stall"), *eph = th_path("proxy-stall-eph");
   async_result r;
   int exists_before;
   client c;
@@ -722,16 +727,23 @@ static void test_proxy_stall_expires_session(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   CU_ASSERT_EQUAL_FATAL(client_open(&c, p, SHORT_SESSION_MS), 0);
   atomic_init(&r.rc, -1000);
+  /* An ephemeral node of the session: the server deletes it when it
+   * expires the session, which is how the test sees the expiry. */
+  ensure_test_root();
+  CU_ASSERT_EQUAL(zoo_create(c.zh, eph, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0), ZOK);
   exists_before = tp_requests(p, ZOO_EXISTS_OP);
 
   tp_stall(p, 1);
   /* Sent by the client, never read by the proxy while it stalls. */
   CU_ASSERT_EQUAL(zoo_aexists(c.zh, path, 0, stat_done, &r), ZOK);
-  sleep_ms(STALL_MS);
+  /* The stall lasts until the server has expired the session (after its
+   * timeout), and the client has given up on the silent connection (after
+   * two thirds of it). */
+  CU_ASSERT_TRUE(th_wait_until(raw_gone, eph, TH_SETTLE_FOR(SHORT_SESSION_MS)));
+  CU_ASSERT_TRUE(th_wait_until(not_connected, &c, TH_SETTLE_FOR(SHORT_SESSION_MS)));
   CU_ASSERT_EQUAL(tp_requests(p, ZOO_EXISTS_OP), exists_before);
   /* Only the server can tell the client its session expired. */
   CU_ASSERT_EQUAL(atomic_load(&c.expired), 0);
-  CU_ASSERT_NOT_EQUAL(zoo_state(c.zh), ZOO_CONNECTED_STATE);
   tp_stall(p, 0);
 
   CU_ASSERT_TRUE(th_wait_until(saw_expired, &c, WAIT_MS));
@@ -745,6 +757,7 @@ static void test_proxy_stall_expires_session(void) {
   client_close(&c);
   tp_stop(p);
   cleanup_path(path);
+  cleanup_path(eph);
 }
 
 static void test_proxy_drop_all_keeps_session(void) {

@@ -17,7 +17,8 @@
 #include "harness.h"
 #include "proxy.h"
 
-/* Long enough that the session sends no ping of its own in a test. */
+/* Session timeout (a parameter, not a bound) long enough that the session
+ * sends no ping of its own in a test (one every third of it). */
 #define QUIET_MS 30000
 
 typedef struct counts {
@@ -81,7 +82,7 @@ static int reached(void *arg) {
 static int await_requests(tp_proxy *p, int op, int n) {
   at_least a = {p, op, n};
 
-  return th_wait_until(reached, &a, 10000);
+  return th_wait_until(reached, &a, TH_SETTLE_MS);
 }
 
 static void test_requests_uncontended_three(void) {
@@ -163,7 +164,7 @@ static void test_requests_contended_five(void) {
   for (i = 0; i < n; i++) {
     th_acquirer a;
     CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(lh, -1), ZKR_OK);
-    th_acquirer_start(&a, l, 20000, 0);
+    th_acquirer_start(&a, l, TH_SETTLE_MS, 0);
     CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, k.get + 2 * i + 1)); /* its watch is set */
     CU_ASSERT_EQUAL(th_count_nodes(path), 2);
     CU_ASSERT_EQUAL(zkr_lock_release(lh), ZKR_OK);
@@ -206,10 +207,10 @@ static void line3_start(line3 *q, const char *tag) {
   q->lb = th_lock(q->sb, q->path);
   q->l = th_lock(q->s, q->path);
   CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(q->la, -1), ZKR_OK);
-  th_acquirer_start(&q->b, q->lb, 20000, 0);
+  th_acquirer_start(&q->b, q->lb, TH_QUEUE_MS(1), 0);
   CU_ASSERT_TRUE(th_await_nodes(q->path, 2));
   q->k = now_counts(q->p);
-  th_acquirer_start(&q->c, q->l, 20000, 0);
+  th_acquirer_start(&q->c, q->l, TH_QUEUE_MS(2), 0);
   CU_ASSERT_TRUE(await_requests(q->p, ZOO_GETDATA_OP, q->k.get + 1));
 }
 
@@ -292,7 +293,7 @@ static void test_requests_long_hold_watches_own_node(void) {
   CU_ASSERT_TRUE(await_requests(p, ZOO_GETDATA_OP, before + 1));
   CU_ASSERT_EQUAL(zkr_lock_release(l), ZKR_OK);
   CU_ASSERT_EQUAL(tp_requests(p, ZOO_GETDATA_OP), before + 1);
-  CU_ASSERT_TRUE(th_wait_until(node_gone, path, 5000));
+  CU_ASSERT_TRUE(th_wait_until(node_gone, path, TH_SETTLE_MS));
   zkr_lock_free(l);
   zkr_session_close(s);
   tp_stop(p);
@@ -320,7 +321,7 @@ static void test_requests_release_nowait_returns_first(void) {
   CU_ASSERT_EQUAL(zkr_lock_release_nowait(l), ZKR_ENOTHELD);
   CU_ASSERT_EQUAL(th_count_nodes(path), 1);
   tp_stall(p, 0);
-  CU_ASSERT_TRUE(th_wait_until(node_gone, path, 10000));
+  CU_ASSERT_TRUE(th_wait_until(node_gone, path, TH_SETTLE_MS));
   zkr_lock_free(l);
   zkr_session_close(s);
   tp_stop(p);
@@ -348,7 +349,8 @@ static void test_requests_release_nowait_then_reacquire_across_loss(void) {
     CU_ASSERT_EQUAL(zkr_lock_release_nowait(l), ZKR_OK);
     tp_drop_all(p); /* the delete never reached the server */
     tp_stall(p, 0);
-    CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(l, 20000), ZKR_OK);
+    /* After a reconnection and the retried delete. */
+    CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(l, TH_SETTLE_MS), ZKR_OK);
     CU_ASSERT_EQUAL(zkr_lock_token(l, &t2), ZKR_OK);
     CU_ASSERT(t2 > t1);
     CU_ASSERT_EQUAL(th_count_nodes(path), 1);

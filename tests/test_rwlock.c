@@ -3,6 +3,7 @@
  * upgrade, faults, and a multi-process occupancy check. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "proxy.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -81,6 +82,19 @@ static void test_rwlock_readers_share_writer_waits(void) {
   /* A waiting writer gets in once both readers are out, not before. */
   taker_start(&w, rw, 1, -1);
   CU_ASSERT_TRUE(th_await_nodes(path, 3));
+  /* The listing tells modes and holders by the same rule. */
+  {
+    zkr_participant *p = NULL;
+    size_t n = 0;
+
+    CU_ASSERT_EQUAL_FATAL(zkr_participants(s, path, &p, &n), ZKR_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT_EQUAL(p[0].mode, ZKR_MODE_SHARED);
+    CU_ASSERT_EQUAL(p[1].mode, ZKR_MODE_SHARED);
+    CU_ASSERT_EQUAL(p[2].mode, ZKR_MODE_EXCLUSIVE);
+    CU_ASSERT_TRUE(p[0].holder && p[1].holder && !p[2].holder);
+    zkr_participants_free(p, n);
+  }
   CU_ASSERT_EQUAL(taker_finish(&r1), ZKR_OK);
   CU_ASSERT_TRUE(th_await_nodes(path, 2));
   CU_ASSERT_FALSE(taker_done(&w));
@@ -258,10 +272,18 @@ static void test_rwlock_node_deleted_and_expiry(void) {
   snprintf(node, sizeof(node), "%s/%s", path, sv.data[0]);
   CU_ASSERT_PTR_NOT_NULL(strstr(sv.data[0], "-__READ__"));
   deallocate_String_vector(&sv);
+  {
+    char mine[1024];
+    CU_ASSERT_EQUAL(zkr_rwlock_node(rw, 0, mine, sizeof(mine)), ZKR_OK);
+    CU_ASSERT_STRING_EQUAL(mine, node);
+    CU_ASSERT_EQUAL(zkr_rwlock_node(rw, 1, mine, sizeof(mine)), ZKR_ENOTHELD);
+  }
+  CU_ASSERT_EQUAL(zkr_rwlock_lost_reason(rw), ZKR_LOST_NONE);
   CU_ASSERT_TRUE(th_wait_until(node_watched, node, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(zoo_delete(raw, node, -1), ZOK);
   CU_ASSERT_TRUE(th_wait_until(lost_seen, &lost, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(zkr_rwlock_held(rw, 0), 0);
+  CU_ASSERT_EQUAL(zkr_rwlock_lost_reason(rw), ZKR_LOST_DELETED);
   CU_ASSERT_EQUAL(zkr_rwlock_unlock(rw), ZKR_ELOST);
   CU_ASSERT_EQUAL(zkr_rwlock_unlock(rw), ZKR_ENOTHELD);
   /* A write hold whose session expires: lost; the other client writes. */
@@ -271,6 +293,7 @@ static void test_rwlock_node_deleted_and_expiry(void) {
   CU_ASSERT_EQUAL(th_expire(s), 0);
   CU_ASSERT_TRUE(th_wait_until(lost_seen, &lost, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(zkr_rwlock_held(rw, 1), 0);
+  CU_ASSERT_EQUAL(zkr_rwlock_lost_reason(rw), ZKR_LOST_EXPIRED);
   CU_ASSERT_EQUAL(zkr_rwlock_wrlock(rw2, TH_SETTLE_MS), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_rwlock_unlock(rw), ZKR_ESESSION);
   CU_ASSERT_EQUAL(zkr_rwlock_unlock(rw2), ZKR_OK);
@@ -321,6 +344,42 @@ static void test_rwlock_holder_killed(void) {
   close(pfd[1]);
   zkr_rwlock_free(rw);
   zkr_session_close(s);
+  th_finish_path(path);
+}
+
+/* The create's reply lost (the connection cut right after it): the node
+ * is found again by its uuid, the hold is granted on it, and nothing is
+ * left behind, in both modes. */
+static void test_rwlock_lost_create_reply(void) {
+  char *path = th_path("rw-lostcreate");
+  tp_proxy *p = tp_start(th_hosts());
+  int i, ok = 0;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  for (i = 0; i < 20; i++) {
+    zkr_session *s = NULL;
+    zkr_session_opts so;
+    zkr_rwlock *rw;
+    int fired = tp_cut_fired(p), write = i % 2;
+
+    memset(&so, 0, sizeof(so));
+    so.session_timeout_ms = TH_SESSION_MS;
+    if (zkr_session_open(&s, tp_hosts(p), &so) != ZKR_OK)
+      break;
+    rw = rw_on(s, path, NULL);
+    CU_ASSERT_EQUAL(tp_cut_after(p, ZOO_CREATE2_OP, 1), 0);
+    if ((write ? zkr_rwlock_wrlock(rw, TH_SETTLE_MS) : zkr_rwlock_rdlock(rw, TH_SETTLE_MS)) == ZKR_OK &&
+        tp_cut_fired(p) == fired + 1 && th_count_nodes(path) == 1) {
+      ok++;
+      CU_ASSERT_EQUAL(zkr_rwlock_unlock(rw), ZKR_OK);
+    }
+    CU_ASSERT_EQUAL(th_count_nodes(path), 0);
+    zkr_rwlock_free(rw);
+    zkr_session_close(s);
+  }
+  printf("[%d/20 recovered their own node] ", ok);
+  CU_ASSERT_EQUAL(ok, 20);
+  tp_stop(p);
   th_finish_path(path);
 }
 
@@ -455,6 +514,7 @@ int main(void) {
       {"test_rwlock_peer_nodes_by_kind", test_rwlock_peer_nodes_by_kind},
       {"test_rwlock_node_deleted_and_expiry", test_rwlock_node_deleted_and_expiry},
       {"test_rwlock_holder_killed", test_rwlock_holder_killed},
+      {"test_rwlock_lost_create_reply", test_rwlock_lost_create_reply},
       {"test_rwlock_processes_mixed", test_rwlock_processes_mixed},
       {"test_rwlock_bad_input", test_rwlock_bad_input},
       {NULL, NULL},

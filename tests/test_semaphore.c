@@ -6,13 +6,16 @@
  * input. Every case leaves no znode behind. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <signal.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "proxy.h"
 
 static zkr_semaphore *sem_on(zkr_session *s, const char *path, int n, const zkr_semaphore_opts *o) {
   zkr_semaphore *sem = NULL;
@@ -39,6 +42,21 @@ static int kids_of(const char *path, const char *name) {
   n = rc == ZOK ? kids.count : 0;
   deallocate_String_vector(&kids);
   th_raw_close(raw);
+  return n;
+}
+
+/* Same, read through session s right after one of its calls returned: the
+ * server runs a session's requests in order, so every delete the call sent
+ * has run by then, whatever another client may have seen yet. */
+static int kids_seen_by(zkr_session *s, const char *path, const char *name) {
+  struct String_vector kids = {0, NULL};
+  char dir[1100];
+  int rc, n;
+
+  rc = zoo_get_children(zkr_session_zhandle(s), sub(dir, sizeof(dir), path, name), 0, &kids);
+  CU_ASSERT_TRUE(rc == ZOK || rc == ZNONODE);
+  n = rc == ZOK ? kids.count : 0;
+  deallocate_String_vector(&kids);
   return n;
 }
 
@@ -120,10 +138,11 @@ static int await_kids(const char *path, const char *name, int want) {
   return th_wait_until(count_reached, &c, TH_SETTLE_MS);
 }
 
-/* An acquirer of s waiting for a free lease of a semaphore with max_leases
- * 1: it watches the lease node of another session ahead of it, so it is
- * neither granted nor still creating its node. (With more leases it would
- * watch PATH/leases, a child watch that the server's wchp does not list.) */
+/* An acquirer of s waiting for a free lease: its lease node exists (it is
+ * created only by the holder of the internal mutex, which then lists the
+ * leases and, the semaphore being full, watches PATH/leases: a child watch
+ * that the server's wchp does not list, so the node is what we can see). A
+ * release after this point is seen by its listing or by its watch. */
 typedef struct waiting_arg {
   const char *path;
   zkr_session *s;
@@ -131,30 +150,22 @@ typedef struct waiting_arg {
 
 static int waiting_for_lease(void *p) {
   waiting_arg *w = p;
-  static char buf[65536];
-  char dir[1100], sid[32], *line, *save;
+  char dir[1100], node[1400];
   zhandle_t *raw = th_raw();
-  int in = 0, found = 0;
-  size_t n;
+  struct String_vector kids;
+  int i, found = 0;
 
   sub(dir, sizeof(dir), w->path, "leases");
-  n = strlen(dir);
-  snprintf(sid, sizeof(sid), "0x%llx", (unsigned long long)zkr_session_id(w->s));
-  if (raw == NULL || th_wchp(buf, sizeof(buf)) != 0) {
+  if (raw == NULL || zoo_get_children(raw, dir, 0, &kids) != ZOK) {
     th_raw_close(raw);
     return 0;
   }
-  /* A path line, then one line per session watching it. */
-  for (line = strtok_r(buf, "\n", &save); line != NULL && !found; line = strtok_r(NULL, "\n", &save)) {
-    if (line[0] == '/') {
-      struct Stat st;
-      in = strncmp(line, dir, n) == 0 && line[n] == '/';
-      if (in && zoo_exists(raw, line, 0, &st) == ZOK && st.ephemeralOwner == zkr_session_id(w->s))
-        in = 0; /* its own node */
-    } else if (in && strstr(line, sid) != NULL) {
-      found = 1;
-    }
+  for (i = 0; i < kids.count && !found; i++) {
+    struct Stat st;
+    snprintf(node, sizeof(node), "%s/%s", dir, kids.data[i]);
+    found = zoo_exists(raw, node, 0, &st) == ZOK && st.ephemeralOwner == zkr_session_id(w->s);
   }
+  deallocate_String_vector(&kids);
   th_raw_close(raw);
   return found;
 }
@@ -270,8 +281,8 @@ static void test_semaphore_try_when_full(void) {
   CU_ASSERT_PTR_NULL(l3);
   /* Nothing of the try is left: its lease node and its mutex node were
    * deleted before it returned. */
-  CU_ASSERT_EQUAL(kids_of(path, "leases"), 2);
-  CU_ASSERT_EQUAL(kids_of(path, "locks"), 0);
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "leases"), 2);
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "locks"), 0);
   CU_ASSERT_EQUAL(zkr_lease_release(l1), ZKR_OK);
   CU_ASSERT_EQUAL(kids_of(path, "leases"), 1); /* gone when release returned */
   CU_ASSERT_EQUAL(zkr_semaphore_acquire(sb, 0, &l3), ZKR_OK);
@@ -303,8 +314,8 @@ static void test_semaphore_timed_when_full(void) {
   printf("[700 ms waiting for a lease: %lld ms] ", (long long)ms);
   CU_ASSERT_TRUE(ms >= 700 && ms < 700 + slack);
   CU_ASSERT_PTR_NULL(l);
-  CU_ASSERT_EQUAL(kids_of(path, "leases"), 1);
-  CU_ASSERT_EQUAL(kids_of(path, "locks"), 0);
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "leases"), 1);
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "locks"), 0);
   /* Waiting for the internal mutex, held by a waiter for a lease. */
   acq_start(&w, sc, -1);
   CU_ASSERT_TRUE(await_waiting(path, c));
@@ -315,8 +326,8 @@ static void test_semaphore_timed_when_full(void) {
   ms = th_now_ms() - t0;
   printf("[500 ms waiting for the mutex: %lld ms] ", (long long)ms);
   CU_ASSERT_TRUE(ms >= 500 && ms < 500 + slack);
-  CU_ASSERT_EQUAL(kids_of(path, "leases"), 2);
-  CU_ASSERT_EQUAL(kids_of(path, "locks"), 1);
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "leases"), 2);
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "locks"), 1);
   CU_ASSERT_FALSE(acq_done(&w));
   /* The waiter gets the lease once it is free. */
   CU_ASSERT_EQUAL(zkr_lease_release(held), ZKR_OK);
@@ -386,6 +397,91 @@ static void test_semaphore_expiry_frees_lease(void) {
   sem_finish(path);
 }
 
+/* A lease holder killed with SIGKILL: its lease goes with its session and
+ * a waiter gets it within the session timeout and the notification. */
+static void test_semaphore_holder_killed(void) {
+  char *path = th_path("sem-kill");
+  zkr_session *b = th_session(0);
+  zkr_semaphore *sb = sem_on(b, path, 1, NULL);
+  zkr_lease *l = NULL;
+  int pfd[2], st;
+  int64_t t0;
+  pid_t pid;
+  char c;
+
+  CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
+  pid = fork();
+  if (pid == 0) {
+    zkr_session *cs = NULL;
+    zkr_semaphore *csem = NULL;
+    zkr_lease *cl = NULL;
+    zkr_session_opts so;
+
+    memset(&so, 0, sizeof(so));
+    so.session_timeout_ms = TH_SESSION_MS;
+    if (zkr_session_open(&cs, th_hosts(), &so) != ZKR_OK ||
+        zkr_semaphore_new(&csem, cs, path, 1, NULL) != ZKR_OK ||
+        zkr_semaphore_acquire(csem, -1, &cl) != ZKR_OK)
+      _exit(1);
+    if (write(pfd[1], "x", 1) != 1)
+      _exit(1);
+    pause();
+    _exit(0);
+  }
+  CU_ASSERT_EQUAL_FATAL(read(pfd[0], &c, 1), 1);
+  CU_ASSERT_EQUAL(zkr_semaphore_acquire(sb, 0, &l), ZKR_ETIMEDOUT);
+  kill(pid, SIGKILL);
+  waitpid(pid, &st, 0);
+  t0 = th_now_ms();
+  CU_ASSERT_EQUAL_FATAL(zkr_semaphore_acquire(sb, TH_SETTLE_MS, &l), ZKR_OK);
+  CU_ASSERT_TRUE(th_now_ms() - t0 <= TH_EXPIRED_BY_MS(TH_SESSION_MS));
+  CU_ASSERT_EQUAL(zkr_lease_release(l), ZKR_OK);
+  close(pfd[0]);
+  close(pfd[1]);
+  zkr_semaphore_free(sb);
+  zkr_session_close(b);
+  sem_finish(path);
+}
+
+/* The create's reply lost (the connection cut right after it), for the
+ * internal mutex's node and for the lease's: each is found again by its
+ * uuid, the lease is granted, and nothing is left behind. */
+static void test_semaphore_lost_create_reply(void) {
+  char *path = th_path("sem-lostcreate");
+  tp_proxy *p = tp_start(th_hosts());
+  int i, ok = 0;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  for (i = 0; i < 20; i++) {
+    zkr_session *s = NULL;
+    zkr_session_opts so;
+    zkr_semaphore *sem;
+    zkr_lease *l = NULL;
+    int fired = tp_cut_fired(p);
+
+    memset(&so, 0, sizeof(so));
+    so.session_timeout_ms = TH_SESSION_MS;
+    if (zkr_session_open(&s, tp_hosts(p), &so) != ZKR_OK)
+      break;
+    sem = sem_on(s, path, 2, NULL);
+    /* Even trials cut the mutex's create, odd ones the lease's. */
+    CU_ASSERT_EQUAL(tp_cut_after(p, ZOO_CREATE2_OP, 1 + i % 2), 0);
+    if (zkr_semaphore_acquire(sem, TH_SETTLE_MS, &l) == ZKR_OK && tp_cut_fired(p) == fired + 1 &&
+        kids_of(path, "leases") == 1 && kids_of(path, "locks") == 0) {
+      ok++;
+    }
+    if (l != NULL)
+      CU_ASSERT_EQUAL(zkr_lease_release(l), ZKR_OK);
+    CU_ASSERT_EQUAL(kids_of(path, "leases"), 0);
+    zkr_semaphore_free(sem);
+    zkr_session_close(s);
+  }
+  printf("[%d/20 recovered their own nodes] ", ok);
+  CU_ASSERT_EQUAL(ok, 20);
+  tp_stop(p);
+  sem_finish(path);
+}
+
 static int node_watched(void *arg) {
   return th_watched(arg);
 }
@@ -406,6 +502,13 @@ static void test_semaphore_lease_deleted_on_lost(void) {
   sem = sem_on(s, path, 1, &o);
   CU_ASSERT_EQUAL_FATAL(zkr_semaphore_acquire(sem, -1, &l), ZKR_OK);
   only_lease(path, node, sizeof(node));
+  {
+    char mine[1200];
+    CU_ASSERT_EQUAL(zkr_lease_node(l, mine, sizeof(mine)), ZKR_OK);
+    CU_ASSERT_STRING_EQUAL(mine, node);
+    CU_ASSERT_EQUAL(zkr_lease_node(l, mine, 4), ZKR_EINVAL);
+  }
+  CU_ASSERT_EQUAL(zkr_lease_lost_reason(l), ZKR_LOST_NONE);
   /* The own-node watch is set a while after the grant: await it. */
   CU_ASSERT_TRUE(th_wait_until(node_watched, node, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(zoo_delete(raw, node, -1), ZOK);
@@ -414,6 +517,7 @@ static void test_semaphore_lease_deleted_on_lost(void) {
   CU_ASSERT_PTR_EQUAL(ln.lease, l);
   CU_ASSERT_EQUAL(zkr_lease_held(l), 0);
   CU_ASSERT_EQUAL(zkr_lease_token(l, &tok), ZKR_ENOTHELD);
+  CU_ASSERT_EQUAL(zkr_lease_lost_reason(l), ZKR_LOST_DELETED);
   CU_ASSERT_EQUAL(zkr_lease_release(l), ZKR_ELOST); /* says why */
   /* The place is free again. */
   CU_ASSERT_EQUAL(zkr_semaphore_acquire(sem, 0, &l2), ZKR_OK);
@@ -495,8 +599,8 @@ static void test_semaphore_max_leases_mismatch(void) {
   CU_ASSERT_EQUAL(zkr_semaphore_acquire(s3, -1, &l3), ZKR_EMISMATCH);
   CU_ASSERT_EQUAL(zkr_semaphore_acquire(s3, 0, &l3), ZKR_EMISMATCH);
   CU_ASSERT_PTR_NULL(l3);
-  CU_ASSERT_EQUAL(kids_of(path, "leases"), 1); /* nothing of the mismatched one */
-  CU_ASSERT_EQUAL(kids_of(path, "locks"), 0);
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "leases"), 1); /* nothing of the mismatched one */
+  CU_ASSERT_EQUAL(kids_seen_by(b, path, "locks"), 0);
   record_of(path, rec, sizeof(rec));
   CU_ASSERT_STRING_EQUAL(rec, "2");
   CU_ASSERT_EQUAL(zkr_lease_release(l), ZKR_OK);
@@ -510,8 +614,8 @@ static void test_semaphore_max_leases_mismatch(void) {
   CU_ASSERT_EQUAL(zkr_semaphore_acquire(sj, 0, &l), ZKR_EMISMATCH);
   record_of(junk, rec, sizeof(rec));
   CU_ASSERT_STRING_EQUAL(rec, "config");
-  CU_ASSERT_EQUAL(kids_of(junk, "leases"), 0);
-  CU_ASSERT_EQUAL(kids_of(junk, "locks"), 0);
+  CU_ASSERT_EQUAL(kids_seen_by(s, junk, "leases"), 0);
+  CU_ASSERT_EQUAL(kids_seen_by(s, junk, "locks"), 0);
   CU_ASSERT_EQUAL_FATAL(zkr_semaphore_acquire(sp, 0, &l), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_lease_release(l), ZKR_OK);
   zkr_semaphore_free(s2);
@@ -683,6 +787,8 @@ int main(void) {
       {"test_semaphore_try_when_full", test_semaphore_try_when_full},
       {"test_semaphore_timed_when_full", test_semaphore_timed_when_full},
       {"test_semaphore_expiry_frees_lease", test_semaphore_expiry_frees_lease},
+      {"test_semaphore_holder_killed", test_semaphore_holder_killed},
+      {"test_semaphore_lost_create_reply", test_semaphore_lost_create_reply},
       {"test_semaphore_lease_deleted_on_lost", test_semaphore_lease_deleted_on_lost},
       {"test_semaphore_release_other_thread", test_semaphore_release_other_thread},
       {"test_semaphore_max_leases_mismatch", test_semaphore_max_leases_mismatch},

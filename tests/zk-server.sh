@@ -21,7 +21,7 @@ JAR=/usr/share/java/zookeeper.jar
 CLASSPATH_ZK="/etc/zookeeper/conf:$JAR:/usr/share/java/slf4j-simple.jar:/usr/share/java/*"
 START_TIMEOUT=30 # seconds until the server must answer ruok
 STOP_TIMEOUT=10  # seconds after TERM before KILL
-PORT_TRIES=10    # ports tried when another process takes ours first
+PORT_TRIES=5     # ports tried when another process takes ours first
 # shellcheck source=zk-ports.sh
 . "$(dirname "$0")/zk-ports.sh"
 
@@ -156,9 +156,10 @@ EOF
       release_ports "$dir"
       die "start: the server exited; log in $dir/zk.log"
     fi
+    echo "zk-server.sh: start: port $port was taken by another process; trying another" >&2
   done
   release_ports "$dir"
-  die "start: no free port found in $PORT_TRIES tries"
+  die "start: another process took our port in each of $PORT_TRIES tries; log in $dir/zk.log"
 }
 
 stop() {

@@ -1,10 +1,9 @@
 /* zkr: run commands under a ZooKeeper lock or only while leader, and
  * inspect lock queues. Uses only the public API (<zkr/zkr.h>).
  *
- *   zkr [GLOBAL] lock [-n | -w SECONDS] [-E CODE] PATH -- COMMAND... | PATH -c 'SHELL COMMAND'
- *   zkr [GLOBAL] elect [--id ID] PATH -- COMMAND...
- *   zkr [GLOBAL] status [--json] PATH
- *   zkr [GLOBAL] leader [--watch [--json]] PATH
+ *   zkr [GLOBAL] lock [-x | -s | --leases N] [-n | -w SECONDS] [-E CODE] PATH -- COMMAND... | PATH -c 'SHELL
+ * COMMAND' zkr [GLOBAL] elect [--id ID] PATH -- COMMAND... zkr [GLOBAL] status [--json] PATH zkr [GLOBAL]
+ * leader [--watch [--json]] PATH
  *
  * Global options may also follow the subcommand. Everything that can be
  * checked without the server (options, paths, the host string) is checked
@@ -45,12 +44,14 @@ typedef struct global {
 static const char usage_main[] =
     "usage: zkr [GLOBAL OPTIONS] COMMAND ...\n"
     "\n"
-    "  lock   [-n | -w SECONDS] [-E CODE] [--grace SECONDS] [--id ID] PATH -- COMMAND [ARG...]\n"
+    "  lock   [-x | -s | --leases N] [-n | -w SECONDS] [-E CODE] [--grace SECONDS] [--id ID]\n"
+    "         PATH -- COMMAND [ARG...]\n"
     "  lock   [options] PATH -c 'SHELL COMMAND'\n"
-    "         run COMMAND while holding the lock at PATH\n"
+    "         run COMMAND while holding the lock at PATH (-s: shared, a read lock;\n"
+    "         --leases N: one of the N leases of the semaphore at PATH)\n"
     "  elect  [--id ID] [--grace SECONDS] PATH -- COMMAND [ARG...]\n"
     "         run COMMAND only while this participant leads the election at PATH\n"
-    "  status [--json] PATH      list holder and waiters in queue order\n"
+    "  status [--json] PATH      list holders and waiters in queue order, with their mode\n"
     "  leader [--watch [--json]] PATH\n"
     "         print the current leader's id (exit 1 if none); --watch: each change\n"
     "\n"
@@ -65,15 +66,21 @@ static const char usage_main[] =
     "\n"
     "`zkr COMMAND --help` for details.\n"
     "Exit: COMMAND's status (128+N if killed by signal N); 1 (or -E CODE) not acquired;\n"
-    "64 usage; 69 ZooKeeper unavailable; 70 internal error; 75 lock or leadership lost (or our\n"
-    "waiting node deleted); 77 not authorized.\n";
+    "64 usage (also --leases N unlike the limit PATH records); 69 ZooKeeper unavailable;\n"
+    "70 internal error; 75 lock or leadership lost (or our waiting node deleted); 77 not authorized.\n";
 
 static const char usage_lock[] =
-    "usage: zkr lock [-n | -w SECONDS] [-E CODE] [--grace SECONDS] [--id ID] PATH -- COMMAND [ARG...]\n"
+    "usage: zkr lock [-x | -s | --leases N] [-n | -w SECONDS] [-E CODE] [--grace SECONDS]\n"
+    "                [--id ID] PATH -- COMMAND [ARG...]\n"
     "       zkr lock [options] PATH -c 'SHELL COMMAND'\n"
     "\n"
     "Runs COMMAND while holding the ZooKeeper lock at PATH (Curator-compatible) and exits with\n"
-    "its status. -n gives up at once if the lock is held, -w waits at most SECONDS (decimal,\n"
+    "its status. -x (the default) takes it exclusively; -s (--shared) takes the read side of\n"
+    "the read-write lock at PATH: any number of -s commands run together, none beside an\n"
+    "exclusive one, and a -s arriving after a waiting exclusive one queues behind it.\n"
+    "--leases N takes one lease of the semaphore at PATH (Curator's InterProcessSemaphoreV2):\n"
+    "at most N commands run at once; N must match the limit PATH records (else exit 64).\n"
+    "-n gives up at once if the lock is held, -w waits at most SECONDS (decimal,\n"
     "e.g. 30 or 0.5); giving up exits 1, or CODE with -E (not 64, 69, 70, 75 or 77: zkr's own).\n"
     "-c runs SHELL COMMAND with /bin/sh -c (after PATH: exactly one argument).\n"
     "The lock is held until every process COMMAND started has ended, background jobs included.\n"
@@ -84,8 +91,8 @@ static const char usage_lock[] =
     "client deletes our waiting node. SIGINT, SIGTERM and SIGHUP are forwarded to COMMAND; any\n"
     "other signal that would end zkr ends COMMAND's tree first (exit 128+N); SIGPIPE is ignored.\n"
     "Ctrl-Z stops COMMAND with zkr; it continues only if the lock is still held.\n"
-    "COMMAND's environment gets ZKR_LOCK_PATH, ZKR_LOCK_NODE and ZKR_FENCING_TOKEN.\n"
-    "-s/--shared and --leases N are reserved for the read-write lock and the semaphore.\n";
+    "COMMAND's environment gets ZKR_LOCK_PATH, ZKR_LOCK_NODE and ZKR_FENCING_TOKEN (of its\n"
+    "lock, read or lease node).\n";
 
 static const char usage_elect[] =
     "usage: zkr elect [--id ID] [--grace SECONDS] PATH -- COMMAND [ARG...]\n"
@@ -100,8 +107,10 @@ static const char usage_elect[] =
 static const char usage_status[] =
     "usage: zkr status [--json] PATH\n"
     "\n"
-    "Lists the contenders at PATH in queue order, holder first: role, participant id, session,\n"
-    "fencing token, age, node. Curator and Kazoo contenders are included.\n";
+    "Lists the contenders at PATH in queue order, holders first: role, mode (read, write,\n"
+    "lease, leader), participant id, session, fencing token, age, node. Curator and Kazoo\n"
+    "contenders are included. For a semaphore (PATH/leases exists): the limit recorded at\n"
+    "PATH, then its leases (the first N hold) and the acquirers waiting for one.\n";
 
 static const char usage_leader[] =
     "usage: zkr leader [--watch [--json]] PATH\n"
@@ -500,46 +509,253 @@ static int run_option(run_opts *ro, int opt, const char *usage) {
 
 /* --- lock --------------------------------------------------------------------------- */
 
-typedef struct lock_ctx {
-  cancel_ctx cc;
-  zkr_lock *l;
-  int timeout_ms;
-} lock_ctx;
+/* What `zkr lock` can hold: the mutex (default, -x), the read side of the
+ * read-write lock (-s) or one lease of a semaphore (--leases N). The
+ * supervision (waiting, running the command, stopping it when the hold is
+ * lost, releasing) is the same for all three and sees a kind only through
+ * these operations. */
+typedef struct lock_ctx lock_ctx;
 
+typedef struct lock_kind {
+  const char *noun; /* "lock", "read lock", "lease of": names the hold in messages */
+  const char *tag;  /* "", " (shared)", " (lease)": after the path in -v messages */
+  int (*make)(lock_ctx *c, const char *path, const char *id, const struct ACL_vector *acl);
+  int (*acquire)(lock_ctx *c, int timeout_ms);
+  int (*held)(lock_ctx *c);
+  /* The fencing token, and the node's full path into buf. */
+  int (*describe)(lock_ctx *c, const char *path, int64_t *token, char *buf, size_t len);
+  int (*lost_reason)(lock_ctx *c); /* a zkr_lost_reason */
+  void (*release)(lock_ctx *c);
+  void (*destroy)(lock_ctx *c);
+} lock_kind;
+
+struct lock_ctx {
+  cancel_ctx cc;
+  const lock_kind *kind;
+  int timeout_ms;
+  zkr_lock *l;        /* mutex */
+  zkr_rwlock *rw;     /* read lock */
+  zkr_semaphore *sem; /* semaphore */
+  int max_leases;     /* --leases N */
+  zkr_lease *lease;   /* held lease, NULL if none */
+};
+
+/* Every kind's on_lost callback: on the session's event thread, so it only
+ * wakes the supervisor. */
 static void on_lock_lost(zkr_lock *l, void *arg) {
   (void)l;
   (void)arg;
   notify_lost();
 }
 
+static void on_rwlock_lost(zkr_rwlock *rw, void *arg) {
+  (void)rw;
+  (void)arg;
+  notify_lost();
+}
+
+static void on_lease_lost(zkr_lease *lease, void *arg) {
+  (void)lease;
+  (void)arg;
+  notify_lost();
+}
+
+/* The mutex: zkr_lock. */
+
+static int mutex_make(lock_ctx *c, const char *path, const char *id, const struct ACL_vector *acl) {
+  zkr_lock_opts lo;
+
+  memset(&lo, 0, sizeof(lo));
+  lo.on_lost = on_lock_lost;
+  lo.id = id;
+  lo.acl = acl;
+  return zkr_lock_new(&c->l, c->cc.s, path, &lo);
+}
+
+static int mutex_acquire(lock_ctx *c, int timeout_ms) {
+  return zkr_lock_acquire(c->l, timeout_ms);
+}
+
+static int mutex_held(lock_ctx *c) {
+  return zkr_lock_held(c->l);
+}
+
+static int mutex_describe(lock_ctx *c, const char *path, int64_t *token, char *buf, size_t len) {
+  (void)path;
+  if (zkr_lock_token(c->l, token) != ZKR_OK)
+    return ZKR_ENOTHELD;
+  return zkr_lock_node(c->l, buf, len);
+}
+
+static int mutex_lost_reason(lock_ctx *c) {
+  return zkr_lock_lost_reason(c->l);
+}
+
+static void mutex_release(lock_ctx *c) {
+  zkr_lock_release(c->l); /* ZKR_ESESSION after a loss: nothing left to do */
+}
+
+static void mutex_destroy(lock_ctx *c) {
+  zkr_lock_free(c->l);
+}
+
+static const lock_kind kind_mutex = {
+    .noun = "lock",
+    .tag = "",
+    .make = mutex_make,
+    .acquire = mutex_acquire,
+    .held = mutex_held,
+    .describe = mutex_describe,
+    .lost_reason = mutex_lost_reason,
+    .release = mutex_release,
+    .destroy = mutex_destroy,
+};
+
+/* The read lock: zkr_rwlock in read mode. Its holds are per thread; the
+ * main thread acquires (sv_wait_interruptible runs do_acquire on it),
+ * checks (sv_run) and releases. */
+
+static int read_make(lock_ctx *c, const char *path, const char *id, const struct ACL_vector *acl) {
+  zkr_rwlock_opts ro;
+
+  memset(&ro, 0, sizeof(ro));
+  ro.on_lost = on_rwlock_lost;
+  ro.id = id;
+  ro.acl = acl;
+  return zkr_rwlock_new(&c->rw, c->cc.s, path, &ro);
+}
+
+static int read_acquire(lock_ctx *c, int timeout_ms) {
+  return zkr_rwlock_rdlock(c->rw, timeout_ms);
+}
+
+static int read_held(lock_ctx *c) {
+  return zkr_rwlock_held(c->rw, 0);
+}
+
+static int read_describe(lock_ctx *c, const char *path, int64_t *token, char *buf, size_t len) {
+  (void)path;
+  if (zkr_rwlock_token(c->rw, 0, token) != ZKR_OK)
+    return ZKR_ENOTHELD;
+  return zkr_rwlock_node(c->rw, 0, buf, len);
+}
+
+static int read_lost_reason(lock_ctx *c) {
+  return zkr_rwlock_lost_reason(c->rw);
+}
+
+static void read_release(lock_ctx *c) {
+  zkr_rwlock_rdunlock(c->rw);
+}
+
+static void read_destroy(lock_ctx *c) {
+  zkr_rwlock_free(c->rw);
+}
+
+static const lock_kind kind_read = {
+    .noun = "read lock",
+    .tag = " (shared)",
+    .make = read_make,
+    .acquire = read_acquire,
+    .held = read_held,
+    .describe = read_describe,
+    .lost_reason = read_lost_reason,
+    .release = read_release,
+    .destroy = read_destroy,
+};
+
+/* One lease of a semaphore: zkr_semaphore with --leases N. */
+
+static int lease_make(lock_ctx *c, const char *path, const char *id, const struct ACL_vector *acl) {
+  zkr_semaphore_opts so;
+
+  memset(&so, 0, sizeof(so));
+  so.on_lost = on_lease_lost;
+  so.id = id;
+  so.acl = acl;
+  return zkr_semaphore_new(&c->sem, c->cc.s, path, c->max_leases, &so);
+}
+
+static int lease_acquire(lock_ctx *c, int timeout_ms) {
+  return zkr_semaphore_acquire(c->sem, timeout_ms, &c->lease);
+}
+
+static int lease_held(lock_ctx *c) {
+  return c->lease != NULL && zkr_lease_held(c->lease);
+}
+
+static int lease_describe(lock_ctx *c, const char *path, int64_t *token, char *buf, size_t len) {
+  (void)path;
+  if (c->lease == NULL || zkr_lease_token(c->lease, token) != ZKR_OK)
+    return ZKR_ENOTHELD;
+  return zkr_lease_node(c->lease, buf, len);
+}
+
+static int lease_lost_reason(lock_ctx *c) {
+  return c->lease != NULL ? zkr_lease_lost_reason(c->lease) : ZKR_LOST_NONE;
+}
+
+static void lease_release(lock_ctx *c) {
+  if (c->lease != NULL)
+    zkr_lease_release(c->lease); /* frees it, lost or not */
+  c->lease = NULL;
+}
+
+static void lease_destroy(lock_ctx *c) {
+  zkr_semaphore_free(c->sem);
+}
+
+static const lock_kind kind_lease = {
+    .noun = "lease of",
+    .tag = " (lease)",
+    .make = lease_make,
+    .acquire = lease_acquire,
+    .held = lease_held,
+    .describe = lease_describe,
+    .lost_reason = lease_lost_reason,
+    .release = lease_release,
+    .destroy = lease_destroy,
+};
+
+/* The supervisor's view of a lock_ctx. */
+
 static int do_acquire(void *p) {
   lock_ctx *c = p;
 
-  return zkr_lock_acquire(c->l, c->timeout_ms);
+  return c->kind->acquire(c, c->timeout_ms);
 }
 
 static int lock_held(void *p) {
-  return zkr_lock_held(((lock_ctx *)p)->l);
+  lock_ctx *c = p;
+
+  return c->kind->held(c);
 }
 
 static const char *lock_cause(void *p) {
   lock_ctx *c = p;
 
-  return hold_cause(c->cc.s, zkr_lock_lost_reason(c->l));
+  return hold_cause(c->cc.s, c->kind->lost_reason(c));
 }
 
-/* Runs cmd under the lock ctx holds. */
+/* Runs cmd under the hold ctx has, then releases it. */
 static int run_locked(const global *g, lock_ctx *ctx, const char *path, char **cmd, int sigfd, int grace_ms) {
   char node[2048], tok[64], what[1100], *env[4], *envp_path = NULL, *envp_node = NULL;
   int64_t token = 0;
   sv_hold h = {lock_held, lock_cause, ctx, lost_pipe[0], what};
   int rc;
 
-  zkr_lock_token(ctx->l, &token);
-  zkr_lock_node(ctx->l, node, sizeof(node));
+  node[0] = '\0';
+  if (ctx->kind->describe(ctx, path, &token, node, sizeof(node)) != ZKR_OK && !lock_held(ctx)) {
+    /* Lost between the grant and here: the command must not start. */
+    fprintf(stderr, "zkr: %s %s lost before the command started (%s)\n", ctx->kind->noun, path,
+            lock_cause(ctx));
+    ctx->kind->release(ctx);
+    return ZKR_TOOL_LOST;
+  }
   if (g->verbose)
-    fprintf(stderr, "zkr: holding %s as %s, fencing token %" PRId64 "\n", path, node, token);
-  snprintf(what, sizeof(what), "lock %s", path);
+    fprintf(stderr, "zkr: holding %s%s as %s, fencing token %" PRId64 "\n", path, ctx->kind->tag, node,
+            token);
+  snprintf(what, sizeof(what), "%s %s", ctx->kind->noun, path);
   snprintf(tok, sizeof(tok), "ZKR_FENCING_TOKEN=%" PRId64, token);
   if (asprintf(&envp_path, "ZKR_LOCK_PATH=%s", path) < 0 ||
       asprintf(&envp_node, "ZKR_LOCK_NODE=%s", node) < 0) {
@@ -551,12 +767,27 @@ static int run_locked(const global *g, lock_ctx *ctx, const char *path, char **c
     env[3] = NULL;
     rc = sv_run(sigfd, cmd, env, &h, grace_ms);
   }
-  zkr_lock_release(ctx->l); /* ZKR_ESESSION after a loss: nothing left to do */
+  ctx->kind->release(ctx);
   if (g->verbose)
     fprintf(stderr, "zkr: released %s\n", path);
   free(envp_path);
   free(envp_node);
   return rc;
+}
+
+/* --leases N differs from the limit the semaphore's participants recorded
+ * at path: a usage error, though found only once connected. */
+static int leases_mismatch(zkr_session *s, const char *path, int max_leases) {
+  char data[64], shown[256], recorded[256];
+  int len = (int)sizeof(data) - 1;
+
+  if (zoo_get(zkr_session_zhandle(s), path, 0, data, &len, NULL) != ZOK || len < 0)
+    len = 0;
+  data[len] = '\0';
+  fprintf(stderr, "zkr: semaphore %s: --leases %d, but %s%s: %s\n", printable(path, shown, sizeof(shown)),
+          max_leases, len > 0 ? "its path records " : "its path records another limit",
+          printable(data, recorded, sizeof(recorded)), zkr_strerror(ZKR_EMISMATCH));
+  return ZKR_TOOL_USAGE;
 }
 
 static int cmd_lock(global *g, int argc, char **argv) {
@@ -568,19 +799,21 @@ static int cmd_lock(global *g, int argc, char **argv) {
                                            {"grace", required_argument, NULL, 'g'},
                                            {"id", required_argument, NULL, 'i'},
                                            {"command", required_argument, NULL, 'c'},
+                                           {"exclusive", no_argument, NULL, 'x'},
                                            {"shared", no_argument, NULL, 's'},
                                            {"leases", required_argument, NULL, 'L'},
                                            {NULL, 0, NULL, 0}};
   int timeout_ms = -1, conflict = ZKR_TOOL_GAVE_UP, nonblock = 0, waits = 0, opt, rc, sigfd, sig;
+  int exclusive = 0, shared = 0;
   run_opts ro = {-1, NULL, NULL};
   const char *path;
   char **cmd;
   zkr_session *s = NULL;
-  zkr_lock_opts lo;
-  lock_ctx ctx = {{NULL, 0}, NULL, -1};
+  lock_ctx ctx;
 
+  memset(&ctx, 0, sizeof(ctx));
   optind = 1;
-  while ((opt = getopt_long(argc, argv, "+hvVnw:E:c:sL:", longopts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, "+hvVnw:E:c:xsL:", longopts, NULL)) != -1) {
     rc = global_option(g, opt, usage_lock);
     if (rc < 0)
       rc = run_option(&ro, opt, usage_lock);
@@ -608,21 +841,33 @@ static int cmd_lock(global *g, int argc, char **argv) {
         return usage_error(usage_lock, "bad -E %d: zkr itself exits %d (%s); pick another code", conflict,
                            conflict, own_code(conflict));
       break;
+    case 'x':
+      exclusive = 1;
+      break;
     case 's':
-      return usage_error(usage_lock, "-s/--shared comes with the read-write lock, not in this version");
+      shared = 1;
+      break;
     case 'L':
-      return usage_error(usage_lock, "--leases comes with the semaphore, not in this version");
+      if (parse_int(optarg, 1, INT32_MAX, &ctx.max_leases) != 0)
+        return usage_error(usage_lock, "bad --leases '%s': expected a number of leases, 1 or more", optarg);
+      break;
     default:
       return usage_error(usage_lock, NULL);
     }
   }
   if (nonblock && waits)
     return usage_error(usage_lock, "-n and -w exclude each other: -n is -w 0");
+  if (exclusive && shared)
+    return usage_error(usage_lock, "-x (exclusive) and -s (shared) exclude each other");
+  if (ctx.max_leases > 0 && (exclusive || shared))
+    return usage_error(usage_lock, "--leases (a semaphore) excludes %s",
+                       shared ? "-s (shared)" : "-x (exclusive)");
   rc = split_command(argc, argv, usage_lock, &ro, &path, &cmd);
   if (rc == 0)
     rc = check_target(g, usage_lock, "lock path", path);
   if (rc != 0)
     return rc;
+  ctx.kind = ctx.max_leases > 0 ? &kind_lease : shared ? &kind_read : &kind_mutex;
 
   sigfd = sv_signals();
   if (sigfd < 0 || pipe(lost_pipe) != 0)
@@ -632,18 +877,14 @@ static int cmd_lock(global *g, int argc, char **argv) {
   if (rc != 0)
     return rc;
   ctx.cc.s = s;
-  memset(&lo, 0, sizeof(lo));
-  lo.on_lost = on_lock_lost;
-  lo.id = ro.id;
-  lo.acl = g->acl_creator ? &ZOO_CREATOR_ALL_ACL : NULL;
-  rc = zkr_lock_new(&ctx.l, s, path, &lo);
+  rc = ctx.kind->make(&ctx, path, ro.id, g->acl_creator ? &ZOO_CREATOR_ALL_ACL : NULL);
   if (rc != ZKR_OK) {
     zkr_session_close(s);
-    return recipe_error("lock", path, rc);
+    return recipe_error(ctx.kind->noun, path, rc);
   }
   ctx.timeout_ms = timeout_ms;
   if (g->verbose)
-    fprintf(stderr, "zkr: waiting for %s\n", path);
+    fprintf(stderr, "zkr: waiting for %s%s\n", path, ctx.kind->tag);
   rc = sv_wait_interruptible(sigfd, do_acquire, cancel_wait, &ctx, &sig);
   if (rc == ZKR_OK && sig == 0)
     rc = run_locked(g, &ctx, path, cmd, sigfd, ro.grace_ms >= 0 ? ro.grace_ms : default_grace_ms(s));
@@ -652,10 +893,12 @@ static int cmd_lock(global *g, int argc, char **argv) {
   else if (rc == ZKR_ETIMEDOUT)
     rc = conflict;
   else if (rc == ZKR_ELOST)
-    rc = waiting_node_deleted("lock", path);
+    rc = waiting_node_deleted(ctx.kind->noun, path);
+  else if (rc == ZKR_EMISMATCH)
+    rc = leases_mismatch(s, path, ctx.max_leases);
   else
-    rc = recipe_error("lock", path, rc);
-  zkr_lock_free(ctx.l);
+    rc = recipe_error(ctx.kind->noun, path, rc);
+  ctx.kind->destroy(&ctx);
   if (!ctx.cc.closed)
     zkr_session_close(s);
   return rc;
@@ -787,6 +1030,145 @@ static const char *protocol_of(const char *node) {
   return strstr(node, "__lock__") != NULL || strstr(node, "__rlock__") != NULL ? "kazoo" : "curator";
 }
 
+/* How `zkr status` names a contender's mode (zkr_participant.mode). */
+static const char *mode_name(int mode) {
+  switch (mode) {
+  case ZKR_MODE_SHARED:
+    return "read";
+  case ZKR_MODE_LEASE:
+    return "lease";
+  case ZKR_MODE_LEADER:
+    return "leader";
+  default:
+    return "write";
+  }
+}
+
+/* One line of `zkr status`: a contender of zkr_participants() with the
+ * role and mode worked out for the recipe at the path. */
+typedef struct contender {
+  const zkr_participant *p; /* borrowed from a listing */
+  const char *mode;         /* "read", "write", "lease", "leader" */
+  const char *dir;          /* "" or the subdirectory ("leases/", "locks/") */
+  int holder;
+} contender;
+
+/* What `zkr status` shows of a path: its contenders in queue order and,
+ * for a semaphore, its recorded limit. */
+typedef struct status_view {
+  zkr_participant *queue, *leases, *locks; /* caller owns: status_view_free() */
+  size_t nqueue, nleases, nlocks;
+  contender *c;
+  size_t n;
+  int semaphore; /* PATH/leases exists */
+  int limit;     /* recorded max_leases, -1 if none or unreadable */
+} status_view;
+
+static void status_view_free(status_view *v) {
+  zkr_participants_free(v->queue, v->nqueue);
+  zkr_participants_free(v->leases, v->nleases);
+  zkr_participants_free(v->locks, v->nlocks);
+  free(v->c);
+}
+
+/* A failed raw ZooKeeper call: names the path and the cause. */
+static int zk_error(const char *path, int zrc) {
+  char shown[256];
+
+  fprintf(stderr, "zkr: listing %s: %s\n", printable(path, shown, sizeof(shown)), zerror(zrc));
+  if (zrc == ZNOAUTH)
+    return ZKR_TOOL_NOPERM;
+  return zrc == ZCONNECTIONLOSS || zrc == ZSESSIONEXPIRED || zrc == ZOPERATIONTIMEOUT || zrc == ZCLOSING
+             ? ZKR_TOOL_UNAVAILABLE
+             : ZKR_TOOL_SOFTWARE;
+}
+
+/* The semaphore's layout (Curator's InterProcessSemaphoreV2): leases under
+ * PATH/leases, acquirers queued on the mutex PATH/locks. The first limit
+ * leases hold; one beyond (there is at most one: the mutex holder's) waits
+ * for a lease to go. The mutex's other contenders wait too; its head is
+ * the acquirer whose lease is listed already, if its session has one. */
+static int semaphore_view(zkr_session *s, const char *path, status_view *v) {
+  char dir[2048], data[32];
+  int len = (int)sizeof(data) - 1, zrc, rc;
+  size_t i;
+
+  zrc = zoo_get(zkr_session_zhandle(s), path, 0, data, &len, NULL);
+  if (zrc != ZOK && zrc != ZNONODE)
+    return zk_error(path, zrc);
+  data[zrc == ZOK && len > 0 ? len : 0] = '\0';
+  if (parse_int(data, 1, INT32_MAX, &v->limit) != 0)
+    v->limit = -1;
+  snprintf(dir, sizeof(dir), "%s/leases", path);
+  rc = zkr_participants(s, dir, &v->leases, &v->nleases);
+  if (rc == ZKR_OK) {
+    snprintf(dir, sizeof(dir), "%s/locks", path);
+    rc = zkr_participants(s, dir, &v->locks, &v->nlocks);
+  }
+  if (rc != ZKR_OK)
+    return recipe_error("listing", dir, rc);
+  v->c = calloc(v->nleases + v->nlocks + 1, sizeof(*v->c));
+  if (v->c == NULL)
+    return ZKR_TOOL_SOFTWARE;
+  for (i = 0; i < v->nleases; i++) {
+    contender *c = &v->c[v->n++];
+    c->p = &v->leases[i];
+    c->mode = "lease";
+    c->dir = "leases/";
+    c->holder = v->leases[i].holder; /* the first max_leases, as recorded */
+  }
+  for (i = 0; i < v->nlocks; i++) {
+    contender *c = &v->c[v->n];
+    size_t j;
+    int listed = 0;
+
+    for (j = 0; j < v->nleases && i == 0; j++)
+      listed |= v->leases[j].session == v->locks[i].session;
+    if (listed)
+      continue;
+    c->p = &v->locks[i];
+    c->mode = "lease";
+    c->dir = "locks/";
+    c->holder = 0;
+    v->n++;
+  }
+  return 0;
+}
+
+/* Fills v for path: a semaphore if PATH/leases exists, else the contender
+ * queue at path. Returns 0 or an exit code (the message printed). */
+static int status_view_load(zkr_session *s, const char *path, status_view *v) {
+  char dir[2048];
+  struct Stat st;
+  size_t i;
+  int zrc, rc;
+
+  memset(v, 0, sizeof(*v));
+  v->limit = -1;
+  snprintf(dir, sizeof(dir), "%s/leases", path);
+  zrc = zoo_exists(zkr_session_zhandle(s), dir, 0, &st);
+  if (zrc != ZOK && zrc != ZNONODE)
+    return zk_error(path, zrc);
+  if (zrc == ZOK) {
+    v->semaphore = 1;
+    return semaphore_view(s, path, v);
+  }
+  rc = zkr_participants(s, path, &v->queue, &v->nqueue);
+  if (rc != ZKR_OK)
+    return recipe_error("listing", path, rc);
+  v->c = calloc(v->nqueue + 1, sizeof(*v->c));
+  if (v->c == NULL)
+    return ZKR_TOOL_SOFTWARE;
+  for (i = 0; i < v->nqueue; i++) {
+    v->c[i].p = &v->queue[i];
+    v->c[i].mode = mode_name(v->queue[i].mode);
+    v->c[i].dir = "";
+    v->c[i].holder = v->queue[i].holder;
+  }
+  v->n = v->nqueue;
+  return 0;
+}
+
 /* Parses the options of status and leader: --json, and --watch for leader
  * (watch == NULL for status). Returns 0 with optind at PATH, or an exit
  * code. */
@@ -833,55 +1215,74 @@ static int list(const global *g, const char *path, zkr_session **s, zkr_particip
   return 0;
 }
 
-static void print_status_json(const char *path, const zkr_participant *p, size_t n) {
+static void print_status_json(const char *path, const status_view *v) {
+  char node[2048];
   size_t i;
 
   printf("{\"path\":");
   json_string(stdout, path);
+  if (v->semaphore && v->limit >= 0)
+    printf(",\"limit\":%d", v->limit);
+  else if (v->semaphore)
+    printf(",\"limit\":null");
   printf(",\"participants\":[");
-  for (i = 0; i < n; i++) {
-    printf("%s{\"role\":\"%s\",\"id\":", i ? "," : "", p[i].holder ? "holder" : "waiter");
-    json_string(stdout, p[i].id);
+  for (i = 0; i < v->n; i++) {
+    const zkr_participant *p = v->c[i].p;
+    printf("%s{\"role\":\"%s\",\"mode\":\"%s\",\"id\":", i ? "," : "", v->c[i].holder ? "holder" : "waiter",
+           v->c[i].mode);
+    json_string(stdout, p->id);
+    snprintf(node, sizeof(node), "%s%s", v->c[i].dir, p->node);
     printf(",\"node\":");
-    json_string(stdout, p[i].node);
+    json_string(stdout, node);
     printf(",\"session\":\"0x%" PRIx64 "\",\"token\":%" PRId64 ",\"age_ms\":%" PRId64 ",\"protocol\":\"%s\"}",
-           (uint64_t)p[i].session, p[i].token, p[i].age_ms, protocol_of(p[i].node));
+           (uint64_t)p->session, p->token, p->age_ms, protocol_of(p->node));
   }
   printf("]}\n");
 }
 
-static void print_status_table(const zkr_participant *p, size_t n) {
-  size_t i;
+static void print_status_table(const char *path, const status_view *v) {
+  size_t i, held = 0;
 
-  printf("%-7s %-24s %-18s %-12s %-9s %s\n", "ROLE", "ID", "SESSION", "TOKEN", "AGE", "NODE");
-  for (i = 0; i < n; i++) {
+  if (v->semaphore) {
+    char shown[256];
+    for (i = 0; i < v->n; i++)
+      held += v->c[i].holder;
+    printf("semaphore %s: ", printable(path, shown, sizeof(shown)));
+    if (v->limit >= 0)
+      printf("limit %d, %zu held\n", v->limit, held);
+    else
+      printf("no limit recorded, %zu held\n", held);
+  }
+  printf("%-7s %-6s %-24s %-18s %-12s %-9s %s\n", "ROLE", "MODE", "ID", "SESSION", "TOKEN", "AGE", "NODE");
+  for (i = 0; i < v->n; i++) {
+    const zkr_participant *p = v->c[i].p;
     char age[32], id[1024], node[1024];
-    snprintf(age, sizeof(age), "%.1fs", (double)p[i].age_ms / 1000.0);
-    printf("%-7s %-24s 0x%-16" PRIx64 " %-12" PRId64 " %-9s %s\n", p[i].holder ? "holder" : "waiter",
-           printable(p[i].id, id, sizeof(id)), (uint64_t)p[i].session, p[i].token, age,
-           printable(p[i].node, node, sizeof(node)));
+    snprintf(age, sizeof(age), "%.1fs", (double)p->age_ms / 1000.0);
+    printf("%-7s %-6s %-24s 0x%-16" PRIx64 " %-12" PRId64 " %-9s %s%s\n",
+           v->c[i].holder ? "holder" : "waiter", v->c[i].mode, printable(p->id, id, sizeof(id)),
+           (uint64_t)p->session, p->token, age, v->c[i].dir, printable(p->node, node, sizeof(node)));
   }
 }
 
 static int cmd_status(global *g, int argc, char **argv) {
   int json = 0, rc;
   zkr_session *s;
-  zkr_participant *p;
-  size_t n;
+  status_view v;
 
   rc = parse_query(g, argc, argv, usage_status, &json, NULL);
   if (rc != 0)
     return rc == ZKR_TOOL_DONE ? 0 : rc;
-  rc = list(g, argv[optind], &s, &p, &n);
+  rc = open_session(g, &s);
   if (rc != 0)
     return rc;
-  if (json)
-    print_status_json(argv[optind], p, n);
-  else
-    print_status_table(p, n);
-  zkr_participants_free(p, n);
+  rc = status_view_load(s, argv[optind], &v);
+  if (rc == 0 && json)
+    print_status_json(argv[optind], &v);
+  else if (rc == 0)
+    print_status_table(argv[optind], &v);
+  status_view_free(&v);
   zkr_session_close(s);
-  return 0;
+  return rc;
 }
 
 /* One line for a leader: its id (printable, empty if none), or a JSON

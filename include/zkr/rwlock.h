@@ -91,6 +91,17 @@ ZKR_EXTERN int zkr_rwlock_token(zkr_rwlock *rw, int write, int64_t *token);
  * 0 if it holds none. */
 ZKR_EXTERN int64_t zkr_rwlock_valid_until(zkr_rwlock *rw, int write);
 
+/* Copies the full path of the node serving the calling thread's read
+ * (write = 0) or write (write = 1) hold into buf (a downgraded read is
+ * served by the write node). Returns ZKR_OK, ZKR_ENOTHELD, ZKR_EINVAL (buf
+ * too small). */
+ZKR_EXTERN int zkr_rwlock_node(zkr_rwlock *rw, int write, char *buf, size_t len);
+
+/* As zkr_lock_lost_reason(): why the calling thread's hold (either mode)
+ * was lost, else why the most recently lost hold of rw was, else
+ * ZKR_LOST_NONE. Never waits for the network. */
+ZKR_EXTERN int zkr_rwlock_lost_reason(zkr_rwlock *rw);
+
 /* Frees rw: every hold of any thread is released first; waiting threads
  * return ZKR_ECLOSED and free waits for them. Accepts NULL. */
 ZKR_EXTERN void zkr_rwlock_free(zkr_rwlock *rw);

@@ -6,6 +6,7 @@
 #include <zkr/version.h>
 #include <zkr/session.h>
 #include <zkr/lock.h>
+#include <zkr/multilock.h>
 #include <zkr/election.h>
 #include <zkr/participants.h>
 #include <zkr/rwlock.h>

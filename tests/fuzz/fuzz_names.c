@@ -1,7 +1,7 @@
 /* libFuzzer target: path and host validation, contender-name parsing and
  * queue order must never crash, read out of bounds or disagree with
  * themselves, whatever the bytes. Build: scripts/fuzz.sh */
-#include "internal.h"
+#include "common.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """Lock benchmark driver: zkr against the raw-client floor (and, with
 --peers, Curator and Kazoo) on one private ZooKeeper server, in one run.
+Modes rw and sem do the same for zkr_rwlock (read-heavy and write-heavy
+mixes) and zkr_semaphore, against raw floors and Curator's
+InterProcessReadWriteLock and InterProcessSemaphoreV2.
 
 Every configuration runs each implementation in turn (order rotated per
 repetition), so ratios compare runs minutes apart on the same server.
@@ -114,15 +117,17 @@ class Bench:
 
     def command(self, impl, mode, path, extra):
         common = ["--mode", mode, "--connect", self.srv.hosts, "--path", path] + extra
-        if impl in C_IMPLS or impl == "naive":
+        if impl in C_IMPLS or impl in ("naive", "raw-v2"):
             return [BENCH, "--impl", impl] + common
+        if impl == "curator" and mode in ("rw", "sem"):
+            return ["java", "-XX:+UseSerialGC", "-Xmx256m", "-cp", self.classpath, "CuratorRecipesBench"] + common
         if impl == "curator":
             return ["java", "-XX:+UseSerialGC", "-Xmx256m", "-cp", self.classpath, "CuratorLockBench"] + common
         if impl == "kazoo":
             return ["/usr/bin/python3", os.path.join(ROOT, "bench", "peers", "kazoo_lock_bench.py")] + common
         raise ValueError(impl)
 
-    def phase(self, impl, mode, k, extra, window_s=0.0):
+    def phase(self, impl, mode, k, extra, window_s=0.0, per_client=False):
         """Runs k clients to completion; returns their JSON and server deltas."""
         self.seq += 1
         d = os.path.join(self.work, "p%03d" % self.seq)
@@ -131,7 +136,8 @@ class Bench:
         go = os.path.join(d, "go")
         procs = []
         for i in range(k):
-            files = ["--ready", os.path.join(d, "ready%d" % i), "--go", go, "--out", os.path.join(d, "out%d.json" % i)]
+            files = ["--client", str(i)] if per_client else []
+            files += ["--ready", os.path.join(d, "ready%d" % i), "--go", go, "--out", os.path.join(d, "out%d.json" % i)]
             procs.append(subprocess.Popen(self.command(impl, mode, path, extra + files), cwd=d))
         deadline = time.monotonic() + 300
         while not all(os.path.exists(os.path.join(d, "ready%d" % i)) for i in range(k)):
@@ -216,6 +222,83 @@ def pool_contended(runs, window_s):
             "raw notifications/acq": sum(r["notes"] for r in runs) / total if runs[0]["raw"] else None}
 
 
+def rwsem(b, impl, mode, k, extra, hold_us=0):
+    """K processes loop acquire / hold / release on one read-write lock
+    (mode rw: kind 0 read, 1 write) or one semaphore (mode sem: kind 2)."""
+    warm = max(100, min(1000, 8000 // k))
+    r = b.phase(impl, mode, k, ["--warmup", str(warm), "--hold-us", str(hold_us)] + extra, b.a.T, per_client=True)
+    events = []
+    for i, o in enumerate(r["outs"]):
+        events += list(zip(o["enter"], o["exit"], o["kind"], o["acq_ns"]))
+    events.sort()
+    violations = 0
+    if mode == "rw":
+        # A write overlapping any hold, or a read overlapping a write.
+        latest_any = latest_write = 0
+        for e, x, kind, _ in events:
+            if e < (latest_any if kind == 1 else latest_write):
+                violations += 1
+            latest_any = max(latest_any, x)
+            if kind == 1:
+                latest_write = max(latest_write, x)
+    else:
+        # More than max_leases holds at one instant.
+        n_max = int(extra[extra.index("--max-leases") + 1])
+        sweep = sorted([(e, 1) for e, _, _, _ in events] + [(x, -1) for _, x, _, _ in events],
+                       key=lambda t: (t[0], t[1]))
+        held = 0
+        for _, d in sweep:
+            held += d
+            if held > n_max:
+                violations += 1
+    in_window = [ev for ev in events if r["start"] <= ev[0] < r["end"]]
+    return {"k": k, "total": len(events), "in_window": len(in_window),
+            "acq": {kind: [ev[3] for ev in events if ev[2] == kind] for kind in (0, 1, 2)},
+            "reads": sum(1 for ev in events if ev[2] == 0),
+            "violations": violations, "busy": r["busy_before"],
+            "reqs": r["packets"] - k, "cpu": sum(o["cpu_ns"] for o in r["outs"]), "server_cpu": r["server_cpu_ns"]}
+
+
+def pool_rwsem(runs, window_s, mode):
+    total = sum(r["total"] for r in runs)
+    per = [r["in_window"] / window_s for r in runs]
+    res = {"ops/s": sum(per) / len(per), "ops/s per window": "%.0f-%.0f" % (min(per), max(per))}
+    names = [(0, "read"), (1, "write")] if mode == "rw" else [(2, "acq")]
+    for kind, name in names:
+        lat = [x for r in runs for x in r["acq"][kind]]
+        res[name + " p50 ms"] = pct(lat, 50) / 1e6
+        res[name + " p99 ms"] = pct(lat, 99) / 1e6
+    if mode == "rw":
+        res["reads %"] = 100.0 * sum(r["reads"] for r in runs) / max(1, total)
+    res.update({"reqs/op": sum(r["reqs"] for r in runs) / total,
+                "client CPU us/op": sum(r["cpu"] for r in runs) / total / 1e3,
+                "server CPU us/op": sum(r["server_cpu"] for r in runs) / total / 1e3,
+                "violations": sum(r["violations"] for r in runs), "ops": total,
+                "host busy % at start": 100.0 * statistics.mean(r["busy"] for r in runs)})
+    return res
+
+
+def rwsem_tables(b, impls, mode, k, extra, title):
+    runs = {i: [] for i in impls}
+    for rep in range(b.a.creps):
+        for impl in rotate(impls, rep):
+            runs[impl].append(rwsem(b, impl, mode, k, extra))
+    rows = [(i, pool_rwsem(runs[i], b.a.T, mode)) for i in impls]
+    keys = list(rows[0][1].keys())
+    out = [table("%s: K = %d processes, hold 0, %d x %.1f s windows (interleaved)" % (title, k, b.a.creps, b.a.T),
+                 rows, keys)]
+    rk = [x for x in keys if x in ("ops/s", "read p50 ms", "write p50 ms", "acq p50 ms", "acq p99 ms",
+                                   "reqs/op", "client CPU us/op", "server CPU us/op")]
+    out.append(table("%s K = %d ratios" % (title, k), ratios(rows, "raw", rk) +
+                     [r for r in ratios(rows, "raw-v2", rk) if r[0] != "raw / raw-v2"] +
+                     [r for r in ratios(rows, "curator", rk) if r[0].startswith("zkr")], rk, "ratio"))
+    return out
+
+
+def has_semaphore():
+    return subprocess.run([BENCH, "--has-semaphore"]).returncode == 0
+
+
 def reentrant(b):
     r = b.phase("zkr", "reentrant", 1, ["--count", "100000"])
     o = r["outs"][0]
@@ -279,14 +362,19 @@ def ratios(rows, base, keys):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--peers", action="store_true", help="add Curator InterProcessMutex and Kazoo Lock")
+    ap.add_argument("--peers", action="store_true", help="add Curator InterProcessMutex and Kazoo Lock (and Curator's "
+                    "InterProcessReadWriteLock and InterProcessSemaphoreV2 for rw and sem)")
     ap.add_argument("--quick", action="store_true", help="short smoke run (1 rep, small counts)")
-    ap.add_argument("--modes", default="uncontended,reentrant,contended,herd,scale")
+    ap.add_argument("--modes", default="uncontended,reentrant,contended,herd,scale,rw,sem")
     ap.add_argument("--ks", default="2,8,32")
     ap.add_argument("--reps", type=int, default=8, help="uncontended repetitions per implementation")
     ap.add_argument("-n", type=int, default=500, help="uncontended cycles per repetition")
     ap.add_argument("--creps", type=int, default=3, help="contended repetitions per implementation and K")
     ap.add_argument("-T", type=float, default=3.0, help="contended window, seconds")
+    ap.add_argument("--rw-k", type=int, default=8, help="processes on the read-write lock")
+    ap.add_argument("--read-pcts", default="95,5", help="read-write mixes: percent reads (read-heavy, write-heavy)")
+    ap.add_argument("--sem-k", type=int, default=8, help="processes on the semaphore")
+    ap.add_argument("--max-leases", type=int, default=4, help="semaphore N")
     ap.add_argument("--waiters", type=int, default=50)
     ap.add_argument("--locks", type=int, default=10000)
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "results", time.strftime("%Y%m%d-%H%M%S")))
@@ -347,6 +435,17 @@ def main():
             report.append(table("Herd: 1 holder + %d queued waiters, each its own session" % a.waiters, rows,
                                 ["releases", "server fires/release mean", "max", "first",
                                  "client notifications/release", "handoff p50 ms"]))
+        rimpls = ["zkr", "raw"] + (["curator"] if a.peers else [])
+        if "rw" in modes:
+            for p in [int(x) for x in a.read_pcts.split(",")]:
+                report += rwsem_tables(b, rimpls, "rw", a.rw_k, ["--read-pct", str(p)],
+                                       "Read-write lock, %d%% reads" % p)
+        if "sem" in modes:
+            if has_semaphore():
+                report += rwsem_tables(b, rimpls[:2] + ["raw-v2"] + rimpls[2:], "sem", a.sem_k, ["--max-leases", str(a.max_leases)],
+                                       "Semaphore, N = %d" % a.max_leases)
+            else:
+                report.append("\n(sem skipped: this libzkrecipes has no zkr_semaphore)")
         if "scale" in modes:
             s = scale(b)
             report.append(table("Scale (zkr)", [(k, {"value": v}) for k, v in s.items()], ["value"], "measure"))

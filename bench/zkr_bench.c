@@ -1,6 +1,6 @@
 /* One client process of the lock benchmark (driven by bench/run.py).
  *
- *   zkr_bench --impl zkr|zkr-nowait|raw|naive --mode MODE --connect HOSTS
+ *   zkr_bench --impl zkr|zkr-nowait|raw|naive|raw-v2 --mode MODE --connect HOSTS
  *             --path PATH [--count N] [--warmup W] [--hold-us U]
  *             [--waiters N] [--locks N] --ready FILE --go FILE --out FILE
  *
@@ -13,6 +13,11 @@
  *
  * Modes: uncontended, contended (with peers: the same protocol as
  * bench/peers/), reentrant, herd, scale-waiters, scale-held; see run.py.
+ * rw (zkr_rwlock against a raw read-write lock floor; --read-pct P of the
+ * operations are reads, the rest writes, drawn from a generator seeded by
+ * --client so every implementation runs the same sequence) and sem
+ * (zkr_semaphore with --max-leases N against a raw floor) take --impl zkr
+ * or raw (sem also raw-v2: the raw floor of zkr's and Curator's protocol); their peers are bench/peers/CuratorRecipesBench.java.
  * Everything is timed with CLOCK_MONOTONIC, so the driver can merge the
  * timestamps of several processes. */
 #define _GNU_SOURCE
@@ -26,14 +31,15 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zkr/semaphore.h>
 #include <zkr/zkr.h>
 
 #define SESSION_MS 10000
 
 static struct {
   const char *impl, *mode, *connect, *path, *ready, *go, *out;
-  long count, warmup, hold_us, waiters, locks;
-} opt = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2000, 500, 0, 50, 10000};
+  long count, warmup, hold_us, waiters, locks, read_pct, max_leases, client;
+} opt = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2000, 500, 0, 50, 10000, 95, 4, 0};
 
 static void die(const char *what, int rc) {
   fprintf(stderr, "zkr_bench: %s: %d\n", what, rc);
@@ -747,13 +753,312 @@ static void mode_scale_held(void) {
   free(l);
 }
 
+/* --- rw and sem: the read-write lock and the semaphore ----------------------- */
+
+/* The semaphore may be missing from the library this was linked against
+ * (it landed after the bench): weak references, checked at run time. */
+#pragma weak zkr_semaphore_new
+#pragma weak zkr_semaphore_acquire
+#pragma weak zkr_lease_release
+#pragma weak zkr_semaphore_free
+
+/* The raw read-write lock floor: reader "read-<seq>", writer "write-<seq>"
+ * (EPHEMERAL_SEQUENTIAL); list; a reader waits only for the nearest
+ * earlier writer, a writer for its predecessor of either kind (getData
+ * watch, list again when it fires); release = delete. */
+static void raw_rw_acquire(raw *r, const char *dir, int write) {
+  char prefix[600], pred[600];
+  int rc;
+
+  snprintf(prefix, sizeof(prefix), "%s/%s-", dir, write ? "write" : "read");
+  rc = zoo_create(r->zh, prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, r->node,
+                  sizeof(r->node));
+  if (rc == ZNONODE) {
+    raw_mkdirs(r, dir);
+    rc = zoo_create(r->zh, prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, r->node,
+                    sizeof(r->node));
+  }
+  if (rc != ZOK)
+    die("create", rc);
+  for (;;) {
+    struct String_vector kids;
+    long mine = seq_of(r->node), best = -1;
+    unsigned fired;
+    int i;
+
+    pthread_mutex_lock(&r->mu);
+    fired = r->fired;
+    pthread_mutex_unlock(&r->mu);
+    rc = zoo_get_children(r->zh, dir, 0, &kids);
+    if (rc != ZOK)
+      die("get_children", rc);
+    for (i = 0; i < kids.count; i++) {
+      long s = seq_of(kids.data[i]);
+      if (s < mine && s > best && (write || strncmp(kids.data[i], "write-", 6) == 0)) {
+        best = s;
+        snprintf(pred, sizeof(pred), "%s/%s", dir, kids.data[i]);
+      }
+    }
+    deallocate_String_vector(&kids);
+    if (best < 0)
+      return;
+    {
+      char buf[1];
+      int len = sizeof(buf);
+      rc = zoo_wget(r->zh, pred, raw_watcher, r, buf, &len, NULL);
+      if (rc == ZNONODE)
+        continue;
+      if (rc != ZOK)
+        die("wget", rc);
+    }
+    pthread_mutex_lock(&r->mu);
+    while (r->fired == fired)
+      pthread_cond_wait(&r->cond, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+  }
+}
+
+/* The raw semaphore floor: create "lease-<seq>" (EPHEMERAL_SEQUENTIAL) in
+ * DIR; list with a children watch; held once fewer than max_leases leases
+ * have a lower sequence number (a lower lease only ever goes away, so no
+ * mutex is needed); else wait for the children to change and list again.
+ * Release = delete. */
+static void raw_sem_acquire(raw *r, const char *dir) {
+  char prefix[600];
+  int rc;
+
+  snprintf(prefix, sizeof(prefix), "%s/lease-", dir);
+  rc = zoo_create(r->zh, prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, r->node,
+                  sizeof(r->node));
+  if (rc == ZNONODE) {
+    raw_mkdirs(r, dir);
+    rc = zoo_create(r->zh, prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, r->node,
+                    sizeof(r->node));
+  }
+  if (rc != ZOK)
+    die("create", rc);
+  for (;;) {
+    struct String_vector kids;
+    long mine = seq_of(r->node), lower = 0;
+    unsigned fired;
+    int i;
+
+    pthread_mutex_lock(&r->mu);
+    fired = r->fired;
+    pthread_mutex_unlock(&r->mu);
+    rc = zoo_wget_children(r->zh, dir, raw_watcher, r, &kids);
+    if (rc != ZOK)
+      die("get_children", rc);
+    for (i = 0; i < kids.count; i++)
+      if (seq_of(kids.data[i]) < mine)
+        lower++;
+    deallocate_String_vector(&kids);
+    if (lower < opt.max_leases)
+      return;
+    pthread_mutex_lock(&r->mu);
+    while (r->fired == fired)
+      pthread_cond_wait(&r->cond, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+  }
+}
+
+/* The raw floor of Curator's InterProcessSemaphoreV2 protocol (what
+ * zkr_semaphore follows): the raw lock on DIR/locks, then
+ * DIR/leases/lease-<seq>, then list DIR/leases with a children watch until
+ * at most max_leases exist, then release the lock. */
+static void raw_sem_v2_acquire(raw *r, const char *dir) {
+  char locks[600], leases[600], lease[512];
+  int rc;
+
+  snprintf(locks, sizeof(locks), "%s/locks", dir);
+  snprintf(leases, sizeof(leases), "%s/leases/lease-", dir);
+  raw_acquire(r, locks, 0);
+  rc = zoo_create(r->zh, leases, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, lease, sizeof(lease));
+  if (rc == ZNONODE) {
+    snprintf(leases, sizeof(leases), "%s/leases", dir);
+    raw_mkdirs(r, leases);
+    snprintf(leases, sizeof(leases), "%s/leases/lease-", dir);
+    rc = zoo_create(r->zh, leases, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, lease, sizeof(lease));
+  }
+  if (rc != ZOK)
+    die("create", rc);
+  snprintf(leases, sizeof(leases), "%s/leases", dir);
+  for (;;) {
+    struct String_vector kids;
+    unsigned fired;
+    int n;
+
+    pthread_mutex_lock(&r->mu);
+    fired = r->fired;
+    pthread_mutex_unlock(&r->mu);
+    rc = zoo_wget_children(r->zh, leases, raw_watcher, r, &kids);
+    if (rc != ZOK)
+      die("get_children", rc);
+    n = kids.count;
+    deallocate_String_vector(&kids);
+    if (n <= opt.max_leases)
+      break;
+    pthread_mutex_lock(&r->mu);
+    while (r->fired == fired)
+      pthread_cond_wait(&r->cond, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+  }
+  raw_release(r); /* the lock node */
+  memcpy(r->node, lease, sizeof(lease));
+}
+
+typedef struct rclient {
+  raw *r;
+  zkr_session *s;
+  zkr_rwlock *rw;
+  zkr_semaphore *sem;
+  zkr_lease *lease;
+  char dir[512];
+} rclient;
+
+static void rclient_open(rclient *c, const char *dir, int sem) {
+  memset(c, 0, sizeof(*c));
+  snprintf(c->dir, sizeof(c->dir), "%s", dir);
+  if (strcmp(opt.impl, "zkr") == 0) {
+    zkr_session_opts so;
+    int rc;
+    memset(&so, 0, sizeof(so));
+    so.session_timeout_ms = SESSION_MS;
+    rc = zkr_session_open(&c->s, opt.connect, &so);
+    if (rc != ZKR_OK)
+      die("zkr_session_open", rc);
+    if (sem) {
+      if (zkr_semaphore_new == NULL)
+        die("this libzkrecipes has no zkr_semaphore", 0);
+      rc = zkr_semaphore_new(&c->sem, c->s, dir, (int)opt.max_leases, NULL);
+    } else {
+      rc = zkr_rwlock_new(&c->rw, c->s, dir, NULL);
+    }
+    if (rc != ZKR_OK)
+      die("zkr_rwlock_new/zkr_semaphore_new", rc);
+  } else if (strcmp(opt.impl, "raw") == 0 || (sem && strcmp(opt.impl, "raw-v2") == 0)) {
+    c->r = raw_open();
+  } else {
+    die("rw takes --impl zkr or raw, sem zkr, raw or raw-v2", 0);
+  }
+}
+
+static void rclient_close(rclient *c) {
+  if (c->r != NULL) {
+    raw_close(c->r);
+    return;
+  }
+  if (c->sem != NULL)
+    zkr_semaphore_free(c->sem);
+  if (c->rw != NULL)
+    zkr_rwlock_free(c->rw);
+  zkr_session_close(c->s);
+}
+
+/* kind: 0 read, 1 write, 2 semaphore lease. */
+static void racquire(rclient *c, int kind) {
+  int rc;
+
+  if (c->r != NULL) {
+    if (kind == 2 && strcmp(opt.impl, "raw-v2") == 0)
+      raw_sem_v2_acquire(c->r, c->dir);
+    else if (kind == 2)
+      raw_sem_acquire(c->r, c->dir);
+    else
+      raw_rw_acquire(c->r, c->dir, kind);
+    return;
+  }
+  if (kind == 2)
+    rc = zkr_semaphore_acquire(c->sem, -1, &c->lease);
+  else
+    rc = kind ? zkr_rwlock_wrlock(c->rw, -1) : zkr_rwlock_rdlock(c->rw, -1);
+  if (rc != ZKR_OK)
+    die("acquire", rc);
+}
+
+static void rrelease(rclient *c, int kind) {
+  int rc;
+
+  if (c->r != NULL) {
+    raw_release(c->r);
+    return;
+  }
+  rc = kind == 2 ? zkr_lease_release(c->lease) : zkr_rwlock_unlock(c->rw);
+  c->lease = NULL;
+  if (rc != ZKR_OK)
+    die("release", rc);
+}
+
+/* xorshift64: the same operation sequence for every implementation. */
+static uint64_t rng_next(uint64_t *x) {
+  *x ^= *x << 13;
+  *x ^= *x >> 7;
+  *x ^= *x << 17;
+  return *x;
+}
+
+static int next_kind(uint64_t *x, int sem) {
+  if (sem)
+    return 2;
+  return (long)(rng_next(x) % 100) < opt.read_pct ? 0 : 1;
+}
+
+/* K processes (one client each) loop acquire / hold / release for the
+ * window, reads with probability read_pct (rw) or leases (sem). */
+static void mode_rwsem(int sem) {
+  long cap = 1 << 20, n = 0, i;
+  int64_t *enter = array(cap), *exit_ = array(cap), *acq = array(cap), *kind = array(cap), start, end, c0, c1;
+  uint64_t x = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)(opt.client + 1) * 0xbf58476d1ce4e5b9ULL);
+  char warm[600];
+  rclient c, w;
+
+  snprintf(warm, sizeof(warm), "%s-warm", opt.path);
+  rclient_open(&w, warm, sem);
+  for (i = 0; i < opt.warmup; i++) {
+    int k = next_kind(&x, sem);
+    racquire(&w, k);
+    rrelease(&w, k);
+  }
+  rclient_close(&w);
+  x = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)(opt.client + 1) * 0xbf58476d1ce4e5b9ULL);
+  rclient_open(&c, opt.path, sem);
+  touch(opt.ready);
+  wait_go(&start, &end);
+  c0 = cpu_ns();
+  while (now_ns() < end && n < cap) {
+    int k = next_kind(&x, sem);
+    int64_t a = now_ns(), t;
+    racquire(&c, k);
+    t = now_ns();
+    enter[n] = t;
+    acq[n] = t - a;
+    kind[n] = k;
+    while (opt.hold_us > 0 && now_ns() < t + opt.hold_us * 1000)
+      ;
+    exit_[n] = now_ns();
+    rrelease(&c, k);
+    n++;
+  }
+  c1 = cpu_ns();
+  out_begin();
+  out_array("enter", enter, n);
+  out_array("exit", exit_, n);
+  out_array("acq_ns", acq, n);
+  out_array("kind", kind, n);
+  out_int("cpu_ns", c1 - c0);
+  out_int("count", n);
+  out_end();
+  rclient_close(&c);
+}
+
 /* --- main -------------------------------------------------------------------- */
 
 static void usage(void) {
-  fprintf(stderr, "usage: zkr_bench --impl zkr|zkr-nowait|raw|naive --mode "
-                  "uncontended|contended|reentrant|herd|scale-waiters|scale-held\n"
+  fprintf(stderr, "usage: zkr_bench --impl zkr|zkr-nowait|raw|naive|raw-v2 --mode "
+                  "uncontended|contended|reentrant|herd|scale-waiters|scale-held|rw|sem\n"
                   "       --connect HOSTS --path PATH [--count N] [--warmup W] [--hold-us U]\n"
-                  "       [--waiters N] [--locks N] --ready FILE --go FILE --out FILE\n");
+                  "       [--waiters N] [--locks N] [--read-pct P] [--max-leases N] [--client I]\n"
+                  "       --ready FILE --go FILE --out FILE\n");
   exit(2);
 }
 
@@ -766,10 +1071,14 @@ int main(int argc, char **argv) {
       {"--impl", &opt.impl, NULL},       {"--mode", &opt.mode, NULL},       {"--connect", &opt.connect, NULL},
       {"--path", &opt.path, NULL},       {"--ready", &opt.ready, NULL},     {"--go", &opt.go, NULL},
       {"--out", &opt.out, NULL},         {"--count", NULL, &opt.count},     {"--warmup", NULL, &opt.warmup},
-      {"--hold-us", NULL, &opt.hold_us}, {"--waiters", NULL, &opt.waiters}, {"--locks", NULL, &opt.locks}};
+      {"--hold-us", NULL, &opt.hold_us}, {"--waiters", NULL, &opt.waiters}, {"--locks", NULL, &opt.locks},
+      {"--read-pct", NULL, &opt.read_pct}, {"--max-leases", NULL, &opt.max_leases}, {"--client", NULL, &opt.client}};
   int i;
   size_t f;
 
+  /* For the driver: does the library this was linked against have the semaphore? */
+  if (argc == 2 && strcmp(argv[1], "--has-semaphore") == 0)
+    return zkr_semaphore_new != NULL ? 0 : 1;
   for (i = 1; i < argc; i += 2) {
     for (f = 0; f < sizeof(flags) / sizeof(flags[0]); f++)
       if (strcmp(argv[i], flags[f].flag) == 0)
@@ -785,7 +1094,7 @@ int main(int argc, char **argv) {
       opt.go == NULL || opt.out == NULL)
     usage();
   if (strcmp(opt.impl, "zkr") != 0 && strcmp(opt.impl, "zkr-nowait") != 0 && strcmp(opt.impl, "raw") != 0 &&
-      strcmp(opt.impl, "naive") != 0)
+      strcmp(opt.impl, "naive") != 0 && strcmp(opt.impl, "raw-v2") != 0)
     usage();
   zoo_set_debug_level(0);
   if (strcmp(opt.mode, "uncontended") == 0)
@@ -800,6 +1109,10 @@ int main(int argc, char **argv) {
     mode_scale_waiters();
   else if (strcmp(opt.mode, "scale-held") == 0)
     mode_scale_held();
+  else if (strcmp(opt.mode, "rw") == 0)
+    mode_rwsem(0);
+  else if (strcmp(opt.mode, "sem") == 0)
+    mode_rwsem(1);
   else
     usage();
   return 0;

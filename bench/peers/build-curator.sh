@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# build-curator.sh OUTDIR: compiles CuratorLockBench.java into OUTDIR and
+# build-curator.sh OUTDIR: compiles CuratorLockBench.java and
+# CuratorRecipesBench.java (read-write lock, semaphore) into OUTDIR and
 # writes OUTDIR/classpath (one line) for
 #   java -cp "$(cat OUTDIR/classpath)" CuratorLockBench ...
 # Uses Debian's jars (JAR_DIR, default /usr/share/java).
@@ -12,7 +13,7 @@ die() {
 
 [ $# -eq 1 ] || die "usage: build-curator.sh OUTDIR"
 out=$1
-src=$(cd "$(dirname "$0")" && pwd)/CuratorLockBench.java
+here=$(cd "$(dirname "$0")" && pwd)
 dir=${JAR_DIR:-/usr/share/java}
 
 command -v javac >/dev/null || die "javac not found (install openjdk-17-jdk)"
@@ -37,5 +38,5 @@ done
 
 mkdir -p "$out" || die "cannot create $out"
 out=$(cd "$out" && pwd)
-javac -nowarn -d "$out" -cp "${cp#:}" "$src" || die "javac failed"
+javac -nowarn -d "$out" -cp "${cp#:}" "$here/CuratorLockBench.java" "$here/CuratorRecipesBench.java" || die "javac failed"
 echo "$out$cp" >"$out/classpath"

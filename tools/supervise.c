@@ -318,6 +318,29 @@ static void signal_tree(int sig) {
   free(done.pid);
 }
 
+/* Sends a signal the command may trap (SIGTERM) once to each process of the
+ * tree, and to none forked after it was sent: walking until no new process
+ * appears would also find what a TERM trap starts (its `date`, its
+ * `sleep`) and kill it. So the tree is frozen first (SIGSTOP, walked until
+ * no new process appears: a stopped process cannot fork), then every
+ * process gets sig in one walk, then SIGCONT: a trap runs only then, and
+ * its children are never signalled. Our SIGSTOPs are no job-control
+ * request (reap() tells them apart). */
+static void signal_tree_frozen(int sig) {
+  pid_set stopped = {NULL, 0, 0}, done = {NULL, 0, 0};
+  int walks = 0;
+
+  while (walks < SIGNAL_WALKS_MAX && signal_tree_once(SIGSTOP, &stopped) > 0)
+    walks++;
+  signal_tree_once(sig, &done);
+  free(done.pid);
+  done.pid = NULL;
+  done.n = done.cap = 0;
+  signal_tree_once(SIGCONT, &done);
+  free(done.pid);
+  free(stopped.pid);
+}
+
 /* --- running the command ---------------------------------------------------- */
 
 typedef struct run {
@@ -454,14 +477,13 @@ static void stop_all(run *r) {
   resume(r);
 }
 
-/* zkr must end: the tree gets SIGTERM now (and SIGCONT, so that a stopped
- * process can act on it) and SIGKILL when the grace period ends. */
+/* zkr must end: the tree gets SIGTERM now (continued after it, so that a
+ * stopped process can act on it) and SIGKILL when the grace period ends. */
 static void term_tree(run *r, int grace_ms) {
   int64_t at = now_ms() + grace_ms;
 
   r->tree_termed = 1;
-  signal_tree(SIGTERM);
-  signal_tree(SIGCONT);
+  signal_tree_frozen(SIGTERM);
   if (r->kill_at < 0 || at < r->kill_at)
     r->kill_at = at;
 }

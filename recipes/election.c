@@ -245,7 +245,7 @@ static int leave(zkr_election *e) {
   if (zkr__contender_granted(c))
     rc = zkr__contender_release(c, 1);
   else
-    rc = zkr__contender_withdraw(c) == ZKR_OK ? zkr__contender_release(c, 1) : ZKR_OK;
+    rc = zkr__contender_withdraw(c, -1) == ZKR_OK ? zkr__contender_release(c, 1) : ZKR_OK;
   granted = zkr__contender_was_granted(c);
   zkr__contender_drop(c); /* its own queued events are void from here on */
   e->c = NULL;

@@ -140,7 +140,7 @@ static int wait_grant(zkr_semaphore *sem, attempt *at, zkr__contender *c, int64_
   at->waiting = c;
   rc = zkr__contender_wait(c, deadline);
   at->waiting = NULL;
-  rc = zkr__contender_settle(c, rc, keep_late_grant);
+  rc = zkr__contender_settle(c, rc, keep_late_grant, deadline);
   if (rc == ZKR_OK && sem->freeing) {
     zkr__contender_release(c, 1);
     rc = ZKR_ECLOSED;

@@ -127,19 +127,29 @@ int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__con
  * of us is known, or the error that ended it. */
 int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns);
 
-/* Called with the session mutex held. Ends a wait that returned rc: a
- * give-up (ZKR_ETIMEDOUT, ZKR_ECLOSED) deletes our node before returning
- * (zkr__contender_withdraw); a grant that won the race against the
- * deadline is kept when keep_late, else handed back. Returns ZKR_OK when
- * the caller holds c, else why not (ZKR_ELOST if our node had been deleted:
- * the cause, not the symptom). */
-int zkr__contender_settle(zkr__contender *c, int rc, int keep_late);
+/* How long past the caller's deadline a give-up waits for the server to
+ * confirm the delete of our node: a connected server answers in a round
+ * trip; one that does not (a stalled or lost connection) must not hold the
+ * caller, whose deadline is a promise. The delete then completes in the
+ * background (retried on reconnection; the node also goes with the
+ * session), and a later contender of this session sorts after it. */
+#define ZKR__GIVE_UP_GRACE_NS (100 * 1000000LL)
 
-/* Called with the session mutex held. Gives up waiting: the node is deleted
- * (waits for the confirmation while the session lives). Returns ZKR_OK if
- * the contender had been granted meanwhile (the caller holds it), ZKR_ELOST
- * if someone else had deleted our node, else ZKR_ETIMEDOUT. */
-int zkr__contender_withdraw(zkr__contender *c);
+/* Called with the session mutex held. Ends a wait that returned rc: a
+ * give-up (ZKR_ETIMEDOUT, ZKR_ECLOSED) deletes our node, waiting for the
+ * confirmation until deadline_ns (the caller's, zkr__deadline(); < 0 = as
+ * long as the session lives) plus ZKR__GIVE_UP_GRACE_NS; a grant that won
+ * the race against the deadline is kept when keep_late, else handed back.
+ * Returns ZKR_OK when the caller holds c, else why not (ZKR_ELOST if our
+ * node had been deleted: the cause, not the symptom). */
+int zkr__contender_settle(zkr__contender *c, int rc, int keep_late, int64_t deadline_ns);
+
+/* Called with the session mutex held. Gives up waiting: the node is
+ * deleted; waits for the confirmation until give_up_by (< 0: while the
+ * session lives), then leaves it to the background. Returns ZKR_OK if the
+ * contender had been granted meanwhile (the caller holds it), ZKR_ELOST if
+ * someone else had deleted our node, else ZKR_ETIMEDOUT. */
+int zkr__contender_withdraw(zkr__contender *c, int64_t give_up_by);
 
 /* Called with the session mutex held. Deletes a granted contender's node
  * (retrying across connection loss). With wait, returns once the server

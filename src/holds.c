@@ -89,7 +89,7 @@ static void acquire_cancelled(void *arg) {
   cancel_cleanup *cu = arg;
   zkr__holds *hs = cu->hs;
 
-  if (zkr__contender_withdraw(cu->h->c) == ZKR_OK)
+  if (zkr__contender_withdraw(cu->h->c, -1) == ZKR_OK)
     zkr__contender_release(cu->h->c, 1);
   unlink_hold(hs, cu->h);
   if (--hs->acquiring == 0)
@@ -142,7 +142,7 @@ int zkr__holds_acquire(zkr__holds *hs, zkr__contender_cfg *cfg, int64_t deadline
   rc = wait_cancellable(hs, h, deadline);
   pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
   /* A grant that won the race against the deadline is kept. */
-  rc = zkr__contender_settle(h->c, rc, 1);
+  rc = zkr__contender_settle(h->c, rc, 1, deadline);
   if (rc == ZKR_OK && hs->freeing) {
     zkr__contender_release(h->c, 1);
     rc = ZKR_ECLOSED;

@@ -1386,7 +1386,7 @@ int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns) {
   }
 }
 
-int zkr__contender_withdraw(zkr__contender *c) {
+int zkr__contender_withdraw(zkr__contender *c, int64_t give_up_by) {
   pthread_mutex_t *mu = zkr__session_mutex(c->s);
 
   if (c->state == C_HELD)
@@ -1397,20 +1397,23 @@ int zkr__contender_withdraw(zkr__contender *c) {
   /* C_CREATE / C_RECOVER / C_CHECK: the node is deleted as soon as it is
    * known to be ours. */
   while (c->state != C_DONE)
-    pthread_cond_wait(&c->cond, mu);
+    if (zkr__cond_wait(&c->cond, mu, give_up_by) != 0)
+      return ZKR_ETIMEDOUT; /* unconfirmed: it goes on in the background */
   return c->rc == ZKR_ELOST ? ZKR_ELOST : ZKR_ETIMEDOUT;
 }
 
-int zkr__contender_settle(zkr__contender *c, int rc, int keep_late) {
+int zkr__contender_settle(zkr__contender *c, int rc, int keep_late, int64_t deadline_ns) {
+  int64_t now = zkr__now_ns();
   int wrc;
 
   if (rc != ZKR_ETIMEDOUT && rc != ZKR_ECLOSED)
     return rc;
-  wrc = zkr__contender_withdraw(c);
+  wrc = zkr__contender_withdraw(
+      c, deadline_ns < 0 ? -1 : (deadline_ns > now ? deadline_ns : now) + ZKR__GIVE_UP_GRACE_NS);
   if (wrc == ZKR_OK && rc == ZKR_ETIMEDOUT && keep_late)
     return ZKR_OK;
   if (wrc == ZKR_OK)
-    zkr__contender_release(c, 1);
+    zkr__contender_release(c, 0); /* handed back; confirmed in the background */
   else if (wrc == ZKR_ELOST && rc == ZKR_ETIMEDOUT)
     rc = ZKR_ELOST;
   return rc;

@@ -55,7 +55,9 @@ int th_acquirer_done(void *a);
  * returned; asserts the release succeeded. */
 int th_acquirer_finish(th_acquirer *a);
 
-/* A child process that holds something: forks, opens a session with the
+/* A child process that holds something; call it before this process opens
+ * any session (a fork of a process with threads cannot start threads under
+ * ThreadSanitizer, and is unsafe in general): forks, opens a session with the
  * given timeout (ms; 0 = TH_SESSION_MS), calls take(s, path) (returns a
  * ZKR code), and returns once take succeeded, with the child paused and
  * holding; the caller SIGKILLs or reaps it. Returns the child's pid, or -1

@@ -62,7 +62,7 @@ static int finish(started *st, int granted) {
   int rc;
 
   pthread_mutex_lock(zkr__session_mutex(st->s));
-  rc = granted ? zkr__contender_release(st->c, 1) : zkr__contender_withdraw(st->c);
+  rc = granted ? zkr__contender_release(st->c, 1) : zkr__contender_withdraw(st->c, -1);
   zkr__contender_drop(st->c);
   pthread_mutex_unlock(zkr__session_mutex(st->s));
   return rc;

@@ -825,6 +825,49 @@ static void test_give_up_after_node_deleted_says_lost(void) {
   th_finish_path(path);
 }
 
+/* Found by a newcomer: a timed acquire whose connection stalls (no answer,
+ * no error) while it waits held its caller until the session was declared
+ * lost (5.4 s for a 1 s timeout): giving up waited for the delete's
+ * confirmation. The deadline is a promise: it returns by the deadline and
+ * ZKR__GIVE_UP_GRACE_NS, and the delete completes in the background (here
+ * the node goes with the session). */
+static void test_give_up_bounded_while_stalled(void) {
+  char *path = th_path("p-stall");
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session *sh = th_session(0), *sw = NULL;
+  zkr_session_opts o;
+  zkr_lock *h = th_lock(sh, path), *w;
+  th_acquirer a;
+  int64_t t0, took;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  memset(&o, 0, sizeof(o));
+  o.session_timeout_ms = TH_SESSION_MS;
+  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&sw, tp_hosts(p), &o), ZKR_OK);
+  w = th_lock(sw, path);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(h, -1), ZKR_OK);
+  th_acquirer_start(&a, w, 1000, 0);
+  CU_ASSERT_TRUE(th_await_nodes(path, 2));
+  t0 = th_now_ms();
+  tp_stall(p, 1);
+  CU_ASSERT_TRUE(th_wait_until(th_acquirer_done, &a, TH_SETTLE_MS));
+  took = th_now_ms() - t0;
+  printf("[1000 ms acquire returned %lld ms after the stall began] ", (long long)took);
+  CU_ASSERT_EQUAL(a.rc, ZKR_ETIMEDOUT);
+  CU_ASSERT_TRUE(took <= 1000 + TH_LATE_MS);
+  th_acquirer_finish(&a);
+  tp_stall(p, 0);
+  /* The waiter's node goes, in the background or with its session. */
+  CU_ASSERT_TRUE(th_await_nodes(path, 1));
+  CU_ASSERT_EQUAL(zkr_lock_release(h), ZKR_OK);
+  zkr_lock_free(w);
+  zkr_lock_free(h);
+  zkr_session_close(sw);
+  zkr_session_close(sh);
+  tp_stop(p);
+  th_finish_path(path);
+}
+
 int main(void) {
   static const th_test tests[] = {
       {"test_overflow_repeated_suffix_one_holder", test_overflow_repeated_suffix_one_holder},
@@ -839,6 +882,7 @@ int main(void) {
       {"test_participants_skip_persistent", test_participants_skip_persistent},
       {"test_election_term_announced_once", test_election_term_announced_once},
       {"test_give_up_while_cut_off_returns", test_give_up_while_cut_off_returns},
+      {"test_give_up_bounded_while_stalled", test_give_up_bounded_while_stalled},
       {"test_deleted_try_hold", test_deleted_try_hold},
       {"test_persistent_lookalike_read_once", test_persistent_lookalike_read_once},
       {"test_give_up_after_node_deleted_says_lost", test_give_up_after_node_deleted_says_lost},

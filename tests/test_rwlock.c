@@ -317,11 +317,13 @@ static int take_read(zkr_session *s, const char *path) {
 
 static void test_rwlock_holder_killed(void) {
   char *path = th_path("rw-kill");
-  zkr_session *s = th_session(0);
-  zkr_rwlock *rw = rw_on(s, path, NULL);
-  pid_t pid = th_child_holding(take_read, path, 0);
+  pid_t pid = th_child_holding(take_read, path, 0); /* first: no threads yet */
+  zkr_session *s;
+  zkr_rwlock *rw;
 
   CU_ASSERT_FATAL(pid > 0);
+  s = th_session(0);
+  rw = rw_on(s, path, NULL);
   CU_ASSERT_EQUAL(zkr_rwlock_rdlock(rw, 0), ZKR_OK); /* readers share */
   CU_ASSERT_EQUAL(zkr_rwlock_unlock(rw), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_rwlock_wrlock(rw, 0), ZKR_ETIMEDOUT);

@@ -408,13 +408,15 @@ static int take_lease(zkr_session *s, const char *path) {
 
 static void test_semaphore_holder_killed(void) {
   char *path = th_path("sem-kill");
-  zkr_session *b = th_session(0);
-  zkr_semaphore *sb = sem_on(b, path, 1, NULL);
+  pid_t pid = th_child_holding(take_lease, path, 0); /* first: no threads yet */
+  zkr_session *b;
+  zkr_semaphore *sb;
   zkr_lease *l = NULL;
-  pid_t pid = th_child_holding(take_lease, path, 0);
   int64_t t0;
 
   CU_ASSERT_FATAL(pid > 0);
+  b = th_session(0);
+  sb = sem_on(b, path, 1, NULL);
   CU_ASSERT_EQUAL(zkr_semaphore_acquire(sb, 0, &l), ZKR_ETIMEDOUT);
   th_child_kill(pid);
   t0 = th_now_ms();

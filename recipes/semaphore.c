@@ -169,42 +169,139 @@ static int take_mutex(zkr_semaphore *sem, attempt *at, int try_once, int64_t dea
   return wait_grant(sem, at, *m, deadline, 0);
 }
 
-/* Step 2 (session mutex NOT held, the internal mutex held): PATH's data
+/* Step 2 (session mutex held, as is the internal mutex): PATH's data
  * records max_leases. The record is ours to read and write, not a
- * contender's request, so it goes through the public handle with the
- * synchronous calls, which must not run under the session mutex (their
- * completion needs the event thread). Empty data is claimed with the
- * version read, so a concurrent writer (a peer outside the internal mutex,
- * e.g. Kazoo) wins or loses as a whole and we read again. Anything but our
- * own decimal count is a mismatch; only participants that keep the record
- * are detected: a Curator peer with another count is not. */
-static int check_record(zkr_semaphore *sem) {
+ * contender's, so the recipe sends these two requests itself, and waits
+ * for them within the acquire's one deadline (a stalled connection must not
+ * hold the caller; a lost session ends the wait with ZKR_ESESSION). Empty
+ * data is claimed with the version read, so a concurrent writer (a peer
+ * outside the internal mutex, e.g. Kazoo) wins or loses as a whole and we
+ * read again. Anything but our own decimal count is a mismatch; only
+ * participants that keep the record are detected: a Curator peer with
+ * another count is not. */
+
+/* One request on PATH's data. Its context outlives a wait given up: the
+ * completion frees it then. */
+typedef struct record_call {
+  zkr_session *s;
+  pthread_cond_t cond;
+  int done, abandoned, rc, len;
+  char data[16];
+  int version;
+} record_call;
+
+static void record_finish(record_call *call, int rc) {
+  zkr_session *s = call->s;
+
+  call->rc = rc;
+  call->done = 1;
+  if (call->abandoned) {
+    pthread_cond_destroy(&call->cond);
+    free(call);
+  } else {
+    pthread_cond_broadcast(&call->cond);
+  }
+  zkr__session_unref(s);
+}
+
+static void record_got(int rc, const char *value, int len, const struct Stat *st, const void *data) {
+  record_call *call = (record_call *)data;
+  pthread_mutex_t *mu = zkr__session_mutex(call->s);
+
+  pthread_mutex_lock(mu);
+  if (rc == ZOK) {
+    call->len = st->dataLength;
+    call->version = st->version;
+    memcpy(call->data, value, len > 0 && len <= (int)sizeof(call->data) ? (size_t)len : 0);
+  }
+  record_finish(call, rc);
+  pthread_mutex_unlock(mu);
+}
+
+static void record_set(int rc, const struct Stat *st, const void *data) {
+  record_call *call = (record_call *)data;
+  pthread_mutex_t *mu = zkr__session_mutex(call->s);
+
+  (void)st;
+  pthread_mutex_lock(mu);
+  record_finish(call, rc);
+  pthread_mutex_unlock(mu);
+}
+
+/* Sends a read (version < 0) or a conditional write of the record and
+ * waits for its answer until deadline (< 0: while the session lives).
+ * Returns ZKR_OK with the server's code in *zrc (and a read's answer in
+ * *got), or why no answer came: ZKR_ETIMEDOUT, ZKR_ESESSION, ZKR_ENOMEM. */
+static int record_request(zkr_semaphore *sem, int version, int64_t deadline, int *zrc, record_call *got) {
+  zkr_session *s = sem->r.s;
+  pthread_mutex_t *mu = zkr__session_mutex(s);
+  record_call *call = calloc(1, sizeof(*call));
+  zhandle_t *zh = zkr__session_zh(s);
+
+  if (call == NULL || zkr__cond_init(&call->cond) != ZKR_OK) {
+    free(call);
+    return ZKR_ENOMEM;
+  }
+  if (zh == NULL) {
+    pthread_cond_destroy(&call->cond);
+    free(call);
+    return ZKR_ESESSION;
+  }
+  call->s = s;
+  zkr__session_ref(s);
+  *zrc = version < 0
+             ? zoo_aget(zh, sem->r.path, 0, record_got, call)
+             : zoo_aset(zh, sem->r.path, sem->record, (int)strlen(sem->record), version, record_set, call);
+  if (*zrc != ZOK) {
+    zkr__session_unref(s);
+    pthread_cond_destroy(&call->cond);
+    free(call);
+    return ZKR_OK; /* refused at once: the code says why */
+  }
+  while (!call->done) {
+    /* Slices: a session lost meanwhile signals no condvar of ours. */
+    int64_t slice = zkr__now_ns() + 50 * 1000000LL;
+    int usable = zkr__session_usable(s);
+
+    if (usable != ZKR_OK || (deadline >= 0 && zkr__now_ns() >= deadline)) {
+      call->abandoned = 1; /* the completion frees it */
+      return usable != ZKR_OK ? ZKR_ESESSION : ZKR_ETIMEDOUT;
+    }
+    zkr__cond_wait(&call->cond, mu, deadline >= 0 && deadline < slice ? deadline : slice);
+  }
+  *zrc = call->rc;
+  got->len = call->len;
+  got->version = call->version;
+  memcpy(got->data, call->data, sizeof(got->data));
+  pthread_cond_destroy(&call->cond);
+  free(call);
+  return ZKR_OK;
+}
+
+static int check_record(zkr_semaphore *sem, int64_t deadline) {
   size_t want = strlen(sem->record);
-  int tries;
 
-  for (tries = 0; tries < 5; tries++) {
-    zhandle_t *zh = zkr_session_zhandle(sem->r.s);
-    char buf[sizeof(sem->record)];
-    int len = (int)sizeof(buf), zrc;
-    struct Stat st;
+  for (;;) {
+    record_call got;
+    int zrc, rc = record_request(sem, -1, deadline, &zrc, &got);
 
-    if (zh == NULL)
-      return ZKR_ECLOSED;
-    zrc = zoo_get(zh, sem->r.path, 0, buf, &len, &st);
+    if (rc != ZKR_OK)
+      return rc;
     if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT)
-      continue;
+      continue; /* the client reconnects; the deadline still bounds us */
     if (zrc != ZOK)
       return zkr__from_zk(zrc);
-    if (st.dataLength > 0)
-      return (size_t)st.dataLength == want && memcmp(buf, sem->record, want) == 0 ? ZKR_OK : ZKR_EMISMATCH;
-    zrc = zoo_set(zh, sem->r.path, sem->record, (int)want, st.version);
+    if (got.len > 0)
+      return (size_t)got.len == want && memcmp(got.data, sem->record, want) == 0 ? ZKR_OK : ZKR_EMISMATCH;
+    rc = record_request(sem, got.version, deadline, &zrc, &got);
+    if (rc != ZKR_OK)
+      return rc;
     if (zrc == ZOK)
       return ZKR_OK;
     /* Lost the race, or the reply: the next read tells. */
     if (zrc != ZBADVERSION && zrc != ZCONNECTIONLOSS && zrc != ZOPERATIONTIMEOUT)
       return zkr__from_zk(zrc);
   }
-  return ZKR_ECONNLOSS;
 }
 
 /* Step 3 (mutex held): the lease, granted into lease->c. A grant that comes
@@ -263,19 +360,19 @@ int zkr_semaphore_acquire(zkr_semaphore *sem, int timeout_ms, zkr_lease **out) {
 
   rc = take_mutex(sem, &at, try_once, deadline, &m);
   if (rc == ZKR_OK) {
-    pthread_mutex_unlock(mu);
-    rc = check_record(sem);
-    pthread_mutex_lock(mu);
+    /* A try waits for the record's answer as it waits for a listing. */
+    rc = check_record(sem, try_once ? -1 : deadline);
     if (rc == ZKR_OK && sem->freeing)
       rc = ZKR_ECLOSED;
     if (rc == ZKR_OK)
       rc = take_lease(sem, &at, lease, try_once, deadline);
-    /* Waiting for the delete's confirmation, as Curator does: the next
-     * acquirer may go on at once, and a failed acquire leaves nothing. Its
-     * outcome is not ours to report: a lost internal mutex (session gone,
-     * node deleted) takes nothing from a granted lease, whose grant rests
-     * on the count alone. */
-    zkr__contender_release(m, 1);
+    /* Waiting for the delete's confirmation, as Curator does (the next
+     * acquirer may go on at once, and a failed acquire leaves nothing), but
+     * within the deadline's grace: a server that does not answer gets it
+     * in the background. Its outcome is not ours to report: a lost internal
+     * mutex (session gone, node deleted) takes nothing from a granted
+     * lease, whose grant rests on the count alone. */
+    zkr__contender_release_until(m, zkr__give_up_by(deadline));
     zkr__contender_drop(m);
   }
 

@@ -134,6 +134,9 @@ int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns);
  * background (retried on reconnection; the node also goes with the
  * session), and a later contender of this session sorts after it. */
 #define ZKR__GIVE_UP_GRACE_NS (100 * 1000000LL)
+/* The caller's deadline (< 0: none) plus that grace, counted from now if
+ * the deadline has passed: how long a confirmation is waited for. */
+int64_t zkr__give_up_by(int64_t deadline_ns);
 
 /* Called with the session mutex held. Ends a wait that returned rc: a
  * give-up (ZKR_ETIMEDOUT, ZKR_ECLOSED) deletes our node, waiting for the
@@ -160,6 +163,9 @@ int zkr__contender_withdraw(zkr__contender *c, int64_t give_up_by);
  * ZKR_ESESSION if the hold had been lost) and the contender finishes in the
  * background; dropping it then is fine. */
 int zkr__contender_release(zkr__contender *c, int wait);
+/* The same, waiting for the confirmation until until (CLOCK_MONOTONIC ns;
+ * < 0: as long as the session lives; 0: not at all). */
+int zkr__contender_release_until(zkr__contender *c, int64_t until);
 
 /* Called with the session mutex held. The recipe forgets c: no callback will
  * be fired for it any more; a node still on the server is deleted in the

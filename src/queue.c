@@ -1402,14 +1402,18 @@ int zkr__contender_withdraw(zkr__contender *c, int64_t give_up_by) {
   return c->rc == ZKR_ELOST ? ZKR_ELOST : ZKR_ETIMEDOUT;
 }
 
-int zkr__contender_settle(zkr__contender *c, int rc, int keep_late, int64_t deadline_ns) {
+int64_t zkr__give_up_by(int64_t deadline_ns) {
   int64_t now = zkr__now_ns();
+
+  return deadline_ns < 0 ? -1 : (deadline_ns > now ? deadline_ns : now) + ZKR__GIVE_UP_GRACE_NS;
+}
+
+int zkr__contender_settle(zkr__contender *c, int rc, int keep_late, int64_t deadline_ns) {
   int wrc;
 
   if (rc != ZKR_ETIMEDOUT && rc != ZKR_ECLOSED)
     return rc;
-  wrc = zkr__contender_withdraw(
-      c, deadline_ns < 0 ? -1 : (deadline_ns > now ? deadline_ns : now) + ZKR__GIVE_UP_GRACE_NS);
+  wrc = zkr__contender_withdraw(c, zkr__give_up_by(deadline_ns));
   if (wrc == ZKR_OK && rc == ZKR_ETIMEDOUT && keep_late)
     return ZKR_OK;
   if (wrc == ZKR_OK)
@@ -1420,6 +1424,10 @@ int zkr__contender_settle(zkr__contender *c, int rc, int keep_late, int64_t dead
 }
 
 int zkr__contender_release(zkr__contender *c, int wait) {
+  return zkr__contender_release_until(c, wait ? -1 : 0);
+}
+
+int zkr__contender_release_until(zkr__contender *c, int64_t until) {
   pthread_mutex_t *mu = zkr__session_mutex(c->s);
 
   if (c->state != C_HELD && c->state != C_LOST)
@@ -1434,8 +1442,9 @@ int zkr__contender_release(zkr__contender *c, int wait) {
    * A later create of this session is executed after it: the server runs a
    * session's requests in order, and a create resent after a reconnection
    * sorts after our node, so it waits for the retried delete. */
-  while (wait && c->state != C_DONE)
-    pthread_cond_wait(&c->cond, mu);
+  while (until != 0 && c->state != C_DONE)
+    if (zkr__cond_wait(&c->cond, mu, until) != 0)
+      break;
   if (c->state != C_DONE)
     return ZKR_OK;
   /* The cause, whatever it is (a delete our ACL refuses leaves the node

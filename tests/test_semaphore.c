@@ -428,6 +428,64 @@ static void test_semaphore_holder_killed(void) {
   sem_finish(path);
 }
 
+/* Found by a newcomer: the record on PATH was read with a synchronous call
+ * that ignored the deadline; a connection stalled at that read held a 1 s
+ * acquire for 3 to 20 s. Here the link stalls as soon as the read is sent
+ * (a poller watching the proxy's count of reads). */
+typedef struct staller {
+  tp_proxy *p;
+  int base, stop;
+  pthread_t t;
+} staller;
+
+static void *stall_at_read(void *arg) {
+  staller *st = arg;
+
+  while (!__atomic_load_n(&st->stop, __ATOMIC_SEQ_CST)) {
+    if (tp_requests(st->p, ZOO_GETDATA_OP) > st->base) {
+      tp_stall(st->p, 1);
+      break;
+    }
+    usleep(20);
+  }
+  return NULL;
+}
+
+static void test_semaphore_deadline_through_record(void) {
+  char *path = th_path("sem-record-stall");
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session *s = NULL;
+  zkr_session_opts so;
+  zkr_semaphore *sem;
+  zkr_lease *l = NULL;
+  staller st;
+  int64_t t0, took;
+  int rc;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  memset(&so, 0, sizeof(so));
+  so.session_timeout_ms = TH_SESSION_MS;
+  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&s, tp_hosts(p), &so), ZKR_OK);
+  sem = sem_on(s, path, 2, NULL);
+  memset(&st, 0, sizeof(st));
+  st.p = p;
+  st.base = tp_requests(p, ZOO_GETDATA_OP);
+  pthread_create(&st.t, NULL, stall_at_read, &st);
+  t0 = th_now_ms();
+  rc = zkr_semaphore_acquire(sem, 1000, &l);
+  took = th_now_ms() - t0;
+  __atomic_store_n(&st.stop, 1, __ATOMIC_SEQ_CST);
+  pthread_join(st.t, NULL);
+  printf("[1000 ms acquire stalled at the record: %s after %lld ms] ", zkr_err_name(rc), (long long)took);
+  CU_ASSERT_EQUAL(rc, ZKR_ETIMEDOUT);
+  CU_ASSERT_TRUE(took <= 1000 + TH_LATE_MS);
+  tp_stall(p, 0);
+  zkr_semaphore_free(sem);
+  zkr_session_close(s);
+  tp_stop(p);
+  sem_finish(path);
+}
+
 /* The create's reply lost (the connection cut right after it), for the
  * internal mutex's node and for the lease's: each is found again by its
  * uuid, the lease is granted, and nothing is left behind. */
@@ -774,6 +832,7 @@ int main(void) {
       {"test_semaphore_expiry_frees_lease", test_semaphore_expiry_frees_lease},
       {"test_semaphore_holder_killed", test_semaphore_holder_killed},
       {"test_semaphore_lost_create_reply", test_semaphore_lost_create_reply},
+      {"test_semaphore_deadline_through_record", test_semaphore_deadline_through_record},
       {"test_semaphore_lease_deleted_on_lost", test_semaphore_lease_deleted_on_lost},
       {"test_semaphore_release_other_thread", test_semaphore_release_other_thread},
       {"test_semaphore_max_leases_mismatch", test_semaphore_max_leases_mismatch},

@@ -264,7 +264,7 @@ int64_t zkr_rwlock_valid_until(zkr_rwlock *rw, int write) {
   zkr__holds *hs = NULL;
   rwthread *t;
 
-  if (rw == NULL)
+  if (rw == NULL || (write != 0 && write != 1))
     return 0;
   /* Only the calling thread changes its own record; mu keeps the list
    * steady while we look for it. */
@@ -294,7 +294,7 @@ int zkr_rwlock_token(zkr_rwlock *rw, int write, int64_t *token) {
   pthread_mutex_t *mu;
   zkr__hold *h;
 
-  if (rw == NULL || token == NULL)
+  if (rw == NULL || token == NULL || (write != 0 && write != 1))
     return ZKR_EINVAL;
   mu = zkr__session_mutex(rw->r.s);
   pthread_mutex_lock(mu);
@@ -310,7 +310,7 @@ int zkr_rwlock_node(zkr_rwlock *rw, int write, char *buf, size_t len) {
   zkr__hold *h;
   int rc;
 
-  if (rw == NULL || buf == NULL)
+  if (rw == NULL || buf == NULL || (write != 0 && write != 1))
     return ZKR_EINVAL;
   mu = zkr__session_mutex(rw->r.s);
   pthread_mutex_lock(mu);

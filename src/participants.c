@@ -51,7 +51,7 @@ static void mark_holders(zhandle_t *zh, const char *path, zkr_participant *p, si
     case ZKR_MODE_SHARED:
       p[i].holder = 1;
       for (j = 0; j < i && p[i].holder; j++)
-        if (p[j].mode != ZKR_MODE_SHARED && (j != 0 || p[j].session != p[i].session))
+        if (p[j].mode != ZKR_MODE_SHARED)
           p[i].holder = 0;
       break;
     case ZKR_MODE_LEASE:

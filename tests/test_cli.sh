@@ -562,6 +562,27 @@ test_cli_shared_together() {
   [ "$(lines "$dir/together")" -eq 2 ] || fail "$(lines "$dir/together") commands saw both inside, expected 2"
 }
 
+# -x is the write side of the read-write lock (Curator's __WRIT__ node,
+# which Curator's readers see), a plain lock the mutex; among zkr commands
+# each excludes the others.
+test_cli_exclusive_is_write_side() {
+  local w
+  "$ZKR" --hosts "$HOSTS" lock -x "$P" -- sh -c 'echo "$ZKR_LOCK_NODE" > "$1/node"; exec sleep 30' sh "$dir" &
+  w=$!
+  track $w
+  await_start "$dir/node" $w "writer's command" || return 1
+  grep -q -- '-__WRIT__[0-9]*$' "$dir/node" || fail "-x holds $(cat "$dir/node"), not a __WRIT__ node" || return 1
+  zk lock -n "$P" -- true
+  expect_rc "plain lock -n while a -x holds" 1 $? || return 1
+  zk lock -s -n "$P" -- true
+  expect_rc "-s -n while a -x holds" 1 $? || return 1
+  kill -TERM $w
+  await 'gone $w' 10 || fail "the -x holder did not end on TERM" || return 1
+  zk lock -n "$P" -- sh -c 'echo "$ZKR_LOCK_NODE" > "$1/node"' sh "$dir"
+  expect_rc "plain lock -n once free" 0 $? || return 1
+  grep -q -- '-lock-[0-9]*$' "$dir/node" || fail "a plain lock holds $(cat "$dir/node"), not a -lock- node"
+}
+
 # A -s holder keeps an exclusive zkr lock waiting (-n gives up); a reader
 # that comes after a waiting writer queues behind it; status shows who
 # holds in which mode.
@@ -1358,6 +1379,7 @@ CASES=(
   sigkill_kills_command
   status_queue
   shared_together
+  exclusive_is_write_side
   shared_blocks_exclusive
   exclusive_blocks_shared
   leases_limit

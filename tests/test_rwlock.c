@@ -100,7 +100,23 @@ static void test_rwlock_readers_share_writer_waits(void) {
   CU_ASSERT_FALSE(taker_done(&w));
   CU_ASSERT_EQUAL(taker_finish(&r2), ZKR_OK);
   CU_ASSERT_TRUE(th_wait_until(taker_done, &w, TH_SETTLE_MS));
+  /* A reader of the same session behind the holding writer waits, and the
+   * listing says so (it once took it for a downgrade: a newcomer's find). */
+  taker_start(&r1, rw, 0, -1);
+  CU_ASSERT_TRUE(th_await_nodes(path, 2));
+  {
+    zkr_participant *p = NULL;
+    size_t n = 0;
+
+    CU_ASSERT_EQUAL_FATAL(zkr_participants(s, path, &p, &n), ZKR_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_TRUE(p[0].mode == ZKR_MODE_EXCLUSIVE && p[0].holder);
+    CU_ASSERT_TRUE(p[1].mode == ZKR_MODE_SHARED && !p[1].holder);
+    zkr_participants_free(p, n);
+  }
   CU_ASSERT_EQUAL(taker_finish(&w), ZKR_OK);
+  CU_ASSERT_TRUE(th_wait_until(taker_done, &r1, TH_SETTLE_MS));
+  CU_ASSERT_EQUAL(taker_finish(&r1), ZKR_OK);
   zkr_rwlock_free(rw);
   zkr_session_close(s);
   th_finish_path(path);
@@ -491,6 +507,22 @@ static void test_rwlock_bad_input(void) {
   CU_ASSERT_EQUAL(zkr_rwlock_token(NULL, 0, &tok), ZKR_EINVAL);
   CU_ASSERT_EQUAL(zkr_rwlock_held(NULL, 0), 0);
   zkr_rwlock_free(NULL);
+  /* The mode is 0 or 1: a held write lock is no answer to write = 42. */
+  {
+    char *path = th_path("rw-bad");
+    char node[1024];
+
+    rw = rw_on(s, path, NULL);
+    CU_ASSERT_EQUAL_FATAL(zkr_rwlock_wrlock(rw, -1), ZKR_OK);
+    CU_ASSERT_EQUAL(zkr_rwlock_held(rw, 1), 1);
+    CU_ASSERT_EQUAL(zkr_rwlock_held(rw, 42), 0);
+    CU_ASSERT_EQUAL(zkr_rwlock_valid_until(rw, -1), 0);
+    CU_ASSERT_EQUAL(zkr_rwlock_token(rw, 42, &tok), ZKR_EINVAL);
+    CU_ASSERT_EQUAL(zkr_rwlock_node(rw, 2, node, sizeof(node)), ZKR_EINVAL);
+    CU_ASSERT_EQUAL(zkr_rwlock_unlock(rw), ZKR_OK);
+    zkr_rwlock_free(rw);
+    th_finish_path(path);
+  }
   zkr_session_close(s);
 }
 

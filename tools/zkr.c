@@ -75,9 +75,12 @@ static const char usage_lock[] =
     "       zkr lock [options] PATH -c 'SHELL COMMAND'\n"
     "\n"
     "Runs COMMAND while holding the ZooKeeper lock at PATH (Curator-compatible) and exits with\n"
-    "its status. -x (the default) takes it exclusively; -s (--shared) takes the read side of\n"
-    "the read-write lock at PATH: any number of -s commands run together, none beside an\n"
-    "exclusive one, and a -s arriving after a waiting exclusive one queues behind it.\n"
+    "its status. Without -s or -x it is a mutex (Curator's InterProcessMutex). -s (--shared)\n"
+    "and -x (--exclusive) take the read and the write side of the read-write lock at PATH\n"
+    "(Curator's InterProcessReadWriteLock): any number of -s commands run together, none\n"
+    "beside a -x, and a -s arriving after a waiting -x queues behind it. Among zkr commands\n"
+    "the mutex excludes both sides; Curator's read-write lock does not see a mutex, so a path\n"
+    "shared with Curator's read-write lock takes -s and -x only.\n"
     "--leases N takes one lease of the semaphore at PATH (Curator's InterProcessSemaphoreV2):\n"
     "at most N commands run at once; N must match the limit PATH records (else exit 64).\n"
     "-n gives up at once if the lock is held, -w waits at most SECONDS (decimal,\n"
@@ -509,8 +512,8 @@ static int run_option(run_opts *ro, int opt, const char *usage) {
 
 /* --- lock --------------------------------------------------------------------------- */
 
-/* What `zkr lock` can hold: the mutex (default, -x), the read side of the
- * read-write lock (-s) or one lease of a semaphore (--leases N). The
+/* What `zkr lock` can hold: the mutex (default), the read (-s) or write
+ * (-x) side of the read-write lock, or one lease of a semaphore (--leases N). The
  * supervision (waiting, running the command, stopping it when the hold is
  * lost, releasing) is the same for all three and sees a kind only through
  * these operations. */
@@ -519,6 +522,7 @@ typedef struct lock_ctx lock_ctx;
 typedef struct lock_kind {
   const char *noun; /* "lock", "read lock", "lease of": names the hold in messages */
   const char *tag;  /* "", " (shared)", " (lease)": after the path in -v messages */
+  int write;        /* the read-write lock's side: 1 write (-x), 0 read (-s) */
   int (*make)(lock_ctx *c, const char *path, const char *id, const struct ACL_vector *acl);
   int (*acquire)(lock_ctx *c, int timeout_ms);
   int (*held)(lock_ctx *c);
@@ -611,11 +615,11 @@ static const lock_kind kind_mutex = {
     .destroy = mutex_destroy,
 };
 
-/* The read lock: zkr_rwlock in read mode. Its holds are per thread; the
- * main thread acquires (sv_wait_interruptible runs do_acquire on it),
- * checks (sv_run) and releases. */
+/* The read-write lock (-s: its read side, -x: its write side): zkr_rwlock.
+ * Its holds are per thread; the main thread acquires (sv_wait_interruptible
+ * runs do_acquire on it), checks (sv_run) and releases. */
 
-static int read_make(lock_ctx *c, const char *path, const char *id, const struct ACL_vector *acl) {
+static int rw_make(lock_ctx *c, const char *path, const char *id, const struct ACL_vector *acl) {
   zkr_rwlock_opts ro;
 
   memset(&ro, 0, sizeof(ro));
@@ -625,43 +629,56 @@ static int read_make(lock_ctx *c, const char *path, const char *id, const struct
   return zkr_rwlock_new(&c->rw, c->cc.s, path, &ro);
 }
 
-static int read_acquire(lock_ctx *c, int timeout_ms) {
-  return zkr_rwlock_rdlock(c->rw, timeout_ms);
+static int rw_acquire(lock_ctx *c, int timeout_ms) {
+  return c->kind->write ? zkr_rwlock_wrlock(c->rw, timeout_ms) : zkr_rwlock_rdlock(c->rw, timeout_ms);
 }
 
-static int read_held(lock_ctx *c) {
-  return zkr_rwlock_held(c->rw, 0);
+static int rw_held(lock_ctx *c) {
+  return zkr_rwlock_held(c->rw, c->kind->write);
 }
 
-static int read_describe(lock_ctx *c, const char *path, int64_t *token, char *buf, size_t len) {
+static int rw_describe(lock_ctx *c, const char *path, int64_t *token, char *buf, size_t len) {
   (void)path;
-  if (zkr_rwlock_token(c->rw, 0, token) != ZKR_OK)
+  if (zkr_rwlock_token(c->rw, c->kind->write, token) != ZKR_OK)
     return ZKR_ENOTHELD;
-  return zkr_rwlock_node(c->rw, 0, buf, len);
+  return zkr_rwlock_node(c->rw, c->kind->write, buf, len);
 }
 
-static int read_lost_reason(lock_ctx *c) {
+static int rw_lost_reason(lock_ctx *c) {
   return zkr_rwlock_lost_reason(c->rw);
 }
 
-static void read_release(lock_ctx *c) {
-  zkr_rwlock_rdunlock(c->rw);
+static void rw_release(lock_ctx *c) {
+  zkr_rwlock_unlock(c->rw);
 }
 
-static void read_destroy(lock_ctx *c) {
+static void rw_destroy(lock_ctx *c) {
   zkr_rwlock_free(c->rw);
 }
 
 static const lock_kind kind_read = {
     .noun = "read lock",
     .tag = " (shared)",
-    .make = read_make,
-    .acquire = read_acquire,
-    .held = read_held,
-    .describe = read_describe,
-    .lost_reason = read_lost_reason,
-    .release = read_release,
-    .destroy = read_destroy,
+    .make = rw_make,
+    .acquire = rw_acquire,
+    .held = rw_held,
+    .describe = rw_describe,
+    .lost_reason = rw_lost_reason,
+    .release = rw_release,
+    .destroy = rw_destroy,
+};
+
+static const lock_kind kind_write = {
+    .noun = "write lock",
+    .tag = " (exclusive)",
+    .write = 1,
+    .make = rw_make,
+    .acquire = rw_acquire,
+    .held = rw_held,
+    .describe = rw_describe,
+    .lost_reason = rw_lost_reason,
+    .release = rw_release,
+    .destroy = rw_destroy,
 };
 
 /* One lease of a semaphore: zkr_semaphore with --leases N. */
@@ -867,7 +884,7 @@ static int cmd_lock(global *g, int argc, char **argv) {
     rc = check_target(g, usage_lock, "lock path", path);
   if (rc != 0)
     return rc;
-  ctx.kind = ctx.max_leases > 0 ? &kind_lease : shared ? &kind_read : &kind_mutex;
+  ctx.kind = ctx.max_leases > 0 ? &kind_lease : shared ? &kind_read : exclusive ? &kind_write : &kind_mutex;
 
   sigfd = sv_signals();
   if (sigfd < 0 || pipe(lost_pipe) != 0)

@@ -34,8 +34,8 @@ typedef struct zkr_participant {
  * *count; caller owns it, free with zkr_participants_free()). Children that
  * are not contender nodes are skipped. An absent path gives 0 entries.
  * holder follows the rule the recipes apply: an exclusive node or a leader
- * holds at the head; a reader while no other kind of node precedes it but
- * the head's of its own session (a downgrade); a lease while fewer leases
+ * holds at the head; a reader while no other kind of node precedes it (a
+ * zkr downgrade keeps the write node, and no read node); a lease while fewer leases
  * than the semaphore's max_leases precede it (recorded on the parent of a
  * ".../leases" path; every lease holds if no count is recorded).
  * Returns ZKR_OK, ZKR_EINVAL, ZKR_ENOMEM, ZKR_ECONNLOSS, ZKR_ESESSION,

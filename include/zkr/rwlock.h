@@ -78,13 +78,14 @@ ZKR_EXTERN int zkr_rwlock_unlock(zkr_rwlock *rw);
 ZKR_EXTERN int zkr_rwlock_rdunlock(zkr_rwlock *rw);
 ZKR_EXTERN int zkr_rwlock_wrunlock(zkr_rwlock *rw);
 
-/* 1 if the calling thread holds the read (mode 0) or write (mode 1) lock
- * and its validity deadline has not passed. Never blocks. */
+/* 1 if the calling thread holds the read (write = 0) or write (write = 1)
+ * lock and its validity deadline has not passed; 0 otherwise, also for any
+ * other value of write. Never blocks. */
 ZKR_EXTERN int zkr_rwlock_held(zkr_rwlock *rw, int write);
 
 /* The fencing token (czxid of the node) of the calling thread's read
  * (write = 0) or write (write = 1) hold. Returns ZKR_OK, ZKR_ENOTHELD,
- * ZKR_EINVAL. */
+ * ZKR_EINVAL (NULL, or write neither 0 nor 1). */
 ZKR_EXTERN int zkr_rwlock_token(zkr_rwlock *rw, int write, int64_t *token);
 
 /* As zkr_lock_valid_until(), for the calling thread's read or write hold;

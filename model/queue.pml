@@ -9,7 +9,7 @@
  * release with retried delete, the own-node watch, the session's orphan
  * deletes, the client's validity clock), and bounded faults.
  *
- * Every step names, in a comment "C: name()", the C function it stands
+ * Every step names, in a comment, the C function it stands
  * for; tests/check-model.sh fails when one of them no longer exists.
  *
  * Abstractions (why they are sound for what we check):

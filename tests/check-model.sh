@@ -11,7 +11,7 @@
 #    with spin -t, does not show two holders.
 #
 #   check-model.sh          the bounds of make check (under a minute, 2 CPUs)
-#   check-model.sh --deep   deeper bounds (make model-deep; minutes, ~8 GB)
+#   check-model.sh --deep   deeper bounds (make model-deep; minutes, up to 14 GB)
 #
 # Writes only to a temporary directory. ZKR_MODEL_JOBS runs that many
 # checks at once (default: the number of CPUs, at most 2).
@@ -63,7 +63,6 @@ else
 rwlock|pass|-DMAXF=1 -DRWLOCK|-DSAFETY -DCOLLAPSE|-w27
 seqlimit|pass|-DMAXF=1 -DSEQLIMIT|-DSAFETY -DCOLLAPSE|-w27
 renew|pass|-DMAXF=1 -DNO_OWNWATCH -DRENEW|-DSAFETY|-w25
-mutex-2faults|pass|-DMAXF=2 -DNO_OWNWATCH|-DSAFETY -DHC4|-w28
 progress|pass|-DMAXF=1 -DNO_OWNWATCH|-DNP|-l -w26
 no-premise|fail|-DMAXF=1 -DNO_PREMISE|-DSAFETY|-w24
 no-confirm|fail|-DMAXF=1 -DNO_CONFIRM|-DSAFETY|-w24

@@ -5,13 +5,14 @@
 # always installed: make check compiles a snapshot seeder against the
 # server's classes and runs Curator and Kazoo peers beside zkr
 # (tests/test_interop.sh). --peers is still accepted (bench/run.sh --peers
-# passes it) and adds nothing more.
+# passes it) and adds nothing more. spin checks the protocol's model
+# (tests/check-model.sh, model/queue.pml).
 set -euo pipefail
 
 PKGS=(build-essential autoconf automake libtool pkg-config
       libzookeeper-mt-dev libcunit1-dev zookeeper default-jdk-headless
       valgrind python3 clang-format clang libclang-rt-14-dev
-      libcurator-recipes-java python3-kazoo)
+      libcurator-recipes-java python3-kazoo spin)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# make check: the contender protocol's Promela model (model/queue.pml),
+# checked by spin. Fails when
+#  - a C function the model names in its comments no longer has a
+#    definition in src/ or recipes/ (the model must not drift silently),
+#  - a check of the model finds an error (mutual exclusion, fencing token,
+#    a node left behind, a waiter left waiting: an invalid end state, a
+#    cycle without progress),
+#  - a variant with an old behaviour (-DNO_PREMISE, -DNO_CONFIRM,
+#    -DCURATOR604, -DNO_EXHAUSTED) passes, or its counterexample, replayed
+#    with spin -t, does not show two holders.
+#
+#   check-model.sh          the bounds of make check (under a minute, 2 CPUs)
+#   check-model.sh --deep   deeper bounds (make model-deep; minutes, up to 14 GB)
+#
+# Writes only to a temporary directory. ZKR_MODEL_JOBS runs that many
+# checks at once (default: the number of CPUs, at most 2).
+set -u
+
+src=${srcdir:-$(dirname "$0")/..}
+model=$src/model/queue.pml
+deep=0
+[ "${1:-}" = --deep ] && deep=1
+
+fail() { echo "check-model: $*"; echo "0 passed, 1 failed"; exit 1; }
+[ -r "$model" ] || fail "no model at $model"
+command -v spin >/dev/null || fail "spin missing (scripts/install-deps.sh installs it)"
+command -v gcc >/dev/null || fail "gcc missing"
+
+# --- 1. every function the model names exists in the C code ---------------
+names=$(perl -0777 -ne 'while (m{/\*(.*?)\*/}gs) { my $c = $1; while ($c =~ /([A-Za-z_]\w*)\(\)/g) { print "$1\n" } }' "$model" | sort -u)
+[ -n "$names" ] || fail "no function names found in the model's comments"
+missing=0
+for n in $names; do
+  # A definition: a line starting with its type, the name, "(", not a
+  # declaration (ending with ";").
+  if ! grep -hE "^[A-Za-z_][A-Za-z_0-9 *]*[ *]$n\(" "$src"/src/*.c "$src"/src/*.h "$src"/recipes/*.c 2>/dev/null |
+    grep -vq ';$'; then
+    echo "check-model: the model names $n(), which src/ and recipes/ no longer define"
+    missing=$((missing + 1))
+  fi
+done
+echo "check-model: $(echo "$names" | wc -l) C functions named by the model, $missing missing"
+
+# --- 2. the checks ------------------------------------------------------------
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/zkr-model.XXXXXX") || fail "mktemp -d failed"
+trap 'rm -rf "$tmp"' EXIT INT TERM
+cp "$model" "$tmp/queue.pml" || fail "cannot copy the model"
+
+# name|expect (pass, fail)|spin -D flags|gcc flags|pan flags
+if [ $deep -eq 0 ]; then
+  checks="mutex|pass|-DMAXF=1 -DNO_OWNWATCH|-DSAFETY|-w24
+rwlock|pass|-DMAXF=1 -DNO_OWNWATCH -DRWLOCK|-DSAFETY|-w24
+seqlimit|pass|-DMAXF=0 -DSEQLIMIT|-DSAFETY|-w20
+ownwatch|pass|-DMAXF=0|-DSAFETY|-w22
+progress|pass|-DMAXF=0|-DNP|-l -w22
+no-premise|fail|-DMAXF=1 -DNO_OWNWATCH -DNO_PREMISE|-DSAFETY|-w22
+no-confirm|fail|-DMAXF=1 -DNO_OWNWATCH -DNO_CONFIRM|-DSAFETY|-w22
+curator604|fail|-DMAXF=1 -DNO_OWNWATCH -DCURATOR604|-DSAFETY|-w22
+no-exhausted|fail|-DMAXF=0 -DNO_OWNWATCH -DSEQLIMIT -DNO_EXHAUSTED|-DSAFETY|-w22"
+else
+  checks="mutex|pass|-DMAXF=1|-DSAFETY -DHC4|-w27
+rwlock|pass|-DMAXF=1 -DRWLOCK|-DSAFETY -DHC4|-w27
+seqlimit|pass|-DMAXF=1 -DSEQLIMIT|-DSAFETY -DCOLLAPSE|-w27
+renew|pass|-DMAXF=1 -DNO_OWNWATCH -DRENEW|-DSAFETY|-w25
+progress|pass|-DMAXF=1 -DNO_OWNWATCH|-DNP|-l -w26
+no-premise|fail|-DMAXF=1 -DNO_PREMISE|-DSAFETY|-w24
+no-confirm|fail|-DMAXF=1 -DNO_CONFIRM|-DSAFETY|-w24
+curator604|fail|-DMAXF=1 -DCURATOR604|-DSAFETY|-w24
+no-exhausted|fail|-DMAXF=1 -DSEQLIMIT -DNO_EXHAUSTED|-DSAFETY|-w24"
+fi
+
+# One check in its own directory: compile, run, judge. Writes verdict.txt.
+run_one() {
+  local name=$1 expect=$2 dflags=$3 cflags=$4 pflags=$5 d="$tmp/$1" t0 t1 verdict
+  mkdir -p "$d" && cp "$tmp/queue.pml" "$d/" && cd "$d" || return
+  t0=$(date +%s.%N)
+  # shellcheck disable=SC2086
+  if ! spin -a $dflags queue.pml >spin.out 2>&1 || ! gcc -O2 -w -DMEMLIM=7000 $cflags -o pan pan.c >gcc.out 2>&1; then
+    echo "FAIL $name: the model does not compile ($(head -3 spin.out gcc.out | tr '\n' ' '))" >verdict.txt
+    return
+  fi
+  # shellcheck disable=SC2086
+  ./pan -m300000 -c1 $pflags >pan.out 2>&1
+  t1=$(date +%s.%N)
+  local states depth errors secs
+  states=$(awk '/states, stored/ { print $1; exit }' pan.out)
+  depth=$(sed -n 's/.*depth reached \([0-9]*\).*/\1/p' pan.out | head -1)
+  errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' pan.out | head -1)
+  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  local figs="states=${states:-?} depth=${depth:-?} time=${secs}s"
+  if grep -q "reached -DMEMLIM\|out of memory\|max search depth too small" pan.out; then
+    verdict="FAIL $name: search incomplete ($figs): $(grep -m1 "MEMLIM\|memory\|depth too small" pan.out)"
+  elif [ "$expect" = pass ]; then
+    if [ "${errors:-x}" = 0 ]; then
+      verdict="ok   $name: no error ($figs) [$dflags]"
+    else
+      verdict="FAIL $name: $(grep -m1 'pan:1:\|violated\|cycle\|invalid end' pan.out) ($figs)"
+      spin -t $dflags queue.pml 2>&1 | grep 'MODEL:' | tail -5 | sed 's/^[ \t]*/      /' >>trail.txt
+    fi
+  else
+    # A variant must fail, and its counterexample must show two holders.
+    if [ "${errors:-0}" = 0 ] || [ ! -f queue.pml.trail ]; then
+      verdict="FAIL $name: the old behaviour passes: the model has no teeth here ($figs)"
+    else
+      # shellcheck disable=SC2086
+      spin -t $dflags queue.pml >replay.out 2>&1
+      if grep -q 'violated.*two_holders' pan.out && grep -q 'MODEL: TWO HOLDERS' replay.out; then
+        verdict="ok   $name: fails as it must ($figs): $(grep -m1 'MODEL: TWO HOLDERS' replay.out | sed 's/^[ \t]*MODEL: //')"
+      else
+        verdict="FAIL $name: fails, but not with two holders ($figs): $(grep -m1 'violated' pan.out)"
+      fi
+    fi
+  fi
+  echo "$verdict" >verdict.txt
+  [ -f trail.txt ] && cat trail.txt >>verdict.txt
+}
+
+jobs=${ZKR_MODEL_JOBS:-$(nproc 2>/dev/null || echo 1)}
+[ "$jobs" -gt 2 ] && [ -z "${ZKR_MODEL_JOBS:-}" ] && jobs=2
+start=$(date +%s)
+running=0
+order=()
+while IFS='|' read -r name expect dflags cflags pflags; do
+  order+=("$name")
+  (run_one "$name" "$expect" "$dflags" "$cflags" "$pflags") &
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+done <<<"$checks"
+wait
+
+passed=0
+failed=$missing
+for name in "${order[@]}"; do
+  if [ -f "$tmp/$name/verdict.txt" ]; then
+    cat "$tmp/$name/verdict.txt"
+    if grep -q '^ok' "$tmp/$name/verdict.txt"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  else
+    echo "FAIL $name: no verdict"
+    failed=$((failed + 1))
+  fi
+done
+echo "check-model: $(($(date +%s) - start)) s in all"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -17,8 +17,8 @@
  * operations are reads, the rest writes, drawn from a generator seeded by
  * --client so every implementation runs the same sequence) and sem
  * (zkr_semaphore with --max-leases N against a raw floor) take --impl zkr
- * or raw (sem also raw-v2: the raw floor of zkr's and Curator's protocol); their peers are bench/peers/CuratorRecipesBench.java.
- * Everything is timed with CLOCK_MONOTONIC, so the driver can merge the
+ * or raw (sem also raw-v2: the raw floor of zkr's and Curator's protocol); their peers are
+ * bench/peers/CuratorRecipesBench.java. Everything is timed with CLOCK_MONOTONIC, so the driver can merge the
  * timestamps of several processes. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -878,7 +878,8 @@ static void raw_sem_v2_acquire(raw *r, const char *dir) {
     snprintf(leases, sizeof(leases), "%s/leases", dir);
     raw_mkdirs(r, leases);
     snprintf(leases, sizeof(leases), "%s/leases/lease-", dir);
-    rc = zoo_create(r->zh, leases, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, lease, sizeof(lease));
+    rc = zoo_create(r->zh, leases, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, lease,
+                    sizeof(lease));
   }
   if (rc != ZOK)
     die("create", rc);
@@ -1067,12 +1068,14 @@ int main(int argc, char **argv) {
     const char *flag;
     const char **s;
     long *n;
-  } flags[] = {
-      {"--impl", &opt.impl, NULL},       {"--mode", &opt.mode, NULL},       {"--connect", &opt.connect, NULL},
-      {"--path", &opt.path, NULL},       {"--ready", &opt.ready, NULL},     {"--go", &opt.go, NULL},
-      {"--out", &opt.out, NULL},         {"--count", NULL, &opt.count},     {"--warmup", NULL, &opt.warmup},
-      {"--hold-us", NULL, &opt.hold_us}, {"--waiters", NULL, &opt.waiters}, {"--locks", NULL, &opt.locks},
-      {"--read-pct", NULL, &opt.read_pct}, {"--max-leases", NULL, &opt.max_leases}, {"--client", NULL, &opt.client}};
+  } flags[] = {{"--impl", &opt.impl, NULL},         {"--mode", &opt.mode, NULL},
+               {"--connect", &opt.connect, NULL},   {"--path", &opt.path, NULL},
+               {"--ready", &opt.ready, NULL},       {"--go", &opt.go, NULL},
+               {"--out", &opt.out, NULL},           {"--count", NULL, &opt.count},
+               {"--warmup", NULL, &opt.warmup},     {"--hold-us", NULL, &opt.hold_us},
+               {"--waiters", NULL, &opt.waiters},   {"--locks", NULL, &opt.locks},
+               {"--read-pct", NULL, &opt.read_pct}, {"--max-leases", NULL, &opt.max_leases},
+               {"--client", NULL, &opt.client}};
   int i;
   size_t f;
 

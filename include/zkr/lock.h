@@ -7,9 +7,10 @@
  *
  * Reentrancy is per thread: the holding thread may acquire again (a count,
  * no request); other threads sharing one zkr_lock contend like separate
- * clients. All functions are safe from any thread; the blocking ones
- * (acquire, release, free, multi) must not be called from a zkr or
- * ZooKeeper callback. */
+ * clients. Holds are keyed by pthread_t: release before a thread ends (a
+ * later thread given the same id by the system would count as the holder). All functions are safe from any
+ * thread; the blocking ones (acquire, release, free, multi) must not be called from a zkr or ZooKeeper
+ * callback. */
 #ifndef ZKR_LOCK_H
 #define ZKR_LOCK_H
 

@@ -10,7 +10,8 @@
  * predecessor). A reader that arrives after a waiting writer queues behind
  * it: writers are not starved.
  *
- * Reentrancy is per thread and per mode. A thread holding the write lock
+ * Reentrancy is per thread and per mode (keyed by pthread_t, as zkr_lock:
+ * release before a thread ends). A thread holding the write lock
  * may take the read lock (downgrade: take read, then release write); a
  * thread holding only the read lock that asks for the write lock gets
  * ZKR_EDEADLK at once (it would wait for itself). Faults are handled as by

@@ -210,7 +210,7 @@ static void *lim_main(void *p) {
     zkr_lease *lease = NULL;
     int now, max;
 
-    if (zkr_semaphore_acquire(sem, 30000, &lease) != ZKR_OK) {
+    if (zkr_semaphore_acquire(sem, TH_QUEUE_MS(LIM_THREADS), &lease) != ZKR_OK) {
       __atomic_add_fetch(&sh->failures, 1, __ATOMIC_SEQ_CST);
       continue;
     }

@@ -13,7 +13,7 @@
 # same port; a reservation whose owner directory is gone (a run killed
 # before it could clean up) is taken back.
 
-ZKR_PORTS_DIR=${ZKR_PORTS_DIR:-/tmp/zkr-ports}
+ZKR_PORTS_DIR=${ZKR_PORTS_DIR:-/tmp/zkr-ports-$(id -u)}
 
 # The range we pick from: 10000 up to the start of the ephemeral range (or,
 # when that starts too low, from its end up to 65535).
@@ -22,8 +22,12 @@ ports_range() {
   read -r lo hi < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || { lo=32768; hi=60999; }
   if [ "$lo" -gt 12000 ]; then
     echo "10000 $((lo - 1))"
-  else
+  elif [ "$hi" -lt 64535 ]; then
     echo "$((hi + 1)) 65535"
+  else
+    # No room outside the ephemeral range: the reservation files and the
+    # connect probe still keep harnesses apart, and a taken port restarts.
+    echo "10000 65535"
   fi
 }
 

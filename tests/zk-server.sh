@@ -165,13 +165,18 @@ EOF
 stop() {
   local dir=$1 pid
 
-  [ -d "$dir" ] && release_ports "$(cd "$dir" && pwd)"
-  [ -f "$dir/zk.pid" ] || return 0
+  # The ports are given back only once the server is gone (below): another
+  # harness must not pick a port this server still listens on.
+  if [ ! -f "$dir/zk.pid" ]; then
+    [ -d "$dir" ] && release_ports "$(cd "$dir" && pwd)"
+    return 0
+  fi
   dir=$(cd "$dir" && pwd) || return 1
   pid=$(cat "$dir/zk.pid")
   # Only ever signal the server this directory started.
   if ! is_our_server "$pid" "$dir"; then
     rm -f "$dir/zk.pid"
+    release_ports "$dir"
     return 0
   fi
   kill -TERM "$pid" 2>/dev/null
@@ -192,6 +197,7 @@ stop() {
     return 1
   fi
   rm -f "$dir/zk.pid"
+  release_ports "$dir"
   return 0
 }
 

@@ -43,7 +43,6 @@ typedef struct attempt {
 
 struct zkr_semaphore {
   zkr__recipe r;
-  int max_leases;
   char *locks, *leases;     /* PATH/locks, PATH/leases */
   char record[16];          /* max_leases in decimal: PATH's data */
   zkr__policy lease_policy; /* a pool of max_leases places */
@@ -117,7 +116,6 @@ int zkr_semaphore_new(zkr_semaphore **out, zkr_session *s, const char *path, int
   sem->lease_policy.blocks = lease_blocks;
   sem->lease_policy.whole = 1;
   sem->lease_policy.limit = max_leases;
-  sem->max_leases = max_leases;
   snprintf(sem->record, sizeof(sem->record), "%d", max_leases);
   if (opts != NULL) {
     sem->on_lost = opts->on_lost;

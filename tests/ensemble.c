@@ -72,7 +72,9 @@ th_ens *th_ens_start(int n) {
   }
   e->next = running;
   running = e;
-  snprintf(args, sizeof(args), "start '%s' %d", e->dir, n);
+  /* The script's watchdog stops the members once this process is gone,
+   * also when it dies where atexit does not run. */
+  snprintf(args, sizeof(args), "start '%s' %d %ld", e->dir, n, (long)getpid());
   if (run(e, args, e->hosts, sizeof(e->hosts)) != 0 || e->hosts[0] == '\0') {
     th_ens_free(e);
     return NULL;

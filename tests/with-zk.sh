@@ -53,6 +53,12 @@ hosts=$("$here/zk-server.sh" start "$dir") || {
   exit 1
 }
 export ZKR_TEST_HOSTS=$hosts
+# The one exit no trap sees is SIGKILL of this shell (a timeout -s KILL, a
+# killed make): a watchdog, detached from our output so that nothing waits
+# for it, stops the server once this shell is gone. After a normal exit the
+# server is stopped already and it finds nothing to do.
+setsid bash -c 'tail --pid="$1" -f /dev/null; "$2" stop "$3" && rm -rf "$3"' watchdog $$ "$here/zk-server.sh" "$dir" \
+  </dev/null >/dev/null 2>&1 &
 
 # Not exec: the trap must run after the program. Run in the background and
 # wait, so a signal to this shell is handled at once (bash defers traps

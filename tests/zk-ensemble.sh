@@ -2,7 +2,8 @@
 # A throw-away ZooKeeper ensemble on loopback for fault tests (Debian's
 # package), all state inside DIR (made by the caller, e.g. mktemp -d).
 #
-#   zk-ensemble.sh start DIR [N=3]     start N members; print the connect string
+#   zk-ensemble.sh start DIR [N=3] [OWNER_PID]  start N members; print the connect string; with
+#                                      OWNER_PID, stop them once that process is gone
 #   zk-ensemble.sh stop DIR            stop every member
 #   zk-ensemble.sh stop-member DIR I   TERM member I (KILL after a bound)
 #   zk-ensemble.sh kill-member DIR I   SIGKILL member I
@@ -223,6 +224,14 @@ start)
   if [ $started -eq 0 ]; then
     release_ports "$DIR"
     die "start: another process took one of our ports in each of $PORT_TRIES tries; see $DIR/m*/zk.log"
+  fi
+  # A watchdog for an owner that dies where it cannot stop us (SIGKILL, a
+  # crash: atexit never runs): it stops every member once the owner is
+  # gone. Detached from our output so that nothing waits for it; after a
+  # normal stop it finds nothing to do.
+  if [ -n "${4:-}" ]; then
+    setsid bash -c 'tail --pid="$1" -f /dev/null; [ -d "$3" ] && "$2" stop "$3"' watchdog "$4" "$0" "$DIR" \
+      </dev/null >/dev/null 2>&1 &
   fi
   hosts=""
   for i in $(seq 1 "$n"); do hosts="$hosts${hosts:+,}127.0.0.1:$(cat "$DIR/m$i/port")"; done

@@ -933,6 +933,33 @@ void zkr__watch_done(ticket *t, zkr__waiter *w, int registered) {
 
 /* --- sending ------------------------------------------------------------- */
 
+/* What every request of a new attempt starts with: the handle (none once
+ * the session is closing), a new attempt in state, the op of kind, and a
+ * watch context (ticket: 0 none, 1 on a predecessor or the directory, 2 on
+ * our own node). Returns the op, or NULL with c failed. */
+static op *begin_send(zkr__contender *c, int state, int kind, int ticket_kind, zhandle_t **zh) {
+  op *o;
+
+  *zh = zkr__session_zh(c->s);
+  if (*zh == NULL) {
+    fail(c, ZKR_ECLOSED);
+    return NULL;
+  }
+  new_attempt(c);
+  set_state(c, state);
+  o = new_op(c, kind);
+  if (o != NULL && ticket_kind != 0) {
+    o->t = new_ticket(c, ticket_kind == 2);
+    if (o->t == NULL) {
+      op_end(o);
+      o = NULL;
+    }
+  }
+  if (o == NULL)
+    fail(c, ZKR_ENOMEM);
+  return o;
+}
+
 /* Creates the missing ancestors of dir as containers (the server reclaims
  * them once empty), pipelined ahead of the create that needs them. */
 static void send_parents(zkr__contender *c, zhandle_t *zh) {
@@ -997,28 +1024,12 @@ static void send_create(zkr__contender *c) {
 /* A listing of the directory; with watch, one that also watches it (a
  * pool waiting for a place). */
 static void send_listing(zkr__contender *c, int watch) {
-  zhandle_t *zh = zkr__session_zh(c->s);
-  op *o;
+  zhandle_t *zh;
+  op *o = begin_send(c, C_LIST, watch ? K_WLIST : K_LIST, watch, &zh);
   int zrc;
 
-  if (zh == NULL) {
-    fail(c, ZKR_ECLOSED);
+  if (o == NULL)
     return;
-  }
-  new_attempt(c);
-  set_state(c, C_LIST);
-  o = new_op(c, watch ? K_WLIST : K_LIST);
-  if (o != NULL && watch) {
-    o->t = new_ticket(c, 0);
-    if (o->t == NULL) {
-      op_end(o);
-      o = NULL;
-    }
-  }
-  if (o == NULL) {
-    fail(c, ZKR_ENOMEM);
-    return;
-  }
   if (watch) {
     o->t->dir = 1;
     zrc = zoo_awget_children(zh, c->dir, ticket_watcher, o->t, list_done, o);
@@ -1066,47 +1077,29 @@ static void send_recover(zkr__contender *c) {
 }
 
 static void send_stat(zkr__contender *c) {
-  zhandle_t *zh = zkr__session_zh(c->s);
-  op *o;
+  zhandle_t *zh;
+  op *o = begin_send(c, C_CHECK, K_STAT, 0, &zh);
   int zrc;
 
-  if (zh == NULL) {
-    fail(c, ZKR_ECLOSED);
+  if (o == NULL)
     return;
-  }
-  new_attempt(c);
-  set_state(c, C_CHECK);
-  o = new_op(c, K_STAT);
-  if (o == NULL) {
-    fail(c, ZKR_ENOMEM);
-    return;
-  }
   zrc = zoo_aexists(zh, c->node, 0, stat_done, o);
   if (!sent_ok(o, zrc))
     fail_zk(c, zrc);
 }
 
 static void send_watch(zkr__contender *c) {
-  zhandle_t *zh = zkr__session_zh(c->s);
   char path[ZKR__PATH_MAX + 256];
-  op *o;
+  zhandle_t *zh;
+  op *o = begin_send(c, C_WAIT,
+                     c->try_once      ? K_PEEK
+                     : c->exists_mode ? K_WEXISTS
+                                      : K_WATCH,
+                     !c->try_once, &zh);
   int zrc;
 
-  if (zh == NULL) {
-    fail(c, ZKR_ECLOSED);
+  if (o == NULL)
     return;
-  }
-  new_attempt(c);
-  set_state(c, C_WAIT);
-  o = new_op(c, c->try_once ? K_PEEK : c->exists_mode ? K_WEXISTS : K_WATCH);
-  if (o != NULL && !c->try_once)
-    o->t = new_ticket(c, 0);
-  if (o == NULL || (o->t == NULL && !c->try_once)) {
-    if (o != NULL)
-      op_end(o);
-    fail(c, ZKR_ENOMEM);
-    return;
-  }
   snprintf(path, sizeof(path), "%s/%s", c->dir, c->preds[c->npreds - 1]);
   /* A data watch, not an exists watch: on a node already gone, getData
    * leaves nothing behind while exists would leave a creation watch. */
@@ -1141,28 +1134,12 @@ static void send_own_watch(zkr__contender *c) {
 }
 
 static void send_confirm(zkr__contender *c) {
-  zhandle_t *zh = zkr__session_zh(c->s);
-  op *o;
+  zhandle_t *zh;
+  op *o = begin_send(c, C_CONFIRM, K_CONFIRM, c->own_armed ? 0 : 2, &zh);
   int zrc;
 
-  if (zh == NULL) {
-    fail(c, ZKR_ECLOSED);
+  if (o == NULL)
     return;
-  }
-  new_attempt(c);
-  set_state(c, C_CONFIRM);
-  o = new_op(c, K_CONFIRM);
-  if (o != NULL && !c->own_armed) {
-    o->t = new_ticket(c, 1);
-    if (o->t == NULL) {
-      op_end(o);
-      o = NULL;
-    }
-  }
-  if (o == NULL) {
-    fail(c, ZKR_ENOMEM);
-    return;
-  }
   /* A hold that begins here is watched from its first moment. getData sets
    * its watch only when the node exists, that is when we are granted: a
    * try that is not granted leaves nothing behind. */

@@ -45,11 +45,20 @@
  *                  as Curator's does, and nothing checks the node's owner
  *                  or the session at the grant (no P4)
  *  -DNO_EXHAUSTED  a node with an exhausted suffix is kept (no P1)
+ * Those must show two holders. The other checks have their own:
+ *  -DSTALE_TOKEN   stat_done() keeps the token it had instead of reading
+ *                  the recovered node's czxid: a fencing-order violation
+ *  -DNO_LOSS_ORPHAN  zkr__queue_session_lost() leaves the contender's node
+ *                  to the server's expiry instead of deleting it: a node
+ *                  left behind while the session still lives
+ *  -DLOST_WAKEUP   watch_result() takes "the blocker is already gone"
+ *                  (ZNONODE) for "wait": a waiter never woken (progress)
  * And a control: -DRENEW alone (survive on a new session, checks kept)
  * must pass: the owner check alone stops CURATOR-604.
  *
- * Configurations: -DRWLOCK (reader, writer, reader) instead of three mutex
- * contenders; -DSEQLIMIT (the directory's counter reaches its limit on the
+ * Configurations: -DRWLOCK (reader, writer, reader) or -DRWLOCK=2 (writer,
+ * reader, writer) instead of mutex contenders; -DNC=2 two clients (room
+ * for more faults); -DPROGRESS the liveness claim below (pan -a -f); -DSEQLIMIT (the directory's counter reaches its limit on the
  * second create, then repeats or wraps); MAXF faults per run. */
 
 #ifndef NC
@@ -145,6 +154,14 @@ byte re_pgen[NC];
 byte re_pzx[NC];
 
 chan ch[NC] = [CAP] of { byte, byte, byte, byte, byte }; /* kind, gen, rc, arg, zxid */
+
+#ifdef PROGRESS
+/* Progress, checked with weak fairness (pan -a -f): faults are bounded, so
+ * they cease, and then every client ends: granted and released, or told
+ * why not (finish() with its rc). A waiter left waiting forever, or a
+ * cycle of steps that never ends, is an acceptance cycle. */
+ltl progress { <>(ended == NC) }
+#endif
 
 /* ---- the clients ---- */
 byte sess[NC];  /* current session id */
@@ -633,7 +650,9 @@ inline handle(i) {
 #else
     :: current(i) && st[i] == C_CHECK && mr == ZOK ->
 #endif
+#ifndef STALE_TOKEN
       ctok[i] = czx[node[i]];
+#endif
       osid[i] = ma;
       if
       :: wdraw[i] -> send_delete(i)
@@ -665,7 +684,9 @@ inline handle(i) {
     fi;
     if
     :: current(i) && st[i] == C_WAIT && mr == ZOK -> skip /* a live contender ahead: wait */
+#ifndef LOST_WAKEUP
     :: current(i) && st[i] == C_WAIT && mr == ZNONODE -> advance(i, mz)
+#endif
     :: current(i) && st[i] == C_WAIT && mr == ZCONNLOSS -> dfr[i] = 1
     :: else
     fi
@@ -727,10 +748,12 @@ inline session_lost_terminal(i) {
   if
   :: st[i] == C_DONE -> skip
   :: else ->
+#ifndef NO_LOSS_ORPHAN
     if
     :: node[i] != NONE && st[i] != C_LOST -> orph[i] = orph[i] | bit(node[i])
     :: else
     fi;
+#endif
     if
     :: node[i] == NONE && (st[i] == C_CREATE || st[i] == C_RECOVER) -> orphp[i] = tag[i] + 1
     :: else
@@ -961,7 +984,9 @@ init {
     do
     :: k_ < NC ->
       sess[k_] = k_;
-#ifdef RWLOCK
+#if RWLOCK == 2
+      kind[k_] = (k_ != 1);
+#elif defined(RWLOCK)
       kind[k_] = (k_ == 1);
 #else
       kind[k_] = 1;
@@ -984,6 +1009,10 @@ end_wait:
     do
     :: k_ < nslot ->
       /* (a session abandoned for a new one is the server's to expire) */
+      if
+      :: ex[k_] && sess[own[k_] % NC] == own[k_] -> printf("MODEL: NODE LEFT: node %d of client %d\n", k_, own[k_] % NC)
+      :: else
+      fi;
       assert(!ex[k_] || sess[own[k_] % NC] != own[k_]);
       k_++
     :: else -> break

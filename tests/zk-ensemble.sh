@@ -22,6 +22,11 @@
 # members are simply started over (up to PORT_TRIES times). A member
 # restarted later (start-member) must keep its ports, since clients hold
 # them in their connect string: a port taken by then is a clear failure.
+#
+# ZKR_ENSEMBLE_AFTER_CONFIGURE, when set, is a command run after each try's
+# configs are written and before its members start, with DIR and the try's
+# number as arguments: tests/test_ports.sh takes a port there to drive the
+# start-over path.
 set -u
 
 JAR=/usr/share/java/zookeeper.jar
@@ -213,6 +218,9 @@ start)
   started=0
   for try in $(seq 1 "$PORT_TRIES"); do
     configure "$n"
+    if [ -n "${ZKR_ENSEMBLE_AFTER_CONFIGURE:-}" ]; then
+      $ZKR_ENSEMBLE_AFTER_CONFIGURE "$DIR" "$try" || die "ZKR_ENSEMBLE_AFTER_CONFIGURE failed"
+    fi
     if start_once "$n"; then
       started=1
       break

@@ -16,9 +16,15 @@
 ZKR_PORTS_DIR=${ZKR_PORTS_DIR:-/tmp/zkr-ports-$(id -u)}
 
 # The range we pick from: 10000 up to the start of the ephemeral range (or,
-# when that starts too low, from its end up to 65535).
+# when that starts too low, from its end up to 65535). ZKR_PORTS_RANGE="LO
+# HI" sets it instead (a machine whose firewall opens only some ports;
+# tests/test_ports.sh, to make a pick predictable).
 ports_range() {
   local lo hi
+  if [ -n "${ZKR_PORTS_RANGE:-}" ]; then
+    echo "$ZKR_PORTS_RANGE"
+    return
+  fi
   read -r lo hi < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || { lo=32768; hi=60999; }
   if [ "$lo" -gt 12000 ]; then
     echo "10000 $((lo - 1))"

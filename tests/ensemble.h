@@ -6,6 +6,11 @@
 
 typedef struct th_ens th_ens;
 
+/* The longest the ensemble takes to have a synced leader again after its
+ * leader died: initLimit x tickTime of tests/zk-ensemble.sh's config (20 x
+ * 200 ms). */
+#define TH_ENS_ELECTION_MS 4000
+
 /* Starts n members in a fresh mktemp -d directory; NULL on failure. */
 th_ens *th_ens_start(int n);
 /* Connect string of all members (borrowed). */

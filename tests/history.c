@@ -559,7 +559,21 @@ static int check_progress(checker *c) {
   return 0;
 }
 
-/* Pass 5: from each mark to the next enter. */
+/* The report's entry for a mark label: found, or added while there is
+ * room (NULL when not). */
+static struct th_hist_takeover *takeover_of(th_hist_report *rep, const char *label) {
+  size_t i;
+
+  for (i = 0; i < rep->kinds; i++)
+    if (strcmp(rep->takeover[i].label, label) == 0)
+      return &rep->takeover[i];
+  if (rep->kinds == TH_HIST_KINDS)
+    return NULL;
+  snprintf(rep->takeover[rep->kinds].label, TH_HIST_LABEL, "%s", label);
+  return &rep->takeover[rep->kinds++];
+}
+
+/* Pass 5: from each mark to the next enter, overall and per label. */
 static void check_takeover(checker *c) {
   size_t i;
   int have_next = 0;
@@ -572,10 +586,18 @@ static void check_takeover(checker *c) {
       next_enter = e->t_ns;
       have_next = 1;
     } else if (e->type == TH_HIST_MARK) {
-      if (!have_next)
+      struct th_hist_takeover *k = takeover_of(c->rep, e->label);
+
+      if (k != NULL)
+        k->marks++;
+      if (!have_next) {
         c->rep->marks_unanswered++;
-      else if (next_enter - e->t_ns > c->rep->max_gap_after_mark_ns)
+        continue;
+      }
+      if (next_enter - e->t_ns > c->rep->max_gap_after_mark_ns)
         c->rep->max_gap_after_mark_ns = next_enter - e->t_ns;
+      if (k != NULL && next_enter - e->t_ns > k->max_gap_ns)
+        k->max_gap_ns = next_enter - e->t_ns;
     }
   }
 }

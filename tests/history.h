@@ -32,6 +32,9 @@
 
 /* Size of an event's label field, terminating NUL included. */
 #define TH_HIST_LABEL 24
+/* Distinct mark labels whose takeovers the report keeps apart; marks with
+ * further labels count only in the overall figure. */
+#define TH_HIST_KINDS 8
 
 typedef enum th_hist_type {
   TH_HIST_ENTER = 1,  /* entered the critical section with token */
@@ -121,7 +124,13 @@ typedef struct th_hist_report {
   int64_t longest_stall_ns;      /* longest stall, grace or not (0 if none) */
   int64_t max_gap_after_mark_ns; /* longest mark-to-next-enter (takeover) */
   size_t marks_unanswered;       /* marks with no enter after them */
-  char first_violation[192];     /* description of the first violation found */
+  struct th_hist_takeover {      /* the same, per mark label (fault kind) */
+    char label[TH_HIST_LABEL];
+    size_t marks;
+    int64_t max_gap_ns;
+  } takeover[TH_HIST_KINDS];
+  size_t kinds;              /* entries of takeover[] used */
+  char first_violation[192]; /* description of the first violation found */
 } th_hist_report;
 
 /* Checks the history (see history.c for the exact rules) and fills *rep.

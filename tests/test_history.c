@@ -198,6 +198,51 @@ static void test_history_paused_holder_overlap_is_fenced(void) {
   th_hist_destroy(h);
 }
 
+static void test_history_takeover_per_fault_kind(void) {
+  th_hist *h = th_hist_create(100);
+  th_hist_report rep;
+  size_t i;
+  int seen = 0;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+  /* sigstop at 10, next enter at 60; expiry at 100, next enter at 105;
+   * sigstop again at 200, next enter at 220; a cut at 300, nobody after. */
+  add(h, TH_HIST_ENTER, 0, 1, 0);
+  add_mark(h, 0, "sigstop", 10);
+  add_paused(h, 0, 10, 50);
+  add(h, TH_HIST_EXIT, 0, 1, 55);
+  add_section(h, 1, 2, 60, 70);
+  add_mark(h, -1, "expiry", 100);
+  add_section(h, 1, 3, 105, 110);
+  add_mark(h, -1, "sigstop", 200);
+  add_section(h, 0, 4, 220, 230);
+  add_mark(h, -1, "proxy-cut", 300);
+  check(h, NULL, &rep, 0);
+  CU_ASSERT_EQUAL(rep.marks, 4);
+  CU_ASSERT_EQUAL(rep.marks_unanswered, 1);
+  CU_ASSERT_EQUAL(rep.max_gap_after_mark_ns, 50);
+  CU_ASSERT_EQUAL(rep.kinds, 3);
+  for (i = 0; i < rep.kinds; i++) {
+    const struct th_hist_takeover *k = &rep.takeover[i];
+
+    if (strcmp(k->label, "sigstop") == 0) {
+      CU_ASSERT_EQUAL(k->marks, 2);
+      CU_ASSERT_EQUAL(k->max_gap_ns, 50);
+      seen |= 1;
+    } else if (strcmp(k->label, "expiry") == 0) {
+      CU_ASSERT_EQUAL(k->marks, 1);
+      CU_ASSERT_EQUAL(k->max_gap_ns, 5);
+      seen |= 2;
+    } else if (strcmp(k->label, "proxy-cut") == 0) {
+      CU_ASSERT_EQUAL(k->marks, 1);
+      CU_ASSERT_EQUAL(k->max_gap_ns, 0);
+      seen |= 4;
+    }
+  }
+  CU_ASSERT_EQUAL(seen, 7);
+  th_hist_destroy(h);
+}
+
 static void test_history_token_regression_detected(void) {
   th_hist *h = th_hist_create(100);
   th_hist_opts equal_ok = {1, 0, 0};
@@ -661,6 +706,7 @@ int main(void) {
       {"test_history_clean_alternating_sections", test_history_clean_alternating_sections},
       {"test_history_overlapping_pair_detected", test_history_overlapping_pair_detected},
       {"test_history_paused_holder_overlap_is_fenced", test_history_paused_holder_overlap_is_fenced},
+      {"test_history_takeover_per_fault_kind", test_history_takeover_per_fault_kind},
       {"test_history_token_regression_detected", test_history_token_regression_detected},
       {"test_history_lost_progress_detected", test_history_lost_progress_detected},
       {"test_history_lost_progress_excused_within_fault_grace",

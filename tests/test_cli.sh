@@ -1008,10 +1008,15 @@ test_cli_ctrl_z() {
 test_cli_background_then_fg() {
   local zpid
   term_start || return 1
+  # set -b: the shell reports the job's stop as soon as it has seen it. Only
+  # then is `fg` a resume: typed earlier, the shell takes the job for a
+  # running one, sends no SIGCONT, and its next prompt reads our input.
+  keys 'set -b\n'
   keys "$ZKR --hosts $HOSTS lock $P -- sh -c 'echo \$PPID > $dir/zkr.pid; read x; echo \"got \$x\"' &\n"
   await '[ -s "$dir/zkr.pid" ]' 10 || fail "the command did not start: $(tr -d '\r' <"$dir/screen")" || return 1
   zpid=$(cat "$dir/zkr.pid")
   await 'stopped $zpid' 5 || fail "zkr is $(proc_state "$zpid"), expected stopped with its command reading the terminal" || return 1
+  await 'screen_has "Stopped"' 10 || fail "the shell did not report the job stopped: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
   keys 'fg\n'
   keys 'hello\n'
   keys 'echo rc=$?\n'

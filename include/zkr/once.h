@@ -11,22 +11,22 @@
  *
  * The guarantee, exactly: at most one run at a time (the lock, with the
  * caveats of zkr_lock: a holder paused past its session is fenced by the
- * token, not stopped); and for every period in which any machine began,
- * at least one run that completed successfully, unless every machine that
- * began in it failed, died or lost the lock (each leaves no marker, so the
- * next one that begins in the same period runs the job again). A run that
- * succeeded may still be followed by another in the same period when the
- * marker could not be written (the lock was lost first): the job gets the
- * fencing token and the period id to make its effects idempotent.
+ * token, not stopped); and every firing (zkr_once_begin) runs the job
+ * unless a run of the same period has succeeded and been recorded, so a
+ * period in which any machine fired gets at least one run. A second run in
+ * a period only follows one that failed, died, lost the lock, or succeeded
+ * but could not write its marker (the lock was lost first): the job gets
+ * the fencing token and the period id to make its effects idempotent.
  *
  * Layout under the key's path PATH (absolute): PATH/lock, the lock (a
  * zkr_lock, Curator's mutex naming); PATH/clock, a persistent node written
  * to read the server's time; PATH/done/<period id>, a persistent marker per
  * successful run, and PATH/done/<period id>~failed, the last failed run of
- * a period that has none yet or had one earlier. A marker's data is text,
- * one "name value" line each: "zkr-once 1", "period ID", "start MS", "end
- * MS" (server time, ms since the epoch), "status N" (0: done), "token T"
- * (the lock's fencing token), "runner ID" (last: the rest of the line). The
+ * the period (a record only: it never marks the period done). A record's
+ * data is text, one "name value" line each: "zkr-once 1", "period ID",
+ * "start MS", "end MS" (server time, ms since the epoch), "status N" (0:
+ * done), "token T" (the lock's fencing token), "runner ID" (last: the rest
+ * of the line). The
  * newest `keep` markers (100 by default) are kept: each zkr_once_done()
  * deletes the older ones, so nothing grows without bound. The servers this
  * was written against (Debian's 3.8) do not enable TTL nodes by default,

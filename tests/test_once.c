@@ -14,6 +14,7 @@
 
 #include "harness.h"
 #include "period.h"
+#include "proxy.h"
 
 /* --- helpers ---------------------------------------------------------------- */
 
@@ -391,6 +392,50 @@ static void test_once_lock_lost_no_marker(void) {
   once_finish(path);
 }
 
+/* The reply of the marker's multi lost with the connection (the server ran
+ * it): the marker is read back before anything is retried and found to be
+ * ours, so done() succeeds and the marker is written once; the same for a
+ * ~failed record. */
+static void test_once_marker_reply_lost(void) {
+  char *path = th_path("once-reply-lost");
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session *s = NULL;
+  zkr_session_opts so;
+  zkr_once *o;
+  zkr_once_verdict v = 0;
+  zkr_once_record r, *h = NULL;
+  char want[200];
+  size_t n = 0;
+  int status;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  memset(&so, 0, sizeof(so));
+  so.session_timeout_ms = TH_SESSION_MS;
+  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&s, tp_hosts(p), &so), ZKR_OK);
+  o = once_on(s, path, "1d", NULL, 0, "cut");
+  for (status = 3; status >= 0; status -= 3) {
+    int fired = tp_cut_fired(p);
+    CU_ASSERT_EQUAL_FATAL(zkr_once_begin(o, TH_SETTLE_MS, &v, &r), ZKR_OK);
+    CU_ASSERT_EQUAL_FATAL(v, ZKR_ONCE_RUN);
+    CU_ASSERT_EQUAL(tp_cut_after(p, ZOO_MULTI_OP, 1), 0);
+    CU_ASSERT_EQUAL(zkr_once_done(o, status), ZKR_OK);
+    CU_ASSERT_EQUAL(tp_cut_fired(p), fired + 1);
+  }
+  snprintf(want, sizeof(want), "%s %s~failed", r.period, r.period);
+  CU_ASSERT_STRING_EQUAL(markers(path), want);
+  CU_ASSERT_EQUAL(zkr_once_history(s, path, &h, &n), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(n, 2);
+  CU_ASSERT_EQUAL(h[0].token, r.token);
+  CU_ASSERT_EQUAL(h[0].status, 0);
+  CU_ASSERT_EQUAL(h[1].status, 3);
+  zkr_once_history_free(h);
+  CU_ASSERT_EQUAL(fire(o, 0, NULL), ZKR_ONCE_DONE);
+  zkr_once_free(o);
+  zkr_session_close(s);
+  tp_stop(p);
+  once_finish(path);
+}
+
 /* The server's clock decides: its period is the run's, and moving it (the
  * test-only skew) to the next day makes a new period, back again the old
  * one, done. The process's own clock is not read at all (the CLI suite
@@ -531,6 +576,7 @@ int main(void) {
                                   {"test_once_killed_runner_reruns", test_once_killed_runner_reruns},
                                   {"test_once_failure_not_marked", test_once_failure_not_marked},
                                   {"test_once_lock_lost_no_marker", test_once_lock_lost_no_marker},
+                                  {"test_once_marker_reply_lost", test_once_marker_reply_lost},
                                   {"test_once_server_time_decides", test_once_server_time_decides},
                                   {"test_once_dst_local_midnight", test_once_dst_local_midnight},
                                   {"test_once_markers_pruned", test_once_markers_pruned},

@@ -4,6 +4,7 @@
  *   zkr [GLOBAL] lock [-x | -s | --leases N] [-n | -w SECONDS] [-E CODE] PATH -- COMMAND... | PATH -c 'SHELL
  * COMMAND' zkr [GLOBAL] elect [--id ID] PATH -- COMMAND... zkr [GLOBAL] status [--json] PATH zkr [GLOBAL]
  * leader [--watch [--json]] PATH
+ *   zkr [GLOBAL] once --key NAME --period P [--tz ZONE] -- COMMAND... | once --key NAME status [--json]
  *
  * Global options may also follow the subcommand. Everything that can be
  * checked without the server (options, paths, the host string) is checked
@@ -1662,7 +1663,7 @@ static int cmd_once(global *g, int argc, char **argv) {
   rc = sv_wait_interruptible(sigfd, do_acquire, cancel_wait, &ctx, &sig);
   if (rc == ZKR_OK && sig == 0 && ctx.verdict == ZKR_ONCE_DONE) {
     fprintf(stderr,
-            "zkr: once %s: period %s already done by %s at %s (%.1f s, fencing token %" PRId64
+            "zkr: once %s: period %s already done by %s at %s (ran %.1f s, fencing token %" PRId64
             "); not running the command\n",
             path, ctx.rec.period, printable(ctx.rec.runner, runner, sizeof(runner)),
             utc_text(ctx.rec.start_ms, when, sizeof(when)),

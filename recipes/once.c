@@ -12,9 +12,11 @@
  * Premises the guarantee rests on (once.h states it):
  *  O1 Only a lock holder decides: steps 2-4 run while we hold the lock, so
  *     no two firings decide at once, and a firing that waited for the lock
- *     reads the marker its predecessor wrote (the read follows, in the
- *     server's order, the multi that wrote it: the predecessor's release
- *     came after its multi, our grant after that release).
+ *     sees the marker its predecessor wrote: the marker's multi committed
+ *     before the predecessor's release, our grant came after that, our
+ *     write of PATH/clock after our grant, and a server answers a session's
+ *     read only once it has applied that session's earlier write, so the
+ *     read of step 3 sees the marker even on a lagging follower.
  *  O2 A marker is written only while the lock is held: the multi's check
  *     of our lock node fails once the node is gone (session expired,
  *     deleted), so a holder that lost the lock mid-run, or died, marks
@@ -24,10 +26,13 @@
  *     our token is ours (tokens are czxids, unique per hold). A retry
  *     after a read that raced a still-travelling multi finds the marker
  *     (NODEEXISTS) and reads it again, so the outcome is the same.
- *  O4 Server time moves forward with the zxid order on one ensemble (the
- *     leader stamps mtime); a lagging follower cannot make a firing
- *     decide an earlier period than one already marked, because step 2
- *     is a write, stamped by the leader after the earlier writes. */
+ *  O4 The time is the leader's wall clock: ZooKeeper stamps a write's mtime
+ *     with the clock of the leader that ordered it. One leader's stamps
+ *     follow its own clock; after a leader change they follow the new
+ *     leader's, so the servers' clocks must agree (NTP) to within what a
+ *     period boundary can stand: firings that straddle a boundary during
+ *     such a change may see two periods. The machines' clocks play no part.
+ */
 #include "engine.h"
 #include "period.h"
 
@@ -150,7 +155,7 @@ static int record_read(zhandle_t *zh, const char *node, const char *period, zkr_
 /* --- the server's clock ---------------------------------------------------- */
 
 /* Writes PATH/clock and returns its new mtime: the server's time, stamped
- * by the leader as it commits the write (O4). Called with the lock held,
+ * by the leader as it orders the write (O4). Called with the lock held,
  * so PATH exists (the lock's node is below it). */
 static int server_now(zkr_once *o, int64_t *ms) {
   zhandle_t *zh = zkr_session_zhandle(o->r.s);
@@ -330,7 +335,7 @@ static int record_write(zkr_once *o) {
       if (rc == ZKR_OK)
         break;
       if (rc != ZKR_ECONNLOSS || !zkr_lock_held(o->lock))
-        return rc == ZKR_ECONNLOSS ? ZKR_ECONNLOSS : rc;
+        return rc; /* the record's fate is unknown */
       pause_briefly();
     }
     if (found == RECORD_OURS && got.token == r->token && got.status == r->status && got.end_ms == r->end_ms)
@@ -341,8 +346,8 @@ static int record_write(zkr_once *o) {
   }
 }
 
-/* Keeps the newest o->keep records (by name: by period, O4), deleting the
- * others. Best effort: what is left now goes at the next run. */
+/* Keeps the newest o->keep records (by name, which sorts a key's period
+ * ids by time), deleting the others. Best effort: what is left now goes at the next run. */
 static int by_name(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }

@@ -1451,6 +1451,25 @@ test_cli_once_lock_lost() {
   [ "$(once_runs "$dir/ran")" = 1 ] || fail "the next firing did not run the job"
 }
 
+# --keep N: each run deletes the records past the newest N. With 1 s
+# periods, firing again and again runs once per second (each id once); four
+# runs take about three seconds.
+once_fire_1s() {
+  zk once --key "$P" --period 1s --keep 2 -- sh -c 'echo "$ZKR_ONCE_PERIOD" >> "$1/ran"' sh "$dir" 2>/dev/null
+  [ "$(once_runs "$dir/ran")" -ge 4 ]
+}
+
+test_cli_once_keep() {
+  local out
+  await once_fire_1s 15 || fail "four 1 s periods did not run within 15 s: $(once_runs "$dir/ran") runs" || return 1
+  [ "$(sort -u "$dir/ran" | wc -l)" = "$(once_runs "$dir/ran")" ] || fail "a period ran twice: $(cat "$dir/ran")" || return 1
+  out=$(zk once --key "$P" status --json | /usr/bin/python3 -c '
+import json, sys
+print(" ".join(r["period"] for r in json.load(sys.stdin)["runs"]))')
+  [ "$out" = "$(tail -n 2 "$dir/ran" | tac | paste -sd' ')" ] ||
+    fail "status after --keep 2: '$out'; runs: $(paste -sd' ' "$dir/ran")"
+}
+
 # Bad input is refused before connecting (exit 64), naming the rule.
 test_cli_once_usage_errors() {
   local out
@@ -1561,6 +1580,7 @@ CASES=(
   once_failure_not_marked
   once_killed_runner
   once_lock_lost
+  once_keep
   once_usage_errors
 )
 # Arguments, if any, name the cases to run (e.g. `test_cli.sh leader help`).

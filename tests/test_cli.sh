@@ -1451,6 +1451,34 @@ test_cli_once_lock_lost() {
   [ "$(once_runs "$dir/ran")" = 1 ] || fail "the next firing did not run the job"
 }
 
+# A firing while a run is in progress elsewhere waits for it (or gives up
+# after -w: exit 1), then finds the period done and does not run the job.
+test_cli_once_waits_for_run() {
+  local hpid wpid el t0
+  "$ZKR" --hosts "$HOSTS" once --key "$P" --period 1d --id first -- \
+    sh -c 'echo $$ > "$1/holder.pid"; while [ ! -e "$1/go" ]; do sleep 0.02; done; echo x >> "$1/ran"' sh "$dir" &
+  hpid=$!
+  track $hpid
+  await_start "$dir/holder.pid" $hpid "the first run" || return 1
+  t0=$(now_ms)
+  zk once --key "$P" --period 1d -w 0.3 -- sh -c 'echo x >> "$1/ran"' sh "$dir" 2>"$dir/gave-up.err"
+  expect_rc "-w 0.3 during a run" 1 $? || return 1
+  el=$(($(now_ms) - t0))
+  [ $el -lt 2300 ] || fail "-w 0.3 gave up after $el ms" || return 1
+  grep -q "still holds the key" "$dir/gave-up.err" || fail "message: $(cat "$dir/gave-up.err")" || return 1
+  "$ZKR" --hosts "$HOSTS" once --key "$P" --period 1d --id waiting -- sh -c 'echo x >> "$1/ran"' sh "$dir" \
+    2>"$dir/waiting.err" &
+  wpid=$!
+  track $wpid
+  await '[ "$(nparts "$P/lock")" = 2 ]' 10 || fail "the second firing did not queue" || return 1
+  touch "$dir/go"
+  await 'all_gone $hpid $wpid' 10 || fail "the runs did not end" || return 1
+  expect_rc "first run" 0 "$(waitrc $hpid)" || return 1
+  expect_rc "waiting firing" 0 "$(waitrc $wpid)" || return 1
+  [ "$(once_runs "$dir/ran")" = 1 ] || fail "the job ran $(once_runs "$dir/ran") times" || return 1
+  grep -q "already done by first at" "$dir/waiting.err" || fail "message: $(cat "$dir/waiting.err")"
+}
+
 # --keep N: each run deletes the records past the newest N. With 1 s
 # periods, firing again and again runs once per second (each id once); four
 # runs take about three seconds.
@@ -1580,6 +1608,7 @@ CASES=(
   once_failure_not_marked
   once_killed_runner
   once_lock_lost
+  once_waits_for_run
   once_keep
   once_usage_errors
 )

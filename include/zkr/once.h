@@ -26,9 +26,9 @@
  * data is text, one "name value" line each: "zkr-once 1", "period ID",
  * "start MS", "end MS" (server time, ms since the epoch), "status N" (0:
  * done), "token T" (the lock's fencing token), "runner ID" (last: the rest
- * of the line). The
- * newest `keep` markers (100 by default) are kept: each zkr_once_done()
- * deletes the older ones, so nothing grows without bound. TTL nodes are
+ * of the line). The newest `keep` records (100 by default) are kept: each
+ * zkr_once_done() deletes the older ones, so nothing grows without bound.
+ * TTL nodes are
  * not used: a marker must be written in a multi behind the lock's check,
  * and the 3.8 C client's multi cannot create TTL nodes (ZUNIMPLEMENTED,
  * also from a server started with extendedTypesEnabled, which Debian's

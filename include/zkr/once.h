@@ -28,12 +28,11 @@
  * done), "token T" (the lock's fencing token), "runner ID" (last: the rest
  * of the line). The newest `keep` records (100 by default) are kept: each
  * zkr_once_done() deletes the older ones, so nothing grows without bound.
- * TTL nodes are
- * not used: a marker must be written in a multi behind the lock's check,
- * and the 3.8 C client's multi cannot create TTL nodes (ZUNIMPLEMENTED,
- * also from a server started with extendedTypesEnabled, which Debian's
- * is not by default), so the records of a key no longer run stay, at most
- * `keep` of them.
+ * TTL nodes are not used: a marker must be written in a multi behind the
+ * lock's check, and the 3.8 C client's multi cannot create TTL nodes
+ * (ZUNIMPLEMENTED, also from a server started with extendedTypesEnabled,
+ * which Debian's is not by default), so the records of a key no longer run
+ * stay, at most `keep` of them.
  *
  * Periods ("N" and a unit; period ids in brackets): Ns, Nm, Nh that divide
  * a day, wall-clock intervals of the zone's day from local midnight

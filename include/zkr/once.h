@@ -15,8 +15,10 @@
  * unless a run of the same period has succeeded and been recorded, so a
  * period in which any machine fired gets at least one run. A second run in
  * a period only follows one that failed, died, lost the lock, or succeeded
- * but could not write its marker (the lock was lost first): the job gets
- * the fencing token and the period id to make its effects idempotent.
+ * but could not write its marker (the lock was lost first), or, across a
+ * ZooKeeper leader change at a period boundary, from leaders whose clocks
+ * disagree (the time is the leader's). The job gets the fencing token and
+ * the period id to make its effects idempotent.
  *
  * Layout under the key's path PATH (absolute): PATH/lock, the lock (a
  * zkr_lock, Curator's mutex naming); PATH/clock, a persistent node written

@@ -1,8 +1,8 @@
 /* Periods and time zones for zkr_once (period.c): which period an instant
  * of the server's clock belongs to, as a short id, in a named zone. No
- * process-wide state: the zone is read from its TZif file into a private
- * table, never through TZ and localtime(), which would change the whole
- * process's idea of local time under the application's feet. */
+ * process-wide state: the zone is a GLib GTimeZone of its own, never TZ
+ * and localtime(), which would change the whole process's idea of local
+ * time under the application's feet. */
 #ifndef ZKR_PERIOD_H
 #define ZKR_PERIOD_H
 
@@ -22,14 +22,19 @@ typedef struct zkr__period {
 /* Parses spec into *out. Returns NULL, or the rule it breaks (static). */
 const char *zkr__period_parse(const char *spec, zkr__period *out);
 
-/* A time zone: UTC offsets by instant, from a TZif file (version 2 or
- * later) under $TZDIR or /usr/share/zoneinfo, and its POSIX rule for the
- * instants past the file's table. */
+/* A time zone: UTC offsets by instant, from GLib's GTimeZone for a zone
+ * file under $TZDIR or /usr/share/zoneinfo. GLib reads the file's table
+ * and, past it (2037), the zone's POSIX rule up to the year 2999; later
+ * instants keep the last offset. GLib 2.74 misreads a rule whose daylight
+ * offset is written as 0: Europe/Dublin's ("IST-1GMT0,..."), whose winters
+ * past 2037 it puts at +02:00 instead of +00:00. */
 typedef struct zkr__zone zkr__zone;
 
-/* Loads zone name (NULL or "UTC": UTC, no file needed). Returns NULL with
- * *out set (the caller frees it with zkr__zone_free), or the reason it
- * cannot be used (static text; "out of memory" included). */
+/* Loads zone name: NULL or "UTC" is UTC; anything else must be a tzdata
+ * name with a zone file (no path, POSIX rule or offset, which GLib would
+ * take too). Returns NULL with *out set (the caller frees it with
+ * zkr__zone_free), or the reason it cannot be used (static text; "out of
+ * memory" included). */
 const char *zkr__zone_load(const char *name, zkr__zone **out);
 void zkr__zone_free(zkr__zone *z);
 

@@ -6,13 +6,14 @@
 # server's classes and runs Curator and Kazoo peers beside zkr
 # (tests/test_interop.sh). --peers is still accepted (bench/run.sh --peers
 # passes it) and adds nothing more. spin checks the protocol's model
-# (tests/check-model.sh, model/queue.pml).
+# (tests/check-model.sh, model/queue.pml). faketime skews a machine's
+# clock for zkr once (tests/test_cli.sh, the demo).
 set -euo pipefail
 
 PKGS=(build-essential autoconf automake libtool pkg-config
-      libzookeeper-mt-dev libcunit1-dev zookeeper default-jdk-headless
+      libzookeeper-mt-dev libcunit1-dev libglib2.0-dev zookeeper default-jdk-headless
       valgrind python3 clang-format clang libclang-rt-14-dev
-      libcurator-recipes-java python3-kazoo spin)
+      libcurator-recipes-java python3-kazoo spin faketime)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1338,6 +1338,197 @@ print(" ".join(i for i in ids if i))' "$dir/watch.json" 2>&1)
   expect_rc "leader --watch ended by SIGTERM" 143 "$(waitrc $wp)"
 }
 
+# --- once ------------------------------------------------------------------------
+
+# once_runs FILE: how many times a once command ran (one line per run).
+once_runs() { lines "$1"; }
+
+# "result:status:runner ..." of the key's runs, newest first, from
+# `once status --json` ("error: ..." if it fails).
+once_history() {
+  zk once --key "$1" status --json 2>&1 | /usr/bin/python3 -c '
+import json, sys
+text = sys.stdin.read()
+try:
+    d = json.loads(text)
+except ValueError:
+    print("error: " + text.strip()); sys.exit(0)
+print(" ".join("%s:%s:%s" % (r["result"], r["status"], r["runner"]) for r in d["runs"]))'
+}
+
+# Three machines fire one after another, each after the previous run ended
+# (where `zkr lock -n` runs the job three times): the job runs once; the
+# others exit 0 (or -E CODE) and say who ran it; the job gets its period
+# and fencing token.
+test_cli_once_staggered() {
+  local rc out
+  zk once --key "$P" --period 1d --id first -- \
+    sh -c 'echo "$ZKR_ONCE_PERIOD $ZKR_FENCING_TOKEN" >> "$1/ran"' sh "$dir"
+  expect_rc "first firing" 0 $? || return 1
+  [[ $(cat "$dir/ran") =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}\ [0-9]+$ ]] ||
+    fail "ZKR_ONCE_PERIOD and ZKR_FENCING_TOKEN: '$(cat "$dir/ran")'" || return 1
+  zk once --key "$P" --period 1d --id second -- sh -c 'echo x >> "$1/ran"' sh "$dir" 2>"$dir/second.err"
+  expect_rc "second firing" 0 $? || return 1
+  zk once --key "$P" --period 1d --id third -E 3 -- sh -c 'echo x >> "$1/ran"' sh "$dir" 2>"$dir/third.err"
+  rc=$?
+  expect_rc "third firing with -E 3" 3 $rc || return 1
+  [ "$(once_runs "$dir/ran")" = 1 ] || fail "the job ran $(once_runs "$dir/ran") times" || return 1
+  grep -q "^zkr: once $P: period $(cut -d' ' -f1 "$dir/ran") already done by first at " "$dir/second.err" ||
+    fail "second firing's message: $(cat "$dir/second.err")" || return 1
+  out=$(once_history "$P")
+  [ "$out" = "done:0:first" ] || fail "status: $out"
+}
+
+# Machines whose clocks are a day off either way (faketime) agree with the
+# server's clock: the period is the server's, the job runs once.
+test_cli_once_skewed_clocks() {
+  local period
+  command -v faketime >/dev/null || fail "faketime is not installed (scripts/install-deps.sh)" || return 1
+  [ "$(faketime -f '+1d' date -u +%F)" != "$(date -u +%F)" ] || fail "faketime does not move the clock" || return 1
+  faketime -f '+1d' "$ZKR" --hosts "$HOSTS" once --key "$P" --period 1d --id ahead -- \
+    sh -c 'echo "$ZKR_ONCE_PERIOD" >> "$1/ran"; date -u +%F > "$1/machine-day"' sh "$dir"
+  expect_rc "firing a day ahead" 0 $? || return 1
+  period=$(cat "$dir/ran")
+  # The job runs in zkr's (faked) time: the machine's day is not the period.
+  [ "$(cat "$dir/machine-day")" != "$period" ] ||
+    fail "the machine's clock was not a day ahead under faketime ($(cat "$dir/machine-day"))" || return 1
+  [ "$period" = "$(date -u +%F)" ] || [ "$period" = "$(date -u -d '-1 min' +%F)" ] ||
+    fail "the machine a day ahead ran period '$period', not the server's day $(date -u +%F)" || return 1
+  faketime -f '-1d' "$ZKR" --hosts "$HOSTS" once --key "$P" --period 1d --id behind -- \
+    sh -c 'echo "$ZKR_ONCE_PERIOD" >> "$1/ran"' sh "$dir" 2>/dev/null
+  expect_rc "firing a day behind" 0 $? || return 1
+  faketime -f '+30s' "$ZKR" --hosts "$HOSTS" once --key "$P" --period 1d --id skewed -- \
+    sh -c 'echo "$ZKR_ONCE_PERIOD" >> "$1/ran"' sh "$dir" 2>/dev/null
+  expect_rc "firing 30 s ahead" 0 $? || return 1
+  [ "$(once_runs "$dir/ran")" = 1 ] || fail "the job ran $(once_runs "$dir/ran") times: $(cat "$dir/ran")"
+}
+
+# A failing run marks nothing: the next firing runs the job; status lists
+# both runs, the success first.
+test_cli_once_failure_not_marked() {
+  local out
+  zk once --key "$P" --period 1h --tz Europe/Berlin --id failing -- sh -c 'echo x >> "$1/ran"; exit 5' sh "$dir"
+  expect_rc "failing run" 5 $? || return 1
+  zk once --key "$P" --period 1h --tz Europe/Berlin --id fixed -- sh -c 'echo x >> "$1/ran"' sh "$dir"
+  expect_rc "next firing" 0 $? || return 1
+  zk once --key "$P" --period 1h --tz Europe/Berlin --id late -- sh -c 'echo x >> "$1/ran"' sh "$dir" 2>/dev/null
+  expect_rc "firing after the success" 0 $? || return 1
+  [ "$(once_runs "$dir/ran")" = 2 ] || fail "the job ran $(once_runs "$dir/ran") times, expected 2" || return 1
+  out=$(once_history "$P")
+  [ "$out" = "done:0:fixed failed:5:failing" ] || fail "status: $out" || return 1
+  zk once --key "$P" status | grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:00\+0[12]:00 +done +0 +fixed ' ||
+    fail "status table: $(zk once --key "$P" status 2>&1)"
+}
+
+# A runner killed mid-run (zkr SIGKILLed: its command dies with it) leaves
+# no marker: the next firing waits for the dead session's lock, then runs.
+test_cli_once_killed_runner() {
+  local zpid
+  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 once --key "$P" --period 1d --id killed -- \
+    sh -c 'echo $$ > "$1/child.pid"; exec sleep 60' sh "$dir" &
+  zpid=$!
+  track $zpid
+  await_start "$dir/child.pid" $zpid "the first runner's command" || return 1
+  kill -KILL $zpid
+  waitrc $zpid >/dev/null
+  zk once --key "$P" --period 1d -w 15 --id next -- sh -c 'echo x >> "$1/ran"' sh "$dir"
+  expect_rc "next firing" 0 $? || return 1
+  [ "$(once_runs "$dir/ran")" = 1 ] || fail "the next firing did not run the job" || return 1
+  [ "$(once_history "$P")" = "done:0:next" ] || fail "status: $(once_history "$P")"
+}
+
+# The lock lost during the run (its node deleted): the command is stopped
+# as under zkr lock, zkr exits 75 and the period stays not done.
+test_cli_once_lock_lost() {
+  local zpid
+  "$ZKR" --hosts "$HOSTS" once --key "$P" --period 1d --id lost -- \
+    sh -c 'echo "$ZKR_LOCK_NODE" > "$1/node"; exec sleep 600' sh "$dir" 2>"$dir/zkr.err" &
+  zpid=$!
+  track $zpid
+  await_start "$dir/node" $zpid "command" || return 1
+  zk_delete "$(cat "$dir/node")"
+  await 'gone $zpid' 10 || fail "zkr still running 10 s after its lock node was deleted" || return 1
+  expect_rc "runner whose lock was lost" 75 "$(waitrc $zpid)" || return 1
+  grep -q "^zkr: once key $P lost (node deleted" "$dir/zkr.err" || fail "message: $(cat "$dir/zkr.err")" || return 1
+  [ "$(once_history "$P")" = "" ] || fail "a record was written: $(once_history "$P")" || return 1
+  zk once --key "$P" --period 1d -- sh -c 'echo x >> "$1/ran"' sh "$dir"
+  expect_rc "next firing" 0 $? || return 1
+  [ "$(once_runs "$dir/ran")" = 1 ] || fail "the next firing did not run the job"
+}
+
+# A firing while a run is in progress elsewhere waits for it (or gives up
+# after -w: exit 1), then finds the period done and does not run the job.
+test_cli_once_waits_for_run() {
+  local hpid wpid el t0
+  "$ZKR" --hosts "$HOSTS" once --key "$P" --period 1d --id first -- \
+    sh -c 'echo $$ > "$1/holder.pid"; while [ ! -e "$1/go" ]; do sleep 0.02; done; echo x >> "$1/ran"' sh "$dir" &
+  hpid=$!
+  track $hpid
+  await_start "$dir/holder.pid" $hpid "the first run" || return 1
+  t0=$(now_ms)
+  zk once --key "$P" --period 1d -w 0.3 -- sh -c 'echo x >> "$1/ran"' sh "$dir" 2>"$dir/gave-up.err"
+  expect_rc "-w 0.3 during a run" 1 $? || return 1
+  el=$(($(now_ms) - t0))
+  [ $el -lt 2300 ] || fail "-w 0.3 gave up after $el ms" || return 1
+  grep -q "still holds the key" "$dir/gave-up.err" || fail "message: $(cat "$dir/gave-up.err")" || return 1
+  "$ZKR" --hosts "$HOSTS" once --key "$P" --period 1d --id waiting -- sh -c 'echo x >> "$1/ran"' sh "$dir" \
+    2>"$dir/waiting.err" &
+  wpid=$!
+  track $wpid
+  await '[ "$(nparts "$P/lock")" = 2 ]' 10 || fail "the second firing did not queue" || return 1
+  touch "$dir/go"
+  await 'all_gone $hpid $wpid' 10 || fail "the runs did not end" || return 1
+  expect_rc "first run" 0 "$(waitrc $hpid)" || return 1
+  expect_rc "waiting firing" 0 "$(waitrc $wpid)" || return 1
+  [ "$(once_runs "$dir/ran")" = 1 ] || fail "the job ran $(once_runs "$dir/ran") times" || return 1
+  grep -q "already done by first at" "$dir/waiting.err" || fail "message: $(cat "$dir/waiting.err")"
+}
+
+# --keep N: each run deletes the records past the newest N. With 1 s
+# periods, firing again and again runs once per second (each id once); four
+# runs take about three seconds.
+once_fire_1s() {
+  zk once --key "$P" --period 1s --keep 2 -- sh -c 'echo "$ZKR_ONCE_PERIOD" >> "$1/ran"' sh "$dir" 2>/dev/null
+  [ "$(once_runs "$dir/ran")" -ge 4 ]
+}
+
+test_cli_once_keep() {
+  local out
+  await once_fire_1s 15 || fail "four 1 s periods did not run within 15 s: $(once_runs "$dir/ran") runs" || return 1
+  [ "$(sort -u "$dir/ran" | wc -l)" = "$(once_runs "$dir/ran")" ] || fail "a period ran twice: $(cat "$dir/ran")" || return 1
+  out=$(zk once --key "$P" status --json | /usr/bin/python3 -c '
+import json, sys
+print(" ".join(r["period"] for r in json.load(sys.stdin)["runs"]))')
+  [ "$out" = "$(tail -n 2 "$dir/ran" | tac | paste -sd' ')" ] ||
+    fail "status after --keep 2: '$out'; runs: $(paste -sd' ' "$dir/ran")"
+}
+
+# Bad input is refused before connecting (exit 64), naming the rule.
+test_cli_once_usage_errors() {
+  local out
+  out=$(zk once --key "$P" --period 7m -- true 2>&1)
+  expect_rc "--period 7m" 64 $? || return 1
+  [[ $out == *"bad --period '7m': a period in s, m or h must divide a day"* ]] || fail "message: $out" || return 1
+  out=$(zk once --key "$P" --period 1d --tz Mars/Base -- true 2>&1)
+  expect_rc "--tz Mars/Base" 64 $? || return 1
+  [[ $out == *"bad --tz 'Mars/Base': no such time zone"* ]] || fail "message: $out" || return 1
+  zk once --key "$P" --period 1y -- true 2>/dev/null
+  expect_rc "--period 1y" 64 $? || return 1
+  zk once --period 1d -- true 2>/dev/null
+  expect_rc "no --key" 64 $? || return 1
+  zk once --key "$P" -- true 2>/dev/null
+  expect_rc "no --period" 64 $? || return 1
+  zk once --key "$P" --period 1d 2>/dev/null
+  expect_rc "no command" 64 $? || return 1
+  zk once --key "$P" --period 1d -E 75 -- true 2>/dev/null
+  expect_rc "-E 75" 64 $? || return 1
+  zk once --key "$P" status --jsn 2>/dev/null
+  expect_rc "status --jsn" 64 $? || return 1
+  zk once --key "relative//x" --period 1d -- true 2>/dev/null
+  expect_rc "a key with an empty component" 64 $? || return 1
+  [ "$(once_history "$P")" = "" ] || fail "a usage error left a record"
+}
+
 # --- runner ----------------------------------------------------------------------
 
 PASSED=0
@@ -1417,6 +1608,14 @@ CASES=(
   shell_command
   options_anywhere
   leader_watch
+  once_staggered
+  once_skewed_clocks
+  once_failure_not_marked
+  once_killed_runner
+  once_lock_lost
+  once_waits_for_run
+  once_keep
+  once_usage_errors
 )
 # Arguments, if any, name the cases to run (e.g. `test_cli.sh leader help`).
 [ $# -gt 0 ] && CASES=("$@")

@@ -4,6 +4,7 @@
  *   zkr [GLOBAL] lock [-x | -s | --leases N] [-n | -w SECONDS] [-E CODE] PATH -- COMMAND... | PATH -c 'SHELL
  * COMMAND' zkr [GLOBAL] elect [--id ID] PATH -- COMMAND... zkr [GLOBAL] status [--json] PATH zkr [GLOBAL]
  * leader [--watch [--json]] PATH
+ *   zkr [GLOBAL] once --key NAME --period P [--tz ZONE] -- COMMAND... | once --key NAME status [--json]
  *
  * Global options may also follow the subcommand. Everything that can be
  * checked without the server (options, paths, the host string) is checked
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "supervise.h"
@@ -54,6 +56,9 @@ static const char usage_main[] =
     "  status [--json] PATH      list holders and waiters in queue order, with their mode\n"
     "  leader [--watch [--json]] PATH\n"
     "         print the current leader's id (exit 1 if none); --watch: each change\n"
+    "  once   --key NAME --period P [--tz ZONE] [-w SECONDS] [-E CODE] -- COMMAND [ARG...]\n"
+    "  once   --key NAME status [--json]\n"
+    "         run COMMAND once per period across every machine that fires it; list recent runs\n"
     "\n"
     "Global options (before or after COMMAND):\n"
     "  --hosts H             host:port[,host:port...][/chroot]; else $ZKR_HOSTS, else 127.0.0.1:2181\n"
@@ -121,6 +126,28 @@ static const char usage_leader[] =
     "Prints the current leader's id; exit 1 if none. With --watch, prints the leader at start,\n"
     "then its id each time it changes (an empty line when nobody leads) until interrupted;\n"
     "--json prints one JSON object per line instead ({\"leader\":null,...} when nobody leads).\n";
+
+static const char usage_once[] =
+    "usage: zkr once --key NAME --period P [--tz ZONE] [--keep N] [-w SECONDS] [-E CODE]\n"
+    "                [--grace SECONDS] [--id ID] -- COMMAND [ARG...]\n"
+    "       zkr once [options] -c 'SHELL COMMAND'\n"
+    "       zkr once --key NAME status [--json]\n"
+    "\n"
+    "Runs COMMAND at most once per period P across every machine that runs the same line\n"
+    "(a cron entry, a timer). Under the lock of the key: if the period is marked done, COMMAND\n"
+    "does not run (exit 0, or CODE with -E) and zkr says on stderr who ran it when; else\n"
+    "COMMAND runs as under `zkr lock` and, if it exits 0, the period is marked done. A run\n"
+    "that fails, dies or loses the lock marks nothing: the next firing in the period runs\n"
+    "COMMAND again. The period comes from the ZooKeeper server's clock, not the machine's.\n"
+    "P: a count and a unit: Ns, Nm, Nh (dividing a day: 30s, 15m, 1h, 6h), Nd (calendar days),\n"
+    "Nw (ISO weeks), in ZONE (a tzdata name such as Europe/Berlin; default UTC): 1d turns at\n"
+    "local midnight. NAME is the key's path if it starts with /, else /zkr/once/NAME.\n"
+    "--keep N keeps the newest N records (default 100). -w waits at most SECONDS for a run in\n"
+    "progress elsewhere (default: as long as it takes), then exits 1.\n"
+    "COMMAND's environment gets ZKR_ONCE_PERIOD (the period's id, e.g. 2026-11-29),\n"
+    "ZKR_FENCING_TOKEN, ZKR_LOCK_PATH and ZKR_LOCK_NODE.\n"
+    "status lists the recent periods: result, exit status, runner, start (UTC), duration,\n"
+    "fencing token; --json prints one JSON object.\n";
 
 static int usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -542,6 +569,15 @@ struct lock_ctx {
   zkr_semaphore *sem; /* semaphore */
   int max_leases;     /* --leases N */
   zkr_lease *lease;   /* held lease, NULL if none */
+  /* once: its object (whose lock is l), what begin decided, and the
+   * command's status, which its release records and may change. */
+  zkr_once *once;
+  const char *key, *period, *tz;
+  int keep;
+  zkr_once_verdict verdict;
+  zkr_once_record rec;
+  int status;
+  char *extra_env; /* one more NAME=VALUE for the command, or NULL */
 };
 
 /* Every kind's on_lost callback: on the session's event thread, so it only
@@ -734,6 +770,59 @@ static const lock_kind kind_lease = {
     .destroy = lease_destroy,
 };
 
+/* A period's run: zkr_once. Its lock is a plain mutex (c->l), so the
+ * mutex's operations watch it; release records the run. */
+
+static int once_make(lock_ctx *c, const char *path, const char *id, const struct ACL_vector *acl) {
+  zkr_once_opts oo;
+  int rc;
+
+  memset(&oo, 0, sizeof(oo));
+  oo.tz = c->tz;
+  oo.keep = c->keep;
+  oo.on_lost = on_lock_lost;
+  oo.id = id;
+  oo.acl = acl;
+  rc = zkr_once_new(&c->once, c->cc.s, path, c->period, &oo);
+  c->l = zkr_once_lock(c->once);
+  return rc;
+}
+
+static int once_acquire(lock_ctx *c, int timeout_ms) {
+  return zkr_once_begin(c->once, timeout_ms, &c->verdict, &c->rec);
+}
+
+/* Records the run. A command that succeeded but whose marker could not be
+ * written (the lock was lost first) is reported as lost: the period is not
+ * done and the next firing in it runs the command again. */
+static void once_release(lock_ctx *c) {
+  int rc = zkr_once_done(c->once, c->status);
+
+  if (rc == ZKR_OK || c->status != 0)
+    return; /* a failure's record is informational */
+  fprintf(stderr,
+          "zkr: once %s: the command succeeded but period %s could not be marked done (%s); "
+          "the next firing in this period runs it again\n",
+          c->key, c->rec.period, zkr_strerror(rc));
+  c->status = rc == ZKR_ENOTHELD || rc == ZKR_ESESSION ? ZKR_TOOL_LOST : tool_code(rc);
+}
+
+static void once_destroy(lock_ctx *c) {
+  zkr_once_free(c->once);
+}
+
+static const lock_kind kind_once = {
+    .noun = "once key",
+    .tag = " (once)",
+    .make = once_make,
+    .acquire = once_acquire,
+    .held = mutex_held,
+    .describe = mutex_describe,
+    .lost_reason = mutex_lost_reason,
+    .release = once_release,
+    .destroy = once_destroy,
+};
+
 /* The supervisor's view of a lock_ctx. */
 
 static int do_acquire(void *p) {
@@ -756,7 +845,7 @@ static const char *lock_cause(void *p) {
 
 /* Runs cmd under the hold ctx has, then releases it. */
 static int run_locked(const global *g, lock_ctx *ctx, const char *path, char **cmd, int sigfd, int grace_ms) {
-  char node[2048], tok[64], what[1100], *env[4], *envp_path = NULL, *envp_node = NULL;
+  char node[2048], tok[64], what[1100], *env[5], *envp_path = NULL, *envp_node = NULL;
   int64_t token = 0;
   sv_hold h = {lock_held, lock_cause, ctx, lost_pipe[0], what};
   int rc;
@@ -766,6 +855,7 @@ static int run_locked(const global *g, lock_ctx *ctx, const char *path, char **c
     /* Lost between the grant and here: the command must not start. */
     fprintf(stderr, "zkr: %s %s lost before the command started (%s)\n", ctx->kind->noun, path,
             lock_cause(ctx));
+    ctx->status = ZKR_TOOL_LOST;
     ctx->kind->release(ctx);
     return ZKR_TOOL_LOST;
   }
@@ -781,10 +871,13 @@ static int run_locked(const global *g, lock_ctx *ctx, const char *path, char **c
     env[0] = envp_path;
     env[1] = envp_node;
     env[2] = tok;
-    env[3] = NULL;
+    env[3] = ctx->extra_env;
+    env[4] = NULL;
     rc = sv_run(sigfd, cmd, env, &h, grace_ms);
   }
+  ctx->status = rc;
   ctx->kind->release(ctx);
+  rc = ctx->status; /* once: a success it could not record */
   if (g->verbose)
     fprintf(stderr, "zkr: released %s\n", path);
   free(envp_path);
@@ -1389,6 +1482,216 @@ static int cmd_leader(global *g, int argc, char **argv) {
   return rc;
 }
 
+/* --- once --------------------------------------------------------------------------- */
+
+/* ms since the epoch as "2026-11-29T00:00:40.123Z". */
+static const char *utc_text(int64_t ms, char *buf, size_t len) {
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+
+  if (gmtime_r(&t, &tm) == NULL)
+    snprintf(buf, len, "?");
+  else
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+  return buf;
+}
+
+static int once_status(const global *g, const char *path, int json) {
+  zkr_once_record *h = NULL;
+  zkr_session *s;
+  size_t n = 0, i;
+  char start[64], shown[512];
+  int rc = open_session(g, &s);
+
+  if (rc != 0)
+    return rc;
+  rc = zkr_once_history(s, path, &h, &n);
+  zkr_session_close(s);
+  if (rc != ZKR_OK)
+    return recipe_error("once: reading", path, rc);
+  if (json) {
+    printf("{\"key\":");
+    json_string(stdout, path);
+    printf(",\"runs\":[");
+  } else {
+    printf("%-26s %-6s %-4s %-24s %-24s %-10s %s\n", "PERIOD", "RESULT", "EXIT", "RUNNER", "START (UTC)",
+           "DURATION", "TOKEN");
+  }
+  for (i = 0; i < n; i++) {
+    const zkr_once_record *r = &h[i];
+    utc_text(r->start_ms, start, sizeof(start));
+    if (json) {
+      printf("%s{\"period\":", i ? "," : "");
+      json_string(stdout, r->period);
+      printf(",\"result\":\"%s\",\"status\":%d,\"runner\":", r->status == 0 ? "done" : "failed", r->status);
+      json_string(stdout, r->runner);
+      printf(",\"start\":\"%s\",\"start_ms\":%" PRId64 ",\"end_ms\":%" PRId64 ",\"duration_ms\":%" PRId64
+             ",\"token\":%" PRId64 "}",
+             start, r->start_ms, r->end_ms, r->end_ms - r->start_ms, r->token);
+    } else {
+      char dur[32];
+      snprintf(dur, sizeof(dur), "%.1fs", (double)(r->end_ms - r->start_ms) / 1000.0);
+      printf("%-26s %-6s %-4d %-24s %-24s %-10s %" PRId64 "\n", r->period, r->status == 0 ? "done" : "failed",
+             r->status, printable(r->runner, shown, sizeof(shown)), start, dur, r->token);
+    }
+  }
+  if (json)
+    printf("]}\n");
+  zkr_once_history_free(h);
+  return 0;
+}
+
+static int cmd_once(global *g, int argc, char **argv) {
+  static const struct option longopts[] = {GLOBAL_LONGOPTS,
+                                           {"key", required_argument, NULL, 'k'},
+                                           {"period", required_argument, NULL, 'p'},
+                                           {"tz", required_argument, NULL, 'z'},
+                                           {"keep", required_argument, NULL, 'K'},
+                                           {"wait", required_argument, NULL, 'w'},
+                                           {"timeout", required_argument, NULL, 'w'},
+                                           {"conflict-exit-code", required_argument, NULL, 'E'},
+                                           {"grace", required_argument, NULL, 'g'},
+                                           {"id", required_argument, NULL, 'i'},
+                                           {"command", required_argument, NULL, 'c'},
+                                           {NULL, 0, NULL, 0}};
+  static char *shell_argv[4] = {"/bin/sh", "-c", NULL, NULL};
+  int timeout_ms = -1, done_code = 0, opt, rc, sigfd, sig = 0, json = 0;
+  run_opts ro = {-1, NULL, NULL};
+  const char *key = NULL, *why;
+  char path[1100], when[64], runner[512], **cmd;
+  zkr_session *s = NULL;
+  lock_ctx ctx;
+
+  memset(&ctx, 0, sizeof(ctx));
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, "+hvVw:E:c:", longopts, NULL)) != -1) {
+    rc = global_option(g, opt, usage_once);
+    if (rc < 0)
+      rc = run_option(&ro, opt, usage_once);
+    if (rc > 0)
+      return rc == ZKR_TOOL_DONE ? 0 : rc;
+    if (rc == 0)
+      continue;
+    switch (opt) {
+    case 'h':
+      fputs(usage_once, stdout);
+      return 0;
+    case 'k':
+      key = optarg;
+      break;
+    case 'p':
+      ctx.period = optarg;
+      break;
+    case 'z':
+      ctx.tz = optarg;
+      break;
+    case 'K':
+      if (parse_int(optarg, 1, 1000000, &ctx.keep) != 0)
+        return usage_error(usage_once, "bad --keep '%s': expected a number of records, 1 to 1000000", optarg);
+      break;
+    case 'w':
+      if (parse_seconds_ms(optarg, &timeout_ms) != 0)
+        return usage_error(usage_once, "bad -w '%s': expected decimal seconds such as 30 or 0.5", optarg);
+      break;
+    case 'E':
+      if (parse_int(optarg, 0, 255, &done_code) != 0)
+        return usage_error(usage_once, "bad -E '%s': expected an exit code, 0 to 255", optarg);
+      if (own_code(done_code) != NULL)
+        return usage_error(usage_once, "bad -E %d: zkr itself exits %d (%s); pick another code", done_code,
+                           done_code, own_code(done_code));
+      break;
+    default:
+      return usage_error(usage_once, NULL);
+    }
+  }
+  if (key == NULL)
+    return usage_error(usage_once, "missing --key NAME");
+  /* A bare name lives under /zkr/once; a path is taken as it is. */
+  snprintf(path, sizeof(path), "%s%s", key[0] == '/' ? "" : "/zkr/once/", key);
+  rc = check_target(g, usage_once, "--key", path);
+  if (rc != 0)
+    return rc;
+  if (optind < argc && strcmp(argv[optind], "status") == 0) {
+    if (optind + 1 < argc && strcmp(argv[optind + 1], "--json") == 0)
+      json = 1;
+    if (optind + 1 + json != argc)
+      return usage_error(usage_once, "status takes only --json");
+    if (ctx.period != NULL || ro.shell != NULL)
+      return usage_error(usage_once, "status takes no --period and no command");
+    return once_status(g, path, json);
+  }
+  if (ctx.period == NULL)
+    return usage_error(usage_once, "missing --period P (such as 1d, 1h, 15m, 1w)");
+  why = zkr_once_period_problem(ctx.period, NULL);
+  if (why != NULL)
+    return usage_error(usage_once, "bad --period '%s': %s", ctx.period, why);
+  why = zkr_once_period_problem(ctx.period, ctx.tz);
+  if (why != NULL)
+    return usage_error(usage_once, "bad --tz '%s': %s", ctx.tz, why);
+  if (ro.shell != NULL) {
+    if (optind < argc)
+      return usage_error(usage_once, "-c 'SHELL COMMAND' and a COMMAND both given");
+    shell_argv[2] = (char *)ro.shell;
+    cmd = shell_argv;
+  } else {
+    if (optind < argc && strcmp(argv[optind], "--") == 0)
+      optind++;
+    if (optind >= argc)
+      return usage_error(usage_once, "missing COMMAND (or -c 'SHELL COMMAND')");
+    cmd = argv + optind;
+  }
+  ctx.kind = &kind_once;
+  ctx.key = path;
+
+  sigfd = sv_signals();
+  if (sigfd < 0 || pipe(lost_pipe) != 0)
+    return ZKR_TOOL_SOFTWARE;
+  sv_ignore_sigpipe();
+  rc = open_session(g, &s);
+  if (rc != 0)
+    return rc;
+  ctx.cc.s = s;
+  rc = ctx.kind->make(&ctx, path, ro.id, g->acl_creator ? &ZOO_CREATOR_ALL_ACL : NULL);
+  if (rc != ZKR_OK) {
+    zkr_session_close(s);
+    return recipe_error(ctx.kind->noun, path, rc);
+  }
+  ctx.timeout_ms = timeout_ms;
+  if (g->verbose)
+    fprintf(stderr, "zkr: waiting for %s%s\n", path, ctx.kind->tag);
+  rc = sv_wait_interruptible(sigfd, do_acquire, cancel_wait, &ctx, &sig);
+  if (rc == ZKR_OK && sig == 0 && ctx.verdict == ZKR_ONCE_DONE) {
+    fprintf(stderr,
+            "zkr: once %s: period %s already done by %s at %s (ran %.1f s, fencing token %" PRId64
+            "); not running the command\n",
+            path, ctx.rec.period, printable(ctx.rec.runner, runner, sizeof(runner)),
+            utc_text(ctx.rec.start_ms, when, sizeof(when)),
+            (double)(ctx.rec.end_ms - ctx.rec.start_ms) / 1000.0, ctx.rec.token);
+    rc = done_code;
+  } else if (rc == ZKR_OK && sig == 0) {
+    if (asprintf(&ctx.extra_env, "ZKR_ONCE_PERIOD=%s", ctx.rec.period) < 0)
+      rc = ZKR_TOOL_SOFTWARE;
+    else
+      rc = run_locked(g, &ctx, path, cmd, sigfd, ro.grace_ms >= 0 ? ro.grace_ms : default_grace_ms(s));
+    free(ctx.extra_env);
+  } else if (sig != 0) {
+    rc = 128 + sig;
+  } else if (rc == ZKR_ETIMEDOUT) {
+    fprintf(stderr, "zkr: once %s: a run elsewhere still holds the key after -w; not running the command\n",
+            path);
+    rc = ZKR_TOOL_GAVE_UP;
+  } else if (rc == ZKR_ELOST) {
+    rc = waiting_node_deleted(ctx.kind->noun, path);
+  } else {
+    rc = recipe_error(ctx.kind->noun, path, rc);
+  }
+  ctx.kind->destroy(&ctx);
+  if (!ctx.cc.closed)
+    zkr_session_close(s);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   static const struct option longopts[] = {GLOBAL_LONGOPTS, {NULL, 0, NULL, 0}};
   global g = {NULL, 10000, 5000, 0, NULL, 0};
@@ -1422,5 +1725,7 @@ int main(int argc, char **argv) {
     return cmd_status(&g, argc, argv);
   if (strcmp(argv[0], "leader") == 0)
     return cmd_leader(&g, argc, argv);
+  if (strcmp(argv[0], "once") == 0)
+    return cmd_once(&g, argc, argv);
   return usage_error(usage_main, "unknown command '%s'", printable(argv[0], shown, sizeof(shown)));
 }

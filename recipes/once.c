@@ -1,0 +1,468 @@
+/* zkr_once: a job once per period, decided by the server's clock.
+ *
+ * One firing, top to bottom:
+ *  1. zkr_once_begin takes the key's lock (a plain zkr_lock on PATH/lock);
+ *  2. writes PATH/clock and takes its mtime as "now": the server's clock,
+ *     so machines with skewed clocks agree on the period;
+ *  3. reads PATH/done/<period>: present, the period is done (release, say
+ *     who ran it); absent, the caller runs the job under the lock;
+ *  4. zkr_once_done writes the marker (or a ~failed record) in one multi
+ *     behind a check of our lock node, prunes old markers, releases.
+ *
+ * Premises the guarantee rests on (once.h states it):
+ *  O1 Only a lock holder decides: steps 2-4 run while we hold the lock, so
+ *     no two firings decide at once, and a firing that waited for the lock
+ *     sees the marker its predecessor wrote: the marker's multi committed
+ *     before the predecessor's release, our grant came after that, our
+ *     write of PATH/clock after our grant, and a server answers a session's
+ *     read only once it has applied that session's earlier write, so the
+ *     read of step 3 sees the marker even on a lagging follower.
+ *  O2 A marker is written only while the lock is held: the multi's check
+ *     of our lock node fails once the node is gone (session expired,
+ *     deleted), so a holder that lost the lock mid-run, or died, marks
+ *     nothing and the next firing of the period runs the job again.
+ *  O3 After a connection loss during the multi it may or may not have
+ *     committed. We read the marker back before retrying: a marker with
+ *     our token is ours (tokens are czxids, unique per hold). A retry
+ *     after a read that raced a still-travelling multi finds the marker
+ *     (NODEEXISTS) and reads it again, so the outcome is the same.
+ *  O4 The time is the leader's wall clock: ZooKeeper stamps a write's mtime
+ *     with the clock of the leader that ordered it. One leader's stamps
+ *     follow its own clock; after a leader change they follow the new
+ *     leader's, so the servers' clocks must agree (NTP) to within what a
+ *     period boundary can stand: firings that straddle a boundary during
+ *     such a change may see two periods. The machines' clocks play no part.
+ */
+#include "engine.h"
+#include "period.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int64_t zkr__once_skew_ms;
+
+#define ONCE_KEEP_DEFAULT 100
+#define ONCE_FAILED_SUFFIX "~failed"
+#define ONCE_RECORD_MAX 1024
+
+struct zkr_once {
+  zkr__recipe r;
+  zkr_lock *lock;
+  zkr__period period;
+  zkr__zone *zone;
+  int keep;
+  char *clock, *done; /* PATH/clock, PATH/done */
+  int running;        /* between begin (RUN) and done */
+  zkr_once_record run;
+};
+
+static char *child_path(const char *dir, const char *name) {
+  size_t n = strlen(dir) + 1 + strlen(name) + 1;
+  char *p = malloc(n);
+
+  if (p != NULL)
+    snprintf(p, n, "%s/%s", dir, name);
+  return p;
+}
+
+static const struct ACL_vector *acl_of(const zkr_once *o) {
+  return o->r.acl != NULL ? o->r.acl : &ZOO_OPEN_ACL_UNSAFE;
+}
+
+/* --- records -------------------------------------------------------------- */
+
+static int record_format(const zkr_once_record *r, char *buf, size_t len) {
+  char runner[sizeof(r->runner)];
+  size_t i;
+  int n;
+
+  /* The runner is the last line: a newline in it would end it early. */
+  for (i = 0; r->runner[i] != '\0' && i + 1 < sizeof(runner); i++)
+    runner[i] = (unsigned char)r->runner[i] < 0x20 ? '?' : r->runner[i];
+  runner[i] = '\0';
+  n = snprintf(buf, len, "zkr-once 1\nperiod %s\nstart %lld\nend %lld\nstatus %d\ntoken %lld\nrunner %s\n",
+               r->period, (long long)r->start_ms, (long long)r->end_ms, r->status, (long long)r->token,
+               runner);
+  return n > 0 && (size_t)n < len ? n : -1;
+}
+
+/* Parses a marker's data. Returns 0, or -1 if it is not one of ours. */
+static int record_parse(const char *data, int len, zkr_once_record *r) {
+  char buf[ONCE_RECORD_MAX + 1], *line, *save = NULL;
+  int seen = 0;
+
+  if (len <= 0 || len > ONCE_RECORD_MAX)
+    return -1;
+  memcpy(buf, data, (size_t)len);
+  buf[len] = '\0';
+  memset(r, 0, sizeof(*r));
+  if (strncmp(buf, "zkr-once 1\n", 11) != 0)
+    return -1;
+  for (line = strtok_r(buf + 11, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+    char *value = strchr(line, ' ');
+    if (value == NULL)
+      continue;
+    *value++ = '\0';
+    if (strcmp(line, "period") == 0 && strlen(value) < sizeof(r->period)) {
+      strcpy(r->period, value);
+      seen |= 1;
+    } else if (strcmp(line, "start") == 0) {
+      r->start_ms = strtoll(value, NULL, 10);
+      seen |= 2;
+    } else if (strcmp(line, "end") == 0) {
+      r->end_ms = strtoll(value, NULL, 10);
+    } else if (strcmp(line, "status") == 0) {
+      r->status = (int)strtol(value, NULL, 10);
+      seen |= 4;
+    } else if (strcmp(line, "token") == 0) {
+      r->token = strtoll(value, NULL, 10);
+      seen |= 8;
+    } else if (strcmp(line, "runner") == 0) {
+      snprintf(r->runner, sizeof(r->runner), "%s", value);
+    }
+  }
+  return seen == 15 ? 0 : -1;
+}
+
+/* Reads the record at node: *found is RECORD_NONE, RECORD_OURS, or
+ * RECORD_FOREIGN for a node there that holds no record of ours: it still
+ * marks the period (someone put it there), and r then names only the
+ * period. */
+enum { RECORD_NONE, RECORD_OURS, RECORD_FOREIGN };
+
+static int record_read(zhandle_t *zh, const char *node, const char *period, zkr_once_record *r, int *found) {
+  char data[ONCE_RECORD_MAX];
+  int len = (int)sizeof(data), zrc;
+
+  *found = RECORD_NONE;
+  zrc = zoo_get(zh, node, 0, data, &len, NULL);
+  if (zrc == ZNONODE)
+    return ZKR_OK;
+  if (zrc != ZOK)
+    return zkr__from_zk(zrc);
+  *found = RECORD_OURS;
+  if (record_parse(data, len, r) != 0) {
+    *found = RECORD_FOREIGN;
+    memset(r, 0, sizeof(*r));
+    snprintf(r->period, sizeof(r->period), "%s", period);
+    snprintf(r->runner, sizeof(r->runner), "(not a zkr once record)");
+  }
+  return ZKR_OK;
+}
+
+/* --- the server's clock ---------------------------------------------------- */
+
+/* Writes PATH/clock and returns its new mtime: the server's time, stamped
+ * by the leader as it orders the write (O4). Called with the lock held,
+ * so PATH exists (the lock's node is below it). */
+static int server_now(zkr_once *o, int64_t *ms) {
+  zhandle_t *zh = zkr_session_zhandle(o->r.s);
+  struct Stat st;
+  int zrc;
+
+  if (zh == NULL)
+    return ZKR_ECLOSED;
+  zrc = zoo_set2(zh, o->clock, "", 0, -1, &st);
+  if (zrc == ZNONODE) {
+    zrc = zoo_create2(zh, o->clock, "", 0, acl_of(o), ZOO_PERSISTENT, NULL, 0, &st);
+    if (zrc == ZNODEEXISTS)
+      zrc = zoo_set2(zh, o->clock, "", 0, -1, &st);
+  }
+  if (zrc != ZOK)
+    return zkr__from_zk(zrc);
+  *ms = st.mtime + __atomic_load_n(&zkr__once_skew_ms, __ATOMIC_SEQ_CST);
+  return ZKR_OK;
+}
+
+/* --- creating ----------------------------------------------------------------- */
+
+const char *zkr_once_period_problem(const char *period, const char *tz) {
+  zkr__period p;
+  zkr__zone *z;
+  const char *why = zkr__period_parse(period, &p);
+
+  if (why != NULL)
+    return why;
+  why = zkr__zone_load(tz, &z);
+  zkr__zone_free(z);
+  return why;
+}
+
+int zkr_once_new(zkr_once **out, zkr_session *s, const char *path, const char *period,
+                 const zkr_once_opts *opts) {
+  zkr_lock_opts lo;
+  zkr_once *o;
+  char *lock_path;
+  const char *why;
+  int rc;
+
+  if (out == NULL)
+    return ZKR_EINVAL;
+  *out = NULL;
+  if (opts != NULL && opts->keep < 0)
+    return ZKR_EINVAL;
+  o = zkr__recipe_new(sizeof(*o), s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL,
+                      &rc);
+  if (o == NULL)
+    return rc;
+  o->keep = opts != NULL && opts->keep > 0 ? opts->keep : ONCE_KEEP_DEFAULT;
+  rc = ZKR_EINVAL;
+  if (zkr__period_parse(period, &o->period) != NULL)
+    goto fail;
+  why = zkr__zone_load(opts != NULL ? opts->tz : NULL, &o->zone);
+  if (why != NULL) {
+    rc = strcmp(why, "out of memory") == 0 ? ZKR_ENOMEM : ZKR_EINVAL;
+    goto fail;
+  }
+  rc = ZKR_ENOMEM;
+  o->clock = child_path(path, "clock");
+  o->done = child_path(path, "done");
+  lock_path = child_path(path, "lock");
+  if (o->clock == NULL || o->done == NULL || lock_path == NULL) {
+    free(lock_path);
+    goto fail;
+  }
+  memset(&lo, 0, sizeof(lo));
+  lo.on_lost = opts != NULL ? opts->on_lost : NULL;
+  lo.arg = opts != NULL ? opts->arg : NULL;
+  lo.id = o->r.id;
+  lo.acl = o->r.acl;
+  rc = zkr_lock_new(&o->lock, s, lock_path, &lo);
+  free(lock_path);
+  if (rc != ZKR_OK)
+    goto fail;
+  *out = o;
+  return ZKR_OK;
+fail:
+  zkr_once_free(o);
+  return rc;
+}
+
+/* --- a firing ------------------------------------------------------------------- */
+
+int zkr_once_begin(zkr_once *o, int timeout_ms, zkr_once_verdict *verdict, zkr_once_record *rec) {
+  zkr_once_record found_rec;
+  char node[ZKR__PATH_MAX + 128];
+  int64_t now = 0;
+  int rc, found = RECORD_NONE;
+
+  if (o == NULL || verdict == NULL || o->running)
+    return ZKR_EINVAL;
+  rc = zkr_lock_acquire(o->lock, timeout_ms);
+  if (rc != ZKR_OK)
+    return rc;
+  memset(&o->run, 0, sizeof(o->run));
+  rc = server_now(o, &now);
+  if (rc == ZKR_OK && zkr__period_id(&o->period, o->zone, now, o->run.period, sizeof(o->run.period)) != 0)
+    rc = ZKR_EINVAL;
+  if (rc == ZKR_OK) {
+    snprintf(node, sizeof(node), "%s/%s", o->done, o->run.period);
+    rc = record_read(zkr_session_zhandle(o->r.s), node, o->run.period, &found_rec, &found);
+  }
+  if (rc == ZKR_OK && !found && zkr_lock_token(o->lock, &o->run.token) != ZKR_OK)
+    rc = ZKR_ENOTHELD; /* lost since the grant: decide nothing */
+  if (rc != ZKR_OK || found) {
+    zkr_lock_release(o->lock);
+    if (rc == ZKR_OK) {
+      *verdict = ZKR_ONCE_DONE;
+      if (rec != NULL)
+        *rec = found_rec;
+    }
+    return rc;
+  }
+  snprintf(o->run.runner, sizeof(o->run.runner), "%s", o->r.id);
+  o->run.start_ms = now;
+  o->running = 1;
+  *verdict = ZKR_ONCE_RUN;
+  if (rec != NULL)
+    *rec = o->run;
+  return ZKR_OK;
+}
+
+/* Between tries of a read while the connection is down: the client
+ * reconnects on its own; a try fails at once until it has. */
+static void pause_briefly(void) {
+  struct timespec ts = {0, 20 * 1000000L};
+
+  nanosleep(&ts, NULL);
+}
+
+/* Writes the run's record (the marker, or the ~failed record) in one multi
+ * behind the check of our lock node (O2), reading it back after a
+ * connection loss before trying again (O3). */
+static int record_write(zkr_once *o) {
+  zhandle_t *zh = zkr_session_zhandle(o->r.s);
+  zkr_once_record *r = &o->run, got;
+  char node[ZKR__PATH_MAX + 128], data[ONCE_RECORD_MAX];
+  zoo_op_t op;
+  zoo_op_result_t res;
+  int len, rc, zrc, found, set = 0;
+
+  if (zh == NULL)
+    return ZKR_ECLOSED;
+  rc = server_now(o, &r->end_ms);
+  if (rc != ZKR_OK)
+    return rc;
+  zrc = zoo_create(zh, o->done, NULL, -1, acl_of(o), ZOO_PERSISTENT, NULL, 0);
+  if (zrc != ZOK && zrc != ZNODEEXISTS)
+    return zkr__from_zk(zrc);
+  snprintf(node, sizeof(node), "%s/%s%s", o->done, r->period, r->status == 0 ? "" : ONCE_FAILED_SUFFIX);
+  len = record_format(r, data, sizeof(data));
+  if (len < 0)
+    return ZKR_EINVAL;
+  for (;;) {
+    /* A ~failed record of the period may be there from an earlier
+     * failure: it is replaced. A marker never is. */
+    if (set)
+      zoo_set_op_init(&op, node, data, len, -1, NULL);
+    else
+      zoo_create_op_init(&op, node, data, len, acl_of(o), ZOO_PERSISTENT, NULL, 0);
+    memset(&res, 0, sizeof(res));
+    rc = zkr_lock_multi(o->lock, 1, &op, &res);
+    if (rc == ZKR_OK)
+      return ZKR_OK;
+    if (rc == ZKR_EZK && res.err == ZNODEEXISTS && r->status != 0 && !set) {
+      set = 1;
+      continue;
+    }
+    if (rc != ZKR_ECONNLOSS && !(rc == ZKR_EZK && res.err == ZNODEEXISTS))
+      return rc;
+    /* The multi may have committed (O3): read before writing again. */
+    for (;;) {
+      rc = record_read(zh, node, r->period, &got, &found);
+      if (rc == ZKR_OK)
+        break;
+      if (rc != ZKR_ECONNLOSS || !zkr_lock_held(o->lock))
+        return rc; /* the record's fate is unknown */
+      pause_briefly();
+    }
+    if (found == RECORD_OURS && got.token == r->token && got.status == r->status && got.end_ms == r->end_ms)
+      return ZKR_OK;
+    if (found != RECORD_NONE && r->status == 0)
+      return ZKR_EZK; /* a marker of someone who did not hold the lock */
+    set = found != RECORD_NONE;
+  }
+}
+
+/* Keeps the newest o->keep records (by name, which sorts a key's period
+ * ids by time), deleting the others. Best effort: what is left now goes at the next run. */
+static int by_name(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void prune(zkr_once *o) {
+  zhandle_t *zh = zkr_session_zhandle(o->r.s);
+  struct String_vector kids = {0, NULL};
+  char node[ZKR__PATH_MAX + 128];
+  int i;
+
+  if (zh == NULL || zoo_get_children(zh, o->done, 0, &kids) != ZOK)
+    return;
+  if (kids.count > o->keep) {
+    qsort(kids.data, (size_t)kids.count, sizeof(*kids.data), by_name);
+    for (i = 0; i < kids.count - o->keep; i++) {
+      snprintf(node, sizeof(node), "%s/%s", o->done, kids.data[i]);
+      zoo_delete(zh, node, -1);
+    }
+  }
+  deallocate_String_vector(&kids);
+}
+
+int zkr_once_done(zkr_once *o, int status) {
+  int rc;
+
+  if (o == NULL)
+    return ZKR_EINVAL;
+  if (!o->running)
+    return ZKR_ENOTHELD;
+  o->running = 0;
+  o->run.status = status;
+  rc = zkr_lock_held(o->lock) ? record_write(o) : ZKR_ENOTHELD;
+  if (rc == ZKR_OK)
+    prune(o);
+  /* The record is fenced: a release that finds the hold lost since
+   * changes nothing about it. */
+  zkr_lock_release(o->lock);
+  return rc;
+}
+
+zkr_lock *zkr_once_lock(zkr_once *o) {
+  return o != NULL ? o->lock : NULL;
+}
+
+/* --- history -------------------------------------------------------------------- */
+
+/* Newest period first; a period's marker before its ~failed record. */
+static int history_order(const void *a, const void *b) {
+  const char *x = *(char *const *)a, *y = *(char *const *)b;
+  size_t nx = strcspn(x, "~"), ny = strcspn(y, "~");
+  int c = strncmp(y, x, nx < ny ? nx : ny);
+
+  if (c != 0)
+    return c;
+  if (nx != ny)
+    return nx < ny ? 1 : -1;
+  return (x[nx] != '\0') - (y[ny] != '\0');
+}
+
+int zkr_once_history(zkr_session *s, const char *path, zkr_once_record **out, size_t *n) {
+  struct String_vector kids = {0, NULL};
+  char dir[ZKR__PATH_MAX + 16], node[ZKR__PATH_MAX + 128];
+  zkr_once_record *recs;
+  zhandle_t *zh;
+  int zrc, i, rc = ZKR_OK, found;
+
+  if (out == NULL || n == NULL)
+    return ZKR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  if (s == NULL || zkr_path_problem(path) != NULL)
+    return ZKR_EINVAL;
+  zh = zkr_session_zhandle(s);
+  if (zh == NULL)
+    return ZKR_ECLOSED;
+  snprintf(dir, sizeof(dir), "%s/done", path);
+  zrc = zoo_get_children(zh, dir, 0, &kids);
+  if (zrc == ZNONODE)
+    return ZKR_OK;
+  if (zrc != ZOK)
+    return zkr__from_zk(zrc);
+  recs = calloc((size_t)kids.count + 1, sizeof(*recs));
+  if (recs == NULL) {
+    deallocate_String_vector(&kids);
+    return ZKR_ENOMEM;
+  }
+  qsort(kids.data, (size_t)kids.count, sizeof(*kids.data), history_order);
+  for (i = 0; i < kids.count && rc == ZKR_OK; i++) {
+    zkr_once_record *r = &recs[*n];
+    snprintf(node, sizeof(node), "%s/%s", dir, kids.data[i]);
+    rc = record_read(zh, node, kids.data[i], r, &found);
+    /* Gone since the listing (pruned), or no record of ours: skipped. */
+    if (rc == ZKR_OK && found == RECORD_OURS)
+      (*n)++;
+  }
+  deallocate_String_vector(&kids);
+  if (rc != ZKR_OK || *n == 0) {
+    free(recs);
+    *n = 0;
+    return rc;
+  }
+  *out = recs;
+  return ZKR_OK;
+}
+
+void zkr_once_history_free(zkr_once_record *records) {
+  free(records);
+}
+
+void zkr_once_free(zkr_once *o) {
+  if (o == NULL)
+    return;
+  zkr_lock_free(o->lock); /* releases a run's hold: no record */
+  zkr__zone_free(o->zone);
+  free(o->clock);
+  free(o->done);
+  zkr__recipe_free(o);
+}

@@ -11,5 +11,6 @@
 #include <zkr/participants.h>
 #include <zkr/rwlock.h>
 #include <zkr/semaphore.h>
+#include <zkr/barrier.h>
 
 #endif

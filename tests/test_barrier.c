@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "proxy.h"
 
 /* --- helpers -------------------------------------------------------------------------------- */
 
@@ -562,6 +563,52 @@ static void test_double_barrier_node_deleted_expiry_free(void) {
   th_finish_path(path);
 }
 
+/* Replies lost to connection loss (the server ran the request): our
+ * node's create (the retry finds it: one node, ours), a listing, our
+ * node's delete in leave (the retry finds it gone). The session survives
+ * each cut; the barrier completes as if nothing happened. */
+static void test_double_barrier_lost_replies(void) {
+  char *path = th_path("dbarrier-lost-replies");
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session *a = NULL, *b = th_session(0);
+  zkr_session_opts so;
+  zkr_double_barrier *da, *dbb = db_on(b, path, 2);
+  member m;
+  int fired;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  memset(&so, 0, sizeof(so));
+  so.session_timeout_ms = TH_SESSION_MS;
+  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&a, tp_hosts(p), &so), ZKR_OK);
+  da = db_on(a, path, 2);
+  memset(&m, 0, sizeof(m));
+  m.db = dbb;
+  member_start(&m, ENTER, TH_SETTLE_MS);
+  CU_ASSERT_TRUE(th_await_nodes(path, 1));
+  fired = tp_cut_fired(p);
+  CU_ASSERT_EQUAL(tp_cut_after(p, ZOO_CREATE_OP, 1), 0); /* PATH exists: the first create is our node's */
+  CU_ASSERT_EQUAL(zkr_double_barrier_enter(da, TH_SETTLE_MS), ZKR_OK);
+  CU_ASSERT_EQUAL(tp_cut_fired(p), fired + 1);
+  CU_ASSERT_EQUAL(member_join(&m), ZKR_OK);
+  CU_ASSERT_EQUAL(kids_seen_by(a, path), 3); /* two participants and "ready" */
+  CU_ASSERT_EQUAL(tp_cut_after(p, ZOO_DELETE_OP, 1), 0);
+  m.db = da;
+  member_start(&m, LEAVE, TH_SETTLE_MS);
+  CU_ASSERT_TRUE(th_await_nodes(path, 2)); /* a's node is gone */
+  CU_ASSERT_EQUAL(tp_cut_fired(p), fired + 2);
+  CU_ASSERT_EQUAL(tp_cut_after(p, ZOO_GETCHILDREN_OP, 1), 0); /* a's next listing */
+  CU_ASSERT_EQUAL(zkr_double_barrier_leave(dbb, TH_SETTLE_MS), ZKR_OK);
+  CU_ASSERT_EQUAL(member_join(&m), ZKR_OK);
+  CU_ASSERT_EQUAL(tp_cut_fired(p), fired + 3);
+  CU_ASSERT_EQUAL(kids_seen_by(a, path), 0);
+  zkr_double_barrier_free(da);
+  zkr_double_barrier_free(dbb);
+  zkr_session_close(a);
+  zkr_session_close(b);
+  tp_stop(p);
+  th_finish_path(path);
+}
+
 /* Curator's DistributedDoubleBarrier layout: PATH/<uuid> EPHEMERAL with our
  * id as data, PATH/ready PERSISTENT. */
 static void test_double_barrier_curator_layout(void) {
@@ -661,6 +708,7 @@ int main(void) {
       {"test_double_barrier_timeout_leaves_nothing", test_double_barrier_timeout_leaves_nothing},
       {"test_double_barrier_leave_timeout", test_double_barrier_leave_timeout},
       {"test_double_barrier_node_deleted_expiry_free", test_double_barrier_node_deleted_expiry_free},
+      {"test_double_barrier_lost_replies", test_double_barrier_lost_replies},
       {"test_double_barrier_curator_layout", test_double_barrier_curator_layout},
       {"test_barrier_bad_input", test_barrier_bad_input},
       {NULL, NULL}};

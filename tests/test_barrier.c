@@ -121,7 +121,7 @@ static void test_barrier_wait_returns_when_removed(void) {
   memset(&m, 0, sizeof(m));
   m.b = waiter;
   CU_ASSERT_EQUAL_FATAL(zkr_barrier_set(setter), ZKR_OK);
-  member_start(&m, WAIT, -1);
+  member_start(&m, WAIT, 2 * TH_SETTLE_MS); /* bounded: a regression fails, never hangs */
   /* Waiting: its watch is on the server, and it has not returned. */
   CU_ASSERT_TRUE(th_wait_until(is_watched, &wa, TH_SETTLE_MS));
   CU_ASSERT_FALSE(member_done(&m));
@@ -179,7 +179,7 @@ static void test_barrier_session_lost_and_free(void) {
   memset(&m, 0, sizeof(m));
   m.b = waiter;
   CU_ASSERT_EQUAL_FATAL(zkr_barrier_set(setter), ZKR_OK);
-  member_start(&m, WAIT, -1);
+  member_start(&m, WAIT, 2 * TH_SETTLE_MS); /* bounded: a regression fails, never hangs */
   CU_ASSERT_TRUE(th_wait_until(is_watched, &wa, TH_SETTLE_MS));
   CU_ASSERT_EQUAL_FATAL(th_expire(b), 0);
   CU_ASSERT_TRUE(th_wait_until(member_done, &m, TH_SETTLE_MS));
@@ -190,7 +190,7 @@ static void test_barrier_session_lost_and_free(void) {
   b = th_session(0);
   waiter = barrier_on(b, path);
   m.b = waiter;
-  member_start(&m, WAIT, -1);
+  member_start(&m, WAIT, 2 * TH_SETTLE_MS); /* bounded: a regression fails, never hangs */
   CU_ASSERT_TRUE(th_wait_until(is_watched, &wa, TH_SETTLE_MS));
   zkr_barrier_free(waiter); /* wakes the waiter and waits for it */
   CU_ASSERT_EQUAL(member_join(&m), ZKR_ECLOSED);
@@ -464,15 +464,17 @@ static void test_double_barrier_timeout_leaves_nothing(void) {
   CU_ASSERT_EQUAL(kids_seen_by(a, path), 0);
   memset(&m, 0, sizeof(m));
   m.db = da;
-  member_start(&m, ENTER, -1);
+  /* A deadline far beyond the bounds below: a regression fails, never
+   * hangs. */
+  member_start(&m, ENTER, 2 * TH_SETTLE_MS);
   CU_ASSERT_TRUE(th_await_nodes(path, 1));
   t0 = th_now_ms();
   CU_ASSERT_EQUAL(zkr_double_barrier_enter(dbb, timeout_ms), ZKR_ETIMEDOUT);
   took = th_now_ms() - t0;
   CU_ASSERT_TRUE(took >= timeout_ms);
   CU_ASSERT_TRUE(took <= timeout_ms + TH_LATE_MS);
-  /* Its node went before it returned; the other participant, waiting
-   * without a deadline, learns at once that the barrier cannot complete. */
+  /* Its node went before it returned; the other participant learns at
+   * once, not at its deadline, that the barrier cannot complete. */
   CU_ASSERT_EQUAL(member_join(&m), ZKR_EBROKEN);
   CU_ASSERT_TRUE(m.returned_ms - t0 - took <= TH_LATE_MS);
   CU_ASSERT_EQUAL(kids_seen_by(a, path), 0);
@@ -555,7 +557,7 @@ static void test_double_barrier_node_deleted_expiry_free(void) {
   a = th_session(0);
   da = db_on(a, path, 2);
   m.db = da;
-  member_start(&m, ENTER, -1);
+  member_start(&m, ENTER, 2 * TH_SETTLE_MS); /* bounded: a regression fails, never hangs */
   CU_ASSERT_TRUE(th_await_nodes(path, 1));
   zkr_double_barrier_free(da); /* wakes the enter and waits for it */
   CU_ASSERT_EQUAL(member_join(&m), ZKR_ECLOSED);

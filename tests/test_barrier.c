@@ -611,6 +611,59 @@ static void test_double_barrier_lost_replies(void) {
   th_finish_path(path);
 }
 
+/* The changes a waiter waits for happen while it is cut off from the
+ * server (its connections dropped, new ones refused, well within the
+ * session timeout): the barrier removed, the double barrier completed. On
+ * reconnection the client re-arms its watches, the server fires them for
+ * what changed meanwhile, and both waits return. */
+static void test_barrier_waits_across_connection_loss(void) {
+  char *path = th_path("barrier-connloss"), *dpath = th_path("dbarrier-connloss");
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session *a = NULL, *b = th_session(0);
+  zkr_session_opts so;
+  zkr_barrier *waiter, *setter = barrier_on(b, path);
+  zkr_double_barrier *da, *dbb = db_on(b, dpath, 2);
+  watched_arg wa = {path};
+  member m[2];
+  int conns;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  memset(&so, 0, sizeof(so));
+  so.session_timeout_ms = TH_SESSION_MS;
+  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&a, tp_hosts(p), &so), ZKR_OK);
+  waiter = barrier_on(a, path);
+  da = db_on(a, dpath, 2);
+  memset(m, 0, sizeof(m));
+  m[0].b = waiter;
+  m[1].db = da;
+  CU_ASSERT_EQUAL_FATAL(zkr_barrier_set(setter), ZKR_OK);
+  member_start(&m[0], WAIT, 2 * TH_SETTLE_MS);
+  member_start(&m[1], ENTER, 2 * TH_SETTLE_MS);
+  CU_ASSERT_TRUE(th_wait_until(is_watched, &wa, TH_SETTLE_MS));
+  CU_ASSERT_TRUE(th_await_nodes(dpath, 1));
+  conns = tp_connections(p);
+  tp_refuse(p, 1);
+  tp_drop_all(p);
+  CU_ASSERT_EQUAL(zkr_barrier_remove(setter), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_double_barrier_enter(dbb, TH_SETTLE_MS), ZKR_OK);
+  CU_ASSERT_FALSE(member_done(&m[0]) || member_done(&m[1])); /* cut off: they cannot know yet */
+  tp_refuse(p, 0);
+  CU_ASSERT_EQUAL(member_join(&m[0]), ZKR_OK);
+  CU_ASSERT_EQUAL(member_join(&m[1]), ZKR_OK);
+  CU_ASSERT_TRUE(tp_connections(p) > conns);                        /* they learnt it over a new connection */
+  CU_ASSERT_EQUAL(zkr_double_barrier_leave(dbb, 0), ZKR_ETIMEDOUT); /* a is inside */
+  CU_ASSERT_EQUAL(zkr_double_barrier_leave(da, TH_SETTLE_MS), ZKR_OK);
+  zkr_barrier_free(waiter);
+  zkr_barrier_free(setter);
+  zkr_double_barrier_free(da);
+  zkr_double_barrier_free(dbb);
+  zkr_session_close(a);
+  zkr_session_close(b);
+  tp_stop(p);
+  th_finish_path(path);
+  th_finish_path(dpath);
+}
+
 /* Curator's DistributedDoubleBarrier layout: PATH/<uuid> EPHEMERAL with our
  * id as data, PATH/ready PERSISTENT. */
 static void test_double_barrier_curator_layout(void) {
@@ -711,6 +764,7 @@ int main(void) {
       {"test_double_barrier_leave_timeout", test_double_barrier_leave_timeout},
       {"test_double_barrier_node_deleted_expiry_free", test_double_barrier_node_deleted_expiry_free},
       {"test_double_barrier_lost_replies", test_double_barrier_lost_replies},
+      {"test_barrier_waits_across_connection_loss", test_barrier_waits_across_connection_loss},
       {"test_double_barrier_curator_layout", test_double_barrier_curator_layout},
       {"test_barrier_bad_input", test_barrier_bad_input},
       {NULL, NULL}};

@@ -227,8 +227,8 @@ static int send_req(zhandle_t *zh, const req *q, const struct ACL_vector *acl, c
     return zoo_adelete(zh, q->path, -1, deleted, c);
   case R_CHILDREN:
     return zoo_awget_children(zh, q->path, zkr__watch_fn, q->t, listed, c);
-  default:
-    return zoo_awget(zh, q->path, zkr__watch_fn, q->t, got, c);
+  default: /* R_GET; without a ticket, a plain read */
+    return zoo_awget(zh, q->path, q->t != NULL ? zkr__watch_fn : NULL, q->t, got, c);
   }
 }
 
@@ -465,9 +465,13 @@ static int wait_op(zkr_barrier *b, caller *me, int timeout_ms) {
   int64_t answer_by = timeout_ms == 0 ? -1 : deadline;
 
   for (;;) {
-    struct zkr__ticket *t;
+    struct zkr__ticket *t = NULL;
+    req look = {R_GET, b->b.r.path, NULL, 0, NULL};
     int zrc, registered;
-    int rc = watched(&b->b, me, R_GET, b->b.r.path, answer_by, &zrc, NULL, &t, &registered);
+    /* A look sets no watch: one left behind per call would pile up in a
+     * caller that polls. */
+    int rc = timeout_ms == 0 ? request(&b->b, &look, answer_by, &zrc, NULL)
+                             : watched(&b->b, me, R_GET, b->b.r.path, answer_by, &zrc, NULL, &t, &registered);
 
     if (rc != ZKR_OK)
       return rc;
@@ -481,6 +485,8 @@ static int wait_op(zkr_barrier *b, caller *me, int timeout_ms) {
     }
     if (zrc != ZOK)
       return zkr__from_zk(zrc);
+    if (t == NULL)
+      return ZKR_ETIMEDOUT; /* a look: set */
     /* Set: wait for the deletion (a data change fires too: look again). */
     rc = await_watch(&b->b, me, t, deadline);
     if (rc != ZKR_OK)

@@ -153,6 +153,7 @@ static void test_barrier_wait_timeout(void) {
   CU_ASSERT_EQUAL_FATAL(zkr_barrier_set(b), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_barrier_set(b), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_barrier_wait(b, 0), ZKR_ETIMEDOUT);
+  CU_ASSERT_FALSE(th_watched(path)); /* a look leaves no watch behind */
   t0 = th_now_ms();
   CU_ASSERT_EQUAL(zkr_barrier_wait(b, timeout_ms), ZKR_ETIMEDOUT);
   took = th_now_ms() - t0;

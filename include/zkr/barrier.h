@@ -74,9 +74,9 @@ ZKR_EXTERN int zkr_barrier_set(zkr_barrier *b);
 ZKR_EXTERN int zkr_barrier_remove(zkr_barrier *b);
 
 /* Waits until the barrier's node does not exist. timeout_ms < 0 waits
- * forever, 0 only looks, > 0 waits at most that long (CLOCK_MONOTONIC).
- * One data watch on the node (re-armed by the client after a
- * reconnection); creates nothing. Returns ZKR_OK (not set, or removed),
+ * forever, 0 only looks (one read, no watch), > 0 waits at most that long
+ * (CLOCK_MONOTONIC). One data watch on the node (re-armed by the client
+ * after a reconnection); creates nothing. Returns ZKR_OK (not set, or removed),
  * ZKR_ETIMEDOUT (still set), ZKR_ESESSION (session lost), ZKR_ECLOSED (b
  * being freed or session closed), ZKR_ENOAUTH, ZKR_EINVAL (b NULL),
  * ZKR_ENOMEM, ZKR_EZK. */

@@ -9,9 +9,6 @@
 
 /* Records that a request sent at sent_ns was answered by the server. */
 void zkr__session_acked(zkr_session *s, int64_t sent_ns);
-/* Asks the session to delete path in the background until it is deleted or
- * the session is gone (copied). */
-void zkr__session_orphan(zkr_session *s, const char *path);
 /* Same for every child of dir whose name starts with prefix. */
 void zkr__session_orphan_prefix(zkr_session *s, const char *dir, const char *prefix);
 int64_t zkr__session_id_locked(zkr_session *s);

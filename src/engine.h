@@ -57,6 +57,11 @@ int64_t zkr__session_valid_until(zkr_session *s);
 /* The handle, or NULL once the session is closing: no request may be sent
  * (mutex held). For observers (zkr__watch_*) only. */
 zhandle_t *zkr__session_zh(zkr_session *s);
+/* Asks the session to delete path in the background until it is deleted or
+ * the session is gone (copied; mutex held). For a node a recipe created
+ * itself, not a contender's (the queue deletes those): a double barrier's
+ * node whose delete was not confirmed within the caller's deadline. */
+void zkr__session_orphan(zkr_session *s, const char *path);
 
 /* A thread waiting for a watch to fire (observers such as a leader
  * watcher). With the session mutex held: zkr__watch_new() makes a context

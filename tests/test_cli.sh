@@ -1527,6 +1527,119 @@ test_cli_once_usage_errors() {
   zk once --key "relative//x" --period 1d -- true 2>/dev/null
   expect_rc "a key with an empty component" 64 $? || return 1
   [ "$(once_history "$P")" = "" ] || fail "a usage error left a record"
+# --- barriers ------------------------------------------------------------------
+
+# "N" children of path $1, or "none" if it does not exist (barrier nodes are
+# no contenders: `zkr status` does not list them).
+znode_kids() {
+  /usr/bin/python3 - "$HOSTS" "$1" <<'PY' 2>/dev/null
+import sys
+from kazoo.client import KazooClient
+zk = KazooClient(hosts=sys.argv[1])
+zk.start(timeout=10)
+try:
+    print(len(zk.get_children(sys.argv[2])) if zk.exists(sys.argv[2]) else "none")
+finally:
+    zk.stop()
+PY
+}
+
+# barrier set / wait / remove: wait returns 0 once removed, -w gives up
+# with 1 (or -E CODE) while set; nothing stays behind.
+test_cli_barrier_wait() {
+  local wpid rc t0 el
+  zk barrier set "$P"
+  expect_rc "barrier set" 0 $? || return 1
+  zk barrier set "$P"
+  expect_rc "barrier set (set already)" 0 $? || return 1
+  t0=$(now_ms)
+  zk barrier wait -w 0.3 "$P"
+  rc=$? el=$(($(now_ms) - t0))
+  expect_rc "barrier wait -w 0.3 while set" 1 $rc || return 1
+  [ $el -ge 300 ] && [ $el -lt 2000 ] || fail "wait -w 0.3 took $el ms" || return 1
+  zk barrier -w 0.1 -E 3 wait "$P"
+  expect_rc "barrier -w 0.1 -E 3 wait" 3 $? || return 1
+  "$ZKR" --hosts "$HOSTS" barrier wait "$P" &
+  wpid=$!
+  track $wpid
+  sleep 0.3 # the one fixed wait: give the waiter time to (wrongly) return
+  gone $wpid && fail "wait returned while the barrier was set, status $(waitrc $wpid)" && return 1
+  zk barrier remove "$P"
+  expect_rc "barrier remove" 0 $? || return 1
+  await 'gone $wpid' 5 || fail "wait did not return within 5 s of the remove" || return 1
+  expect_rc "barrier wait after remove" 0 "$(waitrc $wpid)" || return 1
+  zk barrier remove "$P"
+  expect_rc "barrier remove (not set)" 0 $? || return 1
+  zk barrier wait "$P"
+  expect_rc "barrier wait (not set)" 0 $? || return 1
+  [ "$(znode_kids "$P")" = none ] || fail "barrier node still there: $(znode_kids "$P")"
+}
+
+# barrier --count 3: no command runs before the third participant came;
+# then each runs, and no zkr returns before the slowest command ended.
+test_cli_barrier_count() {
+  local i pids=() last_end=0 first_exit="" t
+  for i in 1 2 3; do
+    (
+      "$ZKR" --hosts "$HOSTS" barrier --count 3 -w 20 "$P" -- sh -c \
+        'echo run >> "$1/ran"; sleep "$2"; date +%s%3N > "$1/end.$3"' sh "$dir" "0.$((i * 2))" $i
+      echo $? >"$dir/rc.$i"
+      date +%s%3N >"$dir/exit.$i"
+    ) &
+    pids+=($!)
+    track $!
+    if [ $i -lt 3 ]; then
+      await '[ "$(znode_kids "$P")" = '$i' ]' 10 || fail "participant $i did not enter" || return 1
+    fi
+  done
+  [ "$(lines "$dir/ran")" -eq 0 ] || fail "a command ran before the third participant came" || return 1
+  await 'all_gone "${pids[@]}"' 30 || fail "participants still running after 30 s" || return 1
+  [ "$(lines "$dir/ran")" -eq 3 ] || fail "$(lines "$dir/ran") commands ran, expected 3" || return 1
+  for i in 1 2 3; do
+    expect_rc "participant $i" 0 "$(cat "$dir/rc.$i")" || return 1
+    t=$(cat "$dir/end.$i")
+    [ "$t" -gt "$last_end" ] && last_end=$t
+    t=$(cat "$dir/exit.$i")
+    [ -z "$first_exit" ] || [ "$t" -lt "$first_exit" ] && first_exit=$t
+  done
+  [ "$first_exit" -ge "$last_end" ] || fail "a zkr returned $((last_end - first_exit)) ms before the last command ended" || return 1
+  [ "$(znode_kids "$P")" = 0 ] || [ "$(znode_kids "$P")" = none ] || fail "nodes left: $(znode_kids "$P")"
+}
+
+# A participant SIGKILLed before all came: the other exits 75 (broken) once
+# the dead one's session has expired, without running its command.
+test_cli_barrier_member_killed() {
+  local p1 p2 t0 el
+  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 barrier --count 3 "$P" -- touch "$dir/ran1" &
+  p1=$!
+  track $p1
+  await '[ "$(znode_kids "$P")" = 1 ]' 10 || fail "first participant did not enter" || return 1
+  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 barrier --count 3 -w 30 "$P" -- touch "$dir/ran2" &
+  p2=$!
+  track $p2
+  await '[ "$(znode_kids "$P")" = 2 ]' 10 || fail "second participant did not enter" || return 1
+  kill -KILL $p1
+  t0=$(now_ms)
+  await 'gone $p2' 10 || fail "the survivor still waits 10 s after the other was killed" || return 1
+  el=$(($(now_ms) - t0))
+  expect_rc "survivor of a broken barrier" 75 "$(waitrc $p2)" || return 1
+  [ $el -lt 5000 ] || fail "the survivor took $el ms (session timeout 2 s)" || return 1
+  grep -q "barrier is broken" "$dir/stderr" || fail "no 'barrier is broken' message" || return 1
+  [ ! -e "$dir/ran1" ] && [ ! -e "$dir/ran2" ] || fail "a command ran" || return 1
+  waitrc $p1 >/dev/null
+  await '[ "$(znode_kids "$P")" = 0 ]' 10 || fail "nodes left: $(znode_kids "$P")"
+}
+
+test_cli_barrier_usage() {
+  local args
+  for args in "" "--count 0 $P -- true" "--count x $P -- true" "set" "set a/b" "--count 2 set $P" \
+    "wait -c true $P" "set -w 1 $P" "--count 2 $P" "frobnicate $P"; do
+    # shellcheck disable=SC2086 # split on purpose
+    zk barrier $args 2>/dev/null
+    expect_rc "barrier $args" 64 $? || return 1
+  done
+  zk barrier --help | grep -q "count N" || fail "barrier --help" || return 1
+  [ "$(znode_kids "$P")" = none ] || fail "a usage error created $P"
 }
 
 # --- runner ----------------------------------------------------------------------
@@ -1616,6 +1729,10 @@ CASES=(
   once_waits_for_run
   once_keep
   once_usage_errors
+  barrier_wait
+  barrier_count
+  barrier_member_killed
+  barrier_usage
 )
 # Arguments, if any, name the cases to run (e.g. `test_cli.sh leader help`).
 [ $# -gt 0 ] && CASES=("$@")

@@ -114,7 +114,7 @@ static void test_error_published_values_stable(void) {
              {ZKR_ESESSION, -4},   {ZKR_ECONNLOSS, -5},   {ZKR_ENOAUTH, -6},    {ZKR_ENOMEM, -7},
              {ZKR_EZK, -8},        {ZKR_ECLOSED, -9},     {ZKR_ELOST, -10},     {ZKR_ECONNECT, -11},
              {ZKR_ENOLEADER, -12}, {ZKR_EEXHAUSTED, -13}, {ZKR_ENOCHROOT, -14}, {ZKR_ELOGROUTES, -15},
-             {ZKR_EDEADLK, -16},   {ZKR_EMISMATCH, -17}};
+             {ZKR_EDEADLK, -16},   {ZKR_EMISMATCH, -17},  {ZKR_EBROKEN, -18}};
   size_t i, j;
 
   for (i = 0; i < sizeof(abi) / sizeof(abi[0]); i++)

@@ -28,6 +28,7 @@ set -u
 
 SRC=${srcdir:-$(dirname "$0")/..}/tests/interop
 ZKR_PEER=${top_builddir:-.}/tests/interop/zkr_peer
+ZKR=${top_builddir:-.}/tools/zkr
 HOSTS=${ZKR_TEST_HOSTS:-}
 BASE=/zkr-test/interop-$$
 PY=/usr/bin/python3 # Debian's python, where python3-kazoo lives (a pyenv python3 on PATH lacks it)
@@ -377,6 +378,81 @@ test_interop_semaphore_curator() {
   expect_iterations 15 && LEASES=2 expect_no_overlap
 }
 
+# --- cases: barriers --------------------------------------------------------------
+
+# Double barrier rounds (dbarrier peers log "ENTER_RETURNED EXIT B NAME
+# ENTER_CALLED", one line per round): in every round, no participant
+# entered before the last one had called enter.
+expect_entered_together() {
+  local early
+  early=$(awk '{ r = FNR; if (!(r in last) || $5 > last[r]) last[r] = $5
+                 if (!(r in first) || $1 < first[r]) first[r] = $1 }
+               END { n = 0; for (r in last) if (first[r] < last[r]) n++; print n }' "$dir"/*.log)
+  [ "$early" -eq 0 ] || fail "in $early rounds a participant entered before the last one came" || return 1
+  info "  $(($(wc -l <"$dir/c-1.log"))) rounds of 4 (2 zkr, 2 Curator), $T_RUN ms"
+}
+
+# Two zkr_double_barrier processes and two Curator DistributedDoubleBarrier
+# ones, 4 participants, 5 rounds (a fresh path each: Curator's leave may
+# remove "ready" while a round's last participant is still inside); holds
+# of different lengths shift each round's arrivals.
+test_interop_double_barrier_curator() {
+  start_peer c dbarrier c-1 --iterations 5 --count 4 --hold-ms 5
+  start_peer c dbarrier c-2 --iterations 5 --count 4 --hold-ms 60
+  start_peer java dbarrier java-1 --iterations 5 --count 4 --hold-ms 120
+  start_peer java dbarrier java-2 --iterations 5 --count 4 --hold-ms 30
+  run_peers || return 1
+  expect_iterations 5 && expect_entered_together
+}
+
+# A barrier set by zkr holds a Curator DistributedBarrier waiter until zkr
+# removes it; one set by Curator holds `zkr barrier wait` until Curator
+# removes it.
+test_interop_barrier_curator() {
+  local zpid e
+  "$ZKR" --hosts "$HOSTS" barrier set "$P" || fail "zkr barrier set" || return 1
+  start_peer java bwait java-w --iterations 1
+  e=${PIDS[-1]}
+  await_file "$dir/java-w.ready" || fail "Curator waiter not connected: $(peer_said "$e")" || return 1
+  : >"$dir/go"
+  sleep 0.5 # the one fixed wait: give the waiter time to (wrongly) return
+  gone "${e#*=}" && fail "Curator's waitOnBarrier returned while zkr's barrier was set: $(peer_said "$e")" && return 1
+  "$ZKR" --hosts "$HOSTS" barrier remove "$P" || fail "zkr barrier remove" || return 1
+  await_gone "${e#*=}" || fail "Curator's waiter still waits after zkr removed the barrier" || return 1
+  wait "${e#*=}" || fail "Curator waiter: $(peer_said "$e")" || return 1
+
+  start_peer java bset java-s --iterations 1
+  e=${PIDS[-1]}
+  { await_gone "${e#*=}" && wait "${e#*=}"; } || fail "Curator setBarrier: $(peer_said "$e")" || return 1
+  "$ZKR" --hosts "$HOSTS" barrier wait "$P" &
+  zpid=$!
+  ALL_BG+=("$zpid")
+  sleep 0.5 # as above
+  gone "$zpid" && fail "zkr barrier wait returned while Curator's barrier was set" && return 1
+  start_peer java bremove java-r --iterations 1
+  e=${PIDS[-1]}
+  await_gone "$zpid" || fail "zkr barrier wait still waits after Curator removed the barrier" || return 1
+  wait "$zpid" || fail "zkr barrier wait exited $?" || return 1
+  { await_gone "${e#*=}" && wait "${e#*=}"; } || fail "Curator removeBarrier: $(peer_said "$e")"
+}
+
+# await_file F / await_gone PID: up to ACQUIRE_MS, polling every 20 ms.
+await_file() {
+  local deadline=$(($(now_ms) + ACQUIRE_MS))
+  until [ -e "$1" ]; do
+    [ "$(now_ms)" -lt $deadline ] || return 1
+    sleep 0.02
+  done
+}
+
+await_gone() {
+  local deadline=$(($(now_ms) + ACQUIRE_MS))
+  until gone "$1"; do
+    [ "$(now_ms)" -lt $deadline ] || return 1
+    sleep 0.02
+  done
+}
+
 # Peers of one case with different iteration counts: each peer's RESULT
 # line must show the count it was given.
 expect_iterations_each() {
@@ -416,7 +492,8 @@ run_case() {
   done
 }
 
-CASES=(mutex_curator mutex_kazoo mutex_kazoo_default_overlaps election_curator rwlock_curator rwlock_kazoo semaphore_curator)
+CASES=(mutex_curator mutex_kazoo mutex_kazoo_default_overlaps election_curator rwlock_curator rwlock_kazoo semaphore_curator
+  double_barrier_curator barrier_curator)
 [ $# -gt 0 ] && CASES=("$@")
 T_START=$(now_ms)
 for c in "${CASES[@]}"; do

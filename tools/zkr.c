@@ -59,6 +59,11 @@ static const char usage_main[] =
     "  once   --key NAME --period P [--tz ZONE] [-w SECONDS] [-E CODE] -- COMMAND [ARG...]\n"
     "  once   --key NAME status [--json]\n"
     "         run COMMAND once per period across every machine that fires it; list recent runs\n"
+    "  barrier set|remove PATH   set or remove the barrier at PATH\n"
+    "  barrier wait [-w SECONDS] PATH\n"
+    "         wait until the barrier at PATH is removed (exit 1 if still set after -w)\n"
+    "  barrier --count N [-w SECONDS] [--grace SECONDS] [--id ID] PATH -- COMMAND [ARG...]\n"
+    "         double barrier: once N participants entered, run COMMAND, then leave together\n"
     "\n"
     "Global options (before or after COMMAND):\n"
     "  --hosts H             host:port[,host:port...][/chroot]; else $ZKR_HOSTS, else 127.0.0.1:2181\n"
@@ -148,6 +153,25 @@ static const char usage_once[] =
     "ZKR_FENCING_TOKEN, ZKR_LOCK_PATH and ZKR_LOCK_NODE.\n"
     "status lists the recent periods: result, exit status, runner, start (UTC), duration,\n"
     "fencing token; --json prints one JSON object.\n";
+
+static const char usage_barrier[] =
+    "usage: zkr barrier set PATH\n"
+    "       zkr barrier remove PATH\n"
+    "       zkr barrier wait [-w SECONDS] PATH\n"
+    "       zkr barrier --count N [-w SECONDS] [-E CODE] [--grace SECONDS] [--id ID]\n"
+    "                   PATH -- COMMAND [ARG...]\n"
+    "       zkr barrier --count N [options] PATH -c 'SHELL COMMAND'\n"
+    "\n"
+    "set creates the barrier node PATH, remove deletes it, wait returns once it does not exist\n"
+    "(Curator's DistributedBarrier); wait -w gives up after SECONDS (exit 1, or CODE with -E).\n"
+    "--count N joins the double barrier at PATH (Curator's DistributedDoubleBarrier): waits until\n"
+    "N participants entered, runs COMMAND supervised as under `zkr lock`, then leaves and waits\n"
+    "until every participant has left; exits with COMMAND's status. -w bounds the enter and, once\n"
+    "COMMAND ended, the leave, each (exit 1, or CODE with -E, if the others did not come, or did\n"
+    "not leave, in time). A participant that leaves or dies before all entered breaks the barrier:\n"
+    "every waiting participant exits 75 without running COMMAND. If the session is lost while\n"
+    "COMMAND runs, COMMAND's tree is stopped as under `zkr lock` and zkr exits 75.\n"
+    "COMMAND's environment gets ZKR_BARRIER_PATH.\n";
 
 static int usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -1134,6 +1158,231 @@ static int cmd_elect(global *g, int argc, char **argv) {
   return rc;
 }
 
+/* --- barrier -------------------------------------------------------------------------- */
+
+typedef struct barrier_ctx {
+  cancel_ctx cc;
+  zkr_barrier *b;
+  zkr_double_barrier *db;
+  int timeout_ms;
+} barrier_ctx;
+
+static int do_barrier_wait(void *p) {
+  barrier_ctx *c = p;
+
+  return zkr_barrier_wait(c->b, c->timeout_ms);
+}
+
+static int do_enter(void *p) {
+  barrier_ctx *c = p;
+
+  return zkr_double_barrier_enter(c->db, c->timeout_ms);
+}
+
+static int do_leave(void *p) {
+  barrier_ctx *c = p;
+
+  return zkr_double_barrier_leave(c->db, c->timeout_ms);
+}
+
+/* A double barrier holds nothing but our session: while it is valid, our
+ * node is there and the others wait for us in leave. */
+static int session_valid(void *p) {
+  barrier_ctx *c = p;
+
+  return zkr_session_get_state(c->cc.s) != ZKR_SESSION_LOST &&
+         zkr_monotonic_ns() < zkr_session_valid_until(c->cc.s);
+}
+
+static const char *session_cause(void *p) {
+  return hold_cause(((barrier_ctx *)p)->cc.s, ZKR_LOST_NONE);
+}
+
+/* On the session's event thread: wakes the supervisor. */
+static void on_barrier_state(zkr_session *s, zkr_session_state state, void *arg) {
+  (void)s;
+  (void)arg;
+  if (state == ZKR_SESSION_LOST)
+    notify_lost();
+}
+
+/* Enter, COMMAND, leave. Returns the exit code. */
+static int run_double_barrier(const global *g, barrier_ctx *ctx, const char *path, char **cmd, int sigfd,
+                              int grace_ms, int conflict) {
+  char what[1100], *envp_path = NULL, *env[2];
+  sv_hold h = {session_valid, session_cause, ctx, lost_pipe[0], what};
+  int rc, sig = 0, left;
+
+  if (g->verbose)
+    fprintf(stderr, "zkr: entering %s\n", path);
+  rc = sv_wait_interruptible(sigfd, do_enter, cancel_wait, ctx, &sig);
+  if (sig != 0)
+    return 128 + sig;
+  if (rc == ZKR_ETIMEDOUT)
+    return conflict;
+  if (rc == ZKR_EBROKEN) {
+    fprintf(stderr, "zkr: double barrier %s: %s\n", path, zkr_strerror(rc));
+    return ZKR_TOOL_LOST;
+  }
+  if (rc == ZKR_ELOST)
+    return waiting_node_deleted("double barrier", path);
+  if (rc != ZKR_OK)
+    return recipe_error("double barrier", path, rc);
+  if (g->verbose)
+    fprintf(stderr, "zkr: entered %s\n", path);
+  snprintf(what, sizeof(what), "double barrier %s", path);
+  if (asprintf(&envp_path, "ZKR_BARRIER_PATH=%s", path) < 0)
+    return ZKR_TOOL_SOFTWARE;
+  env[0] = envp_path;
+  env[1] = NULL;
+  rc = sv_run(sigfd, cmd, env, &h, grace_ms);
+  free(envp_path);
+  if (rc == ZKR_TOOL_LOST)
+    return rc; /* our node went with the session: nothing to leave */
+  left = sv_wait_interruptible(sigfd, do_leave, cancel_wait, ctx, &sig);
+  if (sig != 0)
+    return 128 + sig;
+  if (g->verbose && left == ZKR_OK)
+    fprintf(stderr, "zkr: left %s\n", path);
+  /* COMMAND's own failure comes first; then why the leave did not end
+   * together with the others. */
+  if (rc != 0 || left == ZKR_OK)
+    return rc;
+  if (left == ZKR_ETIMEDOUT) {
+    fprintf(stderr, "zkr: double barrier %s: others still inside when -w ran out\n", path);
+    return conflict;
+  }
+  return recipe_error("double barrier", path, left);
+}
+
+static int cmd_barrier(global *g, int argc, char **argv) {
+  static const struct option longopts[] = {GLOBAL_LONGOPTS,
+                                           {"count", required_argument, NULL, 'N'},
+                                           {"wait", required_argument, NULL, 'w'},
+                                           {"timeout", required_argument, NULL, 'w'},
+                                           {"conflict-exit-code", required_argument, NULL, 'E'},
+                                           {"grace", required_argument, NULL, 'g'},
+                                           {"id", required_argument, NULL, 'i'},
+                                           {"command", required_argument, NULL, 'c'},
+                                           {NULL, 0, NULL, 0}};
+  int count = 0, timeout_ms = -1, conflict = ZKR_TOOL_GAVE_UP, opt, rc, sigfd, sig = 0;
+  run_opts ro = {-1, NULL, NULL};
+  const char *action = NULL, *path;
+  char **cmd = NULL;
+  zkr_session *s = NULL;
+  zkr_barrier_opts bo;
+  barrier_ctx ctx;
+
+  memset(&ctx, 0, sizeof(ctx));
+  optind = 1;
+  /* Options may come before and after the action word (set, remove,
+   * wait): getopt stops at it, and goes on after it. */
+  for (;;) {
+    while ((opt = getopt_long(argc, argv, "+hvVw:E:c:", longopts, NULL)) != -1) {
+      rc = global_option(g, opt, usage_barrier);
+      if (rc < 0)
+        rc = run_option(&ro, opt, usage_barrier);
+      if (rc > 0)
+        return rc == ZKR_TOOL_DONE ? 0 : rc;
+      if (rc == 0)
+        continue;
+      switch (opt) {
+      case 'h':
+        fputs(usage_barrier, stdout);
+        return 0;
+      case 'N':
+        if (parse_int(optarg, 1, INT32_MAX, &count) != 0)
+          return usage_error(usage_barrier, "bad --count '%s': expected a number of participants, 1 or more",
+                             optarg);
+        break;
+      case 'w':
+        if (parse_seconds_ms(optarg, &timeout_ms) != 0)
+          return usage_error(usage_barrier, "bad -w '%s': expected decimal seconds such as 30 or 0.5",
+                             optarg);
+        break;
+      case 'E':
+        if (parse_int(optarg, 0, 255, &conflict) != 0)
+          return usage_error(usage_barrier, "bad -E '%s': expected an exit code, 0 to 255", optarg);
+        if (own_code(conflict) != NULL)
+          return usage_error(usage_barrier, "bad -E %d: zkr itself exits %d (%s); pick another code",
+                             conflict, conflict, own_code(conflict));
+        break;
+      default:
+        return usage_error(usage_barrier, NULL);
+      }
+    }
+    if (action != NULL || optind >= argc ||
+        (strcmp(argv[optind], "set") != 0 && strcmp(argv[optind], "remove") != 0 &&
+         strcmp(argv[optind], "wait") != 0))
+      break;
+    action = argv[optind++];
+  }
+  if (action != NULL && count > 0)
+    return usage_error(usage_barrier, "--count (a double barrier) excludes %s", action);
+  if (action == NULL && count == 0)
+    return usage_error(usage_barrier, "expected set, remove, wait or --count N");
+  if (action != NULL && (ro.shell != NULL || ro.id != NULL || ro.grace_ms >= 0))
+    return usage_error(usage_barrier, "-c, --id and --grace go with --count");
+  if (action != NULL && strcmp(action, "wait") != 0 && timeout_ms >= 0)
+    return usage_error(usage_barrier, "-w goes with wait or --count");
+  if (action != NULL) {
+    if (argc - optind != 1)
+      return usage_error(usage_barrier, "expected exactly one PATH");
+    path = argv[optind];
+    rc = 0;
+  } else {
+    rc = split_command(argc, argv, usage_barrier, &ro, &path, &cmd);
+  }
+  if (rc == 0)
+    rc = check_target(g, usage_barrier, "barrier path", path);
+  if (rc != 0)
+    return rc;
+
+  sigfd = sv_signals();
+  if (sigfd < 0 || pipe(lost_pipe) != 0)
+    return ZKR_TOOL_SOFTWARE;
+  sv_ignore_sigpipe();
+  rc = open_session(g, &s);
+  if (rc != 0)
+    return rc;
+  ctx.cc.s = s;
+  ctx.timeout_ms = timeout_ms;
+  memset(&bo, 0, sizeof(bo));
+  bo.id = ro.id;
+  bo.acl = g->acl_creator ? &ZOO_CREATOR_ALL_ACL : NULL;
+  if (action != NULL)
+    rc = zkr_barrier_new(&ctx.b, s, path, &bo);
+  else
+    rc = zkr_double_barrier_new(&ctx.db, s, path, count, &bo);
+  if (rc != ZKR_OK) {
+    zkr_session_close(s);
+    return recipe_error("barrier", path, rc);
+  }
+  if (action != NULL && strcmp(action, "set") == 0) {
+    rc = zkr_barrier_set(ctx.b);
+  } else if (action != NULL && strcmp(action, "remove") == 0) {
+    rc = zkr_barrier_remove(ctx.b);
+  } else if (action != NULL) {
+    rc = sv_wait_interruptible(sigfd, do_barrier_wait, cancel_wait, &ctx, &sig);
+    if (sig != 0)
+      rc = 128 + sig;
+    else if (rc == ZKR_ETIMEDOUT)
+      rc = conflict;
+  } else {
+    rc = zkr_session_add_listener(s, on_barrier_state, NULL, NULL);
+    if (rc == ZKR_OK)
+      rc = run_double_barrier(g, &ctx, path, cmd, sigfd, ro.grace_ms >= 0 ? ro.grace_ms : default_grace_ms(s),
+                              conflict);
+  }
+  if (rc < 0)
+    rc = recipe_error("barrier", path, rc);
+  zkr_barrier_free(ctx.b);
+  zkr_double_barrier_free(ctx.db);
+  if (!ctx.cc.closed)
+    zkr_session_close(s);
+  return rc;
+}
+
 /* --- status, leader ------------------------------------------------------------------- */
 
 static const char *protocol_of(const char *node) {
@@ -1727,5 +1976,7 @@ int main(int argc, char **argv) {
     return cmd_leader(&g, argc, argv);
   if (strcmp(argv[0], "once") == 0)
     return cmd_once(&g, argc, argv);
+  if (strcmp(argv[0], "barrier") == 0)
+    return cmd_barrier(&g, argc, argv);
   return usage_error(usage_main, "unknown command '%s'", printable(argv[0], shown, sizeof(shown)));
 }

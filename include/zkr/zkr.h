@@ -12,5 +12,6 @@
 #include <zkr/rwlock.h>
 #include <zkr/semaphore.h>
 #include <zkr/once.h>
+#include <zkr/barrier.h>
 
 #endif

@@ -14,6 +14,9 @@
  *   read   InterProcessReadWriteLock.readLock()   kind R (D/held.r.NAME, then D/held.w must not exist)
  *   write  InterProcessReadWriteLock.writeLock()  kind W (D/held.w, then no D/held.r.* may exist)
  *   sema   InterProcessSemaphoreV2(--leases N)    kind L (one of D/held.l.0 .. held.l.{N-1})
+ *   dbarrier  DistributedDoubleBarrier(P/ITERATION, --count N): acquire enters, release
+ *             leaves; kind B, no marker; SEQ is the time enter was called (ns)
+ *   bset, bremove, bwait  DistributedBarrier(P): one step as the acquire; kind B
  *
  * Exit status: 0 every iteration done without overlap, 3 overlap seen,
  * 1 error, 2 usage.
@@ -31,6 +34,8 @@ import java.util.concurrent.TimeUnit;
 
 import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
+import org.apache.curator.framework.recipes.barriers.DistributedBarrier;
+import org.apache.curator.framework.recipes.barriers.DistributedDoubleBarrier;
 import org.apache.curator.framework.recipes.leader.LeaderLatch;
 import org.apache.curator.framework.recipes.locks.InterProcessLock;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
@@ -134,6 +139,37 @@ public class InteropPeer {
                 }
             };
         }
+        case "dbarrier":
+            return new Recipe() {
+                DistributedDoubleBarrier db;
+                int round;
+
+                public String acquire() throws Exception {
+                    long called = System.nanoTime();
+                    db = new DistributedDoubleBarrier(c, path + "/" + round++, intOpt("--count", 2));
+                    if (!db.enter(timeoutMs, TimeUnit.MILLISECONDS)) throw new Exception("dbarrier: enter timed out");
+                    return Long.toString(called);
+                }
+
+                public void release() throws Exception {
+                    if (!db.leave(timeoutMs, TimeUnit.MILLISECONDS)) throw new Exception("dbarrier: leave timed out");
+                }
+            };
+        case "bset":
+        case "bremove":
+        case "bwait": {
+            DistributedBarrier b = new DistributedBarrier(c, path);
+            return new Recipe() {
+                public String acquire() throws Exception {
+                    if (mode.equals("bset")) b.setBarrier();
+                    else if (mode.equals("bremove")) b.removeBarrier();
+                    else if (!b.waitOnBarrier(timeoutMs, TimeUnit.MILLISECONDS)) throw new Exception("bwait: timed out");
+                    return "-";
+                }
+
+                public void release() {}
+            };
+        }
         default:
             return null;
         }
@@ -147,6 +183,11 @@ public class InteropPeer {
             return 'W';
         case "sema":
             return 'L';
+        case "dbarrier":
+        case "bset":
+        case "bremove":
+        case "bwait":
+            return 'B';
         default:
             return 'X';
         }
@@ -177,6 +218,8 @@ public class InteropPeer {
                 if (claim(l)) return l;
             }
             overlaps++;
+            return null;
+        case 'B': // a barrier excludes nobody
             return null;
         default: // X, W
             if (!claim(w)) {
@@ -251,8 +294,9 @@ public class InteropPeer {
     }
 
     static void usage() {
-        System.err.println("usage: InteropPeer mutex|elect|read|write|sema --hosts H --path P --dir D --name NAME"
-                + " [--iterations N] [--hold-ms MS] [--session-ms MS] [--timeout-ms MS] [--leases N]");
+        System.err.println("usage: InteropPeer mutex|elect|read|write|sema|dbarrier|bset|bremove|bwait --hosts H"
+                + " --path P --dir D --name NAME [--iterations N] [--hold-ms MS] [--session-ms MS] [--timeout-ms MS]"
+                + " [--leases N] [--count N]");
         System.exit(2);
     }
 }

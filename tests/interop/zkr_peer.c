@@ -28,7 +28,11 @@
  *
  * Modes: mutex (zkr_lock) and elect (zkr_election), marker kind X; read
  * and write (zkr_rwlock), kinds R and W; sema (zkr_semaphore with
- * --leases N), kind L. Each is one entry in modes[]. */
+ * --leases N), kind L; dbarrier (zkr_double_barrier on P/ITERATION with
+ * --count N participants: acquire enters, release leaves), kind B: no
+ * marker, and SEQ is the time enter was called (ns), so the driver can
+ * check that no one entered before the last one came. Each is one entry in
+ * modes[]. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +53,8 @@ typedef struct peer {
   zkr_rwlock *rw;
   zkr_semaphore *sem;
   zkr_lease *lease;
+  zkr_double_barrier *db;
+  int count, round; /* dbarrier: participants, next iteration */
   FILE *log;
   int overlaps;
 } peer;
@@ -169,12 +175,40 @@ static int sema_release(peer *p) {
   return zkr_lease_release(l);
 }
 
+/* --- zkr_double_barrier: Curator's DistributedDoubleBarrier layout --------- */
+
+static int dbarrier_setup(peer *p) {
+  (void)p;
+  return ZKR_OK; /* one double barrier per iteration, made by acquire */
+}
+
+static int dbarrier_acquire(peer *p, char *seq, size_t len) {
+  zkr_barrier_opts o = {0};
+  char path[512];
+  int rc;
+
+  snprintf(seq, len, "%lld", (long long)zkr_monotonic_ns());
+  snprintf(path, sizeof path, "%s/%d", p->path, p->round++);
+  o.id = p->name;
+  rc = zkr_double_barrier_new(&p->db, p->s, path, p->count, &o);
+  return rc == ZKR_OK ? zkr_double_barrier_enter(p->db, p->timeout_ms) : rc;
+}
+
+static int dbarrier_release(peer *p) {
+  int rc = zkr_double_barrier_leave(p->db, p->timeout_ms);
+
+  zkr_double_barrier_free(p->db);
+  p->db = NULL;
+  return rc;
+}
+
 static const mode modes[] = {
     {"mutex", 'X', mutex_setup, mutex_acquire, mutex_release},
     {"elect", 'X', elect_setup, elect_acquire, elect_release},
     {"read", 'R', rw_setup, read_acquire, rw_release},
     {"write", 'W', rw_setup, write_acquire, rw_release},
     {"sema", 'L', sema_setup, sema_acquire, sema_release},
+    {"dbarrier", 'B', dbarrier_setup, dbarrier_acquire, dbarrier_release},
 };
 
 /* --- markers ---------------------------------------------------------------------- */
@@ -216,6 +250,10 @@ static int enter(peer *p, char kind, char *marker, size_t len) {
   char w[512];
 
   snprintf(w, sizeof w, "%s/held.w", p->dir);
+  if (kind == 'B') {
+    marker[0] = '\0'; /* a barrier excludes nobody */
+    return 1;
+  }
   if (kind == 'L') {
     int i;
 
@@ -293,10 +331,10 @@ static int run(peer *p, const mode *m) {
 }
 
 static int usage(void) {
-  fprintf(
-      stderr,
-      "usage: zkr_peer mutex|elect|read|write|sema --hosts H --path P --dir D --name NAME [--iterations N]\n"
-      "       [--hold-ms MS] [--session-ms MS] [--timeout-ms MS] [--leases N]\n");
+  fprintf(stderr,
+          "usage: zkr_peer mutex|elect|read|write|sema|dbarrier --hosts H --path P --dir D --name NAME\n"
+          "       [--iterations N] [--hold-ms MS] [--session-ms MS] [--timeout-ms MS] [--leases N] [--count "
+          "N]\n");
   return 2;
 }
 
@@ -313,6 +351,7 @@ int main(int argc, char **argv) {
   p.session_ms = 2000;
   p.timeout_ms = 10000;
   p.leases = 1;
+  p.count = 2;
   if (argc < 2)
     return usage();
   p.mode = argv[1];
@@ -336,6 +375,8 @@ int main(int argc, char **argv) {
       p.timeout_ms = atoi(v);
     else if (strcmp(k2, "--leases") == 0)
       p.leases = atoi(v);
+    else if (strcmp(k2, "--count") == 0)
+      p.count = atoi(v);
     else
       return usage();
   }
@@ -371,6 +412,7 @@ int main(int argc, char **argv) {
   zkr_election_free(p.el);
   zkr_rwlock_free(p.rw);
   zkr_semaphore_free(p.sem);
+  zkr_double_barrier_free(p.db);
   zkr_session_close(p.s);
   fclose(p.log);
   printf("RESULT name=%s mode=%s iterations=%d overlaps=%d\n", p.name, p.mode, done, p.overlaps);

@@ -53,12 +53,19 @@
  *                  left behind while the session still lives
  *  -DLOST_WAKEUP   watch_result() takes "the blocker is already gone"
  *                  (ZNONODE) for "wait": a waiter never woken (progress)
+ *  -DFALSE_GIVEUP  watch_result() gives up (ETIMEDOUT) on a live contender
+ *                  ahead although nobody asked: every client ends, so only
+ *                  the check that each result has its cause catches it
+ *  -DNO_OWN_EVENT  ticket_watcher() ignores our own node's deletion: with
+ *                  -DLEARN -DHOLD_FOREVER a broken hold is never learnt
  * And a control: -DRENEW alone (survive on a new session, checks kept)
  * must pass: the owner check alone stops CURATOR-604.
  *
  * Configurations: -DRWLOCK (reader, writer, reader) or -DRWLOCK=2 (writer,
  * reader, writer) instead of mutex contenders; -DNC=2 two clients (room
- * for more faults); -DPROGRESS the liveness claim below (pan -a -f); -DSEQLIMIT (the directory's counter reaches its limit on the
+ * for more faults); -DPROGRESS the liveness claim below (pan -a -f);
+ * -DLEARN -DHOLD_FOREVER holders keep their hold until told it is lost,
+ * and the claim that a broken hold is learnt (pan -a -f); -DSEQLIMIT (the directory's counter reaches its limit on the
  * second create, then repeats or wraps); MAXF faults per run. */
 
 #ifndef NC
@@ -155,6 +162,14 @@ byte re_pzx[NC];
 
 chan ch[NC] = [CAP] of { byte, byte, byte, byte, byte }; /* kind, gen, rc, arg, zxid */
 
+#ifdef LEARN
+/* A holder learns that its hold is lost (its node deleted by a third
+ * party): with -DHOLD_FOREVER nobody releases of their own accord, so only
+ * the own-node watch (or the validity clock) can end a broken hold; under
+ * weak fairness it must. For the first two clients. */
+ltl learn { []((broken[0] -> <>(st[0] != C_HELD)) && (broken[1] -> <>(st[1] != C_HELD))) }
+#endif
+
 #ifdef PROGRESS
 /* Progress, checked with weak fairness (pan -a -f): faults are bounded, so
  * they cease, and then every client ends: granted and released, or told
@@ -196,6 +211,13 @@ bool broken[NC]; /* a third party deleted the holder's node: its hold is
                     lost (it learns from its own-node watch or its delete) */
 bool two_holders;
 bool fence_ok = 1;
+/* Why a client may end without a hold: each result needs its cause (the
+ * progress claim alone would accept a waiter told a false reason). */
+bool gaveup[NC]; /* its caller gave up waiting: ETIMEDOUT */
+bool hit[NC];    /* a third party deleted one of its nodes: ELOST (or
+                    its old session expired, with -DRENEW) */
+bool exh[NC];    /* one of its nodes got an exhausted suffix: EEXHAUSTED */
+bool nocause;    /* (ESESSION: one of its sessions' deadline passed) */
 byte max_all, max_w; /* highest token granted, of any kind / to a writer */
 
 hidden byte s_, j_, k_, n_, mt, mg, mr, ma, mz;
@@ -249,6 +271,10 @@ inline srv_delete(s, hostile) {
     fi;
     if
     :: hostile && st[j_] == C_HELD && node[j_] == s -> broken[j_] = 1
+    :: else
+    fi;
+    if
+    :: hostile && own[s] % NC == j_ -> hit[j_] = 1
     :: else
     fi;
     j_++
@@ -536,7 +562,7 @@ inline grant(i, zx) {
 inline suffix_exhausted(i) {
 #ifndef NO_EXHAUSTED
   if
-  :: exhausted(node[i]) -> wdraw[i] = 1; abrc[i] = R_EEXHAUSTED; send_delete(i); n_ = 1
+  :: exhausted(node[i]) -> exh[i] = 1; wdraw[i] = 1; abrc[i] = R_EEXHAUSTED; send_delete(i); n_ = 1
   :: else -> n_ = 0
   fi
 #else
@@ -683,7 +709,11 @@ inline handle(i) {
     :: else
     fi;
     if
+#ifndef FALSE_GIVEUP
     :: current(i) && st[i] == C_WAIT && mr == ZOK -> skip /* a live contender ahead: wait */
+#else
+    :: current(i) && st[i] == C_WAIT && mr == ZOK -> fail(i, R_ETIMEDOUT) /* nobody asked to give up */
+#endif
 #ifndef LOST_WAKEUP
     :: current(i) && st[i] == C_WAIT && mr == ZNONODE -> advance(i, mz)
 #endif
@@ -733,7 +763,9 @@ inline handle(i) {
   :: mt == E_OWN -> /* ticket_watcher(), own ticket */
     ow_act[i] = 0;
     if
+#ifndef NO_OWN_EVENT
     :: node_matters(i) -> node_gone(i)
+#endif
     :: else
     fi
   :: mt == E_CONN -> reconnected(i)
@@ -859,11 +891,14 @@ proctype client(byte i) {
   }
   do
   :: d_step { nempty(ch[i]) -> ch[i]?mt, mg, mr, ma, mz; handle(i) }
+#ifndef HOLD_FOREVER
   :: d_step { st[i] == C_HELD -> send_delete(i) } /* zkr__contender_release() */
+#endif
   :: d_step { st[i] == C_LOST -> finish(i, rc[i]) } /* zkr__contender_release() */
   :: d_step { /* zkr__contender_withdraw(): the caller gave up waiting */
       faults < MAXF && waiting(i) && !wdraw[i] -> faults++;
       wdraw[i] = 1;
+      gaveup[i] = 1;
       if
       :: st[i] == C_LIST || st[i] == C_WAIT || st[i] == C_CONFIRM -> send_delete(i)
       :: else /* deleted once it is known to be ours */
@@ -1017,6 +1052,20 @@ end_wait:
       k_++
     :: else -> break
     od;
-    skip
+    /* Every client ended granted, or told a true reason. */
+    k_ = 0;
+    do
+    :: k_ < NC ->
+      if
+      :: (rc[k_] == R_OK && !wasg[k_]) || (rc[k_] == R_ETIMEDOUT && !gaveup[k_]) || (rc[k_] == R_ELOST && !hit[k_] && !sdl[k_] && !sdl[(k_ + NC) % NSESS]) ||
+         (rc[k_] == R_ESESSION && !sdl[k_] && !sdl[(k_ + NC) % NSESS]) || (rc[k_] == R_EEXHAUSTED && !exh[k_]) ->
+        printf("MODEL: NO CAUSE: client %d ended with result %d\n", k_, rc[k_]);
+        nocause = 1
+      :: else
+      fi;
+      k_++
+    :: else -> break
+    od;
+    assert(!nocause)
   }
 }

@@ -10,7 +10,9 @@
 #    not show what that variant breaks: two holders (-DNO_PREMISE,
 #    -DNO_CONFIRM, -DCURATOR604, -DNO_EXHAUSTED), a fencing token out of
 #    order (-DSTALE_TOKEN), a node left behind (-DNO_LOSS_ORPHAN), a waiter
-#    never woken (-DLOST_WAKEUP).
+#    never woken (-DLOST_WAKEUP), a result without its cause
+#    (-DFALSE_GIVEUP), a broken hold never learnt (-DNO_OWN_EVENT, with
+#    -DLEARN -DHOLD_FOREVER).
 #
 #   check-model.sh          the bounds of make check (under a minute, 2 CPUs)
 #   check-model.sh --deep   deeper bounds (make model-deep; minutes, up to 14 GB)
@@ -51,7 +53,7 @@ cp "$model" "$tmp/queue.pml" || fail "cannot copy the model"
 
 # name|expect|spin -D flags|gcc flags|pan flags
 # expect: pass, or what the variant must show: two-holders, fencing,
-# node-left, no-progress. Large runs compile with -O1 (the best sum of
+# node-left, no-progress, no-cause. Large runs compile with -O1 (the best sum of
 # compile and run time here); the variants, which fail within a second,
 # with -O0. NC=2 (two clients) leaves room for two faults in a run.
 if [ $deep -eq 0 ]; then
@@ -62,15 +64,19 @@ mutex-2f|pass|-DNC=2 -DMAXF=2|-O1 -DSAFETY|-w24
 rwlock-2f|pass|-DNC=2 -DMAXF=2 -DRWLOCK|-O1 -DSAFETY|-w24
 seqlimit|pass|-DMAXF=0 -DSEQLIMIT|-O1 -DSAFETY|-w20
 ownwatch|pass|-DMAXF=0|-O1 -DSAFETY|-w22
+renew|pass|-DMAXF=1 -DNO_OWNWATCH -DRENEW|-O1 -DSAFETY|-w24
 progress|pass|-DMAXF=0 -DPROGRESS|-O1|-a -f -w22
 progress-1f|pass|-DNC=2 -DMAXF=1 -DPROGRESS|-O1|-a -f -w22
+learn-2f|pass|-DNC=2 -DMAXF=2 -DLEARN -DHOLD_FOREVER|-O1|-a -f -w23
 no-premise|two-holders|-DMAXF=1 -DNO_OWNWATCH -DNO_PREMISE|-O0 -DSAFETY|-w22
 no-confirm|two-holders|-DMAXF=1 -DNO_OWNWATCH -DNO_CONFIRM|-O0 -DSAFETY|-w22
 curator604|two-holders|-DMAXF=1 -DNO_OWNWATCH -DCURATOR604|-O0 -DSAFETY|-w22
 no-exhausted|two-holders|-DMAXF=0 -DNO_OWNWATCH -DSEQLIMIT -DNO_EXHAUSTED|-O0 -DSAFETY|-w22
 stale-token|fencing|-DMAXF=1 -DNO_OWNWATCH -DSTALE_TOKEN|-O0 -DSAFETY|-w22
 no-loss-orphan|node-left|-DMAXF=1 -DNO_OWNWATCH -DNO_LOSS_ORPHAN|-O0 -DSAFETY|-w22
-lost-wakeup|no-progress|-DMAXF=0 -DPROGRESS -DLOST_WAKEUP|-O0|-a -f -w22"
+lost-wakeup|no-progress|-DMAXF=0 -DPROGRESS -DLOST_WAKEUP|-O0|-a -f -w22
+false-giveup|no-cause|-DMAXF=0 -DFALSE_GIVEUP|-O0 -DSAFETY|-w22
+no-own-event|no-progress|-DNC=2 -DMAXF=1 -DLEARN -DHOLD_FOREVER -DNO_OWN_EVENT|-O0|-a -f -w22"
 else
   checks="mutex|pass|-DMAXF=1|-O1 -DSAFETY -DHC4|-w27
 rwlock|pass|-DMAXF=1 -DRWLOCK|-O1 -DSAFETY -DHC4|-w27
@@ -80,13 +86,16 @@ seqlimit|pass|-DMAXF=1 -DSEQLIMIT|-O1 -DSAFETY -DCOLLAPSE|-w27
 renew|pass|-DMAXF=1 -DNO_OWNWATCH -DRENEW|-O1 -DSAFETY|-w25
 progress-1f|pass|-DMAXF=1 -DNO_OWNWATCH -DPROGRESS|-O1|-a -f -w25
 progress-2f|pass|-DNC=2 -DMAXF=2 -DPROGRESS|-O1|-a -f -w25
+learn-1f|pass|-DMAXF=1 -DLEARN -DHOLD_FOREVER|-O1|-a -f -w25
 no-premise|two-holders|-DMAXF=1 -DNO_PREMISE|-O0 -DSAFETY|-w24
 no-confirm|two-holders|-DMAXF=1 -DNO_CONFIRM|-O0 -DSAFETY|-w24
 curator604|two-holders|-DMAXF=1 -DCURATOR604|-O0 -DSAFETY|-w24
 no-exhausted|two-holders|-DMAXF=1 -DSEQLIMIT -DNO_EXHAUSTED|-O0 -DSAFETY|-w24
 stale-token|fencing|-DMAXF=1 -DSTALE_TOKEN|-O0 -DSAFETY|-w24
 no-loss-orphan|node-left|-DMAXF=1 -DNO_LOSS_ORPHAN|-O0 -DSAFETY|-w24
-lost-wakeup|no-progress|-DMAXF=1 -DPROGRESS -DLOST_WAKEUP|-O0|-a -f -w24"
+lost-wakeup|no-progress|-DMAXF=1 -DPROGRESS -DLOST_WAKEUP|-O0|-a -f -w24
+false-giveup|no-cause|-DMAXF=1 -DFALSE_GIVEUP|-O0 -DSAFETY|-w24
+no-own-event|no-progress|-DMAXF=1 -DLEARN -DHOLD_FOREVER -DNO_OWN_EVENT|-O0|-a -f -w24"
 fi
 
 # One check in its own directory: compile, run, judge. Writes verdict.txt.
@@ -125,6 +134,7 @@ run_one() {
     fencing) claim='violated.*fence_ok' replay='MODEL: FENCING' ;;
     node-left) claim='violated.*ex\[k_\]' replay='MODEL: NODE LEFT' ;;
     no-progress) claim='acceptance cycle' replay='START OF CYCLE' ;;
+    no-cause) claim='violated.*nocause' replay='MODEL: NO CAUSE' ;;
     *) claim='no such expectation' replay="$expect" ;;
     esac
     if [ "${errors:-0}" = 0 ] || [ ! -f queue.pml.trail ]; then

@@ -174,10 +174,27 @@ CFG
   done
 }
 
+# 0 if no follower's quorum port answers: only the leader listens on its
+# own, so an answer there is another process, which would make that member
+# fail the day it is elected (a taken quorum port shows no error before).
+quorum_ports_ours() {
+  local i q
+  for i in $(seq 1 "$1"); do
+    [ "$(mode "$i")" = leader ] && continue
+    q=$(sed -n "s/^server\.$i=127\.0\.0\.1:\([0-9]*\):.*/\1/p" "$DIR/m$i/zoo.cfg")
+    if [ -n "$q" ] && (exec 3<> "/dev/tcp/127.0.0.1/$q") 2> /dev/null; then
+      echo "zk-ensemble.sh: member $i's quorum port $q is taken by another process" >&2
+      return 1
+    fi
+  done
+  return 0
+}
+
 # One try at starting members 1..N: 0 once every member serves and one
 # leads; 1 as soon as a member reports a port taken (its log: the client
 # port fails at once, the election port after the server's own bind
-# retries, the quorum port when that member is elected); dies on anything
+# retries, the quorum port when that member is elected, or, for a follower,
+# when it answers: quorum_ports_ours); dies on anything
 # else, which another try would only repeat.
 start_once() {
   local n=$1 i deadline=$((SECONDS + START_TIMEOUT)) all
@@ -197,7 +214,7 @@ start_once() {
       fi
       serving "$i" || all=0
     done
-    [ $all -eq 1 ] && leader > /dev/null && return 0
+    [ $all -eq 1 ] && leader > /dev/null && { quorum_ports_ours "$n" || return 1; return 0; }
     sleep 0.1
   done
   for i in $(seq 1 "$n"); do bind_failed "$i" && return 1; done
@@ -215,6 +232,9 @@ start)
   n=${3:-3}
   command -v java > /dev/null 2>&1 || die "java not found (install the zookeeper package)"
   [ -r "$JAR" ] || die "$JAR not found (install the zookeeper package)"
+  # A start that fails leaves nothing behind: the members it launched are
+  # killed and its ports given back (die exits through this trap).
+  trap 'for i in $(members); do stop_member "$i" KILL; done; release_ports "$DIR"' EXIT
   started=0
   for try in $(seq 1 "$PORT_TRIES"); do
     configure "$n"
@@ -230,9 +250,9 @@ start)
     wait
   done
   if [ $started -eq 0 ]; then
-    release_ports "$DIR"
     die "start: another process took one of our ports in each of $PORT_TRIES tries; see $DIR/m*/zk.log"
   fi
+  trap - EXIT
   # A watchdog for an owner that dies where it cannot stop us (SIGKILL, a
   # crash: atexit never runs): it stops every member once the owner is
   # gone. Detached from our output so that nothing waits for it; after a

@@ -1527,6 +1527,8 @@ test_cli_once_usage_errors() {
   zk once --key "relative//x" --period 1d -- true 2>/dev/null
   expect_rc "a key with an empty component" 64 $? || return 1
   [ "$(once_history "$P")" = "" ] || fail "a usage error left a record"
+}
+
 # --- barriers ------------------------------------------------------------------
 
 # "N" children of path $1, or "none" if it does not exist (barrier nodes are

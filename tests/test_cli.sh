@@ -17,9 +17,14 @@
 # tests/pty_run, which runs an interactive shell on a pseudo-terminal that a
 # case types into, Ctrl-Z included (term_start, keys).
 #
-# Waiting is done with `await CMD TIMEOUT_S` (polls every 25 ms), never with
-# a fixed sleep, except where the absence of an event is checked (the elect
-# case gives a non-leader 0.3 s to wrongly start its command).
+# Waiting is done with `await CMD BOUND_MS` (polls every 25 ms), never with
+# a fixed sleep, except where the absence of an event is checked (LOOK_MS:
+# the elect case gives a non-leader 0.3 s to wrongly start its command).
+# No bound is a fixed number of seconds: each is one of the "time bounds"
+# below, derived as in tests/harness.h from the session timeouts the cases'
+# zkr runs have (a generous settle for what is expected, the protocol's
+# bound + LATE_MS for what must happen on time), or a named constant where
+# no session is involved (a local helper starting, a look for an absence).
 
 # The single-quoted commands given to await and sh -c expand later, on purpose.
 # shellcheck disable=SC2016
@@ -54,6 +59,71 @@ unset ZKR_HOSTS ZKR_AUTH_FILE # every call names the server and credentials expl
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/zkr-cli.XXXXXX") || exit 1
 
+# --- time bounds -----------------------------------------------------------------
+#
+# Those of tests/harness.h (read its comment block), in ms, from the session
+# timeouts the cases' zkr runs actually have. This suite runs in the plain
+# build only (Makefile.am), so no sanitizer factor applies. Two kinds:
+#
+# - Waits for what is expected (a command started, a zkr queued, a holder
+#   ending on a signal, a handoff, a leader printed, nodes gone): generous,
+#   three session timeouts, so that only a broken case reaches them, never a
+#   loaded machine. Being generous costs nothing when the case passes.
+# - Assertions that something happens within a protocol bound (a takeover
+#   after a holder's session ended, a -w giving up, a tree killed when its
+#   --grace ends, a command gone with its zkr, a barrier wait returning once
+#   the barrier is removed): the bound zkr promises + LATE_MS, no looser, so
+#   that a zkr that waited for one more timer or timeout still fails.
+
+# zkr's default --session-timeout (tools/zkr.c): the session of every zkr
+# run that does not pass one.
+ZKR_SESSION_MS=10000
+# The cases that let a holder's session end and time what follows (a
+# pause, a SIGKILL, a stalled link, a deleted node) give that holder
+# --session-timeout $SHORT_SESSION_MS.
+SHORT_SESSION_MS=2000
+
+# Expected, with sessions of timeout $1 involved: three timeouts.
+settle_for() { echo $((3 * $1)); }
+# The bound of every wait: each case has zkr runs with the default session
+# (the waiters, status, lock -n), so three of those: 30 s.
+SETTLE_MS=$(settle_for $ZKR_SESSION_MS)
+# Expected: a zkr that waits behind $1 others that each hold briefly (or
+# through one of the case's own waits) and hand over, each a settle.
+queue_ms() { echo $((($1 + 1) * SETTLE_MS)); }
+
+# Strict: how late a step may come after the moment the protocol fixes for
+# it (a zkr process starting and exiting, a few loopback round trips, our
+# 25 ms poll: milliseconds). A quarter of the short session, as TH_LATE_MS
+# is a quarter of the C suites' session: the timed cases use the short
+# session, and a quarter of zkr's default (2.5 s) would exceed the short
+# session itself, the very timeout a wrong zkr would wait for. 500 ms.
+LATE_MS=$((SHORT_SESSION_MS / 4))
+# Strict: by when the end of a session of timeout $1 that went silent (its
+# zkr SIGKILLed, paused or cut off) has had its effect: the server expires
+# it within $1 (zkr's own clock declares it lost by then too), then the
+# server's expiry tick (tickTime 500 ms, tests/zk-server.sh) and the
+# notification with a few round trips, each within LATE_MS.
+expired_by() { echo $(($1 + 2 * LATE_MS)); }
+# zkr's default --grace for a session of timeout $1 (tools/zkr.c): half the
+# library's expiry margin, max($1 / 10, 50 ms).
+default_grace_ms() {
+  local margin=$(($1 / 10))
+  [ $margin -gt 50 ] || margin=50
+  echo $((margin / 2))
+}
+
+# Not about any session, so named constants:
+# - How long a case looks for an event that must not happen (a non-leader
+#   starting its command, a barrier wait returning while the barrier is
+#   set). Short on purpose: a wrong zkr acts a round trip after its cause,
+#   and no look, however long, proves an absence; a longer one would only
+#   slow the suite. A sample, not a bound, so not derived from a session.
+LOOK_MS=300
+# - A local helper process (the fault proxy, tests/proxy_cli) starting or
+#   answering a command on a loaded machine: no ZooKeeper session involved.
+LOCAL_MS=10000
+
 # --- helpers -----------------------------------------------------------------
 
 ALL_BG=()  # every background pid started by this script
@@ -86,20 +156,11 @@ now_ms() {
 # 1500 -> "1.500"
 to_s() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }
 
-# "1.5" -> 1500
-to_ms() {
-  local s=$1 i f=""
-  i=${s%%.*}
-  [[ $s == *.* ]] && f=${s#*.}
-  f=${f}000
-  echo $((10#${i:-0} * 1000 + 10#${f:0:3}))
-}
-
-# await CMD TIMEOUT_S: evaluates CMD every 25 ms until it succeeds (0) or
-# TIMEOUT_S seconds have passed (1).
+# await CMD BOUND_MS: evaluates CMD every 25 ms until it succeeds (0) or
+# BOUND_MS ms have passed (1).
 await() {
   local cmd=$1 deadline
-  deadline=$(($(now_ms) + $(to_ms "$2")))
+  deadline=$(($(now_ms) + $2))
   while :; do
     eval "$cmd" && return 0
     [ "$(now_ms)" -ge "$deadline" ] && return 1
@@ -131,7 +192,7 @@ descendants() {
 }
 
 # Ends processes (and their descendants) that are still running: CONT+TERM,
-# up to 2 s, then KILL. TERM lets a zkr forward it and release its node.
+# up to SETTLE_MS, then KILL. TERM lets a zkr forward it and release its node.
 stop_pids() {
   local p victims=()
   for p in "$@"; do
@@ -142,7 +203,7 @@ stop_pids() {
   [ ${#victims[@]} -eq 0 ] && return 0
   kill -CONT "${victims[@]}" 2>/dev/null
   kill -TERM "${victims[@]}" 2>/dev/null
-  await 'all_gone "${victims[@]}"' 2 || kill -KILL "${victims[@]}" 2>/dev/null
+  await 'all_gone "${victims[@]}"' "$SETTLE_MS" || kill -KILL "${victims[@]}" 2>/dev/null
   return 0
 }
 
@@ -210,16 +271,17 @@ print(" ".join("%s:%s:%s" % (p["role"], p["mode"], p["id"]) for p in d["particip
 
 file_has_line() { [ -f "$1" ] && grep -qx -- "$2" "$1"; }
 
-# await_start FILE PID WHAT: waits up to 10 s for FILE (written by the
-# command of the zkr with PID); on failure says how that zkr ended.
+# await_start FILE PID WHAT: waits up to SETTLE_MS for FILE (written by the
+# command of the zkr with PID, once zkr connected and got what it waits
+# for); on failure says how that zkr ended.
 await_start() {
   # shellcheck disable=SC2034 # file is read by the await below
   local file=$1 zkr_pid=$2
-  await '[ -s "$file" ]' 10 && return 0
+  await '[ -s "$file" ]' "$SETTLE_MS" && return 0
   if gone "$zkr_pid"; then
     fail "$3 did not start: zkr exited with status $(waitrc "$zkr_pid")"
   else
-    fail "$3 did not start within 10 s"
+    fail "$3 did not start within $(to_s "$SETTLE_MS") s"
   fi
 }
 
@@ -254,13 +316,13 @@ proxy_start() {
   "$PROXY_CLI" "$HOSTS" <"$dir/proxy.in" >"$dir/proxy.out" &
   track $!
   exec {PROXY_IN}>"$dir/proxy.in" {PROXY_OUT}<"$dir/proxy.out"
-  read -r -t 10 PROXY_HOSTS <&"$PROXY_OUT" || fail "the fault proxy did not start" || return 1
+  read -r -t "$(to_s "$LOCAL_MS")" PROXY_HOSTS <&"$PROXY_OUT" || fail "the fault proxy did not start" || return 1
 }
 
 proxy_do() {
   local answer=""
   echo "$1" >&"$PROXY_IN"
-  read -r -t 10 answer <&"$PROXY_OUT"
+  read -r -t "$(to_s "$LOCAL_MS")" answer <&"$PROXY_OUT"
   [ "$answer" = ok ] || fail "the proxy did not $1"
 }
 
@@ -291,12 +353,13 @@ screen_has() { grep -q -- "$1" "$dir/screen" 2>/dev/null; }
 # --- cases ---------------------------------------------------------------------
 
 # 6 workers x 3 runs of zkr lock on one path: never two commands at once.
+# Each run waits behind at most the 5 other workers; all 18 runs take turns.
 test_cli_mutual_exclusion() {
   local i pids=() n bad
   for _ in 1 2 3 4 5 6; do
     (
       for i in 1 2 3; do
-        "$ZKR" --hosts "$HOSTS" lock -w 30 "$P" -- sh -c \
+        "$ZKR" --hosts "$HOSTS" lock -w "$(to_s "$(queue_ms 5)")" "$P" -- sh -c \
           'set -o noclobber; : > "$1/marker" || exit 99; sleep 0.05; rm "$1/marker"; echo x >> "$1/count"' \
           sh "$dir"
         echo $? >>"$dir/rc"
@@ -305,7 +368,7 @@ test_cli_mutual_exclusion() {
     pids+=($!)
     track $!
   done
-  await 'all_gone "${pids[@]}"' 40 || fail "workers still running after 40 s" || return 1
+  await 'all_gone "${pids[@]}"' "$(queue_ms 17)" || fail "workers still running after $(to_s "$(queue_ms 17)") s" || return 1
   n=$(wc -l <"$dir/rc")
   [ "$n" -eq 18 ] || fail "$n exit statuses recorded, expected 18" || return 1
   bad=$(grep -vx 0 "$dir/rc" | sort | uniq -c | awk '{printf "%s x %s, ", $1, $2}')
@@ -327,7 +390,8 @@ test_cli_nonblock_and_wait() {
   zk lock -n "$P" -- touch "$dir/ran"
   rc=$? el=$(($(now_ms) - t0))
   expect_rc "-n on a held lock" 1 $rc || return 1
-  [ $el -lt 2000 ] || fail "-n took $el ms, expected < 2000" || return 1
+  # -n does not wait: it returns within LATE_MS, not when the holder ends.
+  [ $el -lt $LATE_MS ] || fail "-n took $el ms, expected < $LATE_MS" || return 1
 
   zk lock -n -E 7 "$P" -- touch "$dir/ran"
   expect_rc "-n -E 7 on a held lock" 7 $? || return 1
@@ -336,11 +400,12 @@ test_cli_nonblock_and_wait() {
   zk lock -w 0.5 "$P" -- touch "$dir/ran"
   rc=$? el=$(($(now_ms) - t0))
   expect_rc "-w 0.5 on a held lock" 1 $rc || return 1
-  [ $el -ge 500 ] && [ $el -lt 2500 ] || fail "-w 0.5 gave up after $el ms, expected 500..2500" || return 1
+  [ $el -ge 500 ] && [ $el -lt $((500 + LATE_MS)) ] ||
+    fail "-w 0.5 gave up after $el ms, expected 500..$((500 + LATE_MS))" || return 1
   [ ! -e "$dir/ran" ] || fail "a command ran although the lock was held" || return 1
 
   kill -TERM $zpid
-  await 'gone $zpid' 5 || fail "holder did not end on SIGTERM" || return 1
+  await 'gone $zpid' "$SETTLE_MS" || fail "holder did not end on SIGTERM" || return 1
   expect_rc "holder ended by SIGTERM" 143 "$(waitrc $zpid)" || return 1
 
   # A holder that frees the lock after ~0.3 s; the waiter gets it.
@@ -349,13 +414,13 @@ test_cli_nonblock_and_wait() {
   track $zpid
   await_start "$dir/short.pid" $zpid "short holder" || return 1
   t0=$(now_ms)
-  zk lock -w 5 "$P" -- sh -c 'echo ran > "$1/ran"' sh "$dir"
+  zk lock -w "$(to_s "$SETTLE_MS")" "$P" -- sh -c 'echo ran > "$1/ran"' sh "$dir"
   rc=$? el=$(($(now_ms) - t0))
-  expect_rc "-w 5 on a lock freed after 0.3 s" 0 $rc || return 1
-  file_has_line "$dir/ran" ran || fail "-w 5: command did not run" || return 1
-  await 'gone $zpid' 5 || fail "short holder did not end" || return 1
+  expect_rc "-w on a lock freed after 0.3 s" 0 $rc || return 1
+  file_has_line "$dir/ran" ran || fail "-w: command did not run" || return 1
+  await 'gone $zpid' "$SETTLE_MS" || fail "short holder did not end" || return 1
   expect_rc "short holder" 0 "$(waitrc $zpid)" || return 1
-  info "  -w 5 acquired after $el ms"
+  info "  -w acquired after $el ms"
 }
 
 test_cli_exit_status() {
@@ -394,7 +459,7 @@ test_cli_environment() {
 # holder resumes zkr stops its command and exits 75.
 test_cli_lost_lock_kills_command() {
   local zpid cpid rc t0 el
-  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 lock "$P" -- \
+  "$ZKR" --hosts "$HOSTS" --session-timeout $SHORT_SESSION_MS lock "$P" -- \
     sh -c 'echo $$ > "$1/child.pid"; exec sleep 60' sh "$dir" 2>"$dir/first.err" &
   zpid=$!
   track $zpid
@@ -403,17 +468,18 @@ test_cli_lost_lock_kills_command() {
   kill -STOP $zpid
 
   t0=$(now_ms)
-  zk lock -w 15 "$P" -- sh -c 'echo ran > "$1/second"' sh "$dir"
+  zk lock -w "$(to_s "$SETTLE_MS")" "$P" -- sh -c 'echo ran > "$1/second"' sh "$dir"
   rc=$? el=$(($(now_ms) - t0))
   kill -CONT $zpid
   expect_rc "second lock while the first holder is paused" 0 $rc || return 1
   file_has_line "$dir/second" ran || fail "second command did not run" || return 1
 
   t0=$(now_ms)
-  await 'gone $zpid' 8 || fail "paused holder still running 8 s after SIGCONT" || return 1
+  await 'gone $zpid' "$SETTLE_MS" || fail "paused holder still running $(to_s "$SETTLE_MS") s after SIGCONT" || return 1
   expect_rc "resumed holder" 75 "$(waitrc $zpid)" || return 1
   info "  second acquired after $(to_s $el) s; resumed holder exited after $(to_s $(($(now_ms) - t0))) s"
-  await 'gone $cpid' 2 || fail "the first holder's command (pid $cpid) is still alive" || return 1
+  # zkr exits 75 only once its command is gone.
+  await 'gone $cpid' "$LATE_MS" || fail "the first holder's command (pid $cpid) is still alive" || return 1
   # Paused past its session: the validity deadline passed, or (if the
   # client heard of the expiry first) the session expired.
   grep -Eq "lock $P lost \((validity deadline|session expired)" "$dir/first.err" ||
@@ -432,7 +498,7 @@ signal_forward() {
   track $zpid
   await_start "$dir/child.pid" $zpid "command" || return 1
   kill -"$sig" $zpid
-  await 'gone $zpid' 5 || fail "zkr still running 5 s after SIG$sig" || return 1
+  await 'gone $zpid' "$SETTLE_MS" || fail "zkr still running $(to_s "$SETTLE_MS") s after SIG$sig" || return 1
   expect_rc "zkr sent SIG$sig" 42 "$(waitrc $zpid)" || return 1
   kill_groups "$dir" # the command's `sleep 30 &` (it ignores SIGINT)
   zk lock -n "$P" -- true
@@ -460,31 +526,32 @@ test_cli_signal_while_waiting() {
   "$ZKR" --hosts "$HOSTS" lock "$P" -- touch "$dir/ran" &
   wpid=$!
   track $wpid
-  await '[ "$(nparts "$P")" = 2 ]' 10 || fail "waiter did not queue" || return 1
+  await '[ "$(nparts "$P")" = 2 ]' "$SETTLE_MS" || fail "waiter did not queue" || return 1
   kill -TERM $wpid
-  await 'gone $wpid' 3 || fail "waiting zkr still running 3 s after SIGTERM" || return 1
+  await 'gone $wpid' "$LATE_MS" || fail "waiting zkr still running $LATE_MS ms after SIGTERM" || return 1
   expect_rc "waiting zkr sent SIGTERM" 143 "$(waitrc $wpid)" || return 1
   [ ! -e "$dir/ran" ] || fail "the waiter's command ran" || return 1
   [ "$(nparts "$P")" = 1 ] || fail "$(nparts "$P") participants after the waiter left, expected 1" || return 1
   gone $hpid && fail "the holder ended too" && return 1
   kill -TERM $hpid
-  await 'gone $hpid' 5 || fail "holder did not end on SIGTERM" || return 1
+  await 'gone $hpid' "$SETTLE_MS" || fail "holder did not end on SIGTERM" || return 1
   expect_rc "holder ended by SIGTERM" 143 "$(waitrc $hpid)"
 }
 
 test_cli_sigkill_kills_command() {
   local zpid cpid
-  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 lock "$P" -- \
+  "$ZKR" --hosts "$HOSTS" --session-timeout $SHORT_SESSION_MS lock "$P" -- \
     sh -c 'echo $$ > "$1/child.pid"; exec sleep 60' sh "$dir" &
   zpid=$!
   track $zpid
   await_start "$dir/child.pid" $zpid "command" || return 1
   cpid=$(cat "$dir/child.pid")
   kill -KILL $zpid
-  await 'gone $cpid' 3 || fail "command (pid $cpid) still alive 3 s after zkr got SIGKILL" || return 1
+  # The command dies with zkr (the kernel sends it SIGKILL).
+  await 'gone $cpid' "$LATE_MS" || fail "command (pid $cpid) still alive $LATE_MS ms after zkr got SIGKILL" || return 1
   waitrc $zpid >/dev/null
-  # The dead session's node goes when the session expires (2 s).
-  await 'no_participants "$P"' 10 || fail "node of the killed zkr still there after 10 s"
+  # The dead session's node goes when the session expires.
+  await 'no_participants "$P"' "$SETTLE_MS" || fail "node of the killed zkr still there after $(to_s "$SETTLE_MS") s"
 }
 
 test_cli_status_queue() {
@@ -497,11 +564,11 @@ test_cli_status_queue() {
   "$ZKR" --hosts "$HOSTS" lock --id waiter1-$$ "$P" -- true &
   w1=$!
   track $w1
-  await '[ "$(nparts "$P")" = 2 ]' 10 || fail "first waiter did not queue" || return 1
+  await '[ "$(nparts "$P")" = 2 ]' "$SETTLE_MS" || fail "first waiter did not queue" || return 1
   "$ZKR" --hosts "$HOSTS" lock --id waiter2-$$ "$P" -- true &
   w2=$!
   track $w2
-  await '[ "$(nparts "$P")" = 3 ]' 10 || fail "second waiter did not queue" || return 1
+  await '[ "$(nparts "$P")" = 3 ]' "$SETTLE_MS" || fail "second waiter did not queue" || return 1
 
   out=$(zk status --json "$P")
   expect_rc "status --json" 0 $? || return 1
@@ -532,31 +599,32 @@ if not all(isinstance(t, int) for t in toks) or toks != sorted(toks):
     [[ $(sed -n 4p <<<"$out") =~ ^waiter\ +write\ +waiter2-$$\  ]] || fail "plain status rows: $out" || return 1
 
   kill -TERM $hpid
-  await 'all_gone $hpid $w1 $w2' 10 || fail "holder and waiters did not all finish" || return 1
+  await 'all_gone $hpid $w1 $w2' "$SETTLE_MS" || fail "holder and waiters did not all finish" || return 1
   expect_rc "holder ended by SIGTERM" 143 "$(waitrc $hpid)" || return 1
   expect_rc "first waiter" 0 "$(waitrc $w1)" || return 1
   expect_rc "second waiter" 0 "$(waitrc $w2)"
 }
 
-# A command under -s that waits (up to 10 s, polling) until $1 commands
-# have written their marker in $dir: it exits 0 only if they were all
-# inside together, 9 if it waited in vain.
+# A command under -s that waits (up to $3 ms, polling every 25 ms or more)
+# until $2 commands have written their marker in $1: it exits 0 only if they
+# were all inside together, 9 if it waited in vain. The cases give it
+# SETTLE_MS: the others come in with a handoff.
 together_cmd='touch "$1/in.$$"; i=0
 while [ "$(ls "$1" | grep -c "^in\.")" -lt "$2" ]; do
-  i=$((i + 1)); [ $i -gt 400 ] && exit 9; sleep 0.025
+  i=$((i + 1)); [ $i -gt $(($3 / 25)) ] && exit 9; sleep 0.025
 done
 echo ok >> "$1/together"'
 
 # Two zkr lock -s on one path run their commands at the same time.
 test_cli_shared_together() {
   local a b
-  "$ZKR" --hosts "$HOSTS" lock -s --id r1 "$P" -- sh -c "$together_cmd" sh "$dir" 2 &
+  "$ZKR" --hosts "$HOSTS" lock -s --id r1 "$P" -- sh -c "$together_cmd" sh "$dir" 2 "$SETTLE_MS" &
   a=$!
   track $a
-  "$ZKR" --hosts "$HOSTS" lock --shared --id r2 "$P" -- sh -c "$together_cmd" sh "$dir" 2 &
+  "$ZKR" --hosts "$HOSTS" lock --shared --id r2 "$P" -- sh -c "$together_cmd" sh "$dir" 2 "$SETTLE_MS" &
   b=$!
   track $b
-  await 'all_gone $a $b' 15 || fail "the two -s commands did not finish within 15 s" || return 1
+  await 'all_gone $a $b' "$SETTLE_MS" || fail "the two -s commands did not finish within $(to_s "$SETTLE_MS") s" || return 1
   expect_rc "first -s (9: the other never came in)" 0 "$(waitrc $a)" || return 1
   expect_rc "second -s (9: the other never came in)" 0 "$(waitrc $b)" || return 1
   [ "$(lines "$dir/together")" -eq 2 ] || fail "$(lines "$dir/together") commands saw both inside, expected 2"
@@ -577,7 +645,7 @@ test_cli_exclusive_is_write_side() {
   zk lock -s -n "$P" -- true
   expect_rc "-s -n while a -x holds" 1 $? || return 1
   kill -TERM $w
-  await 'gone $w' 10 || fail "the -x holder did not end on TERM" || return 1
+  await 'gone $w' "$SETTLE_MS" || fail "the -x holder did not end on TERM" || return 1
   zk lock -n "$P" -- sh -c 'echo "$ZKR_LOCK_NODE" > "$1/node"' sh "$dir"
   expect_rc "plain lock -n once free" 0 $? || return 1
   grep -q -- '-lock-[0-9]*$' "$dir/node" || fail "a plain lock holds $(cat "$dir/node"), not a -lock- node"
@@ -598,10 +666,10 @@ test_cli_shared_blocks_exclusive() {
   zk lock -x -n -E 7 "$P" -- touch "$dir/ran"
   expect_rc "-x -n -E 7 while a -s holds" 7 $? || return 1
 
-  "$ZKR" --hosts "$HOSTS" lock -w 20 --id w1 "$P" -- sh -c 'echo x > "$1/x.ran"' sh "$dir" &
+  "$ZKR" --hosts "$HOSTS" lock -w "$(to_s "$(queue_ms 1)")" --id w1 "$P" -- sh -c 'echo x > "$1/x.ran"' sh "$dir" &
   x=$!
   track $x
-  await '[ "$(contenders "$P")" = "holder:read:r1 waiter:write:w1" ]' 10 ||
+  await '[ "$(contenders "$P")" = "holder:read:r1 waiter:write:w1" ]' "$SETTLE_MS" ||
     fail "status: '$(contenders "$P")', expected holder:read:r1 waiter:write:w1" || return 1
   [ ! -e "$dir/x.ran" ] || fail "the exclusive command ran while a -s held" || return 1
   zk lock -s -n "$P" -- touch "$dir/ran"
@@ -613,7 +681,7 @@ test_cli_shared_blocks_exclusive() {
     [[ $(sed -n 3p <<<"$out") =~ ^waiter\ +write\ +w1\  ]] || fail "plain status rows: $out" || return 1
 
   kill -TERM $r
-  await 'gone $x' 10 || fail "the exclusive waiter did not run after the reader left" || return 1
+  await 'gone $x' "$SETTLE_MS" || fail "the exclusive waiter did not run after the reader left" || return 1
   expect_rc "exclusive waiter" 0 "$(waitrc $x)" || return 1
   file_has_line "$dir/x.ran" x || fail "the exclusive command did not run"
 }
@@ -634,19 +702,19 @@ test_cli_exclusive_blocks_shared() {
   expect_rc "-s -w 0.3 while an exclusive holds" 1 $? || return 1
 
   # Two readers wait; once the writer is gone they run together.
-  "$ZKR" --hosts "$HOSTS" lock -s -w 20 --id r1 "$P" -- sh -c "$together_cmd" sh "$dir" 2 &
+  "$ZKR" --hosts "$HOSTS" lock -s -w "$(to_s "$(queue_ms 1)")" --id r1 "$P" -- sh -c "$together_cmd" sh "$dir" 2 "$SETTLE_MS" &
   r1=$!
   track $r1
-  "$ZKR" --hosts "$HOSTS" lock -s -w 20 --id r2 "$P" -- sh -c "$together_cmd" sh "$dir" 2 &
+  "$ZKR" --hosts "$HOSTS" lock -s -w "$(to_s "$(queue_ms 1)")" --id r2 "$P" -- sh -c "$together_cmd" sh "$dir" 2 "$SETTLE_MS" &
   r2=$!
   track $r2
-  await '[ "$(nparts "$P")" = 3 ]' 10 || fail "the readers did not queue: $(contenders "$P")" || return 1
+  await '[ "$(nparts "$P")" = 3 ]' "$SETTLE_MS" || fail "the readers did not queue: $(contenders "$P")" || return 1
   [[ $(contenders "$P") =~ ^holder:write:w1\ waiter:read:r[12]\ waiter:read:r[12]$ ]] ||
     fail "status: '$(contenders "$P")', expected the writer holding, two readers waiting" || return 1
   [ ! -e "$dir/ran" ] && [ ! -e "$dir/together" ] || fail "a reader ran while the writer held" || return 1
 
   kill -TERM $h
-  await 'all_gone $r1 $r2' 15 || fail "the readers did not finish after the writer left" || return 1
+  await 'all_gone $r1 $r2' "$SETTLE_MS" || fail "the readers did not finish after the writer left" || return 1
   expect_rc "first reader (9: not inside together)" 0 "$(waitrc $r1)" || return 1
   expect_rc "second reader (9: not inside together)" 0 "$(waitrc $r2)" || return 1
   [ ! -e "$dir/ran" ] || fail "a -n/-w reader ran while the writer held"
@@ -654,10 +722,11 @@ test_cli_exclusive_blocks_shared() {
 
 # A command under --leases that marks itself inside ($dir/in.ID), records
 # how many were inside as it came in, and leaves when the case creates
-# $dir/leave.ID (or after 20 s: exit 9).
+# $dir/leave.ID (or after $3 ms, polling every 25 ms or more: exit 9). The
+# case says leave after up to two of its own waits: it gives queue_ms 2.
 lease_cmd='touch "$1/in.$2"; ls "$1" | grep -c "^in\." >> "$1/counts"; i=0
 while [ ! -e "$1/leave.$2" ]; do
-  i=$((i + 1)); [ $i -gt 800 ] && exit 9; sleep 0.025
+  i=$((i + 1)); [ $i -gt $(($3 / 25)) ] && exit 9; sleep 0.025
 done
 rm "$1/in.$2"'
 
@@ -668,11 +737,11 @@ inside() { find "$dir" -maxdepth 1 -name 'in.*' | wc -l; }
 test_cli_leases_limit() {
   local id pids=() first third out max
   for id in l1 l2 l3; do
-    "$ZKR" --hosts "$HOSTS" lock --leases 2 --id $id "$P" -- sh -c "$lease_cmd" sh "$dir" $id &
+    "$ZKR" --hosts "$HOSTS" lock --leases 2 --id $id "$P" -- sh -c "$lease_cmd" sh "$dir" $id "$(queue_ms 2)" &
     pids+=($!)
     track $!
   done
-  await '[ "$(inside)" = 2 ] && [ "$(nparts "$P")" = 3 ]' 10 ||
+  await '[ "$(inside)" = 2 ] && [ "$(nparts "$P")" = 3 ]' "$SETTLE_MS" ||
     fail "expected 2 inside and 3 contenders, got $(inside) inside: $(contenders "$P")" || return 1
   [[ $(contenders "$P") =~ ^holder:lease:l[123]\ holder:lease:l[123]\ waiter:lease:l[123]$ ]] ||
     fail "status: '$(contenders "$P")', expected two lease holders and a waiter" || return 1
@@ -684,9 +753,9 @@ test_cli_leases_limit() {
 
   first=$(find "$dir" -maxdepth 1 -name 'in.*' -printf '%f\n' | head -1)
   touch "$dir/leave.${first#in.}"
-  await '[ -e "$dir/in.$third" ]' 10 || fail "the third ($third) did not run after ${first#in.} left" || return 1
+  await '[ -e "$dir/in.$third" ]' "$SETTLE_MS" || fail "the third ($third) did not run after ${first#in.} left" || return 1
   touch "$dir"/leave.l1 "$dir"/leave.l2 "$dir"/leave.l3
-  await 'all_gone "${pids[@]}"' 10 || fail "the lease holders did not finish" || return 1
+  await 'all_gone "${pids[@]}"' "$SETTLE_MS" || fail "the lease holders did not finish" || return 1
   for id in 0 1 2; do
     expect_rc "--leases 2 command l$((id + 1)) (9: never told to leave)" 0 "$(waitrc "${pids[$id]}")" || return 1
   done
@@ -720,7 +789,7 @@ test_cli_leader() {
   "$ZKR" --hosts "$HOSTS" elect --id alpha "$P" -- sleep 30 &
   zpid=$!
   track $zpid
-  await '[ "$(zk leader "$P" 2>/dev/null)" = alpha ] || gone $zpid' 10 || fail "zkr leader never printed alpha" || return 1
+  await '[ "$(zk leader "$P" 2>/dev/null)" = alpha ] || gone $zpid' "$SETTLE_MS" || fail "zkr leader never printed alpha" || return 1
   gone $zpid && fail "zkr elect ended early, status $(waitrc $zpid)" && return 1
   out=$(zk leader "$P-empty" 2>/dev/null)
   rc=$?
@@ -728,7 +797,7 @@ test_cli_leader() {
   [ -z "$out" ] || fail "leader on an empty path printed '$out'" || return 1
   gone $zpid && fail "zkr elect ended while leading, status $(waitrc $zpid)" && return 1
   kill -TERM $zpid
-  await 'gone $zpid' 5 || fail "elect did not end on SIGTERM" || return 1
+  await 'gone $zpid' "$SETTLE_MS" || fail "elect did not end on SIGTERM" || return 1
   expect_rc "elect ended by SIGTERM" 143 "$(waitrc $zpid)" || return 1
   out=$(zk leader "$P" 2>/dev/null)
   expect_rc "leader after the only participant left" 1 $?
@@ -737,29 +806,31 @@ test_cli_leader() {
 test_cli_elect_runs_only_leader() {
   local p1 p2 out
   local cmd='echo "$1" >> "$2/out"; echo $$ > "$2/$1.pid"; exec sleep 30'
-  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 elect --id e1 "$P" -- sh -c "$cmd" sh e1 "$dir" &
+  "$ZKR" --hosts "$HOSTS" --session-timeout $SHORT_SESSION_MS elect --id e1 "$P" -- sh -c "$cmd" sh e1 "$dir" &
   p1=$!
   track $p1
   await_start "$dir/e1.pid" $p1 "first participant's command" || return 1
-  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 elect --id e2 "$P" -- sh -c "$cmd" sh e2 "$dir" &
+  "$ZKR" --hosts "$HOSTS" --session-timeout $SHORT_SESSION_MS elect --id e2 "$P" -- sh -c "$cmd" sh e2 "$dir" &
   p2=$!
   track $p2
-  await '[ "$(nparts "$P")" = 2 ]' 10 || fail "second participant did not join" || return 1
-  sleep 0.3 # the one fixed wait: give a non-leader time to (wrongly) start
+  await '[ "$(nparts "$P")" = 2 ]' "$SETTLE_MS" || fail "second participant did not join" || return 1
+  sleep "$(to_s $LOOK_MS)" # the one fixed wait: give a non-leader time to (wrongly) start
   gone $p1 && fail "e1's zkr ended while leading, status $(waitrc $p1)" && return 1
   out=$(tr '\n' ' ' <"$dir/out")
   [ "$out" = "e1 " ] || fail "while e1 leads, out has: $out" || return 1
   [ "$(zk leader "$P" 2>/dev/null)" = e1 ] || fail "zkr leader does not print e1" || return 1
 
   kill -KILL $p1
-  await 'file_has_line "$dir/out" e2 || gone $p2' 10 || fail "e2 did not take over within 10 s of e1's SIGKILL" || return 1
+  # A takeover: e1's session expires, e2 is told and starts its command.
+  await 'file_has_line "$dir/out" e2 || gone $p2' "$(expired_by $SHORT_SESSION_MS)" ||
+    fail "e2 did not take over within $(expired_by $SHORT_SESSION_MS) ms of e1's SIGKILL" || return 1
   file_has_line "$dir/out" e2 || fail "e2's zkr ended without running its command, status $(waitrc $p2)" || return 1
   out=$(tr '\n' ' ' <"$dir/out")
   [ "$out" = "e1 e2 " ] || fail "after failover, out has: $out" || return 1
-  await 'gone "$(cat "$dir/e1.pid")"' 3 || fail "e1's command still alive after its zkr was killed" || return 1
+  await 'gone "$(cat "$dir/e1.pid")"' "$LATE_MS" || fail "e1's command still alive after its zkr was killed" || return 1
   waitrc $p1 >/dev/null
   kill -TERM $p2
-  await 'gone $p2' 5 || fail "e2 did not end on SIGTERM" || return 1
+  await 'gone $p2' "$SETTLE_MS" || fail "e2 did not end on SIGTERM" || return 1
   expect_rc "e2 ended by SIGTERM" 143 "$(waitrc $p2)"
 }
 
@@ -781,15 +852,15 @@ test_cli_elect_environment() {
 }
 
 test_cli_unreachable_hosts() {
-  local rc t0 el
+  local rc t0 el ct=1000
   t0=$(now_ms)
-  "$ZKR" --hosts 127.0.0.1:1 --connect-timeout 1000 lock "$P" -- touch "$dir/ran" 2>"$dir/err"
+  "$ZKR" --hosts 127.0.0.1:1 --connect-timeout $ct lock "$P" -- touch "$dir/ran" 2>"$dir/err"
   rc=$? el=$(($(now_ms) - t0))
   expect_rc "lock with an unreachable server" 69 $rc || return 1
-  [ $el -lt 3000 ] || fail "gave up after $el ms, expected < 3000" || return 1
+  [ $el -lt $((ct + LATE_MS)) ] || fail "gave up after $el ms, expected < $((ct + LATE_MS))" || return 1
   [ -s "$dir/err" ] || fail "no message on stderr" || return 1
   [ ! -e "$dir/ran" ] || fail "command ran without a lock" || return 1
-  "$ZKR" --hosts 127.0.0.1:1 --connect-timeout 1000 status "$P" >/dev/null 2>&1
+  "$ZKR" --hosts 127.0.0.1:1 --connect-timeout $ct status "$P" >/dev/null 2>&1
   expect_rc "status with an unreachable server" 69 $? || return 1
   "$ZKR" --hosts 'bad host' status "$P" 2>"$dir/err"
   expect_rc "--hosts 'bad host'" 64 $? || return 1
@@ -877,9 +948,9 @@ test_cli_bad_lock_path() {
 # command ignores SIGTERM and so does its background child. Both get
 # SIGKILL when --grace ends, and only then does zkr exit 75.
 test_cli_grace_kills_tree() {
-  local zpid cpid bpid t0 el st=2000 grace=2
+  local zpid cpid bpid t0 el st=$SHORT_SESSION_MS grace_ms=2000 bound
   proxy_start || return 1
-  "$ZKR" --hosts "$PROXY_HOSTS" --session-timeout $st -v lock --grace $grace "$P" -- \
+  "$ZKR" --hosts "$PROXY_HOSTS" --session-timeout $st -v lock --grace "$(to_s $grace_ms)" "$P" -- \
     sh -c 'trap "" TERM; echo $$ > "$1/child.pid"; sleep 600 & echo $! > "$1/bg.pid"; wait' sh "$dir" \
     2>"$dir/zkr.err" &
   zpid=$!
@@ -888,19 +959,21 @@ test_cli_grace_kills_tree() {
   cpid=$(cat "$dir/child.pid") bpid=$(cat "$dir/bg.pid")
   proxy_do stall || return 1
   t0=$(now_ms)
-  # Lost within the session timeout, then the grace period: 3x both.
-  await 'gone $zpid' $((3 * (st / 1000 + grace))) || fail "zkr still running $((3 * (st / 1000 + grace))) s after the stall" || return 1
+  # A kill after a grace: the silent session is lost by expired_by $st
+  # (here on zkr's own clock), then the grace period runs.
+  bound=$(($(expired_by $st) + grace_ms))
+  await 'gone $zpid' $bound || fail "zkr still running $bound ms after the stall" || return 1
   el=$(($(now_ms) - t0))
   expect_rc "zkr whose link stalled" 75 "$(waitrc $zpid)" || return 1
   gone "$cpid" || fail "the command (pid $cpid) outlived zkr" || return 1
   gone "$bpid" || fail "the command's background child (pid $bpid) outlived zkr" || return 1
-  [ $el -ge $((grace * 1000)) ] || fail "zkr exited $el ms after the stall, before the $grace s grace ended" || return 1
+  [ $el -ge $grace_ms ] || fail "zkr exited $el ms after the stall, before the $grace_ms ms grace ended" || return 1
   grep -q "lock $P lost (validity deadline" "$dir/zkr.err" ||
     fail "lost message does not name the path and the validity deadline: $(cat "$dir/zkr.err")" || return 1
   # -v reports each session state change.
   grep -q "session 0x[0-9a-f]* lost (" "$dir/zkr.err" ||
     fail "-v did not report the session's loss: $(cat "$dir/zkr.err")" || return 1
-  info "  exit 75 $(to_s $el) s after the stall (session $st ms, grace $grace s)"
+  info "  exit 75 $(to_s $el) s after the stall (session $st ms, grace $grace_ms ms, bound $bound ms)"
   proxy_stop
 }
 
@@ -919,7 +992,7 @@ test_cli_background_job_holds_lock() {
   expect_rc "lock -n while the first command's background job runs" 1 $? || return 1
   gone $zpid && fail "zkr ended while the background job (pid $bpid) runs, status $(waitrc $zpid)" && return 1
   touch "$dir/go"
-  await 'gone $zpid' 10 || fail "zkr still running 10 s after its background job was told to end" || return 1
+  await 'gone $zpid' "$SETTLE_MS" || fail "zkr still running $(to_s "$SETTLE_MS") s after its background job was told to end" || return 1
   expect_rc "zkr after its background job ended" 0 "$(waitrc $zpid)" || return 1
   file_has_line "$dir/bg.done" "done" || fail "the background job did not finish" || return 1
   zk lock -n "$P" -- true
@@ -929,8 +1002,8 @@ test_cli_background_job_holds_lock() {
 # SIGTERM to zkr while only a background job (ignoring SIGTERM) is left:
 # it is killed when the grace period ends and zkr returns after that.
 test_cli_signal_ends_background_job() {
-  local zpid bpid t0 el
-  "$ZKR" --hosts "$HOSTS" lock --grace 0.5 "$P" -- \
+  local zpid bpid t0 el grace_ms=500
+  "$ZKR" --hosts "$HOSTS" lock --grace "$(to_s $grace_ms)" "$P" -- \
     sh -c '(trap "" TERM; exec sleep 600) & echo $! > "$1/bg.pid"' sh "$dir" &
   zpid=$!
   track $zpid
@@ -938,11 +1011,12 @@ test_cli_signal_ends_background_job() {
   bpid=$(cat "$dir/bg.pid")
   t0=$(now_ms)
   kill -TERM $zpid
-  await 'gone $zpid' 10 || fail "zkr still running 10 s after SIGTERM" || return 1
+  # A kill after a grace: the job gets SIGKILL when it ends, zkr returns.
+  await 'gone $zpid' $((grace_ms + LATE_MS)) || fail "zkr still running $((grace_ms + LATE_MS)) ms after SIGTERM" || return 1
   el=$(($(now_ms) - t0))
   expect_rc "zkr sent SIGTERM after its command's first process ended" 0 "$(waitrc $zpid)" || return 1
   gone "$bpid" || fail "the background job (pid $bpid) ignoring SIGTERM outlived zkr" || return 1
-  [ $el -ge 500 ] || fail "zkr returned after $el ms, before the 0.5 s grace ended" || return 1
+  [ $el -ge $grace_ms ] || fail "zkr returned after $el ms, before the $grace_ms ms grace ended" || return 1
   zk lock -n "$P" -- true
   expect_rc "lock -n after zkr ended" 0 $?
 }
@@ -954,7 +1028,7 @@ test_cli_terminal_read() {
   printf 'hello\n' | "$PTY_RUN" "$ZKR" --hosts "$HOSTS" lock "$P" -- sh -c 'read x; echo "got $x"' >"$dir/screen" 2>&1 &
   rpid=$!
   track $rpid
-  await 'gone $rpid' 10 || fail "zkr on a terminal still running after 10 s: $(tr -d '\r' <"$dir/screen")" || return 1
+  await 'gone $rpid' "$SETTLE_MS" || fail "zkr on a terminal still running after $(to_s "$SETTLE_MS") s: $(tr -d '\r' <"$dir/screen")" || return 1
   expect_rc "zkr on a terminal" 0 "$(waitrc $rpid)" || return 1
   screen_has 'got hello' || fail "the command did not read the terminal: $(tr -d '\r' <"$dir/screen")"
 }
@@ -965,40 +1039,40 @@ test_cli_terminal_read() {
 # Second part: a Ctrl-Z short of the session timeout; `fg` continues the
 # command, which owns the terminal again (Ctrl-C reaches it).
 test_cli_ctrl_z() {
-  local zpid cpid n1 st=2000
+  local zpid cpid n1 st=$SHORT_SESSION_MS
   printf 'echo $$ > "$1/cmd.pid"\nwhile :; do echo x >> "$1/ticks"; sleep 0.05; done\n' >"$dir/loop.sh"
   term_start || return 1
   keys "$ZKR --hosts $HOSTS --session-timeout $st lock $P -- sh $dir/loop.sh $dir\n"
-  await '[ "$(lines "$dir/ticks")" -gt 2 ]' 10 || fail "the command did not start: $(tr -d '\r' <"$dir/screen")" || return 1
+  await '[ "$(lines "$dir/ticks")" -gt 2 ]' "$SETTLE_MS" || fail "the command did not start: $(tr -d '\r' <"$dir/screen")" || return 1
   cpid=$(cat "$dir/cmd.pid")
   zpid=$(ps -o ppid= -p "$cpid" | tr -d ' ')
   keys '\x1a'
-  await 'stopped $zpid && stopped $cpid' 5 || fail "after Ctrl-Z: zkr $(proc_state "$zpid"), command $(proc_state "$cpid"), expected both stopped (T)" || return 1
+  await 'stopped $zpid && stopped $cpid' "$SETTLE_MS" || fail "after Ctrl-Z: zkr $(proc_state "$zpid"), command $(proc_state "$cpid"), expected both stopped (T)" || return 1
   n1=$(lines "$dir/ticks")
-  zk lock -w $((5 * st / 1000)) "$P" -- true
+  zk lock -w "$(to_s "$SETTLE_MS")" "$P" -- true
   expect_rc "another client while the first is stopped past its session" 0 $? || return 1
   [ "$(lines "$dir/ticks")" = "$n1" ] || fail "the stopped command ran while another client held the lock" || return 1
   keys 'fg\n'
   keys 'echo rc=$?\n'
-  await 'screen_has "rc=75"' 10 || fail "after fg: no rc=75: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
+  await 'screen_has "rc=75"' "$SETTLE_MS" || fail "after fg: no rc=75: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
   gone "$cpid" || fail "the command (pid $cpid) survived the lost lock" || return 1
   [ "$(lines "$dir/ticks")" = "$n1" ] || fail "the command ran again after fg although the lock was lost" || return 1
 
   rm -f "$dir/ticks" "$dir/cmd.pid"
   keys "$ZKR --hosts $HOSTS lock $P -- sh $dir/loop.sh $dir\n"
-  await '[ "$(lines "$dir/ticks")" -gt 2 ]' 10 || fail "the second command did not start" || return 1
+  await '[ "$(lines "$dir/ticks")" -gt 2 ]' "$SETTLE_MS" || fail "the second command did not start" || return 1
   cpid=$(cat "$dir/cmd.pid")
   zpid=$(ps -o ppid= -p "$cpid" | tr -d ' ')
   keys '\x1a'
-  await 'stopped $zpid && stopped $cpid' 5 || fail "after the second Ctrl-Z: zkr $(proc_state "$zpid"), command $(proc_state "$cpid")" || return 1
+  await 'stopped $zpid && stopped $cpid' "$SETTLE_MS" || fail "after the second Ctrl-Z: zkr $(proc_state "$zpid"), command $(proc_state "$cpid")" || return 1
   n1=$(lines "$dir/ticks")
   keys 'fg\n'
-  await '[ "$(lines "$dir/ticks")" -gt $((n1 + 2)) ]' 5 || fail "the command did not continue after fg with the lock held" || return 1
+  await '[ "$(lines "$dir/ticks")" -gt $((n1 + 2)) ]' "$SETTLE_MS" || fail "the command did not continue after fg with the lock held" || return 1
   zk lock -n "$P" -- true
   expect_rc "lock -n while the continued command runs" 1 $? || return 1
   keys '\x03'
   keys 'echo rc=$?\n'
-  await 'screen_has "rc=130"' 10 || fail "Ctrl-C did not end the command: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
+  await 'screen_has "rc=130"' "$SETTLE_MS" || fail "Ctrl-C did not end the command: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
   term_stop
 }
 
@@ -1013,14 +1087,14 @@ test_cli_background_then_fg() {
   # running one, sends no SIGCONT, and its next prompt reads our input.
   keys 'set -b\n'
   keys "$ZKR --hosts $HOSTS lock $P -- sh -c 'echo \$PPID > $dir/zkr.pid; read x; echo \"got \$x\"' &\n"
-  await '[ -s "$dir/zkr.pid" ]' 10 || fail "the command did not start: $(tr -d '\r' <"$dir/screen")" || return 1
+  await '[ -s "$dir/zkr.pid" ]' "$SETTLE_MS" || fail "the command did not start: $(tr -d '\r' <"$dir/screen")" || return 1
   zpid=$(cat "$dir/zkr.pid")
-  await 'stopped $zpid' 5 || fail "zkr is $(proc_state "$zpid"), expected stopped with its command reading the terminal" || return 1
-  await 'screen_has "Stopped"' 10 || fail "the shell did not report the job stopped: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
+  await 'stopped $zpid' "$SETTLE_MS" || fail "zkr is $(proc_state "$zpid"), expected stopped with its command reading the terminal" || return 1
+  await 'screen_has "Stopped"' "$SETTLE_MS" || fail "the shell did not report the job stopped: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
   keys 'fg\n'
   keys 'hello\n'
   keys 'echo rc=$?\n'
-  await 'screen_has "rc=0"' 10 || fail "after fg: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
+  await 'screen_has "rc=0"' "$SETTLE_MS" || fail "after fg: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
   screen_has 'got hello' || fail "the command did not read the terminal after fg: $(tr -d '\r' <"$dir/screen" | tail -5)" || return 1
   term_stop
 }
@@ -1037,14 +1111,14 @@ zk_delete() {
 
 # The lost-lock message names the cause when another client deletes the
 # node. The command ignores SIGTERM: with the default --grace (half the
-# expiry margin: 0.1 s for a 2 s session) it is killed at once, not after
-# seconds of running beside the next holder.
+# expiry margin: 0.1 s for the short session) it is killed at once, not
+# after seconds of running beside the next holder.
 # node_deleted_stops NOUN [LOCK OPTION]: the hold of zkr lock [OPTION] is
 # lost when another client deletes its node; zkr names it as NOUN.
 node_deleted_stops() {
   local noun=$1 zpid node t0 el
   shift
-  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 lock "$@" "$P" -- \
+  "$ZKR" --hosts "$HOSTS" --session-timeout $SHORT_SESSION_MS lock "$@" "$P" -- \
     sh -c 'trap "" TERM; echo "$ZKR_LOCK_NODE" > "$1/node"; exec sleep 600' sh "$dir" 2>"$dir/zkr.err" &
   zpid=$!
   track $zpid
@@ -1052,13 +1126,14 @@ node_deleted_stops() {
   node=$(cat "$dir/node")
   zk_delete "$node"
   t0=$(now_ms)
-  await 'gone $zpid' 10 || fail "zkr still running 10 s after its node was deleted" || return 1
+  await 'gone $zpid' "$SETTLE_MS" || fail "zkr still running $(to_s "$SETTLE_MS") s after its node was deleted" || return 1
   el=$(($(now_ms) - t0))
   expect_rc "zkr whose node was deleted" 75 "$(waitrc $zpid)" || return 1
   grep -q "^zkr: $noun $P lost (node deleted" "$dir/zkr.err" || fail "lost message: $(cat "$dir/zkr.err")" || return 1
-  # The delete is seen before zkCli exits: 1 s is the default grace plus
-  # plenty of scheduling slack, far below the former 5 s.
-  [ $el -lt 1000 ] || fail "a command ignoring SIGTERM ran $el ms after the deletion with the default --grace"
+  # A kill after a grace: the delete is seen before zkCli exits (t0), so
+  # the default grace + LATE_MS (600 ms), not seconds beside the next holder.
+  [ $el -lt $(($(default_grace_ms $SHORT_SESSION_MS) + LATE_MS)) ] ||
+    fail "a command ignoring SIGTERM ran $el ms after the deletion with the default --grace"
 }
 
 test_cli_lost_node_deleted() { node_deleted_stops lock; }
@@ -1080,14 +1155,14 @@ test_cli_waiting_node_deleted() {
   "$ZKR" --hosts "$HOSTS" lock "$P" -- touch "$dir/ran" 2>"$dir/waiter.err" &
   wpid=$!
   track $wpid
-  await '[ "$(nparts "$P")" = 2 ]' 10 || fail "waiter did not queue" || return 1
+  await '[ "$(nparts "$P")" = 2 ]' "$SETTLE_MS" || fail "waiter did not queue" || return 1
   node=$(zk status --json "$P" | /usr/bin/python3 -c '
 import json, sys
 print(json.load(sys.stdin)["participants"][1]["node"])')
   [ -n "$node" ] || fail "no waiter node in zkr status" || return 1
   [[ $node == /* ]] || node=$P/$node
   zk_delete "$node"
-  await 'gone $wpid' 10 || fail "waiter still running 10 s after its node was deleted" || return 1
+  await 'gone $wpid' "$SETTLE_MS" || fail "waiter still running $(to_s "$SETTLE_MS") s after its node was deleted" || return 1
   expect_rc "waiter whose node was deleted" 75 "$(waitrc $wpid)" || return 1
   grep -q "lock $P: our waiting node was deleted by another client" "$dir/waiter.err" ||
     fail "message: $(cat "$dir/waiter.err")" || return 1
@@ -1108,7 +1183,7 @@ test_cli_term_sent_once() {
   await_start "$dir/node" $zpid "command" || return 1
   node=$(cat "$dir/node")
   zk_delete "$node"
-  await 'gone $zpid' 10 || fail "zkr still running 10 s after its node was deleted" || return 1
+  await 'gone $zpid' "$SETTLE_MS" || fail "zkr still running $(to_s "$SETTLE_MS") s after its node was deleted" || return 1
   expect_rc "zkr whose node was deleted" 75 "$(waitrc $zpid)" || return 1
   [ "$(lines "$dir/tlog")" = 1 ] || fail "the TERM trap ran $(lines "$dir/tlog") times, expected once"
 }
@@ -1128,7 +1203,7 @@ test_cli_fatal_signal_ends_tree() {
     await_start "$dir/bg.pid" $zpid "command" || return 1
     bpid=$(cat "$dir/bg.pid")
     kill -"$sig" $zpid
-    await 'gone $zpid' 5 || fail "zkr still running 5 s after SIG$sig" || return 1
+    await 'gone $zpid' "$SETTLE_MS" || fail "zkr still running $(to_s "$SETTLE_MS") s after SIG$sig" || return 1
     expect_rc "zkr sent SIG$sig" $((128 + n)) "$(waitrc $zpid)" || return 1
     gone "$bpid" || fail "after SIG$sig to zkr the command's sleep (pid $bpid) runs on" || return 1
     zk lock -n "$P" -- true
@@ -1148,7 +1223,7 @@ test_cli_sigpipe_ignored() {
   await_start "$dir/cmd.pid" $zpid "command" || return 1
   exec {rd}<&- # the last reader: zkr's next message ("released") meets a closed pipe
   touch "$dir/go"
-  await 'gone $zpid' 5 || fail "zkr still running 5 s after its command ended" || return 1
+  await 'gone $zpid' "$SETTLE_MS" || fail "zkr still running $(to_s "$SETTLE_MS") s after its command ended" || return 1
   expect_rc "zkr -v writing to a closed pipe" 0 "$(waitrc $zpid)"
 }
 
@@ -1240,11 +1315,12 @@ test_cli_error_messages() {
   check_msg "-x with -s" "-x (exclusive) and -s (shared)" --hosts "$HOSTS" lock -x -s "$P" -- true || return 1
   check_msg "--leases with -s" "--leases (a semaphore) excludes -s" --hosts "$HOSTS" lock -s --leases 2 "$P" -- true || return 1
   check_msg "--leases 0" "bad --leases '0'" --hosts "$HOSTS" lock --leases 0 "$P" -- true || return 1
-  # A bad path is refused before connecting: no connect timeout to wait.
+  # A bad path is refused before connecting: no connect timeout to wait,
+  # only LATE_MS.
   t0=$(now_ms)
   check_msg "bad path, server down" "must be absolute" --hosts 127.0.0.1:1 --connect-timeout 5000 lock rel -- true || return 1
   el=$(($(now_ms) - t0))
-  [ $el -lt 2500 ] || fail "a bad path took $el ms to refuse: it waited for the server"
+  [ $el -lt $LATE_MS ] || fail "a bad path took $el ms to refuse: it waited for the server"
 }
 
 # status --json stays valid JSON and the table shows no raw control
@@ -1310,7 +1386,7 @@ test_cli_leader_watch() {
   "$ZKR" --hosts "$HOSTS" leader --watch --json "$P" >"$dir/watch.json" &
   jp=$!
   track $jp
-  await '[ "$(lines "$dir/watch")" -ge 1 ] && [ "$(lines "$dir/watch.json")" -ge 1 ]' 10 ||
+  await '[ "$(lines "$dir/watch")" -ge 1 ] && [ "$(lines "$dir/watch.json")" -ge 1 ]' "$SETTLE_MS" ||
     fail "no first line while nobody leads: '$(cat "$dir/watch" "$dir/watch.json")'" || return 1
   [ "$(sed -n 1p "$dir/watch")" = "" ] || fail "first line '$(sed -n 1p "$dir/watch")', expected empty" || return 1
   [[ $(sed -n 1p "$dir/watch.json") == '{"leader":null,'* ]] ||
@@ -1318,23 +1394,23 @@ test_cli_leader_watch() {
   "$ZKR" --hosts "$HOSTS" elect --id w1 "$P" -- sleep 600 &
   e1=$!
   track $e1
-  await 'file_has_line "$dir/watch" w1' 10 || fail "watch did not print w1" || return 1
+  await 'file_has_line "$dir/watch" w1' "$SETTLE_MS" || fail "watch did not print w1" || return 1
   "$ZKR" --hosts "$HOSTS" elect --id w2 "$P" -- sleep 600 &
   e2=$!
   track $e2
-  await '[ "$(nparts "$P")" = 2 ]' 10 || fail "w2 did not join" || return 1
+  await '[ "$(nparts "$P")" = 2 ]' "$SETTLE_MS" || fail "w2 did not join" || return 1
   kill -TERM $e1
-  await 'file_has_line "$dir/watch" w2' 10 || fail "watch did not print w2: $(cat "$dir/watch")" || return 1
+  await 'file_has_line "$dir/watch" w2' "$SETTLE_MS" || fail "watch did not print w2: $(cat "$dir/watch")" || return 1
   out=$(grep -v '^$' "$dir/watch" | tr '\n' ' ')
   [ "$out" = "w1 w2 " ] || fail "watch printed: $out" || return 1
-  await '[ "$(grep -c w2 "$dir/watch.json")" = 1 ]' 10 || fail "--json did not print w2" || return 1
+  await '[ "$(grep -c w2 "$dir/watch.json")" = 1 ]' "$SETTLE_MS" || fail "--json did not print w2" || return 1
   out=$(/usr/bin/python3 -c '
 import json, sys
 ids = [json.loads(l)["leader"] for l in open(sys.argv[1])]
 print(" ".join(i for i in ids if i))' "$dir/watch.json" 2>&1)
   [ "$out" = "w1 w2" ] || fail "--json lines: $out" || return 1
   kill -TERM $wp $jp $e2
-  await 'all_gone $wp $jp $e1 $e2' 10 || fail "watchers or participants did not end on SIGTERM" || return 1
+  await 'all_gone $wp $jp $e1 $e2' "$SETTLE_MS" || fail "watchers or participants did not end on SIGTERM" || return 1
   expect_rc "leader --watch ended by SIGTERM" 143 "$(waitrc $wp)"
 }
 
@@ -1424,14 +1500,14 @@ test_cli_once_failure_not_marked() {
 # no marker: the next firing waits for the dead session's lock, then runs.
 test_cli_once_killed_runner() {
   local zpid
-  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 once --key "$P" --period 1d --id killed -- \
+  "$ZKR" --hosts "$HOSTS" --session-timeout $SHORT_SESSION_MS once --key "$P" --period 1d --id killed -- \
     sh -c 'echo $$ > "$1/child.pid"; exec sleep 60' sh "$dir" &
   zpid=$!
   track $zpid
   await_start "$dir/child.pid" $zpid "the first runner's command" || return 1
   kill -KILL $zpid
   waitrc $zpid >/dev/null
-  zk once --key "$P" --period 1d -w 15 --id next -- sh -c 'echo x >> "$1/ran"' sh "$dir"
+  zk once --key "$P" --period 1d -w "$(to_s "$SETTLE_MS")" --id next -- sh -c 'echo x >> "$1/ran"' sh "$dir"
   expect_rc "next firing" 0 $? || return 1
   [ "$(once_runs "$dir/ran")" = 1 ] || fail "the next firing did not run the job" || return 1
   [ "$(once_history "$P")" = "done:0:next" ] || fail "status: $(once_history "$P")"
@@ -1447,7 +1523,7 @@ test_cli_once_lock_lost() {
   track $zpid
   await_start "$dir/node" $zpid "command" || return 1
   zk_delete "$(cat "$dir/node")"
-  await 'gone $zpid' 10 || fail "zkr still running 10 s after its lock node was deleted" || return 1
+  await 'gone $zpid' "$SETTLE_MS" || fail "zkr still running $(to_s "$SETTLE_MS") s after its lock node was deleted" || return 1
   expect_rc "runner whose lock was lost" 75 "$(waitrc $zpid)" || return 1
   grep -q "^zkr: once key $P lost (node deleted" "$dir/zkr.err" || fail "message: $(cat "$dir/zkr.err")" || return 1
   [ "$(once_history "$P")" = "" ] || fail "a record was written: $(once_history "$P")" || return 1
@@ -1469,15 +1545,15 @@ test_cli_once_waits_for_run() {
   zk once --key "$P" --period 1d -w 0.3 -- sh -c 'echo x >> "$1/ran"' sh "$dir" 2>"$dir/gave-up.err"
   expect_rc "-w 0.3 during a run" 1 $? || return 1
   el=$(($(now_ms) - t0))
-  [ $el -lt 2300 ] || fail "-w 0.3 gave up after $el ms" || return 1
+  [ $el -lt $((300 + LATE_MS)) ] || fail "-w 0.3 gave up after $el ms" || return 1
   grep -q "still holds the key" "$dir/gave-up.err" || fail "message: $(cat "$dir/gave-up.err")" || return 1
   "$ZKR" --hosts "$HOSTS" once --key "$P" --period 1d --id waiting -- sh -c 'echo x >> "$1/ran"' sh "$dir" \
     2>"$dir/waiting.err" &
   wpid=$!
   track $wpid
-  await '[ "$(nparts "$P/lock")" = 2 ]' 10 || fail "the second firing did not queue" || return 1
+  await '[ "$(nparts "$P/lock")" = 2 ]' "$SETTLE_MS" || fail "the second firing did not queue" || return 1
   touch "$dir/go"
-  await 'all_gone $hpid $wpid' 10 || fail "the runs did not end" || return 1
+  await 'all_gone $hpid $wpid' "$SETTLE_MS" || fail "the runs did not end" || return 1
   expect_rc "first run" 0 "$(waitrc $hpid)" || return 1
   expect_rc "waiting firing" 0 "$(waitrc $wpid)" || return 1
   [ "$(once_runs "$dir/ran")" = 1 ] || fail "the job ran $(once_runs "$dir/ran") times" || return 1
@@ -1486,7 +1562,8 @@ test_cli_once_waits_for_run() {
 
 # --keep N: each run deletes the records past the newest N. With 1 s
 # periods, firing again and again runs once per second (each id once); four
-# runs take about three seconds.
+# runs take about three seconds. The wait: those three periods (the
+# --period of once_fire_1s, no session's) and a settle for the runs.
 once_fire_1s() {
   zk once --key "$P" --period 1s --keep 2 -- sh -c 'echo "$ZKR_ONCE_PERIOD" >> "$1/ran"' sh "$dir" 2>/dev/null
   [ "$(once_runs "$dir/ran")" -ge 4 ]
@@ -1494,7 +1571,8 @@ once_fire_1s() {
 
 test_cli_once_keep() {
   local out
-  await once_fire_1s 15 || fail "four 1 s periods did not run within 15 s: $(once_runs "$dir/ran") runs" || return 1
+  local bound=$((3 * 1000 + SETTLE_MS))
+  await once_fire_1s $bound || fail "four 1 s periods did not run within $(to_s $bound) s: $(once_runs "$dir/ran") runs" || return 1
   [ "$(sort -u "$dir/ran" | wc -l)" = "$(once_runs "$dir/ran")" ] || fail "a period ran twice: $(cat "$dir/ran")" || return 1
   out=$(zk once --key "$P" status --json | /usr/bin/python3 -c '
 import json, sys
@@ -1527,16 +1605,18 @@ test_cli_once_usage_errors() {
   zk once --key "relative//x" --period 1d -- true 2>/dev/null
   expect_rc "a key with an empty component" 64 $? || return 1
   [ "$(once_history "$P")" = "" ] || fail "a usage error left a record"
+}
+
 # --- barriers ------------------------------------------------------------------
 
 # "N" children of path $1, or "none" if it does not exist (barrier nodes are
 # no contenders: `zkr status` does not list them).
 znode_kids() {
-  /usr/bin/python3 - "$HOSTS" "$1" <<'PY' 2>/dev/null
+  /usr/bin/python3 - "$HOSTS" "$1" "$SETTLE_MS" <<'PY' 2>/dev/null
 import sys
 from kazoo.client import KazooClient
 zk = KazooClient(hosts=sys.argv[1])
-zk.start(timeout=10)
+zk.start(timeout=int(sys.argv[3]) / 1000)
 try:
     print(len(zk.get_children(sys.argv[2])) if zk.exists(sys.argv[2]) else "none")
 finally:
@@ -1556,17 +1636,18 @@ test_cli_barrier_wait() {
   zk barrier wait -w 0.3 "$P"
   rc=$? el=$(($(now_ms) - t0))
   expect_rc "barrier wait -w 0.3 while set" 1 $rc || return 1
-  [ $el -ge 300 ] && [ $el -lt 2000 ] || fail "wait -w 0.3 took $el ms" || return 1
+  [ $el -ge 300 ] && [ $el -lt $((300 + LATE_MS)) ] || fail "wait -w 0.3 took $el ms" || return 1
   zk barrier -w 0.1 -E 3 wait "$P"
   expect_rc "barrier -w 0.1 -E 3 wait" 3 $? || return 1
   "$ZKR" --hosts "$HOSTS" barrier wait "$P" &
   wpid=$!
   track $wpid
-  sleep 0.3 # the one fixed wait: give the waiter time to (wrongly) return
+  sleep "$(to_s $LOOK_MS)" # the one fixed wait: give the waiter time to (wrongly) return
   gone $wpid && fail "wait returned while the barrier was set, status $(waitrc $wpid)" && return 1
   zk barrier remove "$P"
   expect_rc "barrier remove" 0 $? || return 1
-  await 'gone $wpid' 5 || fail "wait did not return within 5 s of the remove" || return 1
+  # The waiter's watch fires on the remove: it returns within LATE_MS.
+  await 'gone $wpid' "$LATE_MS" || fail "wait did not return within $LATE_MS ms of the remove" || return 1
   expect_rc "barrier wait after remove" 0 "$(waitrc $wpid)" || return 1
   zk barrier remove "$P"
   expect_rc "barrier remove (not set)" 0 $? || return 1
@@ -1581,7 +1662,7 @@ test_cli_barrier_count() {
   local i pids=() last_end=0 first_exit="" t
   for i in 1 2 3; do
     (
-      "$ZKR" --hosts "$HOSTS" barrier --count 3 -w 20 "$P" -- sh -c \
+      "$ZKR" --hosts "$HOSTS" barrier --count 3 -w "$(to_s "$(queue_ms 2)")" "$P" -- sh -c \
         'echo run >> "$1/ran"; sleep "$2"; date +%s%3N > "$1/end.$3"' sh "$dir" "0.$((i * 2))" $i
       echo $? >"$dir/rc.$i"
       date +%s%3N >"$dir/exit.$i"
@@ -1589,11 +1670,11 @@ test_cli_barrier_count() {
     pids+=($!)
     track $!
     if [ $i -lt 3 ]; then
-      await '[ "$(znode_kids "$P")" = '$i' ]' 10 || fail "participant $i did not enter" || return 1
+      await '[ "$(znode_kids "$P")" = '$i' ]' "$SETTLE_MS" || fail "participant $i did not enter" || return 1
     fi
   done
   [ "$(lines "$dir/ran")" -eq 0 ] || fail "a command ran before the third participant came" || return 1
-  await 'all_gone "${pids[@]}"' 30 || fail "participants still running after 30 s" || return 1
+  await 'all_gone "${pids[@]}"' "$SETTLE_MS" || fail "participants still running after $(to_s "$SETTLE_MS") s" || return 1
   [ "$(lines "$dir/ran")" -eq 3 ] || fail "$(lines "$dir/ran") commands ran, expected 3" || return 1
   for i in 1 2 3; do
     expect_rc "participant $i" 0 "$(cat "$dir/rc.$i")" || return 1
@@ -1610,24 +1691,26 @@ test_cli_barrier_count() {
 # the dead one's session has expired, without running its command.
 test_cli_barrier_member_killed() {
   local p1 p2 t0 el
-  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 barrier --count 3 "$P" -- touch "$dir/ran1" &
+  "$ZKR" --hosts "$HOSTS" --session-timeout $SHORT_SESSION_MS barrier --count 3 "$P" -- touch "$dir/ran1" &
   p1=$!
   track $p1
-  await '[ "$(znode_kids "$P")" = 1 ]' 10 || fail "first participant did not enter" || return 1
-  "$ZKR" --hosts "$HOSTS" --session-timeout 2000 barrier --count 3 -w 30 "$P" -- touch "$dir/ran2" &
+  await '[ "$(znode_kids "$P")" = 1 ]' "$SETTLE_MS" || fail "first participant did not enter" || return 1
+  "$ZKR" --hosts "$HOSTS" --session-timeout $SHORT_SESSION_MS barrier --count 3 -w "$(to_s "$(queue_ms 2)")" "$P" -- \
+    touch "$dir/ran2" &
   p2=$!
   track $p2
-  await '[ "$(znode_kids "$P")" = 2 ]' 10 || fail "second participant did not enter" || return 1
+  await '[ "$(znode_kids "$P")" = 2 ]' "$SETTLE_MS" || fail "second participant did not enter" || return 1
   kill -KILL $p1
   t0=$(now_ms)
-  await 'gone $p2' 10 || fail "the survivor still waits 10 s after the other was killed" || return 1
+  await 'gone $p2' "$SETTLE_MS" || fail "the survivor still waits $(to_s "$SETTLE_MS") s after the other was killed" || return 1
   el=$(($(now_ms) - t0))
   expect_rc "survivor of a broken barrier" 75 "$(waitrc $p2)" || return 1
-  [ $el -lt 5000 ] || fail "the survivor took $el ms (session timeout 2 s)" || return 1
+  [ $el -lt "$(expired_by $SHORT_SESSION_MS)" ] ||
+    fail "the survivor took $el ms (session timeout $SHORT_SESSION_MS ms, bound $(expired_by $SHORT_SESSION_MS) ms)" || return 1
   grep -q "barrier is broken" "$dir/stderr" || fail "no 'barrier is broken' message" || return 1
   [ ! -e "$dir/ran1" ] && [ ! -e "$dir/ran2" ] || fail "a command ran" || return 1
   waitrc $p1 >/dev/null
-  await '[ "$(znode_kids "$P")" = 0 ]' 10 || fail "nodes left: $(znode_kids "$P")"
+  await '[ "$(znode_kids "$P")" = 0 ]' "$SETTLE_MS" || fail "nodes left: $(znode_kids "$P")"
 }
 
 test_cli_barrier_usage() {
@@ -1660,7 +1743,7 @@ run_case() {
   # Whatever the outcome, end what the case started before the next one.
   stop_pids "${CASE_BG[@]}"
   kill_groups "$dir"
-  if ! await 'no_participants "$P"' 12; then
+  if ! await 'no_participants "$P"' "$SETTLE_MS"; then
     [ $ok -eq 1 ] && REASON="participants left behind at $P: $(zk status "$P" 2>&1 | tail -n +2 | tr '\n' ' ')"
     ok=0
   fi

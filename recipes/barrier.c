@@ -3,13 +3,13 @@
  *
  * Neither has contenders: a barrier is one persistent node, a double
  * barrier's nodes are named by a uuid, not queued by a sequence. So the
- * recipe sends its requests itself, each asynchronously, and waits for the
- * answer on the session mutex within the caller's deadline (a stalled
- * connection must not hold the caller; a lost session ends the wait). A
- * request whose reply was lost to a connection loss is sent again: every
- * one is idempotent by its answer (a create that finds the node, a delete
- * that finds none, have done their work; our double barrier node's name is
- * our uuid, so a node of that name is ours).
+ * recipe sends its requests itself (zkr__request, engine.h), each
+ * asynchronously, and waits for the answer on the session mutex within the
+ * caller's deadline (a stalled connection must not hold the caller; a lost
+ * session ends the wait). A request whose reply was lost to a connection
+ * loss is sent again: every one is idempotent by its answer (a create that
+ * finds the node, a delete that finds none, have done their work; our
+ * double barrier node's name is our uuid, so a node of that name is ours).
  *
  * One double barrier enter, top to bottom (zkr_double_barrier_enter):
  *  1. create PATH/<uuid> (EPHEMERAL; PATH and its parents as containers);
@@ -28,16 +28,12 @@
 
 #define READY "ready"
 
-/* A connection loss is retried after this pause (within the deadline): the
- * client fails requests at once while it reconnects, and a tight loop
- * would only spin until it has. */
-#define RETRY_PAUSE_NS (20 * 1000000LL)
-
 /* A thread inside a blocking call. Its waiter is woken by the watch it set,
  * by the session's loss and by free. */
 typedef struct caller {
   zkr__list link; /* on the object's list of callers */
   zkr__waiter w;
+  zkr__requester rq; /* its requests: stopped by free, pauses woken on w.cond */
 } caller;
 
 /* What both objects share: the recipe and their callers (under the session
@@ -70,6 +66,14 @@ static int base_init(base *o) {
   return zkr__cond_init(&o->idle);
 }
 
+/* Mutex held (the requests' stop()). Free ends a caller's wait, but not
+ * the delete of a give-up (drop_node). */
+static int closing(void *arg) {
+  base *o = arg;
+
+  return o->freeing && !o->cleaning ? ZKR_ECLOSED : ZKR_OK;
+}
+
 /* Mutex held. Starts a blocking call, or says why not (ZKR_ECLOSED). */
 static int call_begin(base *o, caller *me) {
   if (o->freeing)
@@ -77,6 +81,10 @@ static int call_begin(base *o, caller *me) {
   if (zkr__cond_init(&me->w.cond) != ZKR_OK)
     return ZKR_ENOMEM;
   me->w.fired = 0;
+  me->rq.s = o->r.s;
+  me->rq.stop = closing;
+  me->rq.arg = o;
+  me->rq.wake = &me->w.cond; /* base_close broadcasts it */
   zkr__list_push_back(&o->callers, &me->link);
   return ZKR_OK;
 }
@@ -102,202 +110,17 @@ static void base_close(base *o) {
     pthread_cond_wait(&o->idle, mu);
 }
 
-/* Mutex held. Why a wait must end now, or ZKR_OK. */
-static int stopped(base *o, int64_t deadline) {
-  int usable = zkr__session_usable(o->r.s);
-
-  if (o->freeing && !o->cleaning)
-    return ZKR_ECLOSED;
-  if (usable != ZKR_OK)
-    return usable;
-  if (deadline >= 0 && zkr__now_ns() >= deadline)
-    return ZKR_ETIMEDOUT;
-  return ZKR_OK;
-}
-
-/* The earlier of deadline (< 0: none) and now + ns. */
-static int64_t until(int64_t deadline, int64_t ns) {
-  int64_t t = zkr__now_ns() + ns;
-
-  return deadline >= 0 && deadline < t ? deadline : t;
-}
-
 /* --- requests --------------------------------------------------------------- */
 
-enum kind { R_CREATE, R_DELETE, R_CHILDREN, R_GET };
-
-typedef struct req {
-  int kind;
-  const char *path;
-  const char *data;      /* R_CREATE */
-  int flags;             /* R_CREATE: ZOO_EPHEMERAL, ZOO_CONTAINER, 0 */
-  struct zkr__ticket *t; /* R_CHILDREN, R_GET: the watch's context */
-} req;
-
-/* One request in flight. Its context outlives a wait given up: the
- * completion frees it then. */
-typedef struct call {
-  zkr_session *s;
-  pthread_cond_t cond;
-  int done, abandoned, zrc;
-  char **kids; /* R_CHILDREN: the names, copied */
-  int nkids;
-} call;
-
-static void call_free(call *c) {
-  int i;
-
-  for (i = 0; i < c->nkids; i++)
-    free(c->kids[i]);
-  free(c->kids);
-  pthread_cond_destroy(&c->cond);
-  free(c);
-}
-
-/* Completion thread, mutex held. */
-static void call_finish(call *c, int zrc) {
-  zkr_session *s = c->s;
-
-  c->zrc = zrc;
-  c->done = 1;
-  if (c->abandoned)
-    call_free(c);
-  else
-    pthread_cond_broadcast(&c->cond);
-  zkr__session_unref(s);
-}
-
-static void created(int rc, const char *value, const void *data) {
-  call *c = (call *)data;
-  pthread_mutex_t *mu = zkr__session_mutex(c->s);
-
-  (void)value;
-  pthread_mutex_lock(mu);
-  call_finish(c, rc);
-  pthread_mutex_unlock(mu);
-}
-
-static void deleted(int rc, const void *data) {
-  call *c = (call *)data;
-  pthread_mutex_t *mu = zkr__session_mutex(c->s);
-
-  pthread_mutex_lock(mu);
-  call_finish(c, rc);
-  pthread_mutex_unlock(mu);
-}
-
-static void got(int rc, const char *value, int len, const struct Stat *st, const void *data) {
-  call *c = (call *)data;
-  pthread_mutex_t *mu = zkr__session_mutex(c->s);
-
-  (void)value;
-  (void)len;
-  (void)st;
-  pthread_mutex_lock(mu);
-  call_finish(c, rc);
-  pthread_mutex_unlock(mu);
-}
-
-static void listed(int rc, const struct String_vector *kids, const void *data) {
-  call *c = (call *)data;
-  pthread_mutex_t *mu = zkr__session_mutex(c->s);
-  int i;
-
-  pthread_mutex_lock(mu);
-  if (rc == ZOK && !c->abandoned && kids->count > 0) {
-    c->kids = calloc((size_t)kids->count, sizeof(*c->kids));
-    for (i = 0; c->kids != NULL && i < kids->count; i++) {
-      c->kids[i] = strdup(kids->data[i]);
-      if (c->kids[i] == NULL)
-        break;
-    }
-    c->nkids = i;
-    if (c->kids == NULL || i < kids->count)
-      rc = ZSYSTEMERROR; /* zkr__from_zk: out of memory */
-  }
-  call_finish(c, rc);
-  pthread_mutex_unlock(mu);
-}
-
-static int send_req(zhandle_t *zh, const req *q, const struct ACL_vector *acl, call *c) {
-  switch (q->kind) {
-  case R_CREATE:
-    return zoo_acreate(zh, q->path, q->data, (int)strlen(q->data), acl, q->flags, created, c);
-  case R_DELETE:
-    return zoo_adelete(zh, q->path, -1, deleted, c);
-  case R_CHILDREN:
-    return zoo_awget_children(zh, q->path, zkr__watch_fn, q->t, listed, c);
-  default: /* R_GET; without a ticket, a plain read */
-    return zoo_awget(zh, q->path, q->t != NULL ? zkr__watch_fn : NULL, q->t, got, c);
-  }
-}
-
-/* Mutex held. Sends q and waits for its answer until deadline (< 0: while
- * the session lives). Returns ZKR_OK with the server's code in *zrc (and
- * the call in *out for a listing; free it with call_free()), or why no
- * answer came: ZKR_ETIMEDOUT, ZKR_ESESSION, ZKR_ECLOSED, ZKR_ENOMEM. */
-static int request(base *o, const req *q, int64_t deadline, int *zrc, call **out) {
-  zkr_session *s = o->r.s;
-  pthread_mutex_t *mu = zkr__session_mutex(s);
-  const struct ACL_vector *acl = o->r.acl != NULL ? o->r.acl : &ZOO_OPEN_ACL_UNSAFE;
-  zhandle_t *zh = zkr__session_zh(s);
-  call *c;
-  int rc;
-
-  if (zh == NULL)
-    return ZKR_ECLOSED;
-  c = calloc(1, sizeof(*c));
-  if (c == NULL || zkr__cond_init(&c->cond) != ZKR_OK) {
-    free(c);
-    return ZKR_ENOMEM;
-  }
-  c->s = s;
-  zkr__session_ref(s);
-  *zrc = send_req(zh, q, acl, c);
-  if (*zrc != ZOK) {
-    zkr__session_unref(s);
-    call_free(c);
-    return ZKR_OK; /* refused at once: the code says why */
-  }
-  while (!c->done) {
-    /* Slices: a session lost meanwhile signals no condvar of ours. */
-    rc = stopped(o, deadline);
-    if (rc != ZKR_OK) {
-      c->abandoned = 1; /* the completion frees it */
-      return rc;
-    }
-    zkr__cond_wait(&c->cond, mu, until(deadline, 50 * 1000000LL));
-  }
-  *zrc = c->zrc;
-  if (out != NULL)
-    *out = c;
-  else
-    call_free(c);
-  return ZKR_OK;
-}
-
-static int conn_lost(int zrc) {
-  return zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT;
-}
-
-/* Mutex held. Pauses before a retry; returns why not to retry, or ZKR_OK. */
-static int retry_pause(base *o, caller *me, int64_t deadline) {
-  zkr__cond_wait(&me->w.cond, zkr__session_mutex(o->r.s), until(deadline, RETRY_PAUSE_NS));
-  return stopped(o, deadline);
-}
-
 /* Mutex held. Sends q again across connection loss until the server
- * answers; returns as request(), the final code in *zrc. */
-static int request_answered(base *o, caller *me, const req *q, int64_t deadline, int *zrc) {
-  for (;;) {
-    int rc = request(o, q, deadline, zrc, NULL);
+ * answers; returns as zkr__request(), the final code in *zrc. */
+static int request_answered(caller *me, const zkr__req *q, int64_t deadline, int *zrc) {
+  zkr__reply r;
+  int rc = zkr__request_answered(&me->rq, q, deadline, &r);
 
-    if (rc != ZKR_OK || !conn_lost(*zrc))
-      return rc;
-    rc = retry_pause(o, me, deadline);
-    if (rc != ZKR_OK)
-      return rc;
-  }
+  *zrc = r.zrc;
+  zkr__reply_clear(&r);
+  return rc;
 }
 
 /* Mutex held. Creates every missing ancestor of path as a container (as
@@ -310,11 +133,11 @@ static int make_parents(base *o, caller *me, const char *path, int64_t deadline)
   int zrc, rc;
 
   for (p = strchr(path + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
-    req q = {R_CREATE, buf, "", ZOO_CONTAINER, NULL};
+    zkr__req q = {.op = ZKR__REQ_CREATE, .path = buf, .data = "", .flags = ZOO_CONTAINER, .acl = o->r.acl};
 
     memcpy(buf, path, (size_t)(p - path));
     buf[p - path] = '\0';
-    rc = request_answered(o, me, &q, deadline, &zrc);
+    rc = request_answered(me, &q, deadline, &zrc);
     if (rc != ZKR_OK)
       return rc;
     if (zrc != ZOK && zrc != ZNODEEXISTS)
@@ -327,11 +150,11 @@ static int make_parents(base *o, caller *me, const char *path, int64_t deadline)
  * A node already there counts as created (the caller's premise: that node
  * is the one we want, a set barrier or our uuid's node). */
 static int create_node(base *o, caller *me, const char *path, const char *data, int flags, int64_t deadline) {
-  req q = {R_CREATE, path, data, flags, NULL};
+  zkr__req q = {.op = ZKR__REQ_CREATE, .path = path, .data = data, .flags = flags, .acl = o->r.acl};
   int tries, zrc, rc = ZKR_OK;
 
   for (tries = 0; tries < 3; tries++) {
-    rc = request_answered(o, me, &q, deadline, &zrc);
+    rc = request_answered(me, &q, deadline, &zrc);
     if (rc != ZKR_OK)
       return rc;
     if (zrc == ZOK || zrc == ZNODEEXISTS)
@@ -346,31 +169,32 @@ static int create_node(base *o, caller *me, const char *path, const char *data, 
 }
 
 /* Mutex held. Deletes path; one already gone counts as deleted. */
-static int delete_node(base *o, caller *me, const char *path, int64_t deadline) {
-  req q = {R_DELETE, path, NULL, 0, NULL};
-  int zrc, rc = request_answered(o, me, &q, deadline, &zrc);
+static int delete_node(caller *me, const char *path, int64_t deadline) {
+  zkr__req q = {.op = ZKR__REQ_DELETE, .path = path, .version = -1};
+  int zrc, rc = request_answered(me, &q, deadline, &zrc);
 
   if (rc != ZKR_OK)
     return rc;
   return zrc == ZOK || zrc == ZNONODE ? ZKR_OK : zkr__from_zk(zrc);
 }
 
-/* Mutex held. Reads path (kind R_GET or R_CHILDREN) with a watch whose
- * firing sets me->w.fired. Returns as request(); *registered tells whether
- * the watch is set (then the caller waits for it or detaches it with
- * zkr__watch_done(*t, &me->w, 1)). */
-static int watched(base *o, caller *me, int kind, const char *path, int64_t deadline, int *zrc, call **out,
+/* Mutex held. Reads path (op ZKR__REQ_GET or ZKR__REQ_CHILDREN) with a
+ * watch whose firing sets me->w.fired. Returns as zkr__request(), the
+ * answer in *out; *registered tells whether the watch is set (then the
+ * caller waits for it or detaches it with zkr__watch_done(*t, &me->w, 1)). */
+static int watched(caller *me, int op, const char *path, int64_t deadline, zkr__reply *out,
                    struct zkr__ticket **t, int *registered) {
-  req q = {kind, path, NULL, 0, NULL};
+  zkr__req q = {.op = op, .path = path};
   int rc;
 
   *registered = 0;
   me->w.fired = 0;
-  *t = zkr__watch_new(o->r.s, &me->w);
+  memset(out, 0, sizeof(*out));
+  *t = zkr__watch_new(me->rq.s, &me->w);
   if (*t == NULL)
     return ZKR_ENOMEM;
-  q.t = *t;
-  rc = request(o, &q, deadline, zrc, out);
+  q.watch = *t;
+  rc = zkr__request(&me->rq, &q, deadline, out);
   if (rc != ZKR_OK) {
     /* Unanswered: the watch may be set or not; the session frees the
      * context when it fires or with itself. */
@@ -379,7 +203,7 @@ static int watched(base *o, caller *me, int kind, const char *path, int64_t dead
   }
   /* A read sets its watch only when it finds the node (a data read) or
    * the directory (a listing). */
-  *registered = *zrc == ZOK;
+  *registered = out->zrc == ZOK;
   if (!*registered)
     zkr__watch_done(*t, &me->w, 0);
   return ZKR_OK;
@@ -387,19 +211,19 @@ static int watched(base *o, caller *me, int kind, const char *path, int64_t dead
 
 /* Mutex held. Waits for the watch set by watched() until deadline; detaches
  * it when the wait ends otherwise. */
-static int await_watch(base *o, caller *me, struct zkr__ticket *t, int64_t deadline) {
+static int await_watch(caller *me, struct zkr__ticket *t, int64_t deadline) {
   int rc = ZKR_OK;
 
   while (!me->w.fired) {
-    rc = stopped(o, deadline);
+    rc = zkr__request_stopped(&me->rq, deadline);
     if (rc != ZKR_OK) {
       zkr__watch_done(t, &me->w, 1);
       return rc;
     }
-    zkr__cond_wait(&me->w.cond, zkr__session_mutex(o->r.s), deadline);
+    zkr__cond_wait(&me->w.cond, zkr__session_mutex(me->rq.s), deadline);
   }
   /* Fired, or handed back by the session's loss: the next look tells. */
-  return stopped(o, -1);
+  return zkr__request_stopped(&me->rq, -1);
 }
 
 /* --- the barrier ---------------------------------------------------------------- */
@@ -453,7 +277,7 @@ static int set_op(zkr_barrier *b, caller *me, int timeout_ms) {
 
 static int remove_op(zkr_barrier *b, caller *me, int timeout_ms) {
   (void)timeout_ms;
-  return delete_node(&b->b, me, b->b.r.path, -1);
+  return delete_node(me, b->b.r.path, -1);
 }
 
 /* A data read with a watch, not an exists: an exists on a missing node
@@ -466,19 +290,22 @@ static int wait_op(zkr_barrier *b, caller *me, int timeout_ms) {
 
   for (;;) {
     struct zkr__ticket *t = NULL;
-    req look = {R_GET, b->b.r.path, NULL, 0, NULL};
+    zkr__req look = {.op = ZKR__REQ_GET, .path = b->b.r.path};
+    zkr__reply r;
     int zrc, registered;
     /* A look sets no watch: one left behind per call would pile up in a
      * caller that polls. */
-    int rc = timeout_ms == 0 ? request(&b->b, &look, answer_by, &zrc, NULL)
-                             : watched(&b->b, me, R_GET, b->b.r.path, answer_by, &zrc, NULL, &t, &registered);
+    int rc = timeout_ms == 0 ? zkr__request(&me->rq, &look, answer_by, &r)
+                             : watched(me, ZKR__REQ_GET, b->b.r.path, answer_by, &r, &t, &registered);
 
     if (rc != ZKR_OK)
       return rc;
+    zrc = r.zrc;
+    zkr__reply_clear(&r);
     if (zrc == ZNONODE)
       return ZKR_OK;
-    if (conn_lost(zrc)) {
-      rc = retry_pause(&b->b, me, answer_by);
+    if (zkr__request_conn_lost(zrc)) {
+      rc = zkr__request_pause(&me->rq, answer_by);
       if (rc != ZKR_OK)
         return rc;
       continue;
@@ -488,7 +315,7 @@ static int wait_op(zkr_barrier *b, caller *me, int timeout_ms) {
     if (t == NULL)
       return ZKR_ETIMEDOUT; /* a look: set */
     /* Set: wait for the deletion (a data change fires too: look again). */
-    rc = await_watch(&b->b, me, t, deadline);
+    rc = await_watch(me, t, deadline);
     if (rc != ZKR_OK)
       return rc;
   }
@@ -565,7 +392,7 @@ static const char *own_name(const zkr_double_barrier *db) {
   return db->node + strlen(db->b.r.path) + 1;
 }
 
-static int listed_has(const call *c, const char *name) {
+static int listed_has(const zkr__reply *c, const char *name) {
   int i;
 
   for (i = 0; i < c->nkids; i++)
@@ -574,41 +401,42 @@ static int listed_has(const call *c, const char *name) {
   return 0;
 }
 
-/* 1 if a participant of prev (a listing) is missing from now. */
-static int someone_left(const call *prev, const call *now) {
+/* 1 if a participant of prev (a listing; none when zeroed) is missing from
+ * now. */
+static int someone_left(const zkr__reply *prev, const zkr__reply *now) {
   int i;
 
-  for (i = 0; prev != NULL && i < prev->nkids; i++)
+  for (i = 0; i < prev->nkids; i++)
     if (strcmp(prev->kids[i], READY) != 0 && !listed_has(now, prev->kids[i]))
       return 1;
   return 0;
 }
 
 /* Mutex held. Reads PATH's children with a watch, sending again across
- * connection loss. Returns as request(); on ZKR_OK *zrc is ZOK (the
- * listing in *now, the watch set: wait for it with await_watch() or detach
- * it with zkr__watch_done(*t, &me->w, 1)) or the server's error. */
-static int list_watched(zkr_double_barrier *db, caller *me, int64_t answer_by, int *zrc, call **now,
+ * connection loss. Returns as zkr__request(); on ZKR_OK now->zrc is ZOK
+ * (the listing in *now, the watch set: wait for it with await_watch() or
+ * detach it with zkr__watch_done(*t, &me->w, 1)) or the server's error.
+ * Free *now with zkr__reply_clear(). */
+static int list_watched(zkr_double_barrier *db, caller *me, int64_t answer_by, zkr__reply *now,
                         struct zkr__ticket **t) {
   for (;;) {
     int registered, rc;
 
-    *now = NULL;
-    rc = watched(&db->b, me, R_CHILDREN, db->b.r.path, answer_by, zrc, now, t, &registered);
-    if (rc != ZKR_OK || !conn_lost(*zrc))
+    rc = watched(me, ZKR__REQ_CHILDREN, db->b.r.path, answer_by, now, t, &registered);
+    if (rc != ZKR_OK || !zkr__request_conn_lost(now->zrc))
       return rc;
-    call_free(*now);
-    rc = retry_pause(&db->b, me, answer_by);
+    zkr__reply_clear(now);
+    rc = zkr__request_pause(&me->rq, answer_by);
     if (rc != ZKR_OK)
       return rc;
   }
 }
 
 /* What a listing during enter tells (our node is on the server). */
-static int enter_verdict(zkr_double_barrier *db, caller *me, const call *prev, const call *now,
+static int enter_verdict(zkr_double_barrier *db, caller *me, const zkr__reply *prev, const zkr__reply *now,
                          int64_t answer_by) {
   if (!listed_has(now, own_name(db)))
-    return ZKR_ELOST; /* deleted by someone else (a lost session: see stopped()) */
+    return ZKR_ELOST; /* deleted by someone else (a lost session: await_ready tells) */
   if (listed_has(now, READY))
     return ZKR_OK; /* complete (we may be a late arrival: a threshold, not a limit) */
   if (now->nkids >= db->member_qty)
@@ -627,42 +455,41 @@ static int enter_verdict(zkr_double_barrier *db, caller *me, const call *prev, c
  * decides from the first listing. */
 static int await_ready(zkr_double_barrier *db, caller *me, int try_once, int64_t answer_by,
                        int64_t deadline) {
-  call *prev = NULL;
+  zkr__reply prev = {0}; /* the previous listing: none yet */
   int rc;
 
   for (;;) {
     struct zkr__ticket *t;
-    call *now;
+    zkr__reply now;
     int zrc;
 
-    rc = list_watched(db, me, answer_by, &zrc, &now, &t);
+    rc = list_watched(db, me, answer_by, &now, &t);
     if (rc != ZKR_OK)
       break;
+    zrc = now.zrc;
     if (zrc != ZOK) {
-      call_free(now);
+      zkr__reply_clear(&now);
       /* PATH gone: our node, its child, went first. */
       rc = zrc == ZNONODE ? ZKR_ELOST : zkr__from_zk(zrc);
       break;
     }
-    rc = enter_verdict(db, me, prev, now, answer_by);
+    rc = enter_verdict(db, me, &prev, &now, answer_by);
     if (rc == 1 && try_once)
       rc = ZKR_ETIMEDOUT;
     if (rc != 1) {
       zkr__watch_done(t, &me->w, 1);
-      call_free(now);
+      zkr__reply_clear(&now);
       break;
     }
-    if (prev != NULL)
-      call_free(prev);
+    zkr__reply_clear(&prev);
     prev = now;
-    rc = await_watch(&db->b, me, t, deadline);
+    rc = await_watch(me, t, deadline);
     if (rc != ZKR_OK)
       break;
   }
-  if (prev != NULL)
-    call_free(prev);
-  if (rc == ZKR_ELOST && stopped(&db->b, -1) != ZKR_OK)
-    rc = stopped(&db->b, -1); /* the session's end took our node */
+  zkr__reply_clear(&prev);
+  if (rc == ZKR_ELOST && zkr__request_stopped(&me->rq, -1) != ZKR_OK)
+    rc = zkr__request_stopped(&me->rq, -1); /* the session's end took our node */
   return rc;
 }
 
@@ -676,7 +503,7 @@ static int drop_node(zkr_double_barrier *db, caller *me, int64_t give_up_by) {
   int rc;
 
   db->b.cleaning = 1;
-  rc = delete_node(&db->b, me, db->node, give_up_by);
+  rc = delete_node(me, db->node, give_up_by);
   db->b.cleaning = 0;
   if (rc != ZKR_OK)
     zkr__session_orphan(db->b.r.s, db->node);
@@ -758,15 +585,16 @@ static int await_empty(zkr_double_barrier *db, caller *me, int try_once, int64_t
                        int64_t deadline) {
   for (;;) {
     struct zkr__ticket *t;
-    call *now;
+    zkr__reply now;
     int zrc, ready, others, rc;
 
-    rc = list_watched(db, me, answer_by, &zrc, &now, &t);
+    rc = list_watched(db, me, answer_by, &now, &t);
     if (rc != ZKR_OK)
       return rc;
-    ready = listed_has(now, READY);
-    others = now->nkids - ready;
-    call_free(now);
+    zrc = now.zrc;
+    ready = listed_has(&now, READY);
+    others = now.nkids - ready;
+    zkr__reply_clear(&now);
     if (zrc == ZNONODE)
       return ZKR_OK; /* PATH reclaimed: nobody left in it */
     if (zrc != ZOK)
@@ -776,9 +604,9 @@ static int await_empty(zkr_double_barrier *db, caller *me, int try_once, int64_t
       if (others > 0 && ready)
         return ZKR_ETIMEDOUT; /* a try: decided from the first listing */
       /* The last one out opens the path for the next round. */
-      return ready ? delete_node(&db->b, me, db->ready, answer_by) : ZKR_OK;
+      return ready ? delete_node(me, db->ready, answer_by) : ZKR_OK;
     }
-    rc = await_watch(&db->b, me, t, deadline);
+    rc = await_watch(me, t, deadline);
     if (rc != ZKR_OK)
       return rc;
   }

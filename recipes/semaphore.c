@@ -169,135 +169,49 @@ static int take_mutex(zkr_semaphore *sem, attempt *at, int try_once, int64_t dea
 
 /* Step 2 (session mutex held, as is the internal mutex): PATH's data
  * records max_leases. The record is ours to read and write, not a
- * contender's, so the recipe sends these two requests itself, and waits
- * for them within the acquire's one deadline (a stalled connection must not
- * hold the caller; a lost session ends the wait with ZKR_ESESSION). Empty
+ * contender's, so the recipe sends these two requests itself
+ * (zkr__request, engine.h), and waits for them within the acquire's one
+ * deadline (a stalled connection must not hold the caller; a lost session
+ * ends the wait with its code, ZKR_ESESSION, or ZKR_ECLOSED once closed). A
+ * read whose answer was lost to a connection loss is sent again. Empty
  * data is claimed with the version read, so a concurrent writer (a peer
  * outside the internal mutex, e.g. Kazoo) wins or loses as a whole and we
  * read again. Anything but our own decimal count is a mismatch; only
  * participants that keep the record are detected: a Curator peer with
  * another count is not. */
-
-/* One request on PATH's data. Its context outlives a wait given up: the
- * completion frees it then. */
-typedef struct record_call {
-  zkr_session *s;
-  pthread_cond_t cond;
-  int done, abandoned, rc, len;
-  char data[16];
-  int version;
-} record_call;
-
-static void record_finish(record_call *call, int rc) {
-  zkr_session *s = call->s;
-
-  call->rc = rc;
-  call->done = 1;
-  if (call->abandoned) {
-    pthread_cond_destroy(&call->cond);
-    free(call);
-  } else {
-    pthread_cond_broadcast(&call->cond);
-  }
-  zkr__session_unref(s);
-}
-
-static void record_got(int rc, const char *value, int len, const struct Stat *st, const void *data) {
-  record_call *call = (record_call *)data;
-  pthread_mutex_t *mu = zkr__session_mutex(call->s);
-
-  pthread_mutex_lock(mu);
-  if (rc == ZOK) {
-    call->len = st->dataLength;
-    call->version = st->version;
-    memcpy(call->data, value, len > 0 && len <= (int)sizeof(call->data) ? (size_t)len : 0);
-  }
-  record_finish(call, rc);
-  pthread_mutex_unlock(mu);
-}
-
-static void record_set(int rc, const struct Stat *st, const void *data) {
-  record_call *call = (record_call *)data;
-  pthread_mutex_t *mu = zkr__session_mutex(call->s);
-
-  (void)st;
-  pthread_mutex_lock(mu);
-  record_finish(call, rc);
-  pthread_mutex_unlock(mu);
-}
-
-/* Sends a read (version < 0) or a conditional write of the record and
- * waits for its answer until deadline (< 0: while the session lives).
- * Returns ZKR_OK with the server's code in *zrc (and a read's answer in
- * *got), or why no answer came: ZKR_ETIMEDOUT, ZKR_ESESSION, ZKR_ENOMEM. */
-static int record_request(zkr_semaphore *sem, int version, int64_t deadline, int *zrc, record_call *got) {
-  zkr_session *s = sem->r.s;
-  pthread_mutex_t *mu = zkr__session_mutex(s);
-  record_call *call = calloc(1, sizeof(*call));
-  zhandle_t *zh = zkr__session_zh(s);
-
-  if (call == NULL || zkr__cond_init(&call->cond) != ZKR_OK) {
-    free(call);
-    return ZKR_ENOMEM;
-  }
-  if (zh == NULL) {
-    pthread_cond_destroy(&call->cond);
-    free(call);
-    return ZKR_ESESSION;
-  }
-  call->s = s;
-  zkr__session_ref(s);
-  *zrc = version < 0
-             ? zoo_aget(zh, sem->r.path, 0, record_got, call)
-             : zoo_aset(zh, sem->r.path, sem->record, (int)strlen(sem->record), version, record_set, call);
-  if (*zrc != ZOK) {
-    zkr__session_unref(s);
-    pthread_cond_destroy(&call->cond);
-    free(call);
-    return ZKR_OK; /* refused at once: the code says why */
-  }
-  while (!call->done) {
-    /* Slices: a session lost meanwhile signals no condvar of ours. */
-    int64_t slice = zkr__now_ns() + 50 * 1000000LL;
-    int usable = zkr__session_usable(s);
-
-    if (usable != ZKR_OK || (deadline >= 0 && zkr__now_ns() >= deadline)) {
-      call->abandoned = 1; /* the completion frees it */
-      return usable != ZKR_OK ? ZKR_ESESSION : ZKR_ETIMEDOUT;
-    }
-    zkr__cond_wait(&call->cond, mu, deadline >= 0 && deadline < slice ? deadline : slice);
-  }
-  *zrc = call->rc;
-  got->len = call->len;
-  got->version = call->version;
-  memcpy(got->data, call->data, sizeof(got->data));
-  pthread_cond_destroy(&call->cond);
-  free(call);
-  return ZKR_OK;
-}
-
 static int check_record(zkr_semaphore *sem, int64_t deadline) {
+  /* No stop(): free waits for the acquire to return, and the deadline (or,
+   * for a try, the session's life) bounds this wait as it always did. */
+  zkr__requester rq = {sem->r.s, NULL, NULL, NULL};
+  zkr__req read = {.op = ZKR__REQ_GET, .path = sem->r.path, .version = -1};
+  zkr__req claim = {.op = ZKR__REQ_SET, .path = sem->r.path, .data = sem->record};
   size_t want = strlen(sem->record);
 
   for (;;) {
-    record_call got;
-    int zrc, rc = record_request(sem, -1, deadline, &zrc, &got);
+    zkr__reply got;
+    int set, zrc, rc = zkr__request_answered(&rq, &read, deadline, &got);
 
     if (rc != ZKR_OK)
       return rc;
-    if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT)
-      continue; /* the client reconnects; the deadline still bounds us */
+    zrc = got.zrc;
+    set = zrc == ZOK && got.stat.dataLength > 0;
+    if (set)
+      rc = (size_t)got.len == want && memcmp(got.data, sem->record, want) == 0 ? ZKR_OK : ZKR_EMISMATCH;
+    claim.version = got.stat.version;
+    zkr__reply_clear(&got);
     if (zrc != ZOK)
       return zkr__from_zk(zrc);
-    if (got.len > 0)
-      return (size_t)got.len == want && memcmp(got.data, sem->record, want) == 0 ? ZKR_OK : ZKR_EMISMATCH;
-    rc = record_request(sem, got.version, deadline, &zrc, &got);
+    if (set)
+      return rc;
+    rc = zkr__request(&rq, &claim, deadline, &got);
     if (rc != ZKR_OK)
       return rc;
+    zrc = got.zrc;
+    zkr__reply_clear(&got);
     if (zrc == ZOK)
       return ZKR_OK;
     /* Lost the race, or the reply: the next read tells. */
-    if (zrc != ZBADVERSION && zrc != ZCONNECTIONLOSS && zrc != ZOPERATIONTIMEOUT)
+    if (zrc != ZBADVERSION && !zkr__request_conn_lost(zrc))
       return zkr__from_zk(zrc);
   }
 }

@@ -19,7 +19,8 @@
  * thread outside it; none may block nor call a blocking function. Work a
  * recipe must do outside the mutex goes through zkr__session_post, and
  * zkr__session_quiesce waits for it before the recipe frees its state.
- * A recipe never sends ZooKeeper requests for its contenders itself. */
+ * A recipe never sends ZooKeeper requests for its contenders itself; those
+ * for nodes of its own (a record, a barrier) go through zkr__request. */
 #ifndef ZKR_ENGINE_H
 #define ZKR_ENGINE_H
 
@@ -77,6 +78,73 @@ typedef struct zkr__waiter {
 struct zkr__ticket *zkr__watch_new(zkr_session *s, zkr__waiter *w);
 void zkr__watch_done(struct zkr__ticket *t, zkr__waiter *w, int registered);
 void zkr__watch_fn(zhandle_t *zh, int type, int state, const char *path, void *ctx);
+
+/* --- request.c: a recipe's own requests ------------------------------------ */
+
+/* For nodes that are no contender's (a semaphore's record, a barrier's
+ * nodes): one request sent asynchronously and waited for on the session
+ * mutex within the caller's deadline, so that a stalled connection never
+ * holds the caller and a lost session ends the wait. What the answer means
+ * is the recipe's. All of these are called with the session mutex held and
+ * wait on it. */
+enum { ZKR__REQ_CREATE, ZKR__REQ_DELETE, ZKR__REQ_GET, ZKR__REQ_SET, ZKR__REQ_CHILDREN };
+
+typedef struct zkr__req {
+  int op; /* ZKR__REQ_* */
+  const char *path;
+  const char *data;             /* CREATE, SET: NUL-terminated, sent without the NUL */
+  int flags;                    /* CREATE: ZOO_EPHEMERAL, ZOO_CONTAINER, 0 */
+  int version;                  /* SET, DELETE: the expected version, -1 for any */
+  const struct ACL_vector *acl; /* CREATE: NULL = open */
+  struct zkr__ticket *watch;    /* GET, CHILDREN: from zkr__watch_new(), NULL: no watch */
+} zkr__req;
+
+/* An answer. zrc is the server's code, the client's (ZCONNECTIONLOSS...),
+ * or its refusal to send at all; the rest is filled only when zrc is ZOK. */
+typedef struct zkr__reply {
+  int zrc;
+  struct Stat stat; /* GET, SET */
+  char *data;       /* GET: the node's data, NULL when it has none */
+  int len;          /* GET: its length */
+  char **kids;      /* CHILDREN: the names */
+  int nkids;
+} zkr__reply;
+/* Frees what a reply holds (a zeroed one, or one given by zkr__request()). */
+void zkr__reply_clear(zkr__reply *r);
+
+/* Who asks: the session and the recipe's own reasons to stop waiting. */
+typedef struct zkr__requester {
+  zkr_session *s;
+  /* NULL, or the recipe's reason to end a wait now (mutex held; must not
+   * wait): ZKR_OK to go on, else the code the wait returns (ZKR_ECLOSED:
+   * the object is being freed). Checked at least every 50 ms. */
+  int (*stop)(void *arg);
+  void *arg;
+  /* What zkr__request_pause() waits on, signalled by whoever makes stop()
+   * true so that the pause ends at once; NULL: the pause runs its course. */
+  pthread_cond_t *wake;
+} zkr__requester;
+
+/* Why a wait must end now, or ZKR_OK: rq->stop's code, the session's
+ * (zkr__session_usable()), or ZKR_ETIMEDOUT once deadline (zkr__deadline();
+ * < 0: none) has passed. */
+int zkr__request_stopped(const zkr__requester *rq, int64_t deadline);
+/* Sends q and waits for its answer until deadline (< 0: while the session
+ * lives). Returns ZKR_OK with the answer in *out (free it with
+ * zkr__reply_clear()), or why no answer came: zkr__request_stopped()'s
+ * code, ZKR_ECLOSED when the session is closing, ZKR_ENOMEM. */
+int zkr__request(const zkr__requester *rq, const zkr__req *q, int64_t deadline, zkr__reply *out);
+/* 1 if the answer was lost to the connection (the request may or may not
+ * have been applied): ZCONNECTIONLOSS, ZOPERATIONTIMEOUT. */
+int zkr__request_conn_lost(int zrc);
+/* The pause before sending again after a connection loss. Returns
+ * ZKR_OK, or why not to send again (zkr__request_stopped()). */
+int zkr__request_pause(const zkr__requester *rq, int64_t deadline);
+/* zkr__request(), sent again after each connection loss (with the pause)
+ * until the server answers: for a request that may be applied twice, a read
+ * or one whose answer tells whether it had done its work (a create that
+ * finds the node, a delete that finds none). */
+int zkr__request_answered(const zkr__requester *rq, const zkr__req *q, int64_t deadline, zkr__reply *out);
 
 /* --- queue.c: contenders ----------------------------------------------------- */
 

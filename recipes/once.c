@@ -346,27 +346,70 @@ static int record_write(zkr_once *o) {
   }
 }
 
-/* Keeps the newest o->keep records (by name, which sorts a key's period
- * ids by time), deleting the others. Best effort: what is left now goes at the next run. */
-static int by_name(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
+/* A key's records in time order. Premise: a period id does not sort by
+ * time (a marker "D" sorts before its older "D~failed"; an autumn night's
+ * second "T02:00+01:00" before its first "T02:00+02:00"), so records are
+ * never ordered by name: by the server time their run began (the record's
+ * start), a node that is no record of ours by its mtime. */
+typedef struct timed_name {
+  char *name;
+  int64_t at;
+} timed_name;
+
+static int by_time(const void *a, const void *b) {
+  const timed_name *x = a, *y = b;
+
+  if (x->at != y->at)
+    return x->at < y->at ? -1 : 1;
+  return strcmp(x->name, y->name);
 }
 
+/* The base period id of a record's name (without ~failed) equals period. */
+static int of_period(const char *name, const char *period) {
+  size_t n = strcspn(name, "~");
+
+  return strlen(period) == n && strncmp(name, period, n) == 0;
+}
+
+/* Keeps the newest o->keep records by time (above), deleting the older
+ * ones, but never a record of the current period: the marker just written
+ * must stay, or the next firing in the period runs again. Best effort:
+ * what is left now goes at the next run. */
 static void prune(zkr_once *o) {
   zhandle_t *zh = zkr_session_zhandle(o->r.s);
   struct String_vector kids = {0, NULL};
-  char node[ZKR__PATH_MAX + 128];
-  int i;
+  char node[ZKR__PATH_MAX + 128], data[ONCE_RECORD_MAX];
+  timed_name *t;
+  int i, extra;
 
   if (zh == NULL || zoo_get_children(zh, o->done, 0, &kids) != ZOK)
     return;
-  if (kids.count > o->keep) {
-    qsort(kids.data, (size_t)kids.count, sizeof(*kids.data), by_name);
-    for (i = 0; i < kids.count - o->keep; i++) {
-      snprintf(node, sizeof(node), "%s/%s", o->done, kids.data[i]);
-      zoo_delete(zh, node, -1);
-    }
+  if (kids.count <= o->keep || (t = calloc((size_t)kids.count, sizeof(*t))) == NULL) {
+    deallocate_String_vector(&kids);
+    return;
   }
+  for (i = 0; i < kids.count; i++) {
+    zkr_once_record r;
+    struct Stat st;
+    int len = (int)sizeof(data);
+    t[i].name = kids.data[i];
+    memset(&st, 0, sizeof(st));
+    if (snprintf(node, sizeof(node), "%s/%s", o->done, kids.data[i]) < 0 ||
+        zoo_get(zh, node, 0, data, &len, &st) != ZOK)
+      t[i].at = INT64_MAX; /* unknown: counted as newest, not deleted */
+    else
+      t[i].at = record_parse(data, len, &r) == 0 ? r.start_ms : st.mtime;
+  }
+  qsort(t, (size_t)kids.count, sizeof(*t), by_time);
+  extra = kids.count - o->keep;
+  for (i = 0; i < kids.count && extra > 0; i++) {
+    if (of_period(t[i].name, o->run.period) || t[i].at == INT64_MAX)
+      continue;
+    snprintf(node, sizeof(node), "%s/%s", o->done, t[i].name);
+    if (zoo_delete(zh, node, -1) == ZOK)
+      extra--;
+  }
+  free(t);
   deallocate_String_vector(&kids);
 }
 
@@ -394,17 +437,13 @@ zkr_lock *zkr_once_lock(zkr_once *o) {
 
 /* --- history -------------------------------------------------------------------- */
 
-/* Newest period first; a period's marker before its ~failed record. */
+/* Newest run first: by the start of the run (see by_time). */
 static int history_order(const void *a, const void *b) {
-  const char *x = *(char *const *)a, *y = *(char *const *)b;
-  size_t nx = strcspn(x, "~"), ny = strcspn(y, "~");
-  int c = strncmp(y, x, nx < ny ? nx : ny);
+  const zkr_once_record *x = a, *y = b;
 
-  if (c != 0)
-    return c;
-  if (nx != ny)
-    return nx < ny ? 1 : -1;
-  return (x[nx] != '\0') - (y[ny] != '\0');
+  if (x->start_ms != y->start_ms)
+    return x->start_ms > y->start_ms ? -1 : 1;
+  return strcmp(y->period, x->period);
 }
 
 int zkr_once_history(zkr_session *s, const char *path, zkr_once_record **out, size_t *n) {
@@ -434,7 +473,6 @@ int zkr_once_history(zkr_session *s, const char *path, zkr_once_record **out, si
     deallocate_String_vector(&kids);
     return ZKR_ENOMEM;
   }
-  qsort(kids.data, (size_t)kids.count, sizeof(*kids.data), history_order);
   for (i = 0; i < kids.count && rc == ZKR_OK; i++) {
     zkr_once_record *r = &recs[*n];
     snprintf(node, sizeof(node), "%s/%s", dir, kids.data[i]);
@@ -444,6 +482,8 @@ int zkr_once_history(zkr_session *s, const char *path, zkr_once_record **out, si
       (*n)++;
   }
   deallocate_String_vector(&kids);
+  if (rc == ZKR_OK)
+    qsort(recs, *n, sizeof(*recs), history_order);
   if (rc != ZKR_OK || *n == 0) {
     free(recs);
     *n = 0;

@@ -528,6 +528,59 @@ static void test_once_markers_pruned(void) {
   once_finish(path);
 }
 
+/* keep = 1 after a failed and a successful run of one period: the marker
+ * sorts before its ~failed record by name, but is the newer record: it is
+ * kept (records are ordered by time, and a record of the current period
+ * is never pruned), so the third firing finds the period done. */
+static void test_once_keep1_keeps_marker(void) {
+  char *path = th_path("once-keep1");
+  zkr_session *s = th_session(0);
+  zkr_once *o = once_on(s, path, "1d", NULL, 1, NULL);
+  zkr_once_record r;
+
+  CU_ASSERT_EQUAL(fire(o, 3, &r), ZKR_ONCE_RUN);
+  CU_ASSERT_EQUAL(fire(o, 0, &r), ZKR_ONCE_RUN);
+  CU_ASSERT_EQUAL(fire(o, 0, NULL), ZKR_ONCE_DONE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(markers(path), r.period));
+  zkr_once_free(o);
+  zkr_session_close(s);
+  once_finish(path);
+}
+
+/* The repeated hour of an autumn night (1h in Europe/Berlin): the second
+ * 02:00 ("+01:00") sorts before the first ("+02:00") by name but is the
+ * newer period: with keep 1 it is kept (a firing in it finds it done), and
+ * the history lists it first. */
+static void test_once_dst_repeated_hour(void) {
+  char *path = th_path("once-dst-hour"), *hpath = th_path("once-dst-hour-h");
+  zkr_session *s = th_session(0);
+  zkr_once *o = once_on(s, path, "1h", "Europe/Berlin", 1, NULL),
+           *h = once_on(s, hpath, "1h", "Europe/Berlin", 0, NULL);
+  zkr_once_record r, *hist = NULL;
+  size_t n = 0;
+
+  server_at(path, 1792888230000); /* 2026-10-25T00:30:30Z, 02:30:30 CEST */
+  CU_ASSERT_EQUAL(fire(o, 0, &r), ZKR_ONCE_RUN);
+  CU_ASSERT_STRING_EQUAL(r.period, "2026-10-25T02:00+02:00");
+  CU_ASSERT_EQUAL(fire(h, 0, &r), ZKR_ONCE_RUN);
+  server_at(path, 1792891830000); /* 01:30:30Z, 02:30:30 CET */
+  CU_ASSERT_EQUAL(fire(o, 0, &r), ZKR_ONCE_RUN);
+  CU_ASSERT_STRING_EQUAL(r.period, "2026-10-25T02:00+01:00");
+  CU_ASSERT_EQUAL(fire(h, 0, &r), ZKR_ONCE_RUN);
+  CU_ASSERT_EQUAL(fire(o, 0, &r), ZKR_ONCE_DONE);
+  CU_ASSERT_STRING_EQUAL(markers(path), "2026-10-25T02:00+01:00");
+  CU_ASSERT_EQUAL(zkr_once_history(s, hpath, &hist, &n), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(n, 2);
+  CU_ASSERT_STRING_EQUAL(hist[0].period, "2026-10-25T02:00+01:00");
+  CU_ASSERT_STRING_EQUAL(hist[1].period, "2026-10-25T02:00+02:00");
+  zkr_once_history_free(hist);
+  zkr_once_free(o);
+  zkr_once_free(h);
+  zkr_session_close(s);
+  once_finish(path);
+  once_finish(hpath);
+}
+
 static void test_once_bad_input(void) {
   char *path = th_path("once-bad");
   zkr_session *s = th_session(0);
@@ -583,6 +636,8 @@ int main(void) {
                                   {"test_once_server_time_decides", test_once_server_time_decides},
                                   {"test_once_dst_local_midnight", test_once_dst_local_midnight},
                                   {"test_once_markers_pruned", test_once_markers_pruned},
+                                  {"test_once_keep1_keeps_marker", test_once_keep1_keeps_marker},
+                                  {"test_once_dst_repeated_hour", test_once_dst_repeated_hour},
                                   {"test_once_bad_input", test_once_bad_input},
                                   {NULL, NULL}};
 

@@ -30,6 +30,10 @@
  * done), "token T" (the lock's fencing token), "runner ID" (last: the rest
  * of the line). The newest `keep` records (100 by default) are kept: each
  * zkr_once_done() deletes the older ones, so nothing grows without bound.
+ * Records are ordered by time (the start of their run; a node that is no
+ * record by its mtime), never by name (a marker sorts before its older
+ * ~failed record, an autumn night's second 02:00 before its first), and a
+ * record of the current period is never deleted, even past `keep`.
  * TTL nodes are not used: a marker must be written in a multi behind the
  * lock's check, and the 3.8 C client's multi cannot create TTL nodes
  * (ZUNIMPLEMENTED, also from a server started with extendedTypesEnabled,
@@ -45,7 +49,7 @@
  * Sunday) counted from the week of 1970-01-01 ["2026-W48", its first week].
  * The zone is a tzdata name ("Europe/Berlin"), read from its zone file
  * under $TZDIR or /usr/share/zoneinfo; NULL or "UTC" is UTC. One key should
- * keep one period: markers are ordered by name.
+ * keep one period.
  *
  * One zkr_once runs one period at a time: zkr_once_begin() and
  * zkr_once_done() are called by the same thread (the lock's hold belongs
@@ -139,8 +143,8 @@ ZKR_EXTERN int zkr_once_done(zkr_once *o, int status);
  * run. Releasing or freeing it is not allowed. NULL for NULL. */
 ZKR_EXTERN zkr_lock *zkr_once_lock(zkr_once *o);
 
-/* The recent runs of the key at path, newest period first (and a period's
- * ~failed record after its marker), read from the markers with one request
+/* The recent runs of the key at path, newest first (by the server time
+ * each run began), read from the markers with one request
  * each; data that is no marker is skipped. On ZKR_OK the caller owns *out
  * (n entries; NULL when n is 0) and frees it with zkr_once_history_free().
  * A key never run has no runs. Returns ZKR_OK, ZKR_EINVAL, ZKR_ENOMEM,

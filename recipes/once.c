@@ -26,6 +26,11 @@
  *     our token is ours (tokens are czxids, unique per hold). A retry
  *     after a read that raced a still-travelling multi finds the marker
  *     (NODEEXISTS) and reads it again, so the outcome is the same.
+ *  O5 A connection loss after the grant ends nothing by itself: every
+ *     request of steps 2-4 is idempotent and tried again while our lock
+ *     is held (while_held), as zkr_lock keeps a hold across a leader
+ *     election; only a lock lost (validity deadline passed, session
+ *     expired, node deleted) ends the firing.
  *  O4 The time is the leader's wall clock: ZooKeeper stamps a write's mtime
  *     with the clock of the leader that ordered it. One leader's stamps
  *     follow its own clock; after a leader change they follow the new
@@ -176,6 +181,64 @@ static int server_now(zkr_once *o, int64_t *ms) {
   return ZKR_OK;
 }
 
+/* --- riding through a connection loss --------------------------------------- */
+
+/* Between tries while the connection is down: the client reconnects on
+ * its own; a try fails at once until it has. */
+static void pause_briefly(void) {
+  struct timespec ts = {0, 20 * 1000000L};
+
+  nanosleep(&ts, NULL);
+}
+
+/* Runs step until it ends otherwise than with a connection loss, trying it
+ * again after one only while our lock is still held (as zkr_lock rides
+ * through a leader election). Premises: every step given is idempotent (a
+ * read; the set of PATH/clock, whose every try only moves its mtime; a
+ * create that takes NODEEXISTS as done), so a try whose reply was lost
+ * changes nothing a second try would not; and zkr_lock_held() is false
+ * once the lock's validity deadline (the session's lifetime counted
+ * locally) has passed, so no retry acts for a hold the server may have
+ * handed on, and the loop ends when the connection stays down that long. */
+typedef int (*once_step)(zkr_once *o, void *arg);
+
+static int while_held(zkr_once *o, once_step step, void *arg) {
+  for (;;) {
+    int rc = step(o, arg);
+    if (rc != ZKR_ECONNLOSS || !zkr_lock_held(o->lock))
+      return rc;
+    pause_briefly();
+  }
+}
+
+static int step_now(zkr_once *o, void *arg) {
+  return server_now(o, arg);
+}
+
+typedef struct read_args {
+  const char *node, *period;
+  zkr_once_record *r;
+  int *found;
+} read_args;
+
+static int step_read(zkr_once *o, void *arg) {
+  read_args *a = arg;
+
+  return record_read(zkr_session_zhandle(o->r.s), a->node, a->period, a->r, a->found);
+}
+
+/* PATH/done, the markers' parent. */
+static int step_done_dir(zkr_once *o, void *arg) {
+  zhandle_t *zh = zkr_session_zhandle(o->r.s);
+  int zrc;
+
+  (void)arg;
+  if (zh == NULL)
+    return ZKR_ECLOSED;
+  zrc = zoo_create(zh, o->done, NULL, -1, acl_of(o), ZOO_PERSISTENT, NULL, 0);
+  return zrc == ZOK || zrc == ZNODEEXISTS ? ZKR_OK : zkr__from_zk(zrc);
+}
+
 /* --- creating ----------------------------------------------------------------- */
 
 const char *zkr_once_period_problem(const char *period, const char *tz) {
@@ -254,12 +317,13 @@ int zkr_once_begin(zkr_once *o, int timeout_ms, zkr_once_verdict *verdict, zkr_o
   if (rc != ZKR_OK)
     return rc;
   memset(&o->run, 0, sizeof(o->run));
-  rc = server_now(o, &now);
+  rc = while_held(o, step_now, &now);
   if (rc == ZKR_OK && zkr__period_id(&o->period, o->zone, now, o->run.period, sizeof(o->run.period)) != 0)
     rc = ZKR_EINVAL;
   if (rc == ZKR_OK) {
+    read_args a = {node, o->run.period, &found_rec, &found};
     snprintf(node, sizeof(node), "%s/%s", o->done, o->run.period);
-    rc = record_read(zkr_session_zhandle(o->r.s), node, o->run.period, &found_rec, &found);
+    rc = while_held(o, step_read, &a);
   }
   if (rc == ZKR_OK && !found && zkr_lock_token(o->lock, &o->run.token) != ZKR_OK)
     rc = ZKR_ENOTHELD; /* lost since the grant: decide nothing */
@@ -281,14 +345,6 @@ int zkr_once_begin(zkr_once *o, int timeout_ms, zkr_once_verdict *verdict, zkr_o
   return ZKR_OK;
 }
 
-/* Between tries of a read while the connection is down: the client
- * reconnects on its own; a try fails at once until it has. */
-static void pause_briefly(void) {
-  struct timespec ts = {0, 20 * 1000000L};
-
-  nanosleep(&ts, NULL);
-}
-
 /* Writes the run's record (the marker, or the ~failed record) in one multi
  * behind the check of our lock node (O2), reading it back after a
  * connection loss before trying again (O3). */
@@ -298,16 +354,15 @@ static int record_write(zkr_once *o) {
   char node[ZKR__PATH_MAX + 128], data[ONCE_RECORD_MAX];
   zoo_op_t op;
   zoo_op_result_t res;
-  int len, rc, zrc, found, set = 0;
+  int len, rc, found, set = 0;
 
   if (zh == NULL)
     return ZKR_ECLOSED;
-  rc = server_now(o, &r->end_ms);
+  rc = while_held(o, step_now, &r->end_ms);
+  if (rc == ZKR_OK)
+    rc = while_held(o, step_done_dir, NULL);
   if (rc != ZKR_OK)
     return rc;
-  zrc = zoo_create(zh, o->done, NULL, -1, acl_of(o), ZOO_PERSISTENT, NULL, 0);
-  if (zrc != ZOK && zrc != ZNODEEXISTS)
-    return zkr__from_zk(zrc);
   snprintf(node, sizeof(node), "%s/%s%s", o->done, r->period, r->status == 0 ? "" : ONCE_FAILED_SUFFIX);
   len = record_format(r, data, sizeof(data));
   if (len < 0)
@@ -330,13 +385,11 @@ static int record_write(zkr_once *o) {
     if (rc != ZKR_ECONNLOSS && !(rc == ZKR_EZK && res.err == ZNODEEXISTS))
       return rc;
     /* The multi may have committed (O3): read before writing again. */
-    for (;;) {
-      rc = record_read(zh, node, r->period, &got, &found);
-      if (rc == ZKR_OK)
-        break;
-      if (rc != ZKR_ECONNLOSS || !zkr_lock_held(o->lock))
+    {
+      read_args a = {node, r->period, &got, &found};
+      rc = while_held(o, step_read, &a);
+      if (rc != ZKR_OK)
         return rc; /* the record's fate is unknown */
-      pause_briefly();
     }
     if (found == RECORD_OURS && got.token == r->token && got.status == r->status && got.end_ms == r->end_ms)
       return ZKR_OK;

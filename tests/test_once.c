@@ -439,6 +439,49 @@ static void test_once_marker_reply_lost(void) {
   once_finish(path);
 }
 
+/* A connection cut right after the grant (the reply of begin's write of
+ * PATH/clock lost, then of its read of the marker) and right before the
+ * marker's write (the reply of done's write of PATH/clock, then of its
+ * create of PATH/done): each step is tried again while the lock is held,
+ * so every firing still runs the job once and marks its period. */
+static void test_once_rides_connection_loss(void) {
+  static const struct {
+    int begin_op, done_op;
+  } cuts[] = {{ZOO_SETDATA_OP, ZOO_SETDATA_OP}, {ZOO_GETDATA_OP, ZOO_CREATE_OP}};
+  char *path = th_path("once-blip");
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session *s = NULL;
+  zkr_session_opts so;
+  zkr_once *o;
+  zkr_once_verdict v = 0;
+  zkr_once_record r;
+  int64_t day0 = 1795910400000; /* 2026-11-29T00:00:00Z */
+  size_t i;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  memset(&so, 0, sizeof(so));
+  so.session_timeout_ms = TH_SESSION_MS;
+  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&s, tp_hosts(p), &so), ZKR_OK);
+  o = once_on(s, path, "1d", NULL, 0, "blip");
+  for (i = 0; i < sizeof(cuts) / sizeof(*cuts); i++) {
+    int fired = tp_cut_fired(p);
+    server_at(path, day0 + (int64_t)i * 86400000 + 3600000);
+    CU_ASSERT_EQUAL(tp_cut_after(p, cuts[i].begin_op, 1), 0);
+    CU_ASSERT_EQUAL_FATAL(zkr_once_begin(o, TH_SETTLE_MS, &v, &r), ZKR_OK);
+    CU_ASSERT_EQUAL_FATAL(v, ZKR_ONCE_RUN);
+    CU_ASSERT_EQUAL(tp_cut_fired(p), fired + 1);
+    CU_ASSERT_EQUAL(tp_cut_after(p, cuts[i].done_op, 1), 0);
+    CU_ASSERT_EQUAL(zkr_once_done(o, 0), ZKR_OK);
+    CU_ASSERT_EQUAL(tp_cut_fired(p), fired + 2);
+    CU_ASSERT_EQUAL(fire(o, 0, NULL), ZKR_ONCE_DONE);
+  }
+  CU_ASSERT_STRING_EQUAL(markers(path), "2026-11-29 2026-11-30");
+  zkr_once_free(o);
+  zkr_session_close(s);
+  tp_stop(p);
+  once_finish(path);
+}
+
 /* The server's clock decides: its period is the run's, and moving it (the
  * test-only skew) to the next day makes a new period, back again the old
  * one, done. The process's own clock is not read at all (the CLI suite
@@ -633,6 +676,7 @@ int main(void) {
                                   {"test_once_failure_not_marked", test_once_failure_not_marked},
                                   {"test_once_lock_lost_no_marker", test_once_lock_lost_no_marker},
                                   {"test_once_marker_reply_lost", test_once_marker_reply_lost},
+                                  {"test_once_rides_connection_loss", test_once_rides_connection_loss},
                                   {"test_once_server_time_decides", test_once_server_time_decides},
                                   {"test_once_dst_local_midnight", test_once_dst_local_midnight},
                                   {"test_once_markers_pruned", test_once_markers_pruned},

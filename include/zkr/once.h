@@ -120,8 +120,10 @@ ZKR_EXTERN int zkr_once_new(zkr_once **out, zkr_session *s, const char *path, co
  * ZKR_ONCE_DONE: the lock was released; rec is the marker (who ran the job,
  * when). On failure the lock is not held. Returns ZKR_OK, ZKR_ETIMEDOUT
  * (lock not acquired), ZKR_EINVAL (NULL argument, or a run begun and not
- * done), and the errors of zkr_lock_acquire(); ZKR_ECONNLOSS when the
- * connection was lost during a request after the lock was taken. */
+ * done), and the errors of zkr_lock_acquire(); after the grant a
+ * connection loss is ridden through (each request tried again while the
+ * lock is held), and ZKR_ECONNLOSS means the connection stayed down until
+ * the lock's validity ended (ZKR_ENOTHELD: the lock was lost otherwise). */
 ZKR_EXTERN int zkr_once_begin(zkr_once *o, int timeout_ms, zkr_once_verdict *verdict, zkr_once_record *rec);
 
 /* Ends the run begun by zkr_once_begin() with the job's status (0:
@@ -129,8 +131,10 @@ ZKR_EXTERN int zkr_once_begin(zkr_once *o, int timeout_ms, zkr_once_verdict *ver
  * writes the period's completion marker in one multi with a check of our
  * lock node, so it commits only while the lock is held; another status
  * writes a ~failed record instead (informational: it never marks the
- * period done). After a connection loss during the write the marker is
- * read back before anything is retried. Then the markers past `keep` are
+ * period done). A connection loss is ridden through while the lock is
+ * held: the reads and the write of PATH/clock are tried again, and after
+ * one during the record's write the record is read back before anything
+ * is retried. Then the markers past `keep` are
  * deleted. Returns ZKR_OK (record written), ZKR_ENOTHELD (no run begun,
  * or the lock was lost before the record could be written: the period is
  * not marked done), ZKR_ESESSION, ZKR_ECONNLOSS (the record's fate is

@@ -59,6 +59,8 @@ struct zkr_once {
   zkr__zone *zone;
   int keep;
   char *clock, *done; /* PATH/clock, PATH/done */
+  char *setting;      /* the key's record at PATH: "zkr-once-key 1\nperiod P\ntz Z\n" */
+  char *tz_name;      /* the zone's name as recorded, "UTC" for NULL */
   int running;        /* between begin (RUN) and done */
   zkr_once_record run;
 };
@@ -239,6 +241,62 @@ static int step_done_dir(zkr_once *o, void *arg) {
   return zrc == ZOK || zrc == ZNODEEXISTS ? ZKR_OK : zkr__from_zk(zrc);
 }
 
+/* The key's setting, recorded as PATH's data by its first firing. Premise:
+ * a key's period ids are comparable only under one period and zone (a key
+ * fired with 1d and with 1h, or in two zones, would run once per id of
+ * each, several times a day): so every firing compares its period and zone
+ * with the record, under the lock, and one that differs decides nothing
+ * (ZKR_EMISMATCH). The period is compared by value ("15m" is "900s"), the
+ * zone by name (NULL is "UTC"). Idempotent: the first write is a set with
+ * the version read (empty data), and a retry finds it written. */
+static int setting_matches(const zkr_once *o, const char *data, int len) {
+  char buf[256], *p, *t, *e;
+  zkr__period got;
+
+  if (len <= 0 || len >= (int)sizeof(buf))
+    return 0;
+  memcpy(buf, data, (size_t)len);
+  buf[len] = '\0';
+  if (strncmp(buf, "zkr-once-key 1\nperiod ", 22) != 0)
+    return 0;
+  p = buf + 22;
+  t = strstr(p, "\ntz ");
+  if (t == NULL)
+    return 0;
+  *t = '\0';
+  t += 4;
+  e = strchr(t, '\n');
+  if (e == NULL || e[1] != '\0')
+    return 0;
+  *e = '\0';
+  return zkr__period_parse(p, &got) == NULL && got.kind == o->period.kind && got.n == o->period.n &&
+         strcmp(t, o->tz_name) == 0;
+}
+
+static int step_setting(zkr_once *o, void *arg) {
+  zhandle_t *zh = zkr_session_zhandle(o->r.s);
+  char data[256];
+  struct Stat st;
+  int len, zrc;
+
+  (void)arg;
+  if (zh == NULL)
+    return ZKR_ECLOSED;
+  for (;;) {
+    len = (int)sizeof(data);
+    zrc = zoo_get(zh, o->r.path, 0, data, &len, &st);
+    if (zrc != ZOK)
+      return zkr__from_zk(zrc);
+    if (len > 0)
+      return setting_matches(o, data, len) ? ZKR_OK : ZKR_EMISMATCH;
+    zrc = zoo_set(zh, o->r.path, o->setting, (int)strlen(o->setting), st.version);
+    if (zrc == ZOK)
+      return ZKR_OK;
+    if (zrc != ZBADVERSION)
+      return zkr__from_zk(zrc);
+  }
+}
+
 /* --- creating ----------------------------------------------------------------- */
 
 const char *zkr_once_period_problem(const char *period, const char *tz) {
@@ -280,6 +338,15 @@ int zkr_once_new(zkr_once **out, zkr_session *s, const char *path, const char *p
     goto fail;
   }
   rc = ZKR_ENOMEM;
+  {
+    const char *tz = opts != NULL && opts->tz != NULL ? opts->tz : "UTC";
+    size_t n = strlen(period) + strlen(tz) + 40;
+    o->setting = malloc(n);
+    o->tz_name = strdup(tz);
+    if (o->setting == NULL || o->tz_name == NULL)
+      goto fail;
+    snprintf(o->setting, n, "zkr-once-key 1\nperiod %s\ntz %s\n", period, tz);
+  }
   o->clock = child_path(path, "clock");
   o->done = child_path(path, "done");
   lock_path = child_path(path, "lock");
@@ -317,7 +384,9 @@ int zkr_once_begin(zkr_once *o, int timeout_ms, zkr_once_verdict *verdict, zkr_o
   if (rc != ZKR_OK)
     return rc;
   memset(&o->run, 0, sizeof(o->run));
-  rc = while_held(o, step_now, &now);
+  rc = while_held(o, step_setting, NULL);
+  if (rc == ZKR_OK)
+    rc = while_held(o, step_now, &now);
   if (rc == ZKR_OK && zkr__period_id(&o->period, o->zone, now, o->run.period, sizeof(o->run.period)) != 0)
     rc = ZKR_EINVAL;
   if (rc == ZKR_OK) {
@@ -557,5 +626,7 @@ void zkr_once_free(zkr_once *o) {
   zkr__zone_free(o->zone);
   free(o->clock);
   free(o->done);
+  free(o->setting);
+  free(o->tz_name);
   zkr__recipe_free(o);
 }

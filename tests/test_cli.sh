@@ -1503,6 +1503,23 @@ print(" ".join(r["period"] for r in json.load(sys.stdin)["runs"]))')
     fail "status after --keep 2: '$out'; runs: $(paste -sd' ' "$dir/ran")"
 }
 
+# A key records its period and zone on first use: a firing with another
+# period or zone is refused (exit 64, naming both), without running.
+test_cli_once_setting_mismatch() {
+  local out
+  zk once --key "$P" --period 1d --tz Europe/Berlin -- sh -c 'echo x >> "$1/ran"' sh "$dir"
+  expect_rc "first firing" 0 $? || return 1
+  out=$(zk once --key "$P" --period 1h --tz Europe/Berlin -- sh -c 'echo x >> "$1/ran"' sh "$dir" 2>&1)
+  expect_rc "--period 1h on a 1d key" 64 $? || return 1
+  [[ $out == *"--period 1h --tz Europe/Berlin, but the key records period 1d,tz Europe/Berlin"* ]] ||
+    fail "message: $out" || return 1
+  out=$(zk once --key "$P" --period 1d -- sh -c 'echo x >> "$1/ran"' sh "$dir" 2>&1)
+  expect_rc "no --tz on a Europe/Berlin key" 64 $? || return 1
+  [[ $out == *"--period 1d --tz UTC, but the key records period 1d,tz Europe/Berlin"* ]] ||
+    fail "message: $out" || return 1
+  [ "$(once_runs "$dir/ran")" = 1 ] || fail "the job ran $(once_runs "$dir/ran") times"
+}
+
 # Bad input is refused before connecting (exit 64), naming the rule.
 test_cli_once_usage_errors() {
   local out
@@ -1527,6 +1544,8 @@ test_cli_once_usage_errors() {
   zk once --key "relative//x" --period 1d -- true 2>/dev/null
   expect_rc "a key with an empty component" 64 $? || return 1
   [ "$(once_history "$P")" = "" ] || fail "a usage error left a record"
+}
+
 # --- barriers ------------------------------------------------------------------
 
 # "N" children of path $1, or "none" if it does not exist (barrier nodes are
@@ -1728,6 +1747,7 @@ CASES=(
   once_lock_lost
   once_waits_for_run
   once_keep
+  once_setting_mismatch
   once_usage_errors
   barrier_wait
   barrier_count

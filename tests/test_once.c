@@ -624,6 +624,43 @@ static void test_once_dst_repeated_hour(void) {
   once_finish(hpath);
 }
 
+/* A key records its period and zone on first use; a firing with another
+ * period (1h; 1d too: calendar days, not 24h of clock), another zone, or
+ * on a path with other data is refused with ZKR_EMISMATCH and decides
+ * nothing; the same period spelt otherwise ("86400s" for "24h", "UTC"
+ * for NULL) is the same. */
+static void test_once_setting_mismatch(void) {
+  char *path = th_path("once-setting"), *other = th_path("once-setting-other");
+  zkr_session *s = th_session(0);
+  zkr_once *o = once_on(s, path, "24h", NULL, 0, NULL), *h = once_on(s, path, "1h", NULL, 0, NULL),
+           *d = once_on(s, path, "1d", NULL, 0, NULL), *z = once_on(s, path, "24h", "Europe/Berlin", 0, NULL),
+           *same = once_on(s, path, "86400s", "UTC", 0, NULL), *f = once_on(s, other, "1d", NULL, 0, NULL);
+  zkr_once_verdict v = 0;
+  zhandle_t *raw;
+
+  CU_ASSERT_EQUAL(fire(o, 0, NULL), ZKR_ONCE_RUN);
+  CU_ASSERT_EQUAL(zkr_once_begin(h, TH_SETTLE_MS, &v, NULL), ZKR_EMISMATCH);
+  CU_ASSERT_EQUAL(zkr_once_begin(d, TH_SETTLE_MS, &v, NULL), ZKR_EMISMATCH);
+  CU_ASSERT_EQUAL(zkr_once_begin(z, TH_SETTLE_MS, &v, NULL), ZKR_EMISMATCH);
+  CU_ASSERT_FALSE(zkr_lock_held(zkr_once_lock(h)));
+  CU_ASSERT_EQUAL(fire(same, 0, NULL), ZKR_ONCE_DONE);
+  raw = th_raw();
+  zoo_create(raw, "/zkr-test", NULL, -1, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0);
+  CU_ASSERT_EQUAL(zoo_create(raw, other, "app data", 8, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0), ZOK);
+  th_raw_close(raw);
+  CU_ASSERT_EQUAL(zkr_once_begin(f, TH_SETTLE_MS, &v, NULL), ZKR_EMISMATCH);
+  CU_ASSERT_STRING_EQUAL(markers(other), "");
+  zkr_once_free(o);
+  zkr_once_free(h);
+  zkr_once_free(d);
+  zkr_once_free(z);
+  zkr_once_free(same);
+  zkr_once_free(f);
+  zkr_session_close(s);
+  once_finish(path);
+  once_finish(other);
+}
+
 static void test_once_bad_input(void) {
   char *path = th_path("once-bad");
   zkr_session *s = th_session(0);
@@ -682,6 +719,7 @@ int main(void) {
                                   {"test_once_markers_pruned", test_once_markers_pruned},
                                   {"test_once_keep1_keeps_marker", test_once_keep1_keeps_marker},
                                   {"test_once_dst_repeated_hour", test_once_dst_repeated_hour},
+                                  {"test_once_setting_mismatch", test_once_setting_mismatch},
                                   {"test_once_bad_input", test_once_bad_input},
                                   {NULL, NULL}};
 

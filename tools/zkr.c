@@ -147,6 +147,7 @@ static const char usage_once[] =
     "P: a count and a unit: Ns, Nm, Nh (dividing a day: 30s, 15m, 1h, 6h), Nd (calendar days),\n"
     "Nw (ISO weeks), in ZONE (a tzdata name such as Europe/Berlin; default UTC): 1d turns at\n"
     "local midnight. NAME is the key's path if it starts with /, else /zkr/once/NAME.\n"
+    "A key keeps one period and zone: its first firing records them; another P or ZONE exits 64.\n"
     "--keep N keeps the newest N records (default 100). -w waits at most SECONDS for a run in\n"
     "progress elsewhere (default: as long as it takes), then exits 1.\n"
     "COMMAND's environment gets ZKR_ONCE_PERIOD (the period's id, e.g. 2026-11-29),\n"
@@ -1791,6 +1792,33 @@ static int once_status(const global *g, const char *path, int json) {
   return 0;
 }
 
+/* The key records another period or zone (or PATH holds other data): a
+ * usage error, though found only once connected, as --leases is. */
+static int once_mismatch(zkr_session *s, const char *path, const char *period, const char *tz) {
+  char data[256], shown[256], recorded[512];
+  int len = (int)sizeof(data) - 1, i;
+
+  if (zoo_get(zkr_session_zhandle(s), path, 0, data, &len, NULL) != ZOK || len < 0)
+    len = 0;
+  data[len] = '\0';
+  while (len > 0 && data[len - 1] == '\n')
+    data[--len] = '\0';
+  if (strncmp(data, "zkr-once-key 1\n", 15) == 0) {
+    memmove(data, data + 15, strlen(data + 15) + 1);
+    for (i = 0; data[i] != '\0'; i++)
+      if (data[i] == '\n')
+        data[i] = ',';
+    fprintf(stderr, "zkr: once %s: --period %s --tz %s, but the key records %s: %s\n",
+            printable(path, shown, sizeof(shown)), period, tz != NULL ? tz : "UTC",
+            printable(data, recorded, sizeof(recorded)), zkr_strerror(ZKR_EMISMATCH));
+  } else {
+    fprintf(stderr, "zkr: once %s: --period %s --tz %s, but the key's path holds other data (%s): %s\n",
+            printable(path, shown, sizeof(shown)), period, tz != NULL ? tz : "UTC",
+            printable(data, recorded, sizeof(recorded)), zkr_strerror(ZKR_EMISMATCH));
+  }
+  return ZKR_TOOL_USAGE;
+}
+
 static int cmd_once(global *g, int argc, char **argv) {
   static const struct option longopts[] = {GLOBAL_LONGOPTS,
                                            {"key", required_argument, NULL, 'k'},
@@ -1932,6 +1960,8 @@ static int cmd_once(global *g, int argc, char **argv) {
     rc = ZKR_TOOL_GAVE_UP;
   } else if (rc == ZKR_ELOST) {
     rc = waiting_node_deleted(ctx.kind->noun, path);
+  } else if (rc == ZKR_EMISMATCH) {
+    rc = once_mismatch(s, path, ctx.period, ctx.tz);
   } else {
     rc = recipe_error(ctx.kind->noun, path, rc);
   }

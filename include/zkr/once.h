@@ -20,6 +20,13 @@
  * disagree (the time is the leader's). The job gets the fencing token and
  * the period id to make its effects idempotent.
  *
+ * The key's setting is PATH's data, written by its first firing: three
+ * lines "zkr-once-key 1", "period P" (as given), "tz Z" (the zone's name,
+ * "UTC" for NULL). A firing whose period (compared by value: "86400s" is
+ * "24h", "1d" is not) or zone (by name) differs, or that finds other data
+ * at PATH, decides nothing: ZKR_EMISMATCH, for a key's period ids are
+ * comparable only under one period and zone.
+ *
  * Layout under the key's path PATH (absolute): PATH/lock, the lock (a
  * zkr_lock, Curator's mutex naming); PATH/clock, a persistent node written
  * to read the server's time; PATH/done/<period id>, a persistent marker per
@@ -49,7 +56,7 @@
  * Sunday) counted from the week of 1970-01-01 ["2026-W48", its first week].
  * The zone is a tzdata name ("Europe/Berlin"), read from its zone file
  * under $TZDIR or /usr/share/zoneinfo; NULL or "UTC" is UTC. One key should
- * keep one period.
+ * keep one period and zone (recorded, above).
  *
  * One zkr_once runs one period at a time: zkr_once_begin() and
  * zkr_once_done() are called by the same thread (the lock's hold belongs
@@ -119,7 +126,8 @@ ZKR_EXTERN int zkr_once_new(zkr_once **out, zkr_session *s, const char *path, co
  * while zkr_lock_held(zkr_once_lock(o)), then call zkr_once_done().
  * ZKR_ONCE_DONE: the lock was released; rec is the marker (who ran the job,
  * when). On failure the lock is not held. Returns ZKR_OK, ZKR_ETIMEDOUT
- * (lock not acquired), ZKR_EINVAL (NULL argument, or a run begun and not
+ * (lock not acquired), ZKR_EMISMATCH (the key records another period or
+ * zone, or PATH holds other data: nothing decided), ZKR_EINVAL (NULL argument, or a run begun and not
  * done), and the errors of zkr_lock_acquire(); after the grant a
  * connection loss is ridden through (each request tried again while the
  * lock is held), and ZKR_ECONNLOSS means the connection stayed down until

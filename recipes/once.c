@@ -133,28 +133,40 @@ static int record_parse(const char *data, int len, zkr_once_record *r) {
   return seen == 15 ? 0 : -1;
 }
 
-/* Reads the record at node: *found is RECORD_NONE, RECORD_OURS, or
- * RECORD_FOREIGN for a node there that holds no record of ours: it still
- * marks the period (someone put it there), and r then names only the
- * period. */
+/* Reads the record at node, named name below PATH/done: *found is
+ * RECORD_NONE, RECORD_OURS, or RECORD_FOREIGN. Premise: only a record that
+ * says what its name says may count: it parses, its period line is the
+ * name's period, its status is 0 for a marker ("<id>") and not 0 for a
+ * "<id>~failed" record, and the node has no children. Anything else at
+ * that name (garbage, a record copied to another name, a node with
+ * children) is foreign: r then names only the period (the node's name)
+ * and has foreign set; it never counts as a run, done or failed. */
 enum { RECORD_NONE, RECORD_OURS, RECORD_FOREIGN };
 
-static int record_read(zhandle_t *zh, const char *node, const char *period, zkr_once_record *r, int *found) {
+static int record_read(zhandle_t *zh, const char *node, const char *name, zkr_once_record *r, int *found) {
   char data[ONCE_RECORD_MAX];
-  int len = (int)sizeof(data), zrc;
+  int len = (int)sizeof(data), zrc, ok;
+  size_t base = strcspn(name, "~");
+  struct Stat st;
 
   *found = RECORD_NONE;
-  zrc = zoo_get(zh, node, 0, data, &len, NULL);
+  if (zh == NULL)
+    return ZKR_ECLOSED;
+  memset(&st, 0, sizeof(st));
+  zrc = zoo_get(zh, node, 0, data, &len, &st);
   if (zrc == ZNONODE)
     return ZKR_OK;
   if (zrc != ZOK)
     return zkr__from_zk(zrc);
   *found = RECORD_OURS;
-  if (record_parse(data, len, r) != 0) {
+  ok = record_parse(data, len, r) == 0 && st.numChildren == 0 && strlen(r->period) == base &&
+       strncmp(r->period, name, base) == 0 &&
+       (name[base] == '\0' ? r->status == 0 : strcmp(name + base, ONCE_FAILED_SUFFIX) == 0 && r->status != 0);
+  if (!ok) {
     *found = RECORD_FOREIGN;
     memset(r, 0, sizeof(*r));
-    snprintf(r->period, sizeof(r->period), "%s", period);
-    snprintf(r->runner, sizeof(r->runner), "(not a zkr once record)");
+    snprintf(r->period, sizeof(r->period), "%s", name);
+    r->foreign = 1;
   }
   return ZKR_OK;
 }
@@ -396,6 +408,14 @@ int zkr_once_begin(zkr_once *o, int timeout_ms, zkr_once_verdict *verdict, zkr_o
   }
   if (rc == ZKR_OK && !found && zkr_lock_token(o->lock, &o->run.token) != ZKR_OK)
     rc = ZKR_ENOTHELD; /* lost since the grant: decide nothing */
+  /* A node at the marker's name that is no marker of ours: neither done
+   * (it says nothing of a run) nor free to run (someone put it there, and
+   * our marker could not be written over it). Refused, naming it. */
+  if (rc == ZKR_OK && found == RECORD_FOREIGN) {
+    rc = ZKR_EZK;
+    if (rec != NULL)
+      *rec = found_rec;
+  }
   if (rc != ZKR_OK || found) {
     zkr_lock_release(o->lock);
     if (rc == ZKR_OK) {
@@ -455,7 +475,7 @@ static int record_write(zkr_once *o) {
       return rc;
     /* The multi may have committed (O3): read before writing again. */
     {
-      read_args a = {node, r->period, &got, &found};
+      read_args a = {node, strrchr(node, '/') + 1, &got, &found};
       rc = while_held(o, step_read, &a);
       if (rc != ZKR_OK)
         return rc; /* the record's fate is unknown */
@@ -563,6 +583,9 @@ zkr_lock *zkr_once_lock(zkr_once *o) {
 static int history_order(const void *a, const void *b) {
   const zkr_once_record *x = a, *y = b;
 
+  if (x->foreign != y->foreign)
+    return x->foreign - y->foreign; /* foreign nodes last: they have no time */
+
   if (x->start_ms != y->start_ms)
     return x->start_ms > y->start_ms ? -1 : 1;
   return strcmp(y->period, x->period);
@@ -599,8 +622,9 @@ int zkr_once_history(zkr_session *s, const char *path, zkr_once_record **out, si
     zkr_once_record *r = &recs[*n];
     snprintf(node, sizeof(node), "%s/%s", dir, kids.data[i]);
     rc = record_read(zh, node, kids.data[i], r, &found);
-    /* Gone since the listing (pruned), or no record of ours: skipped. */
-    if (rc == ZKR_OK && found == RECORD_OURS)
+    /* Gone since the listing (pruned): skipped. A foreign node is listed
+     * (foreign set): it may block its period's firings. */
+    if (rc == ZKR_OK && found != RECORD_NONE)
       (*n)++;
   }
   deallocate_String_vector(&kids);

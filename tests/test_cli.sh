@@ -1520,6 +1520,27 @@ test_cli_once_setting_mismatch() {
   [ "$(once_runs "$dir/ran")" = 1 ] || fail "the job ran $(once_runs "$dir/ran") times"
 }
 
+# A node at the period's marker name that is no zkr once record (here:
+# garbage data) stops the firing with a message naming it (exit 70) rather
+# than counting as done; status lists it as foreign, with no time.
+test_cli_once_foreign_record() {
+  local out day rc
+  day=$(date -u +%F)
+  zk once --key "$P" --period 1d -- true
+  expect_rc "first firing" 0 $? || return 1
+  zk_delete "$P/done/$day"
+  printf 'create %s garbage\nquit\n' "$P/done/$day" |
+    /usr/share/zookeeper/bin/zkCli.sh -server "$HOSTS" >/dev/null 2>&1
+  out=$(zk once --key "$P" --period 1d -- sh -c 'echo x >> "$1/ran"' sh "$dir" 2>&1)
+  rc=$?
+  if [ "$(date -u +%F)" != "$day" ]; then info "the day turned during the case"; return 0; fi
+  expect_rc "firing over a foreign node" 70 $rc || return 1
+  [[ $out == *"$P/done/$day is not a zkr once marker"* ]] || fail "message: $out" || return 1
+  [ ! -e "$dir/ran" ] || fail "the command ran" || return 1
+  [ "$(once_history "$P")" = "foreign:None:None" ] || fail "status: $(once_history "$P")" || return 1
+  zk once --key "$P" status | grep -Eq "^$day +foreign +- +- +- " || fail "status table: $(zk once --key "$P" status 2>&1)"
+}
+
 # Bad input is refused before connecting (exit 64), naming the rule.
 test_cli_once_usage_errors() {
   local out
@@ -1748,6 +1769,7 @@ CASES=(
   once_waits_for_run
   once_keep
   once_setting_mismatch
+  once_foreign_record
   once_usage_errors
   barrier_wait
   barrier_count

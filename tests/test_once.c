@@ -661,6 +661,60 @@ static void test_once_setting_mismatch(void) {
   once_finish(other);
 }
 
+/* Nodes at a marker's name that are no marker of ours block the period
+ * (begin refuses with ZKR_EZK, rec.foreign set, naming it) instead of
+ * counting as done: garbage data, a record with children, a record whose
+ * status is not 0, a record of another period; status lists each as
+ * foreign. */
+static void test_once_foreign_marker(void) {
+  static const char *const data[] = {
+      "garbage",
+      "zkr-once 1\nperiod 2030-01-02\nstart 1\nend 2\nstatus 0\ntoken 5\nrunner x\n", /* + a child */
+      "zkr-once 1\nperiod 2030-01-03\nstart 1\nend 2\nstatus 3\ntoken 5\nrunner x\n",
+      "zkr-once 1\nperiod 2026-01-01\nstart 1\nend 2\nstatus 0\ntoken 5\nrunner x\n"};
+  char *path = th_path("once-foreign");
+  zkr_session *s = th_session(0);
+  zkr_once *o = once_on(s, path, "1d", NULL, 0, NULL);
+  int64_t day0 = 1893456000000; /* 2030-01-01T00:00:00Z */
+  zkr_once_verdict v = 0;
+  zkr_once_record r, *h = NULL;
+  char node[1200], kid[1300], id[64];
+  zhandle_t *raw;
+  size_t i, n = 0;
+
+  CU_ASSERT_EQUAL(fire(o, 0, NULL), ZKR_ONCE_RUN); /* PATH/done exists */
+  raw = th_raw();
+  for (i = 0; i < 4; i++) {
+    snprintf(id, sizeof(id), "%s", id_of("1d", NULL, day0 + (int64_t)i * 86400000));
+    snprintf(node, sizeof(node), "%s/done/%s", path, id);
+    CU_ASSERT_EQUAL(
+        zoo_create(raw, node, data[i], (int)strlen(data[i]), &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0),
+        ZOK);
+    if (i == 1) {
+      snprintf(kid, sizeof(kid), "%s/x", node);
+      CU_ASSERT_EQUAL(zoo_create(raw, kid, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0), ZOK);
+    }
+    server_at(path, day0 + (int64_t)i * 86400000 + 3600000);
+    memset(&r, 0, sizeof(r));
+    CU_ASSERT_EQUAL(zkr_once_begin(o, TH_SETTLE_MS, &v, &r), ZKR_EZK);
+    CU_ASSERT_EQUAL(r.foreign, 1);
+    CU_ASSERT_STRING_EQUAL(r.period, id);
+    CU_ASSERT_FALSE(zkr_lock_held(zkr_once_lock(o)));
+  }
+  th_raw_close(raw);
+  CU_ASSERT_EQUAL(zkr_once_history(s, path, &h, &n), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(n, 5);
+  CU_ASSERT_EQUAL(h[0].foreign, 0);
+  for (i = 1; i < 5; i++) {
+    CU_ASSERT_EQUAL(h[i].foreign, 1);
+    CU_ASSERT_EQUAL(h[i].start_ms, 0);
+  }
+  zkr_once_history_free(h);
+  zkr_once_free(o);
+  zkr_session_close(s);
+  once_finish(path);
+}
+
 static void test_once_bad_input(void) {
   char *path = th_path("once-bad");
   zkr_session *s = th_session(0);
@@ -720,6 +774,7 @@ int main(void) {
                                   {"test_once_keep1_keeps_marker", test_once_keep1_keeps_marker},
                                   {"test_once_dst_repeated_hour", test_once_dst_repeated_hour},
                                   {"test_once_setting_mismatch", test_once_setting_mismatch},
+                                  {"test_once_foreign_marker", test_once_foreign_marker},
                                   {"test_once_bad_input", test_once_bad_input},
                                   {NULL, NULL}};
 

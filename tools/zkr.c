@@ -153,7 +153,8 @@ static const char usage_once[] =
     "COMMAND's environment gets ZKR_ONCE_PERIOD (the period's id, e.g. 2026-11-29),\n"
     "ZKR_FENCING_TOKEN, ZKR_LOCK_PATH and ZKR_LOCK_NODE.\n"
     "status lists the recent periods: result, exit status, runner, start (UTC), duration,\n"
-    "fencing token; --json prints one JSON object.\n";
+    "fencing token; --json prints one JSON object. A node under the key's done/ that is no record\n"
+    "of zkr once is listed as foreign; at the period's marker name it stops every firing (exit 70).\n";
 
 static const char usage_barrier[] =
     "usage: zkr barrier set PATH\n"
@@ -1770,6 +1771,20 @@ static int once_status(const global *g, const char *path, int json) {
   }
   for (i = 0; i < n; i++) {
     const zkr_once_record *r = &h[i];
+    /* A node that is no record of ours: its name, and no time (never an
+     * epoch-0 one). It blocks its period's firings until deleted. */
+    if (r->foreign && json) {
+      printf("%s{\"period\":", i ? "," : "");
+      json_string(stdout, r->period);
+      printf(",\"result\":\"foreign\",\"status\":null,\"runner\":null,\"start\":null,\"start_ms\":null,"
+             "\"end_ms\":null,\"duration_ms\":null,\"token\":null}");
+      continue;
+    }
+    if (r->foreign) {
+      printf("%-26s %-6s %-4s %-24s %-24s %-10s %s\n", printable(r->period, shown, sizeof(shown)), "foreign",
+             "-", "-", "-", "-", "-");
+      continue;
+    }
     utc_text(r->start_ms, start, sizeof(start));
     if (json) {
       printf("%s{\"period\":", i ? "," : "");
@@ -1962,6 +1977,12 @@ static int cmd_once(global *g, int argc, char **argv) {
     rc = waiting_node_deleted(ctx.kind->noun, path);
   } else if (rc == ZKR_EMISMATCH) {
     rc = once_mismatch(s, path, ctx.period, ctx.tz);
+  } else if (rc == ZKR_EZK && ctx.rec.foreign) {
+    fprintf(stderr,
+            "zkr: once %s: %s/done/%s is not a zkr once marker (other data, children, or not a success of "
+            "that period); not running the command: delete that node to let the period run\n",
+            path, path, printable(ctx.rec.period, runner, sizeof(runner)));
+    rc = ZKR_TOOL_SOFTWARE;
   } else {
     rc = recipe_error(ctx.kind->noun, path, rc);
   }

@@ -94,6 +94,9 @@ typedef struct zkr_once_record {
   int64_t end_ms;   /* server time it ended; 0 while it runs */
   int status;       /* 0: done; else the failed run's status */
   int64_t token;    /* fencing token of the run's lock */
+  int foreign;      /* 1: the node PATH/done/<period> holds no record of ours (other data,
+                       children, another period's record, a marker whose status is not 0):
+                       only period (the node's name) is set; it counts as no run */
 } zkr_once_record;
 
 /* What zkr_once_begin() decided. */
@@ -127,7 +130,11 @@ ZKR_EXTERN int zkr_once_new(zkr_once **out, zkr_session *s, const char *path, co
  * ZKR_ONCE_DONE: the lock was released; rec is the marker (who ran the job,
  * when). On failure the lock is not held. Returns ZKR_OK, ZKR_ETIMEDOUT
  * (lock not acquired), ZKR_EMISMATCH (the key records another period or
- * zone, or PATH holds other data: nothing decided), ZKR_EINVAL (NULL argument, or a run begun and not
+ * zone, or PATH holds other data: nothing decided), ZKR_EZK with
+ * rec->foreign set (rec may not be NULL to tell it) when the marker's
+ * name PATH/done/<rec->period> holds a node that is no marker of ours:
+ * the period counts neither as done nor as free, nothing runs until
+ * someone deletes that node; ZKR_EINVAL (NULL argument, or a run begun and not
  * done), and the errors of zkr_lock_acquire(); after the grant a
  * connection loss is ridden through (each request tried again while the
  * lock is held), and ZKR_ECONNLOSS means the connection stayed down until
@@ -156,8 +163,9 @@ ZKR_EXTERN int zkr_once_done(zkr_once *o, int status);
 ZKR_EXTERN zkr_lock *zkr_once_lock(zkr_once *o);
 
 /* The recent runs of the key at path, newest first (by the server time
- * each run began), read from the markers with one request
- * each; data that is no marker is skipped. On ZKR_OK the caller owns *out
+ * each run began), read from the markers with one request each; a node
+ * under PATH/done that is no record of ours is listed last with foreign
+ * set (it blocks its period's firings: see zkr_once_begin()). On ZKR_OK the caller owns *out
  * (n entries; NULL when n is 0) and frees it with zkr_once_history_free().
  * A key never run has no runs. Returns ZKR_OK, ZKR_EINVAL, ZKR_ENOMEM,
  * ZKR_ECONNLOSS, ZKR_ESESSION, ZKR_ENOAUTH, ZKR_EZK. Any thread. */

@@ -1541,6 +1541,18 @@ test_cli_once_foreign_record() {
   zk once --key "$P" status | grep -Eq "^$day +foreign +- +- +- " || fail "status table: $(zk once --key "$P" status 2>&1)"
 }
 
+# A command named status after -- is the command, not the status
+# subcommand.
+test_cli_once_command_named_status() {
+  mkdir -p "$dir/bin"
+  printf '#!/bin/sh\necho x >> "%s/ran"\n' "$dir" > "$dir/bin/status"
+  chmod +x "$dir/bin/status"
+  PATH="$dir/bin:$PATH" zk once --key "$P" --period 1d -- status >/dev/null
+  expect_rc "-- status" 0 $? || return 1
+  [ "$(once_runs "$dir/ran")" = 1 ] || fail "the command named status did not run" || return 1
+  [ "$(once_history "$P" | cut -d: -f1,2)" = "done:0" ] || fail "status: $(once_history "$P")"
+}
+
 # Bad input is refused before connecting (exit 64), naming the rule.
 test_cli_once_usage_errors() {
   local out
@@ -1770,6 +1782,7 @@ CASES=(
   once_keep
   once_setting_mismatch
   once_foreign_record
+  once_command_named_status
   once_usage_errors
   barrier_wait
   barrier_count

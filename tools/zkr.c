@@ -1904,7 +1904,9 @@ static int cmd_once(global *g, int argc, char **argv) {
   rc = check_target(g, usage_once, "--key", path);
   if (rc != 0)
     return rc;
-  if (optind < argc && strcmp(argv[optind], "status") == 0) {
+  /* The status subcommand only before "--": after it, "status" is the
+   * COMMAND's name (getopt consumed the "--", which is then just before). */
+  if (optind < argc && strcmp(argv[optind], "status") == 0 && strcmp(argv[optind - 1], "--") != 0) {
     if (optind + 1 < argc && strcmp(argv[optind + 1], "--json") == 0)
       json = 1;
     if (optind + 1 + json != argc)

@@ -1553,6 +1553,26 @@ test_cli_once_command_named_status() {
   [ "$(once_history "$P" | cut -d: -f1,2)" = "done:0" ] || fail "status: $(once_history "$P")"
 }
 
+# A success that cannot be marked exits 75 whatever kept the marker out:
+# here the connection stays down (the proxy stalls it) from the command's
+# end until the lock's validity is over.
+test_cli_once_unmarked_exits_75() {
+  local zpid
+  proxy_start || return 1
+  "$ZKR" --hosts "$PROXY_HOSTS" --session-timeout 2000 once --key "$P" --period 1d -- \
+    sh -c 'echo $$ > "$1/started"; while [ ! -e "$1/go" ]; do sleep 0.02; done' sh "$dir" 2>"$dir/zkr.err" &
+  zpid=$!
+  track $zpid
+  await_start "$dir/started" $zpid "command" || return 1
+  proxy_do stall || return 1
+  touch "$dir/go"
+  await 'gone $zpid' 15 || fail "zkr still running 15 s after its command ended" || return 1
+  expect_rc "a success whose marker could not be written" 75 "$(waitrc $zpid)" || return 1
+  grep -q "could not be marked done" "$dir/zkr.err" || fail "message: $(cat "$dir/zkr.err")" || return 1
+  proxy_do resume || return 1
+  proxy_stop
+}
+
 # Bad input is refused before connecting (exit 64), naming the rule.
 test_cli_once_usage_errors() {
   local out
@@ -1783,6 +1803,7 @@ CASES=(
   once_setting_mismatch
   once_foreign_record
   once_command_named_status
+  once_unmarked_exits_75
   once_usage_errors
   barrier_wait
   barrier_count

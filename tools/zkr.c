@@ -819,8 +819,10 @@ static int once_acquire(lock_ctx *c, int timeout_ms) {
 }
 
 /* Records the run. A command that succeeded but whose marker could not be
- * written (the lock was lost first) is reported as lost: the period is not
- * done and the next firing in it runs the command again. */
+ * written is reported as lost (75), whatever kept it out (the lock lost
+ * first, the connection down until the lock's validity ended, another
+ * error): 75 is the documented "could not mark" status, meaning the period
+ * is not done and the next firing in it runs the command again. */
 static void once_release(lock_ctx *c) {
   int rc = zkr_once_done(c->once, c->status);
 
@@ -830,7 +832,7 @@ static void once_release(lock_ctx *c) {
           "zkr: once %s: the command succeeded but period %s could not be marked done (%s); "
           "the next firing in this period runs it again\n",
           c->key, c->rec.period, zkr_strerror(rc));
-  c->status = rc == ZKR_ENOTHELD || rc == ZKR_ESESSION ? ZKR_TOOL_LOST : tool_code(rc);
+  c->status = ZKR_TOOL_LOST;
 }
 
 static void once_destroy(lock_ctx *c) {

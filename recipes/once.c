@@ -334,7 +334,9 @@ int zkr_once_new(zkr_once **out, zkr_session *s, const char *path, const char *p
   if (out == NULL)
     return ZKR_EINVAL;
   *out = NULL;
-  if (opts != NULL && opts->keep < 0)
+  /* Premise: the derived paths (ZKR_ONCE_PATH_MAX) must be valid too, or
+   * the lock's acquire or the marker's write would fail mid-firing. */
+  if ((opts != NULL && opts->keep < 0) || path == NULL || strlen(path) > ZKR_ONCE_PATH_MAX)
     return ZKR_EINVAL;
   o = zkr__recipe_new(sizeof(*o), s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL,
                       &rc);

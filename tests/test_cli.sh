@@ -1596,6 +1596,9 @@ test_cli_once_usage_errors() {
   expect_rc "status --jsn" 64 $? || return 1
   zk once --key "relative//x" --period 1d -- true 2>/dev/null
   expect_rc "a key with an empty component" 64 $? || return 1
+  out=$(zk once --key "/$(printf 'k%.0s' $(seq 1000))" --period 1d -- true 2>&1)
+  expect_rc "a key whose lock path would pass 1024 bytes" 64 $? || return 1
+  [[ $out == *"bad --key: its path is 1001 bytes; at most 944"* ]] || fail "message: $out" || return 1
   [ "$(once_history "$P")" = "" ] || fail "a usage error left a record"
 }
 

@@ -169,13 +169,23 @@ static void test_once_period_ids(void) {
 }
 
 static void test_once_period_problems(void) {
-  static const char *const bad_periods[] = {"",   "d",   "0d",  "1.5h", "7m",    "25h",  "1x",
-                                            "1D", "-1d", "1d ", " 1d",  "3661d", "521w", "1000000s"};
+  static const char *const bad_periods[] = {
+      "",    "d",   "0d",  "1.5h",  "7m",   "25h",      "1x",       "1D",
+      "-1d", "1d ", " 1d", "3661d", "521w", "1000000s", "1000000d", "99999999999999999999999w"};
   /* The last three GLib would take: a POSIX rule (UTC-5), an offset, a
    * file of the zone directory that is no zone (GLib logs a critical). */
-  static const char *const bad_zones[] = {"Nowhere/City",   "../etc/passwd",  "/etc/localtime",
-                                          "Europe//Berlin", "Europe/Berlin/", "",
-                                          "UTC+5",          "+0100",          "leapseconds"};
+  static const char *const bad_zones[] = {"Nowhere/City",
+                                          "../etc/passwd",
+                                          "/etc/localtime",
+                                          "Europe//Berlin",
+                                          "Europe/Berlin/",
+                                          "",
+                                          "UTC+5",
+                                          "+0100",
+                                          "leapseconds",
+                                          "right/Europe/Berlin",
+                                          "posix/Europe/Berlin",
+                                          "right/UTC"};
   size_t i;
 
   CU_ASSERT_PTR_NULL(zkr_once_period_problem("1d", NULL));
@@ -183,6 +193,10 @@ static void test_once_period_problems(void) {
   CU_ASSERT_PTR_NULL(zkr_once_period_problem("1w", "UTC"));
   CU_ASSERT_PTR_NULL(zkr_once_period_problem("24h", "Asia/Kolkata"));
   CU_ASSERT_PTR_NOT_NULL(zkr_once_period_problem(NULL, NULL));
+  CU_ASSERT_STRING_EQUAL(zkr_once_period_problem("1000000d", NULL), zkr_once_period_problem("3661d", NULL));
+  CU_ASSERT_STRING_EQUAL(zkr_once_period_problem("99999999999w", NULL),
+                         zkr_once_period_problem("521w", NULL));
+  CU_ASSERT_PTR_NOT_NULL(strstr(zkr_once_period_problem("1d", "right/Europe/Berlin"), "right/"));
   for (i = 0; i < sizeof(bad_periods) / sizeof(*bad_periods); i++) {
     const char *why = zkr_once_period_problem(bad_periods[i], NULL);
     CU_ASSERT_PTR_NOT_NULL(why);
@@ -732,6 +746,20 @@ static void test_once_bad_input(void) {
   CU_ASSERT_EQUAL(zkr_once_new(&o, s, path, NULL, NULL), ZKR_EINVAL);
   opts.tz = "Nowhere/City";
   CU_ASSERT_EQUAL(zkr_once_new(&o, s, path, "1d", &opts), ZKR_EINVAL);
+  {
+    /* The longest key is accepted; one byte more is not (its lock node
+     * would pass zkr_path_problem's 1024 bytes). */
+    char *longest = malloc(ZKR_ONCE_PATH_MAX + 2);
+    memset(longest, 'k', ZKR_ONCE_PATH_MAX + 1);
+    longest[0] = '/';
+    longest[ZKR_ONCE_PATH_MAX + 1] = '\0';
+    CU_ASSERT_EQUAL(zkr_once_new(&o, s, longest, "1d", NULL), ZKR_EINVAL);
+    longest[ZKR_ONCE_PATH_MAX] = '\0';
+    CU_ASSERT_EQUAL(zkr_once_new(&o, s, longest, "1d", NULL), ZKR_OK);
+    zkr_once_free(o);
+    o = NULL;
+    free(longest);
+  }
   opts.tz = NULL;
   opts.keep = -1;
   CU_ASSERT_EQUAL(zkr_once_new(&o, s, path, "1d", &opts), ZKR_EINVAL);

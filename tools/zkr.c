@@ -1906,6 +1906,10 @@ static int cmd_once(global *g, int argc, char **argv) {
   rc = check_target(g, usage_once, "--key", path);
   if (rc != 0)
     return rc;
+  if (strlen(path) > ZKR_ONCE_PATH_MAX)
+    return usage_error(usage_once,
+                       "bad --key: its path is %zu bytes; at most %d (its lock and marker nodes go below it)",
+                       strlen(path), ZKR_ONCE_PATH_MAX);
   /* The status subcommand only before "--": after it, "status" is the
    * COMMAND's name (getopt consumed the "--", which is then just before). */
   if (optind < argc && strcmp(argv[optind], "status") == 0 && strcmp(argv[optind - 1], "--") != 0) {

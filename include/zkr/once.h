@@ -55,7 +55,8 @@
  * 25 h long) ["2026-11-29", its first day]; Nw, ISO weeks (Monday to
  * Sunday) counted from the week of 1970-01-01 ["2026-W48", its first week].
  * The zone is a tzdata name ("Europe/Berlin"), read from its zone file
- * under $TZDIR or /usr/share/zoneinfo; NULL or "UTC" is UTC. One key should
+ * under $TZDIR or /usr/share/zoneinfo; NULL or "UTC" is UTC. The right/
+ * (leap-second) and posix/ copies are refused. One key should
  * keep one period and zone (recorded, above).
  *
  * One zkr_once runs one period at a time: zkr_once_begin() and
@@ -75,6 +76,13 @@ extern "C" {
 #endif
 
 typedef struct zkr_once zkr_once;
+
+/* The longest key path, in bytes: the nodes below it (PATH/lock/<lock
+ * node>, PATH/done/<period id>~failed) take up to 80 more, and every path
+ * must stay within the 1024 bytes zkr_path_problem() allows, so that a
+ * key too long is refused by zkr_once_new() (ZKR_EINVAL) before any
+ * request, never midway through a firing. */
+#define ZKR_ONCE_PATH_MAX 944
 
 typedef struct zkr_once_opts {
   const char *tz;               /* zone of the periods; NULL = UTC. Copied. */
@@ -114,7 +122,8 @@ ZKR_EXTERN const char *zkr_once_period_problem(const char *period, const char *t
 /* Creates a once object for the key at path (absolute; copied) with period
  * (such as "1d", "15m"; copied) on session s. Sends nothing. opts may be
  * NULL. The caller owns *out; free it with zkr_once_free(). Returns ZKR_OK,
- * ZKR_EINVAL (bad path, period, zone, keep < 0), ZKR_ENOMEM. */
+ * ZKR_EINVAL (bad path or one longer than ZKR_ONCE_PATH_MAX, period, zone,
+ * keep < 0), ZKR_ENOMEM. */
 ZKR_EXTERN int zkr_once_new(zkr_once **out, zkr_session *s, const char *path, const char *period,
                             const zkr_once_opts *opts);
 

@@ -12,10 +12,15 @@
  * The guarantee, exactly: at most one run at a time (the lock, with the
  * caveats of zkr_lock: a holder paused past its session is fenced by the
  * token, not stopped); and every firing (zkr_once_begin) runs the job
- * unless a run of the same period has succeeded and been recorded, so a
- * period in which any machine fired gets at least one run. A second run in
- * a period only follows one that failed, died, lost the lock, or succeeded
- * but could not write its marker (the lock was lost first), or, across a
+ * unless a run of the same period has succeeded and been recorded, or it
+ * returns an error that says why it decided nothing (the lock not
+ * acquired, or lost; the connection down until the lock's validity ended;
+ * ZKR_EMISMATCH: the key records another period or zone; ZKR_EZK with
+ * rec->foreign: a node at the marker's name that is no marker of ours), so
+ * a period in which any machine's firing got past those gets at least one
+ * run. A second run in a period only follows one that failed, died, lost
+ * the lock, or succeeded but could not write its marker (the lock lost
+ * first, or the connection down until its validity ended), or, across a
  * ZooKeeper leader change at a period boundary, from leaders whose clocks
  * disagree (the time is the leader's). The job gets the fencing token and
  * the period id to make its effects idempotent.

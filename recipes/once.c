@@ -1,11 +1,14 @@
 /* zkr_once: a job once per period, decided by the server's clock.
  *
  * One firing, top to bottom:
- *  1. zkr_once_begin takes the key's lock (a plain zkr_lock on PATH/lock);
+ *  1. zkr_once_begin takes the key's lock (a plain zkr_lock on PATH/lock)
+ *     and compares its period and zone with those PATH records (written
+ *     by the key's first firing): another is ZKR_EMISMATCH;
  *  2. writes PATH/clock and takes its mtime as "now": the server's clock,
  *     so machines with skewed clocks agree on the period;
- *  3. reads PATH/done/<period>: present, the period is done (release, say
- *     who ran it); absent, the caller runs the job under the lock;
+ *  3. reads PATH/done/<period>: a marker of ours, the period is done
+ *     (release, say who ran it); absent, the caller runs the job under
+ *     the lock; any other node there, nothing is decided (ZKR_EZK);
  *  4. zkr_once_done writes the marker (or a ~failed record) in one multi
  *     behind a check of our lock node, prunes old markers, releases.
  *

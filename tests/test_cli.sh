@@ -1503,6 +1503,19 @@ print(" ".join(r["period"] for r in json.load(sys.stdin)["runs"]))')
     fail "status after --keep 2: '$out'; runs: $(paste -sd' ' "$dir/ran")"
 }
 
+# --keep 1 after a failed and a successful run of the period: the marker
+# is kept (records ordered by time, the current period's never pruned), so
+# a third firing does not run the command.
+test_cli_once_keep1() {
+  zk once --key "$P" --period 1d --keep 1 -- sh -c 'echo x >> "$1/ran"; exit 3' sh "$dir"
+  expect_rc "failing run" 3 $? || return 1
+  zk once --key "$P" --period 1d --keep 1 -- sh -c 'echo x >> "$1/ran"' sh "$dir"
+  expect_rc "successful run" 0 $? || return 1
+  zk once --key "$P" --period 1d --keep 1 -- sh -c 'echo x >> "$1/ran"' sh "$dir" 2>/dev/null
+  expect_rc "third firing" 0 $? || return 1
+  [ "$(once_runs "$dir/ran")" = 2 ] || fail "the job ran $(once_runs "$dir/ran") times, expected 2"
+}
+
 # A key records its period and zone on first use: a firing with another
 # period or zone is refused (exit 64, naming both), without running.
 test_cli_once_setting_mismatch() {
@@ -1803,6 +1816,7 @@ CASES=(
   once_lock_lost
   once_waits_for_run
   once_keep
+  once_keep1
   once_setting_mismatch
   once_foreign_record
   once_command_named_status

@@ -1,11 +1,14 @@
 /* zkr_once: a job once per period, decided by the server's clock.
  *
  * One firing, top to bottom:
- *  1. zkr_once_begin takes the key's lock (a plain zkr_lock on PATH/lock);
+ *  1. zkr_once_begin takes the key's lock (a plain zkr_lock on PATH/lock)
+ *     and compares its period and zone with those PATH records (written
+ *     by the key's first firing): another is ZKR_EMISMATCH;
  *  2. writes PATH/clock and takes its mtime as "now": the server's clock,
  *     so machines with skewed clocks agree on the period;
- *  3. reads PATH/done/<period>: present, the period is done (release, say
- *     who ran it); absent, the caller runs the job under the lock;
+ *  3. reads PATH/done/<period>: a marker of ours, the period is done
+ *     (release, say who ran it); absent, the caller runs the job under
+ *     the lock; any other node there, nothing is decided (ZKR_EZK);
  *  4. zkr_once_done writes the marker (or a ~failed record) in one multi
  *     behind a check of our lock node, prunes old markers, releases.
  *
@@ -26,6 +29,11 @@
  *     our token is ours (tokens are czxids, unique per hold). A retry
  *     after a read that raced a still-travelling multi finds the marker
  *     (NODEEXISTS) and reads it again, so the outcome is the same.
+ *  O5 A connection loss after the grant ends nothing by itself: every
+ *     request of steps 2-4 is idempotent and tried again while our lock
+ *     is held (while_held), as zkr_lock keeps a hold across a leader
+ *     election; only a lock lost (validity deadline passed, session
+ *     expired, node deleted) ends the firing.
  *  O4 The time is the leader's wall clock: ZooKeeper stamps a write's mtime
  *     with the clock of the leader that ordered it. One leader's stamps
  *     follow its own clock; after a leader change they follow the new
@@ -54,6 +62,8 @@ struct zkr_once {
   zkr__zone *zone;
   int keep;
   char *clock, *done; /* PATH/clock, PATH/done */
+  char *setting;      /* the key's record at PATH: "zkr-once-key 1\nperiod P\ntz Z\n" */
+  char *tz_name;      /* the zone's name as recorded, "UTC" for NULL */
   int running;        /* between begin (RUN) and done */
   zkr_once_record run;
 };
@@ -126,28 +136,40 @@ static int record_parse(const char *data, int len, zkr_once_record *r) {
   return seen == 15 ? 0 : -1;
 }
 
-/* Reads the record at node: *found is RECORD_NONE, RECORD_OURS, or
- * RECORD_FOREIGN for a node there that holds no record of ours: it still
- * marks the period (someone put it there), and r then names only the
- * period. */
+/* Reads the record at node, named name below PATH/done: *found is
+ * RECORD_NONE, RECORD_OURS, or RECORD_FOREIGN. Premise: only a record that
+ * says what its name says may count: it parses, its period line is the
+ * name's period, its status is 0 for a marker ("<id>") and not 0 for a
+ * "<id>~failed" record, and the node has no children. Anything else at
+ * that name (garbage, a record copied to another name, a node with
+ * children) is foreign: r then names only the period (the node's name)
+ * and has foreign set; it never counts as a run, done or failed. */
 enum { RECORD_NONE, RECORD_OURS, RECORD_FOREIGN };
 
-static int record_read(zhandle_t *zh, const char *node, const char *period, zkr_once_record *r, int *found) {
+static int record_read(zhandle_t *zh, const char *node, const char *name, zkr_once_record *r, int *found) {
   char data[ONCE_RECORD_MAX];
-  int len = (int)sizeof(data), zrc;
+  int len = (int)sizeof(data), zrc, ok;
+  size_t base = strcspn(name, "~");
+  struct Stat st;
 
   *found = RECORD_NONE;
-  zrc = zoo_get(zh, node, 0, data, &len, NULL);
+  if (zh == NULL)
+    return ZKR_ECLOSED;
+  memset(&st, 0, sizeof(st));
+  zrc = zoo_get(zh, node, 0, data, &len, &st);
   if (zrc == ZNONODE)
     return ZKR_OK;
   if (zrc != ZOK)
     return zkr__from_zk(zrc);
   *found = RECORD_OURS;
-  if (record_parse(data, len, r) != 0) {
+  ok = record_parse(data, len, r) == 0 && st.numChildren == 0 && strlen(r->period) == base &&
+       strncmp(r->period, name, base) == 0 &&
+       (name[base] == '\0' ? r->status == 0 : strcmp(name + base, ONCE_FAILED_SUFFIX) == 0 && r->status != 0);
+  if (!ok) {
     *found = RECORD_FOREIGN;
     memset(r, 0, sizeof(*r));
-    snprintf(r->period, sizeof(r->period), "%s", period);
-    snprintf(r->runner, sizeof(r->runner), "(not a zkr once record)");
+    snprintf(r->period, sizeof(r->period), "%s", name);
+    r->foreign = 1;
   }
   return ZKR_OK;
 }
@@ -176,6 +198,120 @@ static int server_now(zkr_once *o, int64_t *ms) {
   return ZKR_OK;
 }
 
+/* --- riding through a connection loss --------------------------------------- */
+
+/* Between tries while the connection is down: the client reconnects on
+ * its own; a try fails at once until it has. */
+static void pause_briefly(void) {
+  struct timespec ts = {0, 20 * 1000000L};
+
+  nanosleep(&ts, NULL);
+}
+
+/* Runs step until it ends otherwise than with a connection loss, trying it
+ * again after one only while our lock is still held (as zkr_lock rides
+ * through a leader election). Premises: every step given is idempotent (a
+ * read; the set of PATH/clock, whose every try only moves its mtime; a
+ * create that takes NODEEXISTS as done), so a try whose reply was lost
+ * changes nothing a second try would not; and zkr_lock_held() is false
+ * once the lock's validity deadline (the session's lifetime counted
+ * locally) has passed, so no retry acts for a hold the server may have
+ * handed on, and the loop ends when the connection stays down that long. */
+typedef int (*once_step)(zkr_once *o, void *arg);
+
+static int while_held(zkr_once *o, once_step step, void *arg) {
+  for (;;) {
+    int rc = step(o, arg);
+    if (rc != ZKR_ECONNLOSS || !zkr_lock_held(o->lock))
+      return rc;
+    pause_briefly();
+  }
+}
+
+static int step_now(zkr_once *o, void *arg) {
+  return server_now(o, arg);
+}
+
+typedef struct read_args {
+  const char *node, *period;
+  zkr_once_record *r;
+  int *found;
+} read_args;
+
+static int step_read(zkr_once *o, void *arg) {
+  read_args *a = arg;
+
+  return record_read(zkr_session_zhandle(o->r.s), a->node, a->period, a->r, a->found);
+}
+
+/* PATH/done, the markers' parent. */
+static int step_done_dir(zkr_once *o, void *arg) {
+  zhandle_t *zh = zkr_session_zhandle(o->r.s);
+  int zrc;
+
+  (void)arg;
+  if (zh == NULL)
+    return ZKR_ECLOSED;
+  zrc = zoo_create(zh, o->done, NULL, -1, acl_of(o), ZOO_PERSISTENT, NULL, 0);
+  return zrc == ZOK || zrc == ZNODEEXISTS ? ZKR_OK : zkr__from_zk(zrc);
+}
+
+/* The key's setting, recorded as PATH's data by its first firing. Premise:
+ * a key's period ids are comparable only under one period and zone (a key
+ * fired with 1d and with 1h, or in two zones, would run once per id of
+ * each, several times a day): so every firing compares its period and zone
+ * with the record, under the lock, and one that differs decides nothing
+ * (ZKR_EMISMATCH). The period is compared by value ("15m" is "900s"), the
+ * zone by name (NULL is "UTC"). Idempotent: the first write is a set with
+ * the version read (empty data), and a retry finds it written. */
+static int setting_matches(const zkr_once *o, const char *data, int len) {
+  char buf[256], *p, *t, *e;
+  zkr__period got;
+
+  if (len <= 0 || len >= (int)sizeof(buf))
+    return 0;
+  memcpy(buf, data, (size_t)len);
+  buf[len] = '\0';
+  if (strncmp(buf, "zkr-once-key 1\nperiod ", 22) != 0)
+    return 0;
+  p = buf + 22;
+  t = strstr(p, "\ntz ");
+  if (t == NULL)
+    return 0;
+  *t = '\0';
+  t += 4;
+  e = strchr(t, '\n');
+  if (e == NULL || e[1] != '\0')
+    return 0;
+  *e = '\0';
+  return zkr__period_parse(p, &got) == NULL && got.kind == o->period.kind && got.n == o->period.n &&
+         strcmp(t, o->tz_name) == 0;
+}
+
+static int step_setting(zkr_once *o, void *arg) {
+  zhandle_t *zh = zkr_session_zhandle(o->r.s);
+  char data[256];
+  struct Stat st;
+  int len, zrc;
+
+  (void)arg;
+  if (zh == NULL)
+    return ZKR_ECLOSED;
+  for (;;) {
+    len = (int)sizeof(data);
+    zrc = zoo_get(zh, o->r.path, 0, data, &len, &st);
+    if (zrc != ZOK)
+      return zkr__from_zk(zrc);
+    if (len > 0)
+      return setting_matches(o, data, len) ? ZKR_OK : ZKR_EMISMATCH;
+    zrc = zoo_set(zh, o->r.path, o->setting, (int)strlen(o->setting), st.version);
+    if (zrc == ZOK)
+      return ZKR_OK;
+    if (zrc != ZBADVERSION)
+      return zkr__from_zk(zrc);
+  }
+}
+
 /* --- creating ----------------------------------------------------------------- */
 
 const char *zkr_once_period_problem(const char *period, const char *tz) {
@@ -201,7 +337,9 @@ int zkr_once_new(zkr_once **out, zkr_session *s, const char *path, const char *p
   if (out == NULL)
     return ZKR_EINVAL;
   *out = NULL;
-  if (opts != NULL && opts->keep < 0)
+  /* Premise: the derived paths (ZKR_ONCE_PATH_MAX) must be valid too, or
+   * the lock's acquire or the marker's write would fail mid-firing. */
+  if ((opts != NULL && opts->keep < 0) || path == NULL || strlen(path) > ZKR_ONCE_PATH_MAX)
     return ZKR_EINVAL;
   o = zkr__recipe_new(sizeof(*o), s, path, opts != NULL ? opts->id : NULL, opts != NULL ? opts->acl : NULL,
                       &rc);
@@ -217,6 +355,15 @@ int zkr_once_new(zkr_once **out, zkr_session *s, const char *path, const char *p
     goto fail;
   }
   rc = ZKR_ENOMEM;
+  {
+    const char *tz = opts != NULL && opts->tz != NULL ? opts->tz : "UTC";
+    size_t n = strlen(period) + strlen(tz) + 40;
+    o->setting = malloc(n);
+    o->tz_name = strdup(tz);
+    if (o->setting == NULL || o->tz_name == NULL)
+      goto fail;
+    snprintf(o->setting, n, "zkr-once-key 1\nperiod %s\ntz %s\n", period, tz);
+  }
   o->clock = child_path(path, "clock");
   o->done = child_path(path, "done");
   lock_path = child_path(path, "lock");
@@ -254,15 +401,26 @@ int zkr_once_begin(zkr_once *o, int timeout_ms, zkr_once_verdict *verdict, zkr_o
   if (rc != ZKR_OK)
     return rc;
   memset(&o->run, 0, sizeof(o->run));
-  rc = server_now(o, &now);
+  rc = while_held(o, step_setting, NULL);
+  if (rc == ZKR_OK)
+    rc = while_held(o, step_now, &now);
   if (rc == ZKR_OK && zkr__period_id(&o->period, o->zone, now, o->run.period, sizeof(o->run.period)) != 0)
     rc = ZKR_EINVAL;
   if (rc == ZKR_OK) {
+    read_args a = {node, o->run.period, &found_rec, &found};
     snprintf(node, sizeof(node), "%s/%s", o->done, o->run.period);
-    rc = record_read(zkr_session_zhandle(o->r.s), node, o->run.period, &found_rec, &found);
+    rc = while_held(o, step_read, &a);
   }
   if (rc == ZKR_OK && !found && zkr_lock_token(o->lock, &o->run.token) != ZKR_OK)
     rc = ZKR_ENOTHELD; /* lost since the grant: decide nothing */
+  /* A node at the marker's name that is no marker of ours: neither done
+   * (it says nothing of a run) nor free to run (someone put it there, and
+   * our marker could not be written over it). Refused, naming it. */
+  if (rc == ZKR_OK && found == RECORD_FOREIGN) {
+    rc = ZKR_EZK;
+    if (rec != NULL)
+      *rec = found_rec;
+  }
   if (rc != ZKR_OK || found) {
     zkr_lock_release(o->lock);
     if (rc == ZKR_OK) {
@@ -281,14 +439,6 @@ int zkr_once_begin(zkr_once *o, int timeout_ms, zkr_once_verdict *verdict, zkr_o
   return ZKR_OK;
 }
 
-/* Between tries of a read while the connection is down: the client
- * reconnects on its own; a try fails at once until it has. */
-static void pause_briefly(void) {
-  struct timespec ts = {0, 20 * 1000000L};
-
-  nanosleep(&ts, NULL);
-}
-
 /* Writes the run's record (the marker, or the ~failed record) in one multi
  * behind the check of our lock node (O2), reading it back after a
  * connection loss before trying again (O3). */
@@ -298,16 +448,15 @@ static int record_write(zkr_once *o) {
   char node[ZKR__PATH_MAX + 128], data[ONCE_RECORD_MAX];
   zoo_op_t op;
   zoo_op_result_t res;
-  int len, rc, zrc, found, set = 0;
+  int len, rc, found, set = 0;
 
   if (zh == NULL)
     return ZKR_ECLOSED;
-  rc = server_now(o, &r->end_ms);
+  rc = while_held(o, step_now, &r->end_ms);
+  if (rc == ZKR_OK)
+    rc = while_held(o, step_done_dir, NULL);
   if (rc != ZKR_OK)
     return rc;
-  zrc = zoo_create(zh, o->done, NULL, -1, acl_of(o), ZOO_PERSISTENT, NULL, 0);
-  if (zrc != ZOK && zrc != ZNODEEXISTS)
-    return zkr__from_zk(zrc);
   snprintf(node, sizeof(node), "%s/%s%s", o->done, r->period, r->status == 0 ? "" : ONCE_FAILED_SUFFIX);
   len = record_format(r, data, sizeof(data));
   if (len < 0)
@@ -330,13 +479,11 @@ static int record_write(zkr_once *o) {
     if (rc != ZKR_ECONNLOSS && !(rc == ZKR_EZK && res.err == ZNODEEXISTS))
       return rc;
     /* The multi may have committed (O3): read before writing again. */
-    for (;;) {
-      rc = record_read(zh, node, r->period, &got, &found);
-      if (rc == ZKR_OK)
-        break;
-      if (rc != ZKR_ECONNLOSS || !zkr_lock_held(o->lock))
+    {
+      read_args a = {node, strrchr(node, '/') + 1, &got, &found};
+      rc = while_held(o, step_read, &a);
+      if (rc != ZKR_OK)
         return rc; /* the record's fate is unknown */
-      pause_briefly();
     }
     if (found == RECORD_OURS && got.token == r->token && got.status == r->status && got.end_ms == r->end_ms)
       return ZKR_OK;
@@ -346,27 +493,70 @@ static int record_write(zkr_once *o) {
   }
 }
 
-/* Keeps the newest o->keep records (by name, which sorts a key's period
- * ids by time), deleting the others. Best effort: what is left now goes at the next run. */
-static int by_name(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
+/* A key's records in time order. Premise: a period id does not sort by
+ * time (a marker "D" sorts before its older "D~failed"; an autumn night's
+ * second "T02:00+01:00" before its first "T02:00+02:00"), so records are
+ * never ordered by name: by the server time their run began (the record's
+ * start), a node that is no record of ours by its mtime. */
+typedef struct timed_name {
+  char *name;
+  int64_t at;
+} timed_name;
+
+static int by_time(const void *a, const void *b) {
+  const timed_name *x = a, *y = b;
+
+  if (x->at != y->at)
+    return x->at < y->at ? -1 : 1;
+  return strcmp(x->name, y->name);
 }
 
+/* The base period id of a record's name (without ~failed) equals period. */
+static int of_period(const char *name, const char *period) {
+  size_t n = strcspn(name, "~");
+
+  return strlen(period) == n && strncmp(name, period, n) == 0;
+}
+
+/* Keeps the newest o->keep records by time (above), deleting the older
+ * ones, but never a record of the current period: the marker just written
+ * must stay, or the next firing in the period runs again. Best effort:
+ * what is left now goes at the next run. */
 static void prune(zkr_once *o) {
   zhandle_t *zh = zkr_session_zhandle(o->r.s);
   struct String_vector kids = {0, NULL};
-  char node[ZKR__PATH_MAX + 128];
-  int i;
+  char node[ZKR__PATH_MAX + 128], data[ONCE_RECORD_MAX];
+  timed_name *t;
+  int i, extra;
 
   if (zh == NULL || zoo_get_children(zh, o->done, 0, &kids) != ZOK)
     return;
-  if (kids.count > o->keep) {
-    qsort(kids.data, (size_t)kids.count, sizeof(*kids.data), by_name);
-    for (i = 0; i < kids.count - o->keep; i++) {
-      snprintf(node, sizeof(node), "%s/%s", o->done, kids.data[i]);
-      zoo_delete(zh, node, -1);
-    }
+  if (kids.count <= o->keep || (t = calloc((size_t)kids.count, sizeof(*t))) == NULL) {
+    deallocate_String_vector(&kids);
+    return;
   }
+  for (i = 0; i < kids.count; i++) {
+    zkr_once_record r;
+    struct Stat st;
+    int len = (int)sizeof(data);
+    t[i].name = kids.data[i];
+    memset(&st, 0, sizeof(st));
+    if (snprintf(node, sizeof(node), "%s/%s", o->done, kids.data[i]) < 0 ||
+        zoo_get(zh, node, 0, data, &len, &st) != ZOK)
+      t[i].at = INT64_MAX; /* unknown: counted as newest, not deleted */
+    else
+      t[i].at = record_parse(data, len, &r) == 0 ? r.start_ms : st.mtime;
+  }
+  qsort(t, (size_t)kids.count, sizeof(*t), by_time);
+  extra = kids.count - o->keep;
+  for (i = 0; i < kids.count && extra > 0; i++) {
+    if (of_period(t[i].name, o->run.period) || t[i].at == INT64_MAX)
+      continue;
+    snprintf(node, sizeof(node), "%s/%s", o->done, t[i].name);
+    if (zoo_delete(zh, node, -1) == ZOK)
+      extra--;
+  }
+  free(t);
   deallocate_String_vector(&kids);
 }
 
@@ -394,17 +584,16 @@ zkr_lock *zkr_once_lock(zkr_once *o) {
 
 /* --- history -------------------------------------------------------------------- */
 
-/* Newest period first; a period's marker before its ~failed record. */
+/* Newest run first: by the start of the run (see by_time). */
 static int history_order(const void *a, const void *b) {
-  const char *x = *(char *const *)a, *y = *(char *const *)b;
-  size_t nx = strcspn(x, "~"), ny = strcspn(y, "~");
-  int c = strncmp(y, x, nx < ny ? nx : ny);
+  const zkr_once_record *x = a, *y = b;
 
-  if (c != 0)
-    return c;
-  if (nx != ny)
-    return nx < ny ? 1 : -1;
-  return (x[nx] != '\0') - (y[ny] != '\0');
+  if (x->foreign != y->foreign)
+    return x->foreign - y->foreign; /* foreign nodes last: they have no time */
+
+  if (x->start_ms != y->start_ms)
+    return x->start_ms > y->start_ms ? -1 : 1;
+  return strcmp(y->period, x->period);
 }
 
 int zkr_once_history(zkr_session *s, const char *path, zkr_once_record **out, size_t *n) {
@@ -434,16 +623,18 @@ int zkr_once_history(zkr_session *s, const char *path, zkr_once_record **out, si
     deallocate_String_vector(&kids);
     return ZKR_ENOMEM;
   }
-  qsort(kids.data, (size_t)kids.count, sizeof(*kids.data), history_order);
   for (i = 0; i < kids.count && rc == ZKR_OK; i++) {
     zkr_once_record *r = &recs[*n];
     snprintf(node, sizeof(node), "%s/%s", dir, kids.data[i]);
     rc = record_read(zh, node, kids.data[i], r, &found);
-    /* Gone since the listing (pruned), or no record of ours: skipped. */
-    if (rc == ZKR_OK && found == RECORD_OURS)
+    /* Gone since the listing (pruned): skipped. A foreign node is listed
+     * (foreign set): it may block its period's firings. */
+    if (rc == ZKR_OK && found != RECORD_NONE)
       (*n)++;
   }
   deallocate_String_vector(&kids);
+  if (rc == ZKR_OK)
+    qsort(recs, *n, sizeof(*recs), history_order);
   if (rc != ZKR_OK || *n == 0) {
     free(recs);
     *n = 0;
@@ -464,5 +655,7 @@ void zkr_once_free(zkr_once *o) {
   zkr__zone_free(o->zone);
   free(o->clock);
   free(o->done);
+  free(o->setting);
+  free(o->tz_name);
   zkr__recipe_free(o);
 }

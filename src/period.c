@@ -63,10 +63,12 @@ const char *zkr__period_parse(const char *spec, zkr__period *out) {
   if (spec == NULL)
     return "the period is NULL";
   digits = strspn(spec, "0123456789");
-  if (digits == 0 || digits > 6 || spec[digits] == '\0' || spec[digits + 1] != '\0')
+  if (digits == 0 || spec[digits] == '\0' || spec[digits + 1] != '\0')
     return rule;
+  /* Any count is read, saturating past 10^9 (beyond every unit's bound),
+   * so that 1000000d gets the same message as 3661d. */
   for (i = 0; i < digits; i++)
-    n = n * 10 + (spec[i] - '0');
+    n = n > 1000000000 ? n : n * 10 + (spec[i] - '0');
   if (n == 0)
     return "a period's count must be at least 1";
   switch (spec[digits]) {
@@ -134,6 +136,11 @@ const char *zkr__zone_load(const char *name, zkr__zone **out) {
   *out = NULL;
   if (!utc && !zone_name_ok(name))
     return "a time zone is a name such as Europe/Berlin or UTC (letters, digits, / _ + -)";
+  /* right/ zones count leap seconds, which ZooKeeper's times (POSIX ms)
+   * do not; posix/ is a copy of the plain names: neither is a zone name
+   * for a key, and one key spelt two ways would record two settings. */
+  if (!utc && (strncmp(name, "right/", 6) == 0 || strncmp(name, "posix/", 6) == 0))
+    return "right/ and posix/ zones are not accepted: use the zone's plain name (such as Europe/Berlin)";
   if (!utc && !zone_file_ok(name))
     return "no such time zone (no zone file of that name; is tzdata installed?)";
   z = calloc(1, sizeof(*z));

@@ -1581,6 +1581,89 @@ print(" ".join(r["period"] for r in json.load(sys.stdin)["runs"]))')
     fail "status after --keep 2: '$out'; runs: $(paste -sd' ' "$dir/ran")"
 }
 
+# --keep 1 after a failed and a successful run of the period: the marker
+# is kept (records ordered by time, the current period's never pruned), so
+# a third firing does not run the command.
+test_cli_once_keep1() {
+  zk once --key "$P" --period 1d --keep 1 -- sh -c 'echo x >> "$1/ran"; exit 3' sh "$dir"
+  expect_rc "failing run" 3 $? || return 1
+  zk once --key "$P" --period 1d --keep 1 -- sh -c 'echo x >> "$1/ran"' sh "$dir"
+  expect_rc "successful run" 0 $? || return 1
+  zk once --key "$P" --period 1d --keep 1 -- sh -c 'echo x >> "$1/ran"' sh "$dir" 2>/dev/null
+  expect_rc "third firing" 0 $? || return 1
+  [ "$(once_runs "$dir/ran")" = 2 ] || fail "the job ran $(once_runs "$dir/ran") times, expected 2"
+}
+
+# A key records its period and zone on first use: a firing with another
+# period or zone is refused (exit 64, naming both), without running.
+test_cli_once_setting_mismatch() {
+  local out
+  zk once --key "$P" --period 1d --tz Europe/Berlin -- sh -c 'echo x >> "$1/ran"' sh "$dir"
+  expect_rc "first firing" 0 $? || return 1
+  out=$(zk once --key "$P" --period 1h --tz Europe/Berlin -- sh -c 'echo x >> "$1/ran"' sh "$dir" 2>&1)
+  expect_rc "--period 1h on a 1d key" 64 $? || return 1
+  [[ $out == *"--period 1h --tz Europe/Berlin, but the key records period 1d,tz Europe/Berlin"* ]] ||
+    fail "message: $out" || return 1
+  out=$(zk once --key "$P" --period 1d -- sh -c 'echo x >> "$1/ran"' sh "$dir" 2>&1)
+  expect_rc "no --tz on a Europe/Berlin key" 64 $? || return 1
+  [[ $out == *"--period 1d --tz UTC, but the key records period 1d,tz Europe/Berlin"* ]] ||
+    fail "message: $out" || return 1
+  [ "$(once_runs "$dir/ran")" = 1 ] || fail "the job ran $(once_runs "$dir/ran") times"
+}
+
+# A node at the period's marker name that is no zkr once record (here:
+# garbage data) stops the firing with a message naming it (exit 70) rather
+# than counting as done; status lists it as foreign, with no time.
+test_cli_once_foreign_record() {
+  local out day rc
+  day=$(date -u +%F)
+  zk once --key "$P" --period 1d -- true
+  expect_rc "first firing" 0 $? || return 1
+  zk_delete "$P/done/$day"
+  printf 'create %s garbage\nquit\n' "$P/done/$day" |
+    /usr/share/zookeeper/bin/zkCli.sh -server "$HOSTS" >/dev/null 2>&1
+  out=$(zk once --key "$P" --period 1d -- sh -c 'echo x >> "$1/ran"' sh "$dir" 2>&1)
+  rc=$?
+  if [ "$(date -u +%F)" != "$day" ]; then info "the day turned during the case"; return 0; fi
+  expect_rc "firing over a foreign node" 70 $rc || return 1
+  [[ $out == *"$P/done/$day is not a zkr once marker"* ]] || fail "message: $out" || return 1
+  [ ! -e "$dir/ran" ] || fail "the command ran" || return 1
+  [ "$(once_history "$P")" = "foreign:None:None" ] || fail "status: $(once_history "$P")" || return 1
+  zk once --key "$P" status | grep -Eq "^$day +foreign +- +- +- " || fail "status table: $(zk once --key "$P" status 2>&1)"
+}
+
+# A command named status after -- is the command, not the status
+# subcommand.
+test_cli_once_command_named_status() {
+  mkdir -p "$dir/bin"
+  printf '#!/bin/sh\necho x >> "%s/ran"\n' "$dir" > "$dir/bin/status"
+  chmod +x "$dir/bin/status"
+  PATH="$dir/bin:$PATH" zk once --key "$P" --period 1d -- status >/dev/null
+  expect_rc "-- status" 0 $? || return 1
+  [ "$(once_runs "$dir/ran")" = 1 ] || fail "the command named status did not run" || return 1
+  [ "$(once_history "$P" | cut -d: -f1,2)" = "done:0" ] || fail "status: $(once_history "$P")"
+}
+
+# A success that cannot be marked exits 75 whatever kept the marker out:
+# here the connection stays down (the proxy stalls it) from the command's
+# end until the lock's validity is over.
+test_cli_once_unmarked_exits_75() {
+  local zpid
+  proxy_start || return 1
+  "$ZKR" --hosts "$PROXY_HOSTS" --session-timeout 2000 once --key "$P" --period 1d -- \
+    sh -c 'echo $$ > "$1/started"; while [ ! -e "$1/go" ]; do sleep 0.02; done' sh "$dir" 2>"$dir/zkr.err" &
+  zpid=$!
+  track $zpid
+  await_start "$dir/started" $zpid "command" || return 1
+  proxy_do stall || return 1
+  touch "$dir/go"
+  await 'gone $zpid' 15 || fail "zkr still running 15 s after its command ended" || return 1
+  expect_rc "a success whose marker could not be written" 75 "$(waitrc $zpid)" || return 1
+  grep -q "could not be marked done" "$dir/zkr.err" || fail "message: $(cat "$dir/zkr.err")" || return 1
+  proxy_do resume || return 1
+  proxy_stop
+}
+
 # Bad input is refused before connecting (exit 64), naming the rule.
 test_cli_once_usage_errors() {
   local out
@@ -1604,6 +1687,9 @@ test_cli_once_usage_errors() {
   expect_rc "status --jsn" 64 $? || return 1
   zk once --key "relative//x" --period 1d -- true 2>/dev/null
   expect_rc "a key with an empty component" 64 $? || return 1
+  out=$(zk once --key "/$(printf 'k%.0s' $(seq 1000))" --period 1d -- true 2>&1)
+  expect_rc "a key whose lock path would pass 1024 bytes" 64 $? || return 1
+  [[ $out == *"bad --key: its path is 1001 bytes; at most 944"* ]] || fail "message: $out" || return 1
   [ "$(once_history "$P")" = "" ] || fail "a usage error left a record"
 }
 
@@ -1811,6 +1897,11 @@ CASES=(
   once_lock_lost
   once_waits_for_run
   once_keep
+  once_keep1
+  once_setting_mismatch
+  once_foreign_record
+  once_command_named_status
+  once_unmarked_exits_75
   once_usage_errors
   barrier_wait
   barrier_count

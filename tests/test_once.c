@@ -169,13 +169,23 @@ static void test_once_period_ids(void) {
 }
 
 static void test_once_period_problems(void) {
-  static const char *const bad_periods[] = {"",   "d",   "0d",  "1.5h", "7m",    "25h",  "1x",
-                                            "1D", "-1d", "1d ", " 1d",  "3661d", "521w", "1000000s"};
+  static const char *const bad_periods[] = {
+      "",    "d",   "0d",  "1.5h",  "7m",   "25h",      "1x",       "1D",
+      "-1d", "1d ", " 1d", "3661d", "521w", "1000000s", "1000000d", "99999999999999999999999w"};
   /* The last three GLib would take: a POSIX rule (UTC-5), an offset, a
    * file of the zone directory that is no zone (GLib logs a critical). */
-  static const char *const bad_zones[] = {"Nowhere/City",   "../etc/passwd",  "/etc/localtime",
-                                          "Europe//Berlin", "Europe/Berlin/", "",
-                                          "UTC+5",          "+0100",          "leapseconds"};
+  static const char *const bad_zones[] = {"Nowhere/City",
+                                          "../etc/passwd",
+                                          "/etc/localtime",
+                                          "Europe//Berlin",
+                                          "Europe/Berlin/",
+                                          "",
+                                          "UTC+5",
+                                          "+0100",
+                                          "leapseconds",
+                                          "right/Europe/Berlin",
+                                          "posix/Europe/Berlin",
+                                          "right/UTC"};
   size_t i;
 
   CU_ASSERT_PTR_NULL(zkr_once_period_problem("1d", NULL));
@@ -183,6 +193,10 @@ static void test_once_period_problems(void) {
   CU_ASSERT_PTR_NULL(zkr_once_period_problem("1w", "UTC"));
   CU_ASSERT_PTR_NULL(zkr_once_period_problem("24h", "Asia/Kolkata"));
   CU_ASSERT_PTR_NOT_NULL(zkr_once_period_problem(NULL, NULL));
+  CU_ASSERT_STRING_EQUAL(zkr_once_period_problem("1000000d", NULL), zkr_once_period_problem("3661d", NULL));
+  CU_ASSERT_STRING_EQUAL(zkr_once_period_problem("99999999999w", NULL),
+                         zkr_once_period_problem("521w", NULL));
+  CU_ASSERT_PTR_NOT_NULL(strstr(zkr_once_period_problem("1d", "right/Europe/Berlin"), "right/"));
   for (i = 0; i < sizeof(bad_periods) / sizeof(*bad_periods); i++) {
     const char *why = zkr_once_period_problem(bad_periods[i], NULL);
     CU_ASSERT_PTR_NOT_NULL(why);
@@ -439,6 +453,49 @@ static void test_once_marker_reply_lost(void) {
   once_finish(path);
 }
 
+/* A connection cut right after the grant (the reply of begin's write of
+ * PATH/clock lost, then of its read of the marker) and right before the
+ * marker's write (the reply of done's write of PATH/clock, then of its
+ * create of PATH/done): each step is tried again while the lock is held,
+ * so every firing still runs the job once and marks its period. */
+static void test_once_rides_connection_loss(void) {
+  static const struct {
+    int begin_op, done_op;
+  } cuts[] = {{ZOO_SETDATA_OP, ZOO_SETDATA_OP}, {ZOO_GETDATA_OP, ZOO_CREATE_OP}};
+  char *path = th_path("once-blip");
+  tp_proxy *p = tp_start(th_hosts());
+  zkr_session *s = NULL;
+  zkr_session_opts so;
+  zkr_once *o;
+  zkr_once_verdict v = 0;
+  zkr_once_record r;
+  int64_t day0 = 1795910400000; /* 2026-11-29T00:00:00Z */
+  size_t i;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  memset(&so, 0, sizeof(so));
+  so.session_timeout_ms = TH_SESSION_MS;
+  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&s, tp_hosts(p), &so), ZKR_OK);
+  o = once_on(s, path, "1d", NULL, 0, "blip");
+  for (i = 0; i < sizeof(cuts) / sizeof(*cuts); i++) {
+    int fired = tp_cut_fired(p);
+    server_at(path, day0 + (int64_t)i * 86400000 + 3600000);
+    CU_ASSERT_EQUAL(tp_cut_after(p, cuts[i].begin_op, 1), 0);
+    CU_ASSERT_EQUAL_FATAL(zkr_once_begin(o, TH_SETTLE_MS, &v, &r), ZKR_OK);
+    CU_ASSERT_EQUAL_FATAL(v, ZKR_ONCE_RUN);
+    CU_ASSERT_EQUAL(tp_cut_fired(p), fired + 1);
+    CU_ASSERT_EQUAL(tp_cut_after(p, cuts[i].done_op, 1), 0);
+    CU_ASSERT_EQUAL(zkr_once_done(o, 0), ZKR_OK);
+    CU_ASSERT_EQUAL(tp_cut_fired(p), fired + 2);
+    CU_ASSERT_EQUAL(fire(o, 0, NULL), ZKR_ONCE_DONE);
+  }
+  CU_ASSERT_STRING_EQUAL(markers(path), "2026-11-29 2026-11-30");
+  zkr_once_free(o);
+  zkr_session_close(s);
+  tp_stop(p);
+  once_finish(path);
+}
+
 /* The server's clock decides: its period is the run's, and moving it (the
  * test-only skew) to the next day makes a new period, back again the old
  * one, done. The process's own clock is not read at all (the CLI suite
@@ -528,6 +585,150 @@ static void test_once_markers_pruned(void) {
   once_finish(path);
 }
 
+/* keep = 1 after a failed and a successful run of one period: the marker
+ * sorts before its ~failed record by name, but is the newer record: it is
+ * kept (records are ordered by time, and a record of the current period
+ * is never pruned), so the third firing finds the period done. */
+static void test_once_keep1_keeps_marker(void) {
+  char *path = th_path("once-keep1");
+  zkr_session *s = th_session(0);
+  zkr_once *o = once_on(s, path, "1d", NULL, 1, NULL);
+  zkr_once_record r;
+
+  CU_ASSERT_EQUAL(fire(o, 3, &r), ZKR_ONCE_RUN);
+  CU_ASSERT_EQUAL(fire(o, 0, &r), ZKR_ONCE_RUN);
+  CU_ASSERT_EQUAL(fire(o, 0, NULL), ZKR_ONCE_DONE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(markers(path), r.period));
+  zkr_once_free(o);
+  zkr_session_close(s);
+  once_finish(path);
+}
+
+/* The repeated hour of an autumn night (1h in Europe/Berlin): the second
+ * 02:00 ("+01:00") sorts before the first ("+02:00") by name but is the
+ * newer period: with keep 1 it is kept (a firing in it finds it done), and
+ * the history lists it first. */
+static void test_once_dst_repeated_hour(void) {
+  char *path = th_path("once-dst-hour"), *hpath = th_path("once-dst-hour-h");
+  zkr_session *s = th_session(0);
+  zkr_once *o = once_on(s, path, "1h", "Europe/Berlin", 1, NULL),
+           *h = once_on(s, hpath, "1h", "Europe/Berlin", 0, NULL);
+  zkr_once_record r, *hist = NULL;
+  size_t n = 0;
+
+  server_at(path, 1792888230000); /* 2026-10-25T00:30:30Z, 02:30:30 CEST */
+  CU_ASSERT_EQUAL(fire(o, 0, &r), ZKR_ONCE_RUN);
+  CU_ASSERT_STRING_EQUAL(r.period, "2026-10-25T02:00+02:00");
+  CU_ASSERT_EQUAL(fire(h, 0, &r), ZKR_ONCE_RUN);
+  server_at(path, 1792891830000); /* 01:30:30Z, 02:30:30 CET */
+  CU_ASSERT_EQUAL(fire(o, 0, &r), ZKR_ONCE_RUN);
+  CU_ASSERT_STRING_EQUAL(r.period, "2026-10-25T02:00+01:00");
+  CU_ASSERT_EQUAL(fire(h, 0, &r), ZKR_ONCE_RUN);
+  CU_ASSERT_EQUAL(fire(o, 0, &r), ZKR_ONCE_DONE);
+  CU_ASSERT_STRING_EQUAL(markers(path), "2026-10-25T02:00+01:00");
+  CU_ASSERT_EQUAL(zkr_once_history(s, hpath, &hist, &n), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(n, 2);
+  CU_ASSERT_STRING_EQUAL(hist[0].period, "2026-10-25T02:00+01:00");
+  CU_ASSERT_STRING_EQUAL(hist[1].period, "2026-10-25T02:00+02:00");
+  zkr_once_history_free(hist);
+  zkr_once_free(o);
+  zkr_once_free(h);
+  zkr_session_close(s);
+  once_finish(path);
+  once_finish(hpath);
+}
+
+/* A key records its period and zone on first use; a firing with another
+ * period (1h; 1d too: calendar days, not 24h of clock), another zone, or
+ * on a path with other data is refused with ZKR_EMISMATCH and decides
+ * nothing; the same period spelt otherwise ("86400s" for "24h", "UTC"
+ * for NULL) is the same. */
+static void test_once_setting_mismatch(void) {
+  char *path = th_path("once-setting"), *other = th_path("once-setting-other");
+  zkr_session *s = th_session(0);
+  zkr_once *o = once_on(s, path, "24h", NULL, 0, NULL), *h = once_on(s, path, "1h", NULL, 0, NULL),
+           *d = once_on(s, path, "1d", NULL, 0, NULL), *z = once_on(s, path, "24h", "Europe/Berlin", 0, NULL),
+           *same = once_on(s, path, "86400s", "UTC", 0, NULL), *f = once_on(s, other, "1d", NULL, 0, NULL);
+  zkr_once_verdict v = 0;
+  zhandle_t *raw;
+
+  CU_ASSERT_EQUAL(fire(o, 0, NULL), ZKR_ONCE_RUN);
+  CU_ASSERT_EQUAL(zkr_once_begin(h, TH_SETTLE_MS, &v, NULL), ZKR_EMISMATCH);
+  CU_ASSERT_EQUAL(zkr_once_begin(d, TH_SETTLE_MS, &v, NULL), ZKR_EMISMATCH);
+  CU_ASSERT_EQUAL(zkr_once_begin(z, TH_SETTLE_MS, &v, NULL), ZKR_EMISMATCH);
+  CU_ASSERT_FALSE(zkr_lock_held(zkr_once_lock(h)));
+  CU_ASSERT_EQUAL(fire(same, 0, NULL), ZKR_ONCE_DONE);
+  raw = th_raw();
+  zoo_create(raw, "/zkr-test", NULL, -1, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0);
+  CU_ASSERT_EQUAL(zoo_create(raw, other, "app data", 8, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0), ZOK);
+  th_raw_close(raw);
+  CU_ASSERT_EQUAL(zkr_once_begin(f, TH_SETTLE_MS, &v, NULL), ZKR_EMISMATCH);
+  CU_ASSERT_STRING_EQUAL(markers(other), "");
+  zkr_once_free(o);
+  zkr_once_free(h);
+  zkr_once_free(d);
+  zkr_once_free(z);
+  zkr_once_free(same);
+  zkr_once_free(f);
+  zkr_session_close(s);
+  once_finish(path);
+  once_finish(other);
+}
+
+/* Nodes at a marker's name that are no marker of ours block the period
+ * (begin refuses with ZKR_EZK, rec.foreign set, naming it) instead of
+ * counting as done: garbage data, a record with children, a record whose
+ * status is not 0, a record of another period; status lists each as
+ * foreign. */
+static void test_once_foreign_marker(void) {
+  static const char *const data[] = {
+      "garbage",
+      "zkr-once 1\nperiod 2030-01-02\nstart 1\nend 2\nstatus 0\ntoken 5\nrunner x\n", /* + a child */
+      "zkr-once 1\nperiod 2030-01-03\nstart 1\nend 2\nstatus 3\ntoken 5\nrunner x\n",
+      "zkr-once 1\nperiod 2026-01-01\nstart 1\nend 2\nstatus 0\ntoken 5\nrunner x\n"};
+  char *path = th_path("once-foreign");
+  zkr_session *s = th_session(0);
+  zkr_once *o = once_on(s, path, "1d", NULL, 0, NULL);
+  int64_t day0 = 1893456000000; /* 2030-01-01T00:00:00Z */
+  zkr_once_verdict v = 0;
+  zkr_once_record r, *h = NULL;
+  char node[1200], kid[1300], id[64];
+  zhandle_t *raw;
+  size_t i, n = 0;
+
+  CU_ASSERT_EQUAL(fire(o, 0, NULL), ZKR_ONCE_RUN); /* PATH/done exists */
+  raw = th_raw();
+  for (i = 0; i < 4; i++) {
+    snprintf(id, sizeof(id), "%s", id_of("1d", NULL, day0 + (int64_t)i * 86400000));
+    snprintf(node, sizeof(node), "%s/done/%s", path, id);
+    CU_ASSERT_EQUAL(
+        zoo_create(raw, node, data[i], (int)strlen(data[i]), &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0),
+        ZOK);
+    if (i == 1) {
+      snprintf(kid, sizeof(kid), "%s/x", node);
+      CU_ASSERT_EQUAL(zoo_create(raw, kid, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0), ZOK);
+    }
+    server_at(path, day0 + (int64_t)i * 86400000 + 3600000);
+    memset(&r, 0, sizeof(r));
+    CU_ASSERT_EQUAL(zkr_once_begin(o, TH_SETTLE_MS, &v, &r), ZKR_EZK);
+    CU_ASSERT_EQUAL(r.foreign, 1);
+    CU_ASSERT_STRING_EQUAL(r.period, id);
+    CU_ASSERT_FALSE(zkr_lock_held(zkr_once_lock(o)));
+  }
+  th_raw_close(raw);
+  CU_ASSERT_EQUAL(zkr_once_history(s, path, &h, &n), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(n, 5);
+  CU_ASSERT_EQUAL(h[0].foreign, 0);
+  for (i = 1; i < 5; i++) {
+    CU_ASSERT_EQUAL(h[i].foreign, 1);
+    CU_ASSERT_EQUAL(h[i].start_ms, 0);
+  }
+  zkr_once_history_free(h);
+  zkr_once_free(o);
+  zkr_session_close(s);
+  once_finish(path);
+}
+
 static void test_once_bad_input(void) {
   char *path = th_path("once-bad");
   zkr_session *s = th_session(0);
@@ -545,6 +746,20 @@ static void test_once_bad_input(void) {
   CU_ASSERT_EQUAL(zkr_once_new(&o, s, path, NULL, NULL), ZKR_EINVAL);
   opts.tz = "Nowhere/City";
   CU_ASSERT_EQUAL(zkr_once_new(&o, s, path, "1d", &opts), ZKR_EINVAL);
+  {
+    /* The longest key is accepted; one byte more is not (its lock node
+     * would pass zkr_path_problem's 1024 bytes). */
+    char *longest = malloc(ZKR_ONCE_PATH_MAX + 2);
+    memset(longest, 'k', ZKR_ONCE_PATH_MAX + 1);
+    longest[0] = '/';
+    longest[ZKR_ONCE_PATH_MAX + 1] = '\0';
+    CU_ASSERT_EQUAL(zkr_once_new(&o, s, longest, "1d", NULL), ZKR_EINVAL);
+    longest[ZKR_ONCE_PATH_MAX] = '\0';
+    CU_ASSERT_EQUAL(zkr_once_new(&o, s, longest, "1d", NULL), ZKR_OK);
+    zkr_once_free(o);
+    o = NULL;
+    free(longest);
+  }
   opts.tz = NULL;
   opts.keep = -1;
   CU_ASSERT_EQUAL(zkr_once_new(&o, s, path, "1d", &opts), ZKR_EINVAL);
@@ -580,9 +795,14 @@ int main(void) {
                                   {"test_once_failure_not_marked", test_once_failure_not_marked},
                                   {"test_once_lock_lost_no_marker", test_once_lock_lost_no_marker},
                                   {"test_once_marker_reply_lost", test_once_marker_reply_lost},
+                                  {"test_once_rides_connection_loss", test_once_rides_connection_loss},
                                   {"test_once_server_time_decides", test_once_server_time_decides},
                                   {"test_once_dst_local_midnight", test_once_dst_local_midnight},
                                   {"test_once_markers_pruned", test_once_markers_pruned},
+                                  {"test_once_keep1_keeps_marker", test_once_keep1_keeps_marker},
+                                  {"test_once_dst_repeated_hour", test_once_dst_repeated_hour},
+                                  {"test_once_setting_mismatch", test_once_setting_mismatch},
+                                  {"test_once_foreign_marker", test_once_foreign_marker},
                                   {"test_once_bad_input", test_once_bad_input},
                                   {NULL, NULL}};
 

@@ -147,12 +147,14 @@ static const char usage_once[] =
     "P: a count and a unit: Ns, Nm, Nh (dividing a day: 30s, 15m, 1h, 6h), Nd (calendar days),\n"
     "Nw (ISO weeks), in ZONE (a tzdata name such as Europe/Berlin; default UTC): 1d turns at\n"
     "local midnight. NAME is the key's path if it starts with /, else /zkr/once/NAME.\n"
+    "A key keeps one period and zone: its first firing records them; another P or ZONE exits 64.\n"
     "--keep N keeps the newest N records (default 100). -w waits at most SECONDS for a run in\n"
     "progress elsewhere (default: as long as it takes), then exits 1.\n"
     "COMMAND's environment gets ZKR_ONCE_PERIOD (the period's id, e.g. 2026-11-29),\n"
     "ZKR_FENCING_TOKEN, ZKR_LOCK_PATH and ZKR_LOCK_NODE.\n"
     "status lists the recent periods: result, exit status, runner, start (UTC), duration,\n"
-    "fencing token; --json prints one JSON object.\n";
+    "fencing token; --json prints one JSON object. A node under the key's done/ that is no record\n"
+    "of zkr once is listed as foreign; at the period's marker name it stops every firing (exit 70).\n";
 
 static const char usage_barrier[] =
     "usage: zkr barrier set PATH\n"
@@ -817,8 +819,10 @@ static int once_acquire(lock_ctx *c, int timeout_ms) {
 }
 
 /* Records the run. A command that succeeded but whose marker could not be
- * written (the lock was lost first) is reported as lost: the period is not
- * done and the next firing in it runs the command again. */
+ * written is reported as lost (75), whatever kept it out (the lock lost
+ * first, the connection down until the lock's validity ended, another
+ * error): 75 is the documented "could not mark" status, meaning the period
+ * is not done and the next firing in it runs the command again. */
 static void once_release(lock_ctx *c) {
   int rc = zkr_once_done(c->once, c->status);
 
@@ -828,7 +832,7 @@ static void once_release(lock_ctx *c) {
           "zkr: once %s: the command succeeded but period %s could not be marked done (%s); "
           "the next firing in this period runs it again\n",
           c->key, c->rec.period, zkr_strerror(rc));
-  c->status = rc == ZKR_ENOTHELD || rc == ZKR_ESESSION ? ZKR_TOOL_LOST : tool_code(rc);
+  c->status = ZKR_TOOL_LOST;
 }
 
 static void once_destroy(lock_ctx *c) {
@@ -1769,6 +1773,20 @@ static int once_status(const global *g, const char *path, int json) {
   }
   for (i = 0; i < n; i++) {
     const zkr_once_record *r = &h[i];
+    /* A node that is no record of ours: its name, and no time (never an
+     * epoch-0 one). It blocks its period's firings until deleted. */
+    if (r->foreign && json) {
+      printf("%s{\"period\":", i ? "," : "");
+      json_string(stdout, r->period);
+      printf(",\"result\":\"foreign\",\"status\":null,\"runner\":null,\"start\":null,\"start_ms\":null,"
+             "\"end_ms\":null,\"duration_ms\":null,\"token\":null}");
+      continue;
+    }
+    if (r->foreign) {
+      printf("%-26s %-6s %-4s %-24s %-24s %-10s %s\n", printable(r->period, shown, sizeof(shown)), "foreign",
+             "-", "-", "-", "-", "-");
+      continue;
+    }
     utc_text(r->start_ms, start, sizeof(start));
     if (json) {
       printf("%s{\"period\":", i ? "," : "");
@@ -1789,6 +1807,33 @@ static int once_status(const global *g, const char *path, int json) {
     printf("]}\n");
   zkr_once_history_free(h);
   return 0;
+}
+
+/* The key records another period or zone (or PATH holds other data): a
+ * usage error, though found only once connected, as --leases is. */
+static int once_mismatch(zkr_session *s, const char *path, const char *period, const char *tz) {
+  char data[256], shown[256], recorded[512];
+  int len = (int)sizeof(data) - 1, i;
+
+  if (zoo_get(zkr_session_zhandle(s), path, 0, data, &len, NULL) != ZOK || len < 0)
+    len = 0;
+  data[len] = '\0';
+  while (len > 0 && data[len - 1] == '\n')
+    data[--len] = '\0';
+  if (strncmp(data, "zkr-once-key 1\n", 15) == 0) {
+    memmove(data, data + 15, strlen(data + 15) + 1);
+    for (i = 0; data[i] != '\0'; i++)
+      if (data[i] == '\n')
+        data[i] = ',';
+    fprintf(stderr, "zkr: once %s: --period %s --tz %s, but the key records %s: %s\n",
+            printable(path, shown, sizeof(shown)), period, tz != NULL ? tz : "UTC",
+            printable(data, recorded, sizeof(recorded)), zkr_strerror(ZKR_EMISMATCH));
+  } else {
+    fprintf(stderr, "zkr: once %s: --period %s --tz %s, but the key's path holds other data (%s): %s\n",
+            printable(path, shown, sizeof(shown)), period, tz != NULL ? tz : "UTC",
+            printable(data, recorded, sizeof(recorded)), zkr_strerror(ZKR_EMISMATCH));
+  }
+  return ZKR_TOOL_USAGE;
 }
 
 static int cmd_once(global *g, int argc, char **argv) {
@@ -1861,7 +1906,13 @@ static int cmd_once(global *g, int argc, char **argv) {
   rc = check_target(g, usage_once, "--key", path);
   if (rc != 0)
     return rc;
-  if (optind < argc && strcmp(argv[optind], "status") == 0) {
+  if (strlen(path) > ZKR_ONCE_PATH_MAX)
+    return usage_error(usage_once,
+                       "bad --key: its path is %zu bytes; at most %d (its lock and marker nodes go below it)",
+                       strlen(path), ZKR_ONCE_PATH_MAX);
+  /* The status subcommand only before "--": after it, "status" is the
+   * COMMAND's name (getopt consumed the "--", which is then just before). */
+  if (optind < argc && strcmp(argv[optind], "status") == 0 && strcmp(argv[optind - 1], "--") != 0) {
     if (optind + 1 < argc && strcmp(argv[optind + 1], "--json") == 0)
       json = 1;
     if (optind + 1 + json != argc)
@@ -1932,6 +1983,14 @@ static int cmd_once(global *g, int argc, char **argv) {
     rc = ZKR_TOOL_GAVE_UP;
   } else if (rc == ZKR_ELOST) {
     rc = waiting_node_deleted(ctx.kind->noun, path);
+  } else if (rc == ZKR_EMISMATCH) {
+    rc = once_mismatch(s, path, ctx.period, ctx.tz);
+  } else if (rc == ZKR_EZK && ctx.rec.foreign) {
+    fprintf(stderr,
+            "zkr: once %s: %s/done/%s is not a zkr once marker (other data, children, or not a success of "
+            "that period); not running the command: delete that node to let the period run\n",
+            path, path, printable(ctx.rec.period, runner, sizeof(runner)));
+    rc = ZKR_TOOL_SOFTWARE;
   } else {
     rc = recipe_error(ctx.kind->noun, path, rc);
   }

@@ -34,7 +34,7 @@ extern "C" {
   X(ELOGROUTES, -15, "too many open sessions route the ZooKeeper client's log (at most 256)") \
   X(EDEADLK, -16, "the calling thread holds the read lock: taking the write lock would wait for "  \
                   "itself forever (release the read lock first)")                                 \
-  X(EMISMATCH, -17, "the semaphore's participants disagree on max_leases (recorded on its path)") \
+  X(EMISMATCH, -17, "the participants disagree on max_leases (a semaphore) or period and zone (a once key), recorded on the path") \
   X(EBROKEN, -18, "the barrier is broken: a participant left or lost its session before all had entered")
 /* clang-format on */
 

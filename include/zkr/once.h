@@ -12,13 +12,25 @@
  * The guarantee, exactly: at most one run at a time (the lock, with the
  * caveats of zkr_lock: a holder paused past its session is fenced by the
  * token, not stopped); and every firing (zkr_once_begin) runs the job
- * unless a run of the same period has succeeded and been recorded, so a
- * period in which any machine fired gets at least one run. A second run in
- * a period only follows one that failed, died, lost the lock, or succeeded
- * but could not write its marker (the lock was lost first), or, across a
+ * unless a run of the same period has succeeded and been recorded, or it
+ * returns an error that says why it decided nothing (the lock not
+ * acquired, or lost; the connection down until the lock's validity ended;
+ * ZKR_EMISMATCH: the key records another period or zone; ZKR_EZK with
+ * rec->foreign: a node at the marker's name that is no marker of ours), so
+ * a period in which any machine's firing got past those gets at least one
+ * run. A second run in a period only follows one that failed, died, lost
+ * the lock, or succeeded but could not write its marker (the lock lost
+ * first, or the connection down until its validity ended), or, across a
  * ZooKeeper leader change at a period boundary, from leaders whose clocks
  * disagree (the time is the leader's). The job gets the fencing token and
  * the period id to make its effects idempotent.
+ *
+ * The key's setting is PATH's data, written by its first firing: three
+ * lines "zkr-once-key 1", "period P" (as given), "tz Z" (the zone's name,
+ * "UTC" for NULL). A firing whose period (compared by value: "86400s" is
+ * "24h", "1d" is not) or zone (by name) differs, or that finds other data
+ * at PATH, decides nothing: ZKR_EMISMATCH, for a key's period ids are
+ * comparable only under one period and zone.
  *
  * Layout under the key's path PATH (absolute): PATH/lock, the lock (a
  * zkr_lock, Curator's mutex naming); PATH/clock, a persistent node written
@@ -30,6 +42,10 @@
  * done), "token T" (the lock's fencing token), "runner ID" (last: the rest
  * of the line). The newest `keep` records (100 by default) are kept: each
  * zkr_once_done() deletes the older ones, so nothing grows without bound.
+ * Records are ordered by time (the start of their run; a node that is no
+ * record by its mtime), never by name (a marker sorts before its older
+ * ~failed record, an autumn night's second 02:00 before its first), and a
+ * record of the current period is never deleted, even past `keep`.
  * TTL nodes are not used: a marker must be written in a multi behind the
  * lock's check, and the 3.8 C client's multi cannot create TTL nodes
  * (ZUNIMPLEMENTED, also from a server started with extendedTypesEnabled,
@@ -44,8 +60,9 @@
  * 25 h long) ["2026-11-29", its first day]; Nw, ISO weeks (Monday to
  * Sunday) counted from the week of 1970-01-01 ["2026-W48", its first week].
  * The zone is a tzdata name ("Europe/Berlin"), read from its zone file
- * under $TZDIR or /usr/share/zoneinfo; NULL or "UTC" is UTC. One key should
- * keep one period: markers are ordered by name.
+ * under $TZDIR or /usr/share/zoneinfo; NULL or "UTC" is UTC. The right/
+ * (leap-second) and posix/ copies are refused. One key should
+ * keep one period and zone (recorded, above).
  *
  * One zkr_once runs one period at a time: zkr_once_begin() and
  * zkr_once_done() are called by the same thread (the lock's hold belongs
@@ -65,6 +82,13 @@ extern "C" {
 
 typedef struct zkr_once zkr_once;
 
+/* The longest key path, in bytes: the nodes below it (PATH/lock/<lock
+ * node>, PATH/done/<period id>~failed) take up to 80 more, and every path
+ * must stay within the 1024 bytes zkr_path_problem() allows, so that a
+ * key too long is refused by zkr_once_new() (ZKR_EINVAL) before any
+ * request, never midway through a firing. */
+#define ZKR_ONCE_PATH_MAX 944
+
 typedef struct zkr_once_opts {
   const char *tz;               /* zone of the periods; NULL = UTC. Copied. */
   int keep;                     /* markers kept; 0 = 100 */
@@ -83,6 +107,9 @@ typedef struct zkr_once_record {
   int64_t end_ms;   /* server time it ended; 0 while it runs */
   int status;       /* 0: done; else the failed run's status */
   int64_t token;    /* fencing token of the run's lock */
+  int foreign;      /* 1: the node PATH/done/<period> holds no record of ours (other data,
+                       children, another period's record, a marker whose status is not 0):
+                       only period (the node's name) is set; it counts as no run */
 } zkr_once_record;
 
 /* What zkr_once_begin() decided. */
@@ -100,7 +127,8 @@ ZKR_EXTERN const char *zkr_once_period_problem(const char *period, const char *t
 /* Creates a once object for the key at path (absolute; copied) with period
  * (such as "1d", "15m"; copied) on session s. Sends nothing. opts may be
  * NULL. The caller owns *out; free it with zkr_once_free(). Returns ZKR_OK,
- * ZKR_EINVAL (bad path, period, zone, keep < 0), ZKR_ENOMEM. */
+ * ZKR_EINVAL (bad path or one longer than ZKR_ONCE_PATH_MAX, period, zone,
+ * keep < 0), ZKR_ENOMEM. */
 ZKR_EXTERN int zkr_once_new(zkr_once **out, zkr_session *s, const char *path, const char *period,
                             const zkr_once_opts *opts);
 
@@ -115,9 +143,16 @@ ZKR_EXTERN int zkr_once_new(zkr_once **out, zkr_session *s, const char *path, co
  * while zkr_lock_held(zkr_once_lock(o)), then call zkr_once_done().
  * ZKR_ONCE_DONE: the lock was released; rec is the marker (who ran the job,
  * when). On failure the lock is not held. Returns ZKR_OK, ZKR_ETIMEDOUT
- * (lock not acquired), ZKR_EINVAL (NULL argument, or a run begun and not
- * done), and the errors of zkr_lock_acquire(); ZKR_ECONNLOSS when the
- * connection was lost during a request after the lock was taken. */
+ * (lock not acquired), ZKR_EMISMATCH (the key records another period or
+ * zone, or PATH holds other data: nothing decided), ZKR_EZK with
+ * rec->foreign set (rec may not be NULL to tell it) when the marker's
+ * name PATH/done/<rec->period> holds a node that is no marker of ours:
+ * the period counts neither as done nor as free, nothing runs until
+ * someone deletes that node; ZKR_EINVAL (NULL argument, or a run begun and not
+ * done), and the errors of zkr_lock_acquire(); after the grant a
+ * connection loss is ridden through (each request tried again while the
+ * lock is held), and ZKR_ECONNLOSS means the connection stayed down until
+ * the lock's validity ended (ZKR_ENOTHELD: the lock was lost otherwise). */
 ZKR_EXTERN int zkr_once_begin(zkr_once *o, int timeout_ms, zkr_once_verdict *verdict, zkr_once_record *rec);
 
 /* Ends the run begun by zkr_once_begin() with the job's status (0:
@@ -125,8 +160,10 @@ ZKR_EXTERN int zkr_once_begin(zkr_once *o, int timeout_ms, zkr_once_verdict *ver
  * writes the period's completion marker in one multi with a check of our
  * lock node, so it commits only while the lock is held; another status
  * writes a ~failed record instead (informational: it never marks the
- * period done). After a connection loss during the write the marker is
- * read back before anything is retried. Then the markers past `keep` are
+ * period done). A connection loss is ridden through while the lock is
+ * held: the reads and the write of PATH/clock are tried again, and after
+ * one during the record's write the record is read back before anything
+ * is retried. Then the markers past `keep` are
  * deleted. Returns ZKR_OK (record written), ZKR_ENOTHELD (no run begun,
  * or the lock was lost before the record could be written: the period is
  * not marked done), ZKR_ESESSION, ZKR_ECONNLOSS (the record's fate is
@@ -139,9 +176,10 @@ ZKR_EXTERN int zkr_once_done(zkr_once *o, int status);
  * run. Releasing or freeing it is not allowed. NULL for NULL. */
 ZKR_EXTERN zkr_lock *zkr_once_lock(zkr_once *o);
 
-/* The recent runs of the key at path, newest period first (and a period's
- * ~failed record after its marker), read from the markers with one request
- * each; data that is no marker is skipped. On ZKR_OK the caller owns *out
+/* The recent runs of the key at path, newest first (by the server time
+ * each run began), read from the markers with one request each; a node
+ * under PATH/done that is no record of ours is listed last with foreign
+ * set (it blocks its period's firings: see zkr_once_begin()). On ZKR_OK the caller owns *out
  * (n entries; NULL when n is 0) and frees it with zkr_once_history_free().
  * A key never run has no runs. Returns ZKR_OK, ZKR_EINVAL, ZKR_ENOMEM,
  * ZKR_ECONNLOSS, ZKR_ESESSION, ZKR_ENOAUTH, ZKR_EZK. Any thread. */

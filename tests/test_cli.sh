@@ -1650,14 +1650,14 @@ test_cli_once_command_named_status() {
 test_cli_once_unmarked_exits_75() {
   local zpid
   proxy_start || return 1
-  "$ZKR" --hosts "$PROXY_HOSTS" --session-timeout 2000 once --key "$P" --period 1d -- \
+  "$ZKR" --hosts "$PROXY_HOSTS" --session-timeout "$SHORT_SESSION_MS" once --key "$P" --period 1d -- \
     sh -c 'echo $$ > "$1/started"; while [ ! -e "$1/go" ]; do sleep 0.02; done' sh "$dir" 2>"$dir/zkr.err" &
   zpid=$!
   track $zpid
   await_start "$dir/started" $zpid "command" || return 1
   proxy_do stall || return 1
   touch "$dir/go"
-  await 'gone $zpid' 15 || fail "zkr still running 15 s after its command ended" || return 1
+  await 'gone $zpid' "$SETTLE_MS" || fail "zkr still running $(to_s $SETTLE_MS) s after its command ended" || return 1
   expect_rc "a success whose marker could not be written" 75 "$(waitrc $zpid)" || return 1
   grep -q "could not be marked done" "$dir/zkr.err" || fail "message: $(cat "$dir/zkr.err")" || return 1
   proxy_do resume || return 1

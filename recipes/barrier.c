@@ -351,15 +351,6 @@ void zkr_barrier_free(zkr_barrier *b) {
 
 /* --- the double barrier: creating ------------------------------------------------- */
 
-static char *child_path(const char *dir, const char *name) {
-  size_t n = strlen(dir) + 1 + strlen(name) + 1;
-  char *p = malloc(n);
-
-  if (p != NULL)
-    snprintf(p, n, "%s/%s", dir, name);
-  return p;
-}
-
 int zkr_double_barrier_new(zkr_double_barrier **out, zkr_session *s, const char *path, int member_qty,
                            const zkr_barrier_opts *opts) {
   zkr_double_barrier *db;
@@ -374,7 +365,7 @@ int zkr_double_barrier_new(zkr_double_barrier **out, zkr_session *s, const char 
                        &rc);
   if (db == NULL)
     return rc;
-  db->ready = child_path(path, READY);
+  db->ready = zkr__path_join(path, READY);
   if (db->ready == NULL || base_init(&db->b) != ZKR_OK) {
     free(db->ready);
     zkr__recipe_free(db);
@@ -553,7 +544,7 @@ int zkr_double_barrier_enter(zkr_double_barrier *db, int timeout_ms) {
   if (rc == ZKR_OK) {
     /* A fresh name per enter: an earlier node of ours whose delete is still
      * on its way is no part of this one. */
-    db->node = child_path(db->b.r.path, uuid);
+    db->node = zkr__path_join(db->b.r.path, uuid);
     rc = db->node != NULL ? ZKR_OK : ZKR_ENOMEM;
   }
   if (rc == ZKR_OK) {

@@ -68,15 +68,6 @@ struct zkr_once {
   zkr_once_record run;
 };
 
-static char *child_path(const char *dir, const char *name) {
-  size_t n = strlen(dir) + 1 + strlen(name) + 1;
-  char *p = malloc(n);
-
-  if (p != NULL)
-    snprintf(p, n, "%s/%s", dir, name);
-  return p;
-}
-
 static const struct ACL_vector *acl_of(const zkr_once *o) {
   return o->r.acl != NULL ? o->r.acl : &ZOO_OPEN_ACL_UNSAFE;
 }
@@ -364,9 +355,9 @@ int zkr_once_new(zkr_once **out, zkr_session *s, const char *path, const char *p
       goto fail;
     snprintf(o->setting, n, "zkr-once-key 1\nperiod %s\ntz %s\n", period, tz);
   }
-  o->clock = child_path(path, "clock");
-  o->done = child_path(path, "done");
-  lock_path = child_path(path, "lock");
+  o->clock = zkr__path_join(path, "clock");
+  o->done = zkr__path_join(path, "done");
+  lock_path = zkr__path_join(path, "lock");
   if (o->clock == NULL || o->done == NULL || lock_path == NULL) {
     free(lock_path);
     goto fail;

@@ -79,15 +79,6 @@ static void lease_lost(void *owner, zkr__contender *c) {
 
 /* --- creating ------------------------------------------------------------------- */
 
-static char *child_path(const char *dir, const char *name) {
-  size_t n = strlen(dir) + 1 + strlen(name) + 1;
-  char *p = malloc(n);
-
-  if (p != NULL)
-    snprintf(p, n, "%s/%s", dir, name);
-  return p;
-}
-
 int zkr_semaphore_new(zkr_semaphore **out, zkr_session *s, const char *path, int max_leases,
                       const zkr_semaphore_opts *opts) {
   zkr_semaphore *sem;
@@ -102,8 +93,8 @@ int zkr_semaphore_new(zkr_semaphore **out, zkr_session *s, const char *path, int
                         opts != NULL ? opts->acl : NULL, &rc);
   if (sem == NULL)
     return rc;
-  sem->locks = child_path(path, "locks");
-  sem->leases = child_path(path, "leases");
+  sem->locks = zkr__path_join(path, "locks");
+  sem->leases = zkr__path_join(path, "leases");
   if (sem->locks == NULL || sem->leases == NULL || zkr__cond_init(&sem->cond) != ZKR_OK) {
     free(sem->locks);
     free(sem->leases);

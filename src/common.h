@@ -42,6 +42,9 @@ int zkr__cond_init(pthread_cond_t *cond);
  * /zookeeper, at most ZKR__PATH_MAX bytes. Else ZKR_EINVAL. */
 int zkr__path_check(const char *path);
 
+/* "dir/name", malloc'ed (caller owns; free()), or NULL when out of memory. */
+char *zkr__path_join(const char *dir, const char *name);
+
 /* ZKR_OK if hosts looks like "host:port[,host:port...][/chroot]". */
 int zkr__hosts_check(const char *hosts);
 

@@ -2,6 +2,7 @@
  * before anything is sent to the server, with the rule it breaks. */
 #include "common.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,4 +93,13 @@ int zkr__path_check(const char *path) {
 
 int zkr__hosts_check(const char *hosts) {
   return zkr_hosts_problem(hosts) == NULL ? ZKR_OK : ZKR_EINVAL;
+}
+
+char *zkr__path_join(const char *dir, const char *name) {
+  size_t n = strlen(dir) + 1 + strlen(name) + 1;
+  char *p = malloc(n);
+
+  if (p != NULL)
+    snprintf(p, n, "%s/%s", dir, name);
+  return p;
 }

@@ -257,6 +257,16 @@ enum { OPT_HOSTS = 256, OPT_SESSION_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_AUTH_FILE,
     "help", no_argument, NULL, 'h'                                                                           \
   }
 
+/* The options of the subcommands that run a command under a recipe (lock,
+ * barrier --count, once): waits, exit code on giving up, grace,
+ * id, shell command. */
+#define RUN_LONGOPTS                                                                                         \
+  {"wait", required_argument, NULL, 'w'}, {"timeout", required_argument, NULL, 'w'},                         \
+      {"conflict-exit-code", required_argument, NULL, 'E'}, {"grace", required_argument, NULL, 'g'},         \
+      {"id", required_argument, NULL, 'i'}, {                                                                \
+    "command", required_argument, NULL, 'c'                                                                  \
+  }
+
 /* Handles a global option. Returns 0, -1 if opt is not one, or an exit
  * code (printing the version or a usage error) for the caller to return. */
 static int global_option(global *g, int opt, const char *usage) {
@@ -930,13 +940,8 @@ static int leases_mismatch(zkr_session *s, const char *path, int max_leases) {
 
 static int cmd_lock(global *g, int argc, char **argv) {
   static const struct option longopts[] = {GLOBAL_LONGOPTS,
+                                           RUN_LONGOPTS,
                                            {"nonblock", no_argument, NULL, 'n'},
-                                           {"wait", required_argument, NULL, 'w'},
-                                           {"timeout", required_argument, NULL, 'w'},
-                                           {"conflict-exit-code", required_argument, NULL, 'E'},
-                                           {"grace", required_argument, NULL, 'g'},
-                                           {"id", required_argument, NULL, 'i'},
-                                           {"command", required_argument, NULL, 'c'},
                                            {"exclusive", no_argument, NULL, 'x'},
                                            {"shared", no_argument, NULL, 's'},
                                            {"leases", required_argument, NULL, 'L'},
@@ -1260,15 +1265,8 @@ static int run_double_barrier(const global *g, barrier_ctx *ctx, const char *pat
 }
 
 static int cmd_barrier(global *g, int argc, char **argv) {
-  static const struct option longopts[] = {GLOBAL_LONGOPTS,
-                                           {"count", required_argument, NULL, 'N'},
-                                           {"wait", required_argument, NULL, 'w'},
-                                           {"timeout", required_argument, NULL, 'w'},
-                                           {"conflict-exit-code", required_argument, NULL, 'E'},
-                                           {"grace", required_argument, NULL, 'g'},
-                                           {"id", required_argument, NULL, 'i'},
-                                           {"command", required_argument, NULL, 'c'},
-                                           {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {
+      GLOBAL_LONGOPTS, RUN_LONGOPTS, {"count", required_argument, NULL, 'N'}, {NULL, 0, NULL, 0}};
   int count = 0, timeout_ms = -1, conflict = ZKR_TOOL_GAVE_UP, opt, rc, sigfd, sig = 0;
   run_opts ro = {-1, NULL, NULL};
   const char *action = NULL, *path;
@@ -1838,16 +1836,11 @@ static int once_mismatch(zkr_session *s, const char *path, const char *period, c
 
 static int cmd_once(global *g, int argc, char **argv) {
   static const struct option longopts[] = {GLOBAL_LONGOPTS,
+                                           RUN_LONGOPTS,
                                            {"key", required_argument, NULL, 'k'},
                                            {"period", required_argument, NULL, 'p'},
                                            {"tz", required_argument, NULL, 'z'},
                                            {"keep", required_argument, NULL, 'K'},
-                                           {"wait", required_argument, NULL, 'w'},
-                                           {"timeout", required_argument, NULL, 'w'},
-                                           {"conflict-exit-code", required_argument, NULL, 'E'},
-                                           {"grace", required_argument, NULL, 'g'},
-                                           {"id", required_argument, NULL, 'i'},
-                                           {"command", required_argument, NULL, 'c'},
                                            {NULL, 0, NULL, 0}};
   static char *shell_argv[4] = {"/bin/sh", "-c", NULL, NULL};
   int timeout_ms = -1, done_code = 0, opt, rc, sigfd, sig = 0, json = 0;

@@ -19,6 +19,7 @@ done
 echo "== valgrind (memcheck) on the session and queue suites"
 for t in test_error test_names test_session; do
   tests/with-zk.sh valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+    --suppressions=tests/valgrind.supp \
     "tests/$t" > "tests/$t.valgrind.out" 2>&1 || { status=1; cat "tests/$t.valgrind.out"; }
   tail -n 8 "tests/$t.valgrind.out"
 done

@@ -492,6 +492,7 @@ static int record_write(zkr_once *o) {
 typedef struct timed_name {
   char *name;
   int64_t at;
+  int ours; /* a record of zkr once (else foreign: listed, never pruned) */
 } timed_name;
 
 static int by_time(const void *a, const void *b) {
@@ -510,15 +511,17 @@ static int of_period(const char *name, const char *period) {
 }
 
 /* Keeps the newest o->keep records by time (above), deleting the older
- * ones, but never a record of the current period: the marker just written
- * must stay, or the next firing in the period runs again. Best effort:
- * what is left now goes at the next run. */
+ * ones, but never a record of the current period (the marker just written
+ * must stay, or the next firing in the period runs again) and never a node
+ * that is no record of ours (someone else's: status lists it, an operator
+ * decides). Only our records count toward keep. Best effort: what is left
+ * now goes at the next run. */
 static void prune(zkr_once *o) {
   zhandle_t *zh = zkr_session_zhandle(o->r.s);
   struct String_vector kids = {0, NULL};
   char node[ZKR__PATH_MAX + 128], data[ONCE_RECORD_MAX];
   timed_name *t;
-  int i, extra;
+  int i, extra, ours = 0;
 
   if (zh == NULL || zoo_get_children(zh, o->done, 0, &kids) != ZOK)
     return;
@@ -533,15 +536,18 @@ static void prune(zkr_once *o) {
     t[i].name = kids.data[i];
     memset(&st, 0, sizeof(st));
     if (snprintf(node, sizeof(node), "%s/%s", o->done, kids.data[i]) < 0 ||
-        zoo_get(zh, node, 0, data, &len, &st) != ZOK)
+        zoo_get(zh, node, 0, data, &len, &st) != ZOK) {
       t[i].at = INT64_MAX; /* unknown: counted as newest, not deleted */
-    else
-      t[i].at = record_parse(data, len, &r) == 0 ? r.start_ms : st.mtime;
+    } else {
+      t[i].ours = record_parse(data, len, &r) == 0 && st.numChildren == 0;
+      t[i].at = t[i].ours ? r.start_ms : st.mtime;
+    }
+    ours += t[i].ours;
   }
   qsort(t, (size_t)kids.count, sizeof(*t), by_time);
-  extra = kids.count - o->keep;
+  extra = ours - o->keep;
   for (i = 0; i < kids.count && extra > 0; i++) {
-    if (of_period(t[i].name, o->run.period) || t[i].at == INT64_MAX)
+    if (!t[i].ours || of_period(t[i].name, o->run.period) || t[i].at == INT64_MAX)
       continue;
     snprintf(node, sizeof(node), "%s/%s", o->done, t[i].name);
     if (zoo_delete(zh, node, -1) == ZOK)

@@ -585,6 +585,33 @@ static void test_once_markers_pruned(void) {
   once_finish(path);
 }
 
+/* A node under PATH/done that is no record of ours (an operator's note) is
+ * listed, never pruned, and does not count toward keep: keep = 2 keeps two
+ * records of ours beside it. */
+static void test_once_foreign_not_pruned(void) {
+  char *path = th_path("once-prune-foreign");
+  zkr_session *s = th_session(0);
+  zkr_once *o = once_on(s, path, "1d", NULL, 2, NULL);
+  int64_t day0 = 1795910400000; /* 2026-11-29T00:00:00Z */
+  char note[256];
+  int d;
+
+  for (d = 0; d < 4; d++) {
+    server_at(path, day0 + d * 86400000LL + 3600000);
+    CU_ASSERT_EQUAL(fire(o, 0, NULL), ZKR_ONCE_RUN);
+    if (d == 0) {
+      snprintf(note, sizeof(note), "%s/done/operator-note", path);
+      CU_ASSERT_EQUAL(
+          zoo_create(zkr_session_zhandle(s), note, "do not delete", 13, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0),
+          ZOK);
+    }
+  }
+  CU_ASSERT_STRING_EQUAL(markers(path), "2026-12-01 2026-12-02 operator-note");
+  zkr_once_free(o);
+  zkr_session_close(s);
+  once_finish(path);
+}
+
 /* keep = 1 after a failed and a successful run of one period: the marker
  * sorts before its ~failed record by name, but is the newer record: it is
  * kept (records are ordered by time, and a record of the current period
@@ -799,6 +826,7 @@ int main(void) {
                                   {"test_once_server_time_decides", test_once_server_time_decides},
                                   {"test_once_dst_local_midnight", test_once_dst_local_midnight},
                                   {"test_once_markers_pruned", test_once_markers_pruned},
+                                  {"test_once_foreign_not_pruned", test_once_foreign_not_pruned},
                                   {"test_once_keep1_keeps_marker", test_once_keep1_keeps_marker},
                                   {"test_once_dst_repeated_hour", test_once_dst_repeated_hour},
                                   {"test_once_setting_mismatch", test_once_setting_mismatch},

@@ -1632,6 +1632,18 @@ test_cli_once_foreign_record() {
   zk once --key "$P" status | grep -Eq "^$day +foreign +- +- +- " || fail "status table: $(zk once --key "$P" status 2>&1)"
 }
 
+# status of a key nobody fired (a typo) says so and exits 1: an empty
+# table would read as "no runs yet".
+test_cli_once_status_no_key() {
+  local out
+  out=$(zk once --key "$P/nosuch" status 2>&1)
+  expect_rc "status of a missing key" 1 $? || return 1
+  echo "$out" | grep -q "no such key" || fail "message: $out" || return 1
+  zk once --key "$P/k" --period 1d -- true || fail "a firing failed" || return 1
+  zk once --key "$P/k" status >/dev/null
+  expect_rc "status of a key that ran" 0 $? || return 1
+}
+
 # A command named status after -- is the command, not the status
 # subcommand.
 test_cli_once_command_named_status() {
@@ -1690,7 +1702,7 @@ test_cli_once_usage_errors() {
   out=$(zk once --key "/$(printf 'k%.0s' $(seq 1000))" --period 1d -- true 2>&1)
   expect_rc "a key whose lock path would pass 1024 bytes" 64 $? || return 1
   [[ $out == *"bad --key: its path is 1001 bytes; at most 944"* ]] || fail "message: $out" || return 1
-  [ "$(once_history "$P")" = "" ] || fail "a usage error left a record"
+  [[ "$(once_history "$P")" == *"no such key"* ]] || fail "a usage error left a key: $(once_history "$P")"
 }
 
 # --- barriers ------------------------------------------------------------------
@@ -1901,6 +1913,7 @@ CASES=(
   once_setting_mismatch
   once_foreign_record
   once_command_named_status
+  once_status_no_key
   once_unmarked_exits_75
   once_usage_errors
   barrier_wait

@@ -154,7 +154,8 @@ static const char usage_once[] =
     "ZKR_FENCING_TOKEN, ZKR_LOCK_PATH and ZKR_LOCK_NODE.\n"
     "status lists the recent periods: result, exit status, runner, start (UTC), duration,\n"
     "fencing token; --json prints one JSON object. A node under the key's done/ that is no record\n"
-    "of zkr once is listed as foreign; at the period's marker name it stops every firing (exit 70).\n";
+    "of zkr once is listed as foreign; at the period's marker name it stops every firing (exit 70).\n"
+    "status exits 1 if NAME is no once key (nothing ever ran under it).\n";
 
 static const char usage_barrier[] =
     "usage: zkr barrier set PATH\n"
@@ -172,7 +173,8 @@ static const char usage_barrier[] =
     "COMMAND ended, the leave, each (exit 1, or CODE with -E, if the others did not come, or did\n"
     "not leave, in time). A participant that leaves or dies before all entered breaks the barrier:\n"
     "every waiting participant exits 75 without running COMMAND. If the session is lost while\n"
-    "COMMAND runs, COMMAND's tree is stopped as under `zkr lock` and zkr exits 75.\n"
+    "COMMAND runs, COMMAND's tree is stopped as under `zkr lock` and zkr exits 75; lost while\n"
+    "leaving after COMMAND succeeded, zkr exits 75 too (whether all left together is unknown).\n"
     "COMMAND's environment gets ZKR_BARRIER_PATH.\n";
 
 static int usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -1227,8 +1229,10 @@ static int run_double_barrier(const global *g, barrier_ctx *ctx, const char *pat
   rc = sv_wait_interruptible(sigfd, do_enter, cancel_wait, ctx, &sig);
   if (sig != 0)
     return 128 + sig;
-  if (rc == ZKR_ETIMEDOUT)
+  if (rc == ZKR_ETIMEDOUT) {
+    fprintf(stderr, "zkr: double barrier %s: not all participants came before -w ran out\n", path);
     return conflict;
+  }
   if (rc == ZKR_EBROKEN) {
     fprintf(stderr, "zkr: double barrier %s: %s\n", path, zkr_strerror(rc));
     return ZKR_TOOL_LOST;
@@ -1260,6 +1264,13 @@ static int run_double_barrier(const global *g, barrier_ctx *ctx, const char *pat
   if (left == ZKR_ETIMEDOUT) {
     fprintf(stderr, "zkr: double barrier %s: others still inside when -w ran out\n", path);
     return conflict;
+  }
+  if (left == ZKR_ESESSION || left == ZKR_ECLOSED) {
+    /* COMMAND ran and succeeded, but whether all left together is unknown:
+     * not "unavailable before the command" (69), which a wrapper retries. */
+    fprintf(stderr, "zkr: double barrier %s: %s while leaving (the command had exited 0)\n", path,
+            zkr_strerror(left));
+    return ZKR_TOOL_LOST;
   }
   return recipe_error("double barrier", path, left);
 }
@@ -1748,6 +1759,16 @@ static const char *utc_text(int64_t ms, char *buf, size_t len) {
   return buf;
 }
 
+/* 1 if PATH is a once key: its node records the key's setting (once.h). */
+static int once_key_exists(zkr_session *s, const char *path) {
+  static const char magic[] = "zkr-once-key 1\n";
+  char data[64];
+  int len = (int)sizeof(data);
+
+  return zoo_get(zkr_session_zhandle(s), path, 0, data, &len, NULL) == ZOK && len >= (int)sizeof(magic) - 1 &&
+         memcmp(data, magic, sizeof(magic) - 1) == 0;
+}
+
 static int once_status(const global *g, const char *path, int json) {
   zkr_once_record *h = NULL;
   zkr_session *s;
@@ -1757,6 +1778,15 @@ static int once_status(const global *g, const char *path, int json) {
 
   if (rc != 0)
     return rc;
+  /* A key nobody fired, or a path that is no key (a typo), is said so:
+   * an empty table would read as "no runs yet". */
+  if (!once_key_exists(s, path)) {
+    zkr_session_close(s);
+    fprintf(stderr,
+            "zkr: once %s: no such key (no firing ever ran under it, or the path is not a once key)\n",
+            printable(path, shown, sizeof(shown)));
+    return ZKR_TOOL_GAVE_UP;
+  }
   rc = zkr_once_history(s, path, &h, &n);
   zkr_session_close(s);
   if (rc != ZKR_OK)

@@ -199,36 +199,62 @@ static long seq_of(const char *name) {
   return d != NULL ? atol(d + 1) : -1;
 }
 
-static void raw_acquire(raw *r, const char *dir, int naive) {
-  char prefix[600], pred[600];
+/* Creates DIR/NAME-<seq> (EPHEMERAL_SEQUENTIAL) into out, making DIR
+ * first if it is missing. */
+static void raw_create(raw *r, const char *dir, const char *name, char *out, int outlen) {
+  char prefix[600];
   int rc;
 
-  snprintf(prefix, sizeof(prefix), "%s/lock-", dir);
-  rc = zoo_create(r->zh, prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, r->node,
-                  sizeof(r->node));
+  snprintf(prefix, sizeof(prefix), "%s/%s-", dir, name);
+  rc = zoo_create(r->zh, prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, out, outlen);
   if (rc == ZNONODE) {
     raw_mkdirs(r, dir);
-    rc = zoo_create(r->zh, prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, r->node,
-                    sizeof(r->node));
+    rc = zoo_create(r->zh, prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, out, outlen);
   }
   if (rc != ZOK)
     die("create", rc);
+}
+
+/* The watcher's count of fired watches: read before a request that sets a
+ * watch, then raw_await() sleeps until it moves on (no wake-up lost). */
+static unsigned raw_fired(raw *r) {
+  unsigned fired;
+
+  pthread_mutex_lock(&r->mu);
+  fired = r->fired;
+  pthread_mutex_unlock(&r->mu);
+  return fired;
+}
+
+static void raw_await(raw *r, unsigned fired) {
+  pthread_mutex_lock(&r->mu);
+  while (r->fired == fired)
+    pthread_cond_wait(&r->cond, &r->mu);
+  pthread_mutex_unlock(&r->mu);
+}
+
+/* The raw queue floor: create DIR/NAME-<seq>; list; wait for the nearest
+ * earlier node that blocks us (every one; only "write-" ones when blocker
+ * is "write-": a reader) with a getData watch, list again when it fires.
+ * naive: a children watch on DIR instead (the herd). */
+static void raw_queue_acquire(raw *r, const char *dir, const char *name, const char *blocker, int naive) {
+  char pred[600];
+  int rc;
+
+  raw_create(r, dir, name, r->node, sizeof(r->node));
   for (;;) {
     struct String_vector kids;
     long mine = seq_of(r->node), best = -1;
-    unsigned fired;
+    unsigned fired = raw_fired(r);
     int i;
 
-    pthread_mutex_lock(&r->mu);
-    fired = r->fired;
-    pthread_mutex_unlock(&r->mu);
     rc =
         naive ? zoo_wget_children(r->zh, dir, raw_watcher, r, &kids) : zoo_get_children(r->zh, dir, 0, &kids);
     if (rc != ZOK)
       die("get_children", rc);
     for (i = 0; i < kids.count; i++) {
       long s = seq_of(kids.data[i]);
-      if (s < mine && s > best) {
+      if (s < mine && s > best && (blocker == NULL || strncmp(kids.data[i], blocker, strlen(blocker)) == 0)) {
         best = s;
         snprintf(pred, sizeof(pred), "%s/%s", dir, kids.data[i]);
       }
@@ -245,11 +271,13 @@ static void raw_acquire(raw *r, const char *dir, int naive) {
       if (rc != ZOK)
         die("wget", rc);
     }
-    pthread_mutex_lock(&r->mu);
-    while (r->fired == fired)
-      pthread_cond_wait(&r->cond, &r->mu);
-    pthread_mutex_unlock(&r->mu);
+    raw_await(r, fired);
   }
+}
+
+/* The raw lock floor: the queue with every earlier node blocking. */
+static void raw_acquire(raw *r, const char *dir, int naive) {
+  raw_queue_acquire(r, dir, "lock", NULL, naive);
 }
 
 static void raw_release(raw *r) {
@@ -767,55 +795,7 @@ static void mode_scale_held(void) {
  * earlier writer, a writer for its predecessor of either kind (getData
  * watch, list again when it fires); release = delete. */
 static void raw_rw_acquire(raw *r, const char *dir, int write) {
-  char prefix[600], pred[600];
-  int rc;
-
-  snprintf(prefix, sizeof(prefix), "%s/%s-", dir, write ? "write" : "read");
-  rc = zoo_create(r->zh, prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, r->node,
-                  sizeof(r->node));
-  if (rc == ZNONODE) {
-    raw_mkdirs(r, dir);
-    rc = zoo_create(r->zh, prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, r->node,
-                    sizeof(r->node));
-  }
-  if (rc != ZOK)
-    die("create", rc);
-  for (;;) {
-    struct String_vector kids;
-    long mine = seq_of(r->node), best = -1;
-    unsigned fired;
-    int i;
-
-    pthread_mutex_lock(&r->mu);
-    fired = r->fired;
-    pthread_mutex_unlock(&r->mu);
-    rc = zoo_get_children(r->zh, dir, 0, &kids);
-    if (rc != ZOK)
-      die("get_children", rc);
-    for (i = 0; i < kids.count; i++) {
-      long s = seq_of(kids.data[i]);
-      if (s < mine && s > best && (write || strncmp(kids.data[i], "write-", 6) == 0)) {
-        best = s;
-        snprintf(pred, sizeof(pred), "%s/%s", dir, kids.data[i]);
-      }
-    }
-    deallocate_String_vector(&kids);
-    if (best < 0)
-      return;
-    {
-      char buf[1];
-      int len = sizeof(buf);
-      rc = zoo_wget(r->zh, pred, raw_watcher, r, buf, &len, NULL);
-      if (rc == ZNONODE)
-        continue;
-      if (rc != ZOK)
-        die("wget", rc);
-    }
-    pthread_mutex_lock(&r->mu);
-    while (r->fired == fired)
-      pthread_cond_wait(&r->cond, &r->mu);
-    pthread_mutex_unlock(&r->mu);
-  }
+  raw_queue_acquire(r, dir, write ? "write" : "read", write ? NULL : "write-", 0);
 }
 
 /* The raw semaphore floor: create "lease-<seq>" (EPHEMERAL_SEQUENTIAL) in
@@ -824,28 +804,13 @@ static void raw_rw_acquire(raw *r, const char *dir, int write) {
  * mutex is needed); else wait for the children to change and list again.
  * Release = delete. */
 static void raw_sem_acquire(raw *r, const char *dir) {
-  char prefix[600];
-  int rc;
-
-  snprintf(prefix, sizeof(prefix), "%s/lease-", dir);
-  rc = zoo_create(r->zh, prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, r->node,
-                  sizeof(r->node));
-  if (rc == ZNONODE) {
-    raw_mkdirs(r, dir);
-    rc = zoo_create(r->zh, prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, r->node,
-                    sizeof(r->node));
-  }
-  if (rc != ZOK)
-    die("create", rc);
+  raw_create(r, dir, "lease", r->node, sizeof(r->node));
   for (;;) {
     struct String_vector kids;
     long mine = seq_of(r->node), lower = 0;
-    unsigned fired;
-    int i;
+    unsigned fired = raw_fired(r);
+    int i, rc;
 
-    pthread_mutex_lock(&r->mu);
-    fired = r->fired;
-    pthread_mutex_unlock(&r->mu);
     rc = zoo_wget_children(r->zh, dir, raw_watcher, r, &kids);
     if (rc != ZOK)
       die("get_children", rc);
@@ -855,10 +820,7 @@ static void raw_sem_acquire(raw *r, const char *dir) {
     deallocate_String_vector(&kids);
     if (lower < opt.max_leases)
       return;
-    pthread_mutex_lock(&r->mu);
-    while (r->fired == fired)
-      pthread_cond_wait(&r->cond, &r->mu);
-    pthread_mutex_unlock(&r->mu);
+    raw_await(r, fired);
   }
 }
 
@@ -868,30 +830,16 @@ static void raw_sem_acquire(raw *r, const char *dir) {
  * at most max_leases exist, then release the lock. */
 static void raw_sem_v2_acquire(raw *r, const char *dir) {
   char locks[600], leases[600], lease[512];
-  int rc;
 
   snprintf(locks, sizeof(locks), "%s/locks", dir);
-  snprintf(leases, sizeof(leases), "%s/leases/lease-", dir);
-  raw_acquire(r, locks, 0);
-  rc = zoo_create(r->zh, leases, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, lease, sizeof(lease));
-  if (rc == ZNONODE) {
-    snprintf(leases, sizeof(leases), "%s/leases", dir);
-    raw_mkdirs(r, leases);
-    snprintf(leases, sizeof(leases), "%s/leases/lease-", dir);
-    rc = zoo_create(r->zh, leases, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, lease,
-                    sizeof(lease));
-  }
-  if (rc != ZOK)
-    die("create", rc);
   snprintf(leases, sizeof(leases), "%s/leases", dir);
+  raw_acquire(r, locks, 0);
+  raw_create(r, leases, "lease", lease, sizeof(lease));
   for (;;) {
     struct String_vector kids;
-    unsigned fired;
-    int n;
+    unsigned fired = raw_fired(r);
+    int n, rc;
 
-    pthread_mutex_lock(&r->mu);
-    fired = r->fired;
-    pthread_mutex_unlock(&r->mu);
     rc = zoo_wget_children(r->zh, leases, raw_watcher, r, &kids);
     if (rc != ZOK)
       die("get_children", rc);
@@ -899,10 +847,7 @@ static void raw_sem_v2_acquire(raw *r, const char *dir) {
     deallocate_String_vector(&kids);
     if (n <= opt.max_leases)
       break;
-    pthread_mutex_lock(&r->mu);
-    while (r->fired == fired)
-      pthread_cond_wait(&r->cond, &r->mu);
-    pthread_mutex_unlock(&r->mu);
+    raw_await(r, fired);
   }
   raw_release(r); /* the lock node */
   memcpy(r->node, lease, sizeof(lease));

@@ -110,6 +110,24 @@ static void base_close(base *o) {
     pthread_cond_wait(&o->idle, mu);
 }
 
+/* The common end of both frees (any thread but a callback): wakes and
+ * waits out the callers, hands node (ours, may be NULL) to the session's
+ * orphan deletes, destroys the base. The caller frees its own fields and
+ * then the recipe. */
+static void base_free(base *o, const char *node) {
+  pthread_mutex_t *mu = zkr__session_mutex(o->r.s);
+  int cancel_state;
+
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+  pthread_mutex_lock(mu);
+  base_close(o);
+  if (node != NULL)
+    zkr__session_orphan(o->r.s, node);
+  pthread_mutex_unlock(mu);
+  pthread_setcancelstate(cancel_state, NULL);
+  pthread_cond_destroy(&o->idle);
+}
+
 /* --- requests --------------------------------------------------------------- */
 
 /* Mutex held. Sends q again across connection loss until the server
@@ -334,18 +352,9 @@ int zkr_barrier_wait(zkr_barrier *b, int timeout_ms) {
 }
 
 void zkr_barrier_free(zkr_barrier *b) {
-  pthread_mutex_t *mu;
-  int cancel_state;
-
   if (b == NULL)
     return;
-  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-  mu = zkr__session_mutex(b->b.r.s);
-  pthread_mutex_lock(mu);
-  base_close(&b->b);
-  pthread_mutex_unlock(mu);
-  pthread_setcancelstate(cancel_state, NULL);
-  pthread_cond_destroy(&b->b.idle);
+  base_free(&b->b, NULL);
   zkr__recipe_free(b);
 }
 
@@ -630,21 +639,10 @@ int zkr_double_barrier_leave(zkr_double_barrier *db, int timeout_ms) {
 }
 
 void zkr_double_barrier_free(zkr_double_barrier *db) {
-  pthread_mutex_t *mu;
-  int cancel_state;
-
   if (db == NULL)
     return;
-  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-  mu = zkr__session_mutex(db->b.r.s);
-  pthread_mutex_lock(mu);
-  base_close(&db->b);
-  if (db->node != NULL)
-    zkr__session_orphan(db->b.r.s, db->node);
-  pthread_mutex_unlock(mu);
-  pthread_setcancelstate(cancel_state, NULL);
+  base_free(&db->b, db->node);
   free(db->node);
   free(db->ready);
-  pthread_cond_destroy(&db->b.idle);
   zkr__recipe_free(db);
 }

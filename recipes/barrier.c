@@ -84,7 +84,6 @@ static int call_begin(base *o, caller *me) {
   me->rq.s = o->r.s;
   me->rq.stop = closing;
   me->rq.arg = o;
-  me->rq.wake = &me->w.cond; /* base_close broadcasts it */
   zkr__list_push_back(&o->callers, &me->link);
   return ZKR_OK;
 }
@@ -311,6 +310,7 @@ static int wait_op(zkr_barrier *b, caller *me, int timeout_ms) {
     zkr__req look = {.op = ZKR__REQ_GET, .path = b->b.r.path};
     zkr__reply r;
     int zrc, registered;
+    unsigned since = zkr__session_connections(b->b.r.s);
     /* A look sets no watch: one left behind per call would pile up in a
      * caller that polls. */
     int rc = timeout_ms == 0 ? zkr__request(&me->rq, &look, answer_by, &r)
@@ -323,7 +323,7 @@ static int wait_op(zkr_barrier *b, caller *me, int timeout_ms) {
     if (zrc == ZNONODE)
       return ZKR_OK;
     if (zkr__request_conn_lost(zrc)) {
-      rc = zkr__request_pause(&me->rq, answer_by);
+      rc = zkr__request_pause(&me->rq, since, answer_by);
       if (rc != ZKR_OK)
         return rc;
       continue;
@@ -421,12 +421,13 @@ static int list_watched(zkr_double_barrier *db, caller *me, int64_t answer_by, z
                         struct zkr__ticket **t) {
   for (;;) {
     int registered, rc;
+    unsigned since = zkr__session_connections(db->b.r.s);
 
     rc = watched(me, ZKR__REQ_CHILDREN, db->b.r.path, answer_by, now, t, &registered);
     if (rc != ZKR_OK || !zkr__request_conn_lost(now->zrc))
       return rc;
     zkr__reply_clear(now);
-    rc = zkr__request_pause(&me->rq, answer_by);
+    rc = zkr__request_pause(&me->rq, since, answer_by);
     if (rc != ZKR_OK)
       return rc;
   }

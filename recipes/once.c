@@ -191,14 +191,6 @@ static int server_now(zkr_once *o, int64_t *ms) {
 
 /* --- riding through a connection loss --------------------------------------- */
 
-/* Between tries while the connection is down: the client reconnects on
- * its own; a try fails at once until it has. */
-static void pause_briefly(void) {
-  struct timespec ts = {0, 20 * 1000000L};
-
-  nanosleep(&ts, NULL);
-}
-
 /* Runs step until it ends otherwise than with a connection loss, trying it
  * again after one only while our lock is still held (as zkr_lock rides
  * through a leader election). Premises: every step given is idempotent (a
@@ -211,11 +203,25 @@ static void pause_briefly(void) {
 typedef int (*once_step)(zkr_once *o, void *arg);
 
 static int while_held(zkr_once *o, once_step step, void *arg) {
+  pthread_mutex_t *mu = zkr__session_mutex(o->r.s);
+
   for (;;) {
-    int rc = step(o, arg);
+    unsigned since;
+    int rc, up;
+
+    pthread_mutex_lock(mu);
+    since = zkr__session_connections(o->r.s);
+    pthread_mutex_unlock(mu);
+    rc = step(o, arg);
     if (rc != ZKR_ECONNLOSS || !zkr_lock_held(o->lock))
       return rc;
-    pause_briefly();
+    /* A try fails at once until the client has connected again: wait for
+     * that, at most while the lock's validity lasts. */
+    pthread_mutex_lock(mu);
+    up = zkr__session_await_reconnect(o->r.s, since, zkr_lock_valid_until(o->lock));
+    pthread_mutex_unlock(mu);
+    if (up != ZKR_OK)
+      return rc;
   }
 }
 

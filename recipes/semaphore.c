@@ -173,7 +173,7 @@ static int take_mutex(zkr_semaphore *sem, attempt *at, int try_once, int64_t dea
 static int check_record(zkr_semaphore *sem, int64_t deadline) {
   /* No stop(): free waits for the acquire to return, and the deadline (or,
    * for a try, the session's life) bounds this wait as it always did. */
-  zkr__requester rq = {sem->r.s, NULL, NULL, NULL};
+  zkr__requester rq = {sem->r.s, NULL, NULL};
   zkr__req read = {.op = ZKR__REQ_GET, .path = sem->r.path, .version = -1};
   zkr__req claim = {.op = ZKR__REQ_SET, .path = sem->r.path, .data = sem->record};
   size_t want = strlen(sem->record);

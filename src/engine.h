@@ -35,6 +35,16 @@ void zkr__session_ref(zkr_session *s);
 void zkr__session_unref(zkr_session *s);
 /* ZKR_OK while usable, else ZKR_ESESSION or ZKR_ECLOSED (mutex held). */
 int zkr__session_usable(zkr_session *s);
+/* The session's handshakes so far (mutex held): read it before a request;
+ * if the request fails with a connection loss, the connection it went out
+ * on is gone and zkr__session_await_reconnect(s, that count, ...) waits for
+ * the next one, instead of resending on a timer. */
+unsigned zkr__session_connections(zkr_session *s);
+/* Waits (mutex held; it is released while waiting) until the client has
+ * connected again since the count since, and is connected: ZKR_OK; or the
+ * session is lost or closing (zkr__session_usable()'s code), or deadline
+ * (zkr__deadline(); < 0: none) passes: ZKR_ETIMEDOUT. */
+int zkr__session_await_reconnect(zkr_session *s, unsigned since, int64_t deadline);
 /* Work for the session's event thread, embedded in the state of whoever
  * posts it: posting never allocates, so a notification cannot be dropped
  * for lack of memory. owner tags it for zkr__session_quiesce(). */
@@ -120,9 +130,6 @@ typedef struct zkr__requester {
    * the object is being freed). Checked at least every 50 ms. */
   int (*stop)(void *arg);
   void *arg;
-  /* What zkr__request_pause() waits on, signalled by whoever makes stop()
-   * true so that the pause ends at once; NULL: the pause runs its course. */
-  pthread_cond_t *wake;
 } zkr__requester;
 
 /* Why a wait must end now, or ZKR_OK: rq->stop's code, the session's
@@ -137,9 +144,11 @@ int zkr__request(const zkr__requester *rq, const zkr__req *q, int64_t deadline, 
 /* 1 if the answer was lost to the connection (the request may or may not
  * have been applied): ZCONNECTIONLOSS, ZOPERATIONTIMEOUT. */
 int zkr__request_conn_lost(int zrc);
-/* The pause before sending again after a connection loss. Returns
- * ZKR_OK, or why not to send again (zkr__request_stopped()). */
-int zkr__request_pause(const zkr__requester *rq, int64_t deadline);
+/* The wait before sending again after a connection loss: until the
+ * client has connected again since since (zkr__session_connections() read
+ * before the failed request), checking rq->stop every 50 ms. Returns ZKR_OK,
+ * or why not to send again (zkr__request_stopped()). */
+int zkr__request_pause(const zkr__requester *rq, unsigned since, int64_t deadline);
 /* zkr__request(), sent again after each connection loss (with the pause)
  * until the server answers: for a request that may be applied twice, a read
  * or one whose answer tells whether it had done its work (a create that

@@ -43,15 +43,6 @@
 /* How often a wait looks at what its condvar does not tell (R5). */
 #define REQUEST_SLICE_NS (50 * 1000000LL)
 
-/* The pause before a request is sent again after a connection loss: while
- * the client reconnects it fails requests as soon as an attempt to connect
- * fails, and resending at once would only spin until it has. A timer, not a
- * wait for "connected again": the engine offers recipes no such wait (the
- * session's state and its condvar are session.c's, and its reconnection
- * reaches only the queue, through core.h); the deadline still bounds the
- * retries. */
-#define REQUEST_RETRY_PAUSE_NS (20 * 1000000LL)
-
 /* One request in flight. Heap-allocated: it outlives a wait given up (R2). */
 typedef struct call {
   zkr_session *s; /* referenced until the completion (R3) */
@@ -247,30 +238,30 @@ int zkr__request_conn_lost(int zrc) {
   return zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT;
 }
 
-int zkr__request_pause(const zkr__requester *rq, int64_t deadline) {
-  pthread_mutex_t *mu = zkr__session_mutex(rq->s);
-  pthread_cond_t own;
+/* Resending before the client has connected again would only fail at
+ * once (it fails requests while an attempt to connect fails): the pause
+ * waits for the next handshake, in slices so that rq->stop is seen (R5). */
+int zkr__request_pause(const zkr__requester *rq, unsigned since, int64_t deadline) {
+  for (;;) {
+    int rc = zkr__request_stopped(rq, deadline);
 
-  if (rq->wake != NULL) {
-    zkr__cond_wait(rq->wake, mu, until(deadline, REQUEST_RETRY_PAUSE_NS));
-  } else {
-    /* Nobody wakes it: a condvar of our own only lets the mutex go. */
-    if (zkr__cond_init(&own) != ZKR_OK)
-      return ZKR_ENOMEM;
-    zkr__cond_wait(&own, mu, until(deadline, REQUEST_RETRY_PAUSE_NS));
-    pthread_cond_destroy(&own);
+    if (rc != ZKR_OK)
+      return rc;
+    rc = zkr__session_await_reconnect(rq->s, since, until(deadline, REQUEST_SLICE_NS));
+    if (rc != ZKR_ETIMEDOUT)
+      return rc == ZKR_OK ? zkr__request_stopped(rq, deadline) : rc;
   }
-  return zkr__request_stopped(rq, deadline);
 }
 
 int zkr__request_answered(const zkr__requester *rq, const zkr__req *q, int64_t deadline, zkr__reply *out) {
   for (;;) {
+    unsigned since = zkr__session_connections(rq->s);
     int rc = zkr__request(rq, q, deadline, out);
 
     if (rc != ZKR_OK || !zkr__request_conn_lost(out->zrc))
       return rc;
     zkr__reply_clear(out);
-    rc = zkr__request_pause(rq, deadline);
+    rc = zkr__request_pause(rq, since, deadline);
     if (rc != ZKR_OK)
       return rc;
   }

@@ -52,6 +52,7 @@ struct zkr_session {
   int64_t ping_inflight_sent;
   int ping_now;            /* reconnected: confirm the session at once */
   int zk_connected;        /* the client is connected (even after we declared LOST) */
+  unsigned connections;    /* handshakes so far: zkr__session_await_reconnect() */
   int64_t own_watch_after; /* see zkr__queue_arm */
   int64_t sleeping_until;  /* the event thread waits until then; 0 while it runs */
 
@@ -105,6 +106,23 @@ int zkr__session_usable(zkr_session *s) {
   if (s->state == ZKR_SESSION_LOST)
     return s->lost_code;
   return ZKR_OK;
+}
+
+unsigned zkr__session_connections(zkr_session *s) {
+  return s->connections;
+}
+
+int zkr__session_await_reconnect(zkr_session *s, unsigned since, int64_t deadline) {
+  for (;;) {
+    int rc = zkr__session_usable(s);
+
+    if (rc != ZKR_OK)
+      return rc;
+    if (s->connections != since && s->zk_connected)
+      return ZKR_OK;
+    if (zkr__cond_wait(&s->cond, &s->mu, deadline) != 0)
+      return ZKR_ETIMEDOUT;
+  }
 }
 
 void zkr__session_ref(zkr_session *s) {
@@ -286,6 +304,10 @@ static void session_watcher(zhandle_t *zh, int type, int state, const char *path
   pthread_mutex_lock(&s->mu);
   s->zk_connected = state == ZOO_CONNECTED_STATE;
   if (state == ZOO_CONNECTED_STATE) {
+    /* Counted per handshake, whatever our state says: a request that
+     * failed with a connection loss waits for the next one. */
+    s->connections++;
+    pthread_cond_broadcast(&s->cond);
     if (s->state != ZKR_SESSION_LOST) {
       if (s->state == 0) {
         s->id = zoo_client_id(zh)->client_id;

@@ -285,6 +285,33 @@ static int setting_matches(const zkr_once *o, const char *data, int len) {
          strcmp(t, o->tz_name) == 0;
 }
 
+/* Before the lock's node is created (a refused firing must write
+ * nothing): a key whose recorded setting differs is ZKR_EMISMATCH, and a
+ * path inside another once key (a typo such as KEY/done/ID, whose lock
+ * node would make that key's marker foreign) is ZKR_EINVAL.
+ * Only a pre-check: a race with a first firing elsewhere is decided by
+ * step_setting() under the lock. An error reading is left to that path. */
+static int precheck(zkr_once *o) {
+  static const char magic[] = "zkr-once-key 1\n";
+  zhandle_t *zh = zkr_session_zhandle(o->r.s);
+  char up[ZKR__PATH_MAX + 1], data[256], *slash;
+  int len = (int)sizeof(data);
+
+  if (zh == NULL)
+    return ZKR_OK;
+  snprintf(up, sizeof(up), "%s", o->r.path);
+  while ((slash = strrchr(up, '/')) != NULL && slash != up) {
+    *slash = '\0';
+    if (zoo_get(zh, up, 0, data, &len, NULL) == ZOK && len >= (int)sizeof(magic) - 1 &&
+        memcmp(data, magic, sizeof(magic) - 1) == 0)
+      return ZKR_EINVAL;
+    len = (int)sizeof(data);
+  }
+  if (zoo_get(zh, o->r.path, 0, data, &len, NULL) == ZOK && len > 0 && !setting_matches(o, data, len))
+    return ZKR_EMISMATCH;
+  return ZKR_OK;
+}
+
 static int step_setting(zkr_once *o, void *arg) {
   zhandle_t *zh = zkr_session_zhandle(o->r.s);
   char data[256];
@@ -394,7 +421,9 @@ int zkr_once_begin(zkr_once *o, int timeout_ms, zkr_once_verdict *verdict, zkr_o
 
   if (o == NULL || verdict == NULL || o->running)
     return ZKR_EINVAL;
-  rc = zkr_lock_acquire(o->lock, timeout_ms);
+  rc = precheck(o);
+  if (rc == ZKR_OK)
+    rc = zkr_lock_acquire(o->lock, timeout_ms);
   if (rc != ZKR_OK)
     return rc;
   memset(&o->run, 0, sizeof(o->run));

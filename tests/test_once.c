@@ -665,6 +665,32 @@ static void test_once_dst_repeated_hour(void) {
   once_finish(hpath);
 }
 
+/* A firing on a path inside another once key (a typo: KEY/done/ID) is
+ * refused before it writes anything: no lock node lands in the other
+ * key's marker, whose period stays done. */
+static void test_once_nested_key_refused(void) {
+  char *path = th_path("once-nested"), nested[1200], lockdir[1300];
+  zkr_session *s = th_session(0);
+  zkr_once *o = once_on(s, path, "1d", NULL, 0, NULL), *n;
+  zkr_once_record r;
+  zkr_once_verdict v = 0;
+  zhandle_t *raw;
+
+  CU_ASSERT_EQUAL(fire(o, 0, &r), ZKR_ONCE_RUN);
+  snprintf(nested, sizeof(nested), "%s/done/%s", path, r.period);
+  n = once_on(s, nested, "1d", NULL, 0, NULL);
+  CU_ASSERT_EQUAL(zkr_once_begin(n, TH_SETTLE_MS, &v, NULL), ZKR_EINVAL);
+  snprintf(lockdir, sizeof(lockdir), "%s/lock", nested);
+  raw = th_raw();
+  CU_ASSERT_EQUAL(zoo_exists(raw, lockdir, 0, NULL), ZNONODE);
+  th_raw_close(raw);
+  CU_ASSERT_EQUAL(fire(o, 0, NULL), ZKR_ONCE_DONE);
+  zkr_once_free(n);
+  zkr_once_free(o);
+  zkr_session_close(s);
+  once_finish(path);
+}
+
 /* A key records its period and zone on first use; a firing with another
  * period (1h; 1d too: calendar days, not 24h of clock), another zone, or
  * on a path with other data is refused with ZKR_EMISMATCH and decides
@@ -830,6 +856,7 @@ int main(void) {
                                   {"test_once_keep1_keeps_marker", test_once_keep1_keeps_marker},
                                   {"test_once_dst_repeated_hour", test_once_dst_repeated_hour},
                                   {"test_once_setting_mismatch", test_once_setting_mismatch},
+                                  {"test_once_nested_key_refused", test_once_nested_key_refused},
                                   {"test_once_foreign_marker", test_once_foreign_marker},
                                   {"test_once_bad_input", test_once_bad_input},
                                   {NULL, NULL}};

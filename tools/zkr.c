@@ -2008,6 +2008,9 @@ static int cmd_once(global *g, int argc, char **argv) {
     rc = waiting_node_deleted(ctx.kind->noun, path);
   } else if (rc == ZKR_EMISMATCH) {
     rc = once_mismatch(s, path, ctx.period, ctx.tz);
+  } else if (rc == ZKR_EINVAL) {
+    fprintf(stderr, "zkr: once %s: the key lies inside another once key; choose a key outside it\n", path);
+    rc = ZKR_TOOL_USAGE;
   } else if (rc == ZKR_EZK && ctx.rec.foreign) {
     fprintf(stderr,
             "zkr: once %s: %s/done/%s is not a zkr once marker (other data, children, or not a success of "

@@ -148,8 +148,9 @@ ZKR_EXTERN int zkr_once_new(zkr_once **out, zkr_session *s, const char *path, co
  * rec->foreign set (rec may not be NULL to tell it) when the marker's
  * name PATH/done/<rec->period> holds a node that is no marker of ours:
  * the period counts neither as done nor as free, nothing runs until
- * someone deletes that node; ZKR_EINVAL (NULL argument, or a run begun and not
- * done), and the errors of zkr_lock_acquire(); after the grant a
+ * someone deletes that node; ZKR_EINVAL (NULL argument, a run begun and not
+ * done, or a key inside another once key, refused before anything is
+ * written), and the errors of zkr_lock_acquire(); after the grant a
  * connection loss is ridden through (each request tried again while the
  * lock is held), and ZKR_ECONNLOSS means the connection stayed down until
  * the lock's validity ended (ZKR_ENOTHELD: the lock was lost otherwise). */

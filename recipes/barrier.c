@@ -110,18 +110,19 @@ static void base_close(base *o) {
 }
 
 /* The common end of both frees (any thread but a callback): wakes and
- * waits out the callers, hands node (ours, may be NULL) to the session's
- * orphan deletes, destroys the base. The caller frees its own fields and
- * then the recipe. */
-static void base_free(base *o, const char *node) {
+ * waits out the callers, then hands *node (ours; node or *node may be NULL)
+ * to the session's orphan deletes, destroys the base. *node is read only
+ * once the callers are gone: a caller's enter may still drop it until
+ * then. The caller frees its own fields and then the recipe. */
+static void base_free(base *o, char *const *node) {
   pthread_mutex_t *mu = zkr__session_mutex(o->r.s);
   int cancel_state;
 
   pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
   pthread_mutex_lock(mu);
   base_close(o);
-  if (node != NULL)
-    zkr__session_orphan(o->r.s, node);
+  if (node != NULL && *node != NULL)
+    zkr__session_orphan(o->r.s, *node);
   pthread_mutex_unlock(mu);
   pthread_setcancelstate(cancel_state, NULL);
   pthread_cond_destroy(&o->idle);
@@ -642,7 +643,7 @@ int zkr_double_barrier_leave(zkr_double_barrier *db, int timeout_ms) {
 void zkr_double_barrier_free(zkr_double_barrier *db) {
   if (db == NULL)
     return;
-  base_free(&db->b, db->node);
+  base_free(&db->b, &db->node);
   free(db->node);
   free(db->ready);
   zkr__recipe_free(db);

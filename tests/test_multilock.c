@@ -333,11 +333,15 @@ typedef struct lost_rec {
   int reason; /* of the part passed to the first call */
 } lost_rec;
 
+/* The reason is recorded before the count is published: a test that awaits
+ * the count then reads the reason (the reverse order let it read NONE). */
 static void on_lost(zkr_lock *l, void *arg) {
   lost_rec *r = arg;
+  int none = ZKR_LOST_NONE;
 
-  if (__atomic_add_fetch(&r->n, 1, __ATOMIC_SEQ_CST) == 1)
-    __atomic_store_n(&r->reason, zkr_lock_lost_reason(l), __ATOMIC_SEQ_CST);
+  __atomic_compare_exchange_n(&r->reason, &none, zkr_lock_lost_reason(l), 0, __ATOMIC_SEQ_CST,
+                              __ATOMIC_SEQ_CST);
+  __atomic_add_fetch(&r->n, 1, __ATOMIC_SEQ_CST);
 }
 
 static int lost_seen(void *arg) {

@@ -136,11 +136,7 @@ int zkr_election_join(zkr_election *e) {
       e->c = NULL;
     }
     e->term = T_NONE;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.dir = e->r.path;
-    cfg.policy = &leader_policy;
-    cfg.data = e->r.id;
-    cfg.acl = e->r.acl;
+    zkr__recipe_contender(&e->r, e->r.path, &leader_policy, &cfg);
     cfg.on_granted = el_granted;
     cfg.on_lost = el_ended;
     cfg.owner = e;

@@ -10,6 +10,7 @@ struct zkr_lock {
   zkr_lock_lost_fn on_lost;
   void *arg;
   zkr__holds holds;
+  zkr__asyncs asyncs; /* zkr_lock_acquire_async()'s holds */
 };
 
 /* Curator's InterProcessMutex: every earlier contender blocks. */
@@ -37,6 +38,7 @@ int zkr_lock_new(zkr_lock **out, zkr_session *s, const char *path, const zkr_loc
   }
   if (l == NULL)
     return rc;
+  zkr__asyncs_init(&l->asyncs);
   if (opts != NULL) {
     l->on_lost = opts->on_lost;
     l->arg = opts->arg;
@@ -54,17 +56,20 @@ int zkr_lock_acquire(zkr_lock *l, int timeout_ms) {
   if (l == NULL)
     return ZKR_EINVAL;
   deadline = zkr__deadline(timeout_ms);
-  memset(&cfg, 0, sizeof(cfg));
-  cfg.dir = l->r.path;
-  cfg.policy = &zkr__mutex_policy;
-  cfg.data = l->r.id;
-  cfg.acl = l->r.acl;
+  zkr__recipe_contender(&l->r, l->r.path, &zkr__mutex_policy, &cfg);
   cfg.try_once = timeout_ms == 0;
   mu = zkr__session_mutex(l->r.s);
   pthread_mutex_lock(mu);
   rc = zkr__holds_acquire(&l->holds, &cfg, deadline);
   pthread_mutex_unlock(mu);
   return rc;
+}
+
+int zkr_lock_acquire_async(zkr_lock *l, int timeout_ms, zkr_hold_fn on_acquired, zkr_hold_fn on_lost,
+                           void *arg, zkr_hold **out) {
+  if (l == NULL)
+    return ZKR_EINVAL;
+  return zkr__async_start(&l->asyncs, &l->r, &zkr__mutex_policy, timeout_ms, on_acquired, on_lost, arg, out);
 }
 
 static int release(zkr_lock *l, int wait) {
@@ -192,6 +197,7 @@ void zkr_lock_free(zkr_lock *l) {
     return;
   mu = zkr__session_mutex(l->r.s);
   pthread_mutex_lock(mu);
+  zkr__async_close(&l->asyncs);
   zkr__holds_close(&l->holds);
   pthread_mutex_unlock(mu);
   zkr__holds_destroy(&l->holds);

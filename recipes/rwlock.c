@@ -37,6 +37,7 @@ struct zkr_rwlock {
   zkr_rwlock_lost_fn on_lost;
   void *arg;
   zkr__holds rd, wr;
+  zkr__asyncs asyncs; /* zkr_rwlock_acquire_async()'s holds */
   zkr__list threads;  /* rwthread; changed under the session mutex and mu */
   pthread_mutex_t mu; /* lets held() skip the session mutex */
 };
@@ -84,6 +85,7 @@ int zkr_rwlock_new(zkr_rwlock **out, zkr_session *s, const char *path, const zkr
     return rc;
   }
   zkr__list_init(&rw->threads);
+  zkr__asyncs_init(&rw->asyncs);
   if (opts != NULL) {
     rw->on_lost = opts->on_lost;
     rw->arg = opts->arg;
@@ -172,11 +174,7 @@ static int take(zkr_rwlock *rw, int write, int timeout_ms) {
   rwthread *t;
   int rc, mode = 0;
 
-  memset(&cfg, 0, sizeof(cfg));
-  cfg.dir = rw->r.path;
-  cfg.policy = write ? &write_policy : &read_policy;
-  cfg.data = rw->r.id;
-  cfg.acl = rw->r.acl;
+  zkr__recipe_contender(&rw->r, rw->r.path, write ? &write_policy : &read_policy, &cfg);
   cfg.try_once = timeout_ms == 0;
   pthread_mutex_lock(mu);
   t = find_thread(rw);
@@ -205,6 +203,14 @@ int zkr_rwlock_rdlock(zkr_rwlock *rw, int timeout_ms) {
 
 int zkr_rwlock_wrlock(zkr_rwlock *rw, int timeout_ms) {
   return rw != NULL ? take(rw, 1, timeout_ms) : ZKR_EINVAL;
+}
+
+int zkr_rwlock_acquire_async(zkr_rwlock *rw, int write, int timeout_ms, zkr_hold_fn on_acquired,
+                             zkr_hold_fn on_lost, void *arg, zkr_hold **out) {
+  if (rw == NULL || (write != 0 && write != 1))
+    return ZKR_EINVAL;
+  return zkr__async_start(&rw->asyncs, &rw->r, write ? &write_policy : &read_policy, timeout_ms, on_acquired,
+                          on_lost, arg, out);
 }
 
 /* Releases the most recent acquisition among the modes in which ("" for
@@ -350,6 +356,7 @@ void zkr_rwlock_free(zkr_rwlock *rw) {
     return;
   mu = zkr__session_mutex(rw->r.s);
   pthread_mutex_lock(mu);
+  zkr__async_close(&rw->asyncs);
   zkr__holds_close(&rw->rd);
   zkr__holds_close(&rw->wr);
   while (!zkr__list_empty(&rw->threads))

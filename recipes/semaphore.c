@@ -146,11 +146,7 @@ static int take_mutex(zkr_semaphore *sem, attempt *at, int try_once, int64_t dea
   zkr__contender_cfg cfg;
   int rc;
 
-  memset(&cfg, 0, sizeof(cfg));
-  cfg.dir = sem->locks;
-  cfg.policy = &zkr__mutex_policy;
-  cfg.data = sem->r.id;
-  cfg.acl = sem->r.acl;
+  zkr__recipe_contender(&sem->r, sem->locks, &zkr__mutex_policy, &cfg);
   cfg.try_once = try_once;
   rc = zkr__contender_start(sem->r.s, &cfg, m);
   if (rc != ZKR_OK)
@@ -213,11 +209,7 @@ static int take_lease(zkr_semaphore *sem, attempt *at, zkr_lease *lease, int try
   zkr__contender_cfg cfg;
   int rc;
 
-  memset(&cfg, 0, sizeof(cfg));
-  cfg.dir = sem->leases;
-  cfg.policy = &sem->lease_policy;
-  cfg.data = sem->r.id;
-  cfg.acl = sem->r.acl;
+  zkr__recipe_contender(&sem->r, sem->leases, &sem->lease_policy, &cfg);
   cfg.on_lost = lease_lost;
   cfg.owner = lease;
   cfg.try_once = try_once;

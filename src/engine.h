@@ -60,9 +60,25 @@ void zkr__event_init(zkr__event *ev, void (*fn)(void *arg), void *arg, const voi
  * stay alive until it ran or its owner was quiesced. Returns ZKR_OK, or
  * ZKR_ECLOSED once the session is closed (it will never run). */
 int zkr__session_post(zkr_session *s, zkr__event *ev);
+/* Takes ev off the queue if it is queued: it will not run (mutex held). */
+void zkr__session_unpost(zkr_session *s, zkr__event *ev);
 /* Waits until no event of owner is queued or running (returns at once on
- * the event thread). */
+ * the event thread). In loop mode it runs owner's queued events itself, in
+ * order, on the calling thread (the loop's, by the rule of loop mode). */
 void zkr__session_quiesce(zkr_session *s, const void *owner);
+/* An event posted once due (CLOCK_MONOTONIC ns) has passed: the session's
+ * housekeeping posts it. Embedded in its owner like an event. */
+typedef struct zkr__timer {
+  zkr__list link; /* on the session's timers while started */
+  int64_t due;
+  zkr__event ev;
+} zkr__timer;
+void zkr__timer_init(zkr__timer *t, void (*fn)(void *arg), void *arg, const void *owner);
+/* Starts (or moves) t to fire at due (mutex held). */
+void zkr__timer_start(zkr_session *s, zkr__timer *t, int64_t due);
+/* Stops t: it will not fire, and its event, if posted, will not run
+ * (mutex held). */
+void zkr__timer_stop(zkr_session *s, zkr__timer *t);
 /* zkr_session_valid_until(): read without the mutex (published atomically). */
 int64_t zkr__session_valid_until(zkr_session *s);
 /* The handle, or NULL once the session is closing: no request may be sent
@@ -195,6 +211,11 @@ typedef struct zkr__contender_cfg {
    * recipe dropped the contender. */
   void (*on_lost)(void *owner, zkr__contender *c);
   void (*on_granted)(void *owner, zkr__contender *c);
+  /* Event thread, outside the mutex: after any change a thread in
+   * zkr__contender_wait() would wake for (the outcome known, a release
+   * confirmed). Coalesced: one call may cover several changes, so it reads
+   * the state (zkr__contender_outcome(), zkr__contender_released()). */
+  void (*on_change)(void *owner, zkr__contender *c);
   void *owner;
   int try_once; /* a try: decide without setting a watch */
 } zkr__contender_cfg;
@@ -208,6 +229,15 @@ int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__con
  * passed first or, for a try_once contender, once a live contender ahead
  * of us is known, or the error that ended it. */
 int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns);
+
+/* Not an error code: the outcome is not known yet. */
+#define ZKR__PENDING 1
+/* What zkr__contender_wait() would return now without waiting (deadline
+ * aside), or ZKR__PENDING. Mutex held. */
+int zkr__contender_outcome(const zkr__contender *c);
+/* After zkr__contender_release(c, 0): what a waiting release would have
+ * returned, or ZKR__PENDING while the delete is unconfirmed. Mutex held. */
+int zkr__contender_released(const zkr__contender *c);
 
 /* How long past the caller's deadline a give-up waits for the server to
  * confirm the delete of our node: a connected server answers in a round
@@ -272,6 +302,30 @@ int zkr__contender_copy_node(const zkr__contender *c, char *buf, size_t len);
 /* The contender's state read without the session mutex (published
  * atomically): 1 while granted and not lost. */
 int zkr__contender_held_now(const zkr__contender *c);
+
+/* recipe.c: a contender of recipe r in directory dir (r->path for most)
+ * with policy: every field but those zeroed (callbacks, owner, try_once). */
+void zkr__recipe_contender(const zkr__recipe *r, const char *dir, const zkr__policy *policy,
+                           zkr__contender_cfg *cfg);
+
+/* --- async.c: asynchronous holds (zkr/async.h) ------------------------------ */
+
+/* A recipe's outstanding zkr_hold handles. */
+typedef struct zkr__asyncs {
+  zkr__list holds; /* zkr_hold, under the session mutex */
+  int closed;      /* the recipe is being freed: no new one */
+} zkr__asyncs;
+void zkr__asyncs_init(zkr__asyncs *as);
+/* Starts an asynchronous acquisition of a contender of recipe r in its
+ * directory with policy (takes the session mutex): checks its arguments
+ * and returns as zkr_lock_acquire_async() does. */
+int zkr__async_start(zkr__asyncs *as, const zkr__recipe *r, const zkr__policy *policy, int timeout_ms,
+                     zkr_hold_fn on_acquired, zkr_hold_fn on_lost, void *arg, zkr_hold **out);
+/* Mutex held (released while user callbacks run). Ends every hold of the
+ * recipe: a pending acquisition's on_acquired and a pending release's
+ * on_released get ZKR_ECLOSED (or the owed outcome), on this thread;
+ * granted holds are released without a callback; all are freed. */
+void zkr__async_close(zkr__asyncs *as);
 
 /* --- holds.c: per-thread reentrant holds (lock, rwlock) -------------------- */
 

@@ -107,6 +107,7 @@ struct zkr__contender {
   const struct ACL_vector *acl;
   void (*on_lost)(void *owner, zkr__contender *c);
   void (*on_granted)(void *owner, zkr__contender *c);
+  void (*on_change)(void *owner, zkr__contender *c);
   void *owner;
 
   char uuid[37];
@@ -136,6 +137,7 @@ struct zkr__contender {
   zkr__list tickets;  /* our watch contexts not yet fired (ticket.mine) */
   zkr__event lost_ev; /* embedded: the notifications never need memory */
   zkr__event granted_ev;
+  zkr__event change_ev;
 };
 
 typedef struct zkr__ticket {
@@ -308,13 +310,21 @@ static void post(zkr__contender *c, zkr__event *ev) {
     c->refs--;
 }
 
+/* Wakes whoever waits on c: threads on its condition, and the recipe's
+ * on_change through the event thread (coalesced: queued once). */
+static void changed(zkr__contender *c) {
+  pthread_cond_broadcast(&c->cond);
+  if (c->on_change != NULL)
+    post(c, &c->change_ev);
+}
+
 static void finish(zkr__contender *c, int rc) {
   set_state(c, C_DONE);
   c->rc = rc;
   c->deferred = 0;
   c->gen++;
   free_preds(c);
-  pthread_cond_broadcast(&c->cond);
+  changed(c);
 }
 
 /* Fails a contender that has not been granted; its node, if any, is deleted
@@ -374,6 +384,23 @@ static void granted_event(void *arg) {
   pthread_mutex_unlock(mu);
 }
 
+static void change_event(void *arg) {
+  zkr__contender *c = arg;
+  pthread_mutex_t *mu = zkr__session_mutex(c->s);
+  void (*cb)(void *, zkr__contender *);
+  void *owner;
+
+  pthread_mutex_lock(mu);
+  cb = c->on_change;
+  owner = c->owner;
+  pthread_mutex_unlock(mu);
+  if (cb != NULL)
+    cb(owner, c);
+  pthread_mutex_lock(mu);
+  unref(c);
+  pthread_mutex_unlock(mu);
+}
+
 /* A granted contender lost its hold: exactly once. */
 static void lose_hold(zkr__contender *c, int rc) {
   if (c->state != C_HELD)
@@ -382,7 +409,7 @@ static void lose_hold(zkr__contender *c, int rc) {
   c->rc = rc;
   c->lost_reason = rc == ZKR_ELOST ? ZKR_LOST_DELETED : zkr__session_lost_reason_locked(c->s);
   c->own_step = 0;
-  pthread_cond_broadcast(&c->cond);
+  changed(c);
   post(c, &c->lost_ev);
 }
 
@@ -403,7 +430,7 @@ static void grant(zkr__contender *c) {
   set_state(c, C_HELD);
   c->was_granted = 1;
   new_attempt(c);
-  pthread_cond_broadcast(&c->cond);
+  changed(c);
   if (c->on_granted != NULL)
     post(c, &c->granted_ev);
 }
@@ -548,7 +575,7 @@ static void place(zkr__contender *c, const struct String_vector *kids, int watch
     /* Full: a try stops here; a wait waits for the directory to change. */
     set_state(c, C_WAIT);
     c->listed = 1;
-    pthread_cond_broadcast(&c->cond);
+    changed(c);
   }
 }
 
@@ -757,7 +784,7 @@ static void watch_result(op *o, int rc, const struct Stat *stat) {
   if (rc == ZOK && zkr__contender_check(c->preds[c->npreds - 1], stat->ephemeralOwner, &(zkr__name){0})) {
     /* A live contender is ahead of us: we wait (a try-once stops here). */
     c->listed = 1;
-    pthread_cond_broadcast(&c->cond);
+    changed(c);
     if (registered)
       o->t->c = c; /* watch set: its event moves us on */
   } else if (rc == ZOK || rc == ZNONODE) {
@@ -1330,12 +1357,14 @@ int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__con
   c->acl = cfg->acl;
   c->on_lost = cfg->on_lost;
   c->on_granted = cfg->on_granted;
+  c->on_change = cfg->on_change;
   c->owner = cfg->owner;
   c->try_once = cfg->try_once;
   c->started_at = zkr__now_ns();
   zkr__list_init(&c->tickets);
   zkr__event_init(&c->lost_ev, lost_event, c, c);
   zkr__event_init(&c->granted_ev, granted_event, c, c);
+  zkr__event_init(&c->change_ev, change_event, c, c);
   zkr__list_push_front(&q->contenders, &c->link);
   send_create(c);
   zkr__session_kick(s, c->started_at + zkr__session_own_watch_after(s)); /* its own-node watch */
@@ -1343,21 +1372,27 @@ int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__con
   return ZKR_OK;
 }
 
+int zkr__contender_outcome(const zkr__contender *c) {
+  if (c->closed)
+    return ZKR_ECLOSED;
+  if (c->state == C_HELD)
+    return ZKR_OK;
+  if (c->state == C_LOST || c->state == C_DONE)
+    return c->rc;
+  if (c->try_once && c->listed)
+    return ZKR_ETIMEDOUT;
+  return ZKR__PENDING;
+}
+
 int zkr__contender_wait(zkr__contender *c, int64_t deadline_ns) {
   pthread_mutex_t *mu = zkr__session_mutex(c->s);
 
   for (;;) {
-    if (c->closed)
-      return ZKR_ECLOSED;
-    if (c->state == C_HELD)
-      return ZKR_OK;
-    if (c->state == C_LOST)
-      return c->rc;
-    if (c->state == C_DONE)
-      return c->rc;
+    int rc = zkr__contender_outcome(c);
+
+    if (rc != ZKR__PENDING)
+      return rc;
     /* A try waits for the decision, however long the requests take. */
-    if (c->try_once && c->listed)
-      return ZKR_ETIMEDOUT;
     if (zkr__cond_wait(&c->cond, mu, c->try_once ? -1 : deadline_ns) != 0)
       return ZKR_ETIMEDOUT;
   }
@@ -1422,8 +1457,12 @@ int zkr__contender_release_until(zkr__contender *c, int64_t until) {
   while (until != 0 && c->state != C_DONE)
     if (zkr__cond_wait(&c->cond, mu, until) != 0)
       break;
+  return c->state != C_DONE ? ZKR_OK : zkr__contender_released(c);
+}
+
+int zkr__contender_released(const zkr__contender *c) {
   if (c->state != C_DONE)
-    return ZKR_OK;
+    return ZKR__PENDING;
   /* The cause, whatever it is (a delete our ACL refuses leaves the node
    * until the session ends: the caller must hear of it). */
   return c->rc == ZKR_ECLOSED ? ZKR_ESESSION : c->rc;
@@ -1432,6 +1471,7 @@ int zkr__contender_release_until(zkr__contender *c, int64_t until) {
 void zkr__contender_drop(zkr__contender *c) {
   c->on_lost = NULL;
   c->on_granted = NULL;
+  c->on_change = NULL;
   c->dropped = 1;
   if (c->state == C_CREATE || c->state == C_RECOVER || c->state == C_CHECK) {
     c->withdrawing = 1; /* the node is deleted once it is known to be ours */

@@ -62,3 +62,12 @@ void zkr__recipe_free(void *recipe) {
   zkr__recipe_done(recipe);
   free(recipe);
 }
+
+void zkr__recipe_contender(const zkr__recipe *r, const char *dir, const zkr__policy *policy,
+                           zkr__contender_cfg *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->dir = dir;
+  cfg->policy = policy;
+  cfg->data = r->id;
+  cfg->acl = r->acl;
+}

@@ -5,12 +5,19 @@
  * thread (watchers and completions, one at a time); this file adds one event
  * thread per session. Nothing here ever blocks the completion thread: its
  * handlers only take the session mutex briefly. User callbacks run on the
- * event thread, outside the mutex. */
+ * event thread, outside the mutex.
+ *
+ * Loop mode replaces the event thread with the caller's: what the thread
+ * would do (run posted events, then the housekeeping that fell due) is one
+ * zkr_session_dispatch(), and what would wake it writes an eventfd the
+ * caller's loop watches. Everything else is the same code. */
 #include "core.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 typedef struct listener {
   zkr__list link;
@@ -64,9 +71,18 @@ struct zkr_session {
   zkr__list orphans;
   zkr__qstate queue;
 
+  zkr__list timers; /* zkr__timer, started and not yet fired */
+
   pthread_t thread;
   int thread_started;
   int log_slot;
+
+  /* Loop mode (no event thread): */
+  int loop;
+  int efd;           /* eventfd the caller's loop watches; -1 outside loop mode */
+  int efd_signalled; /* written and not yet drained */
+  int dispatching;   /* a zkr_session_dispatch() is running, on dispatcher */
+  pthread_t dispatcher;
 };
 
 /* A state change for the listeners. Allocated: when memory runs out the
@@ -135,7 +151,27 @@ void zkr__session_unref(zkr_session *s) {
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cond);
   pthread_cond_destroy(&s->ev_cond);
+  if (s->efd >= 0)
+    close(s->efd);
   free(s);
+}
+
+/* Wakes whoever runs the events and the housekeeping (mutex held): the
+ * event thread, or in loop mode the caller's loop, through the eventfd
+ * (written once until a dispatch drains it). */
+static void wake_events(zkr_session *s) {
+  uint64_t one = 1;
+
+  if (!s->loop) {
+    pthread_cond_signal(&s->ev_cond);
+    return;
+  }
+  /* A dispatch running on this thread looks again before it returns. */
+  if (s->efd_signalled || (s->dispatching && pthread_equal(pthread_self(), s->dispatcher)))
+    return;
+  /* Cannot fail but with EAGAIN (the counter is full: readable anyway). */
+  if (write(s->efd, &one, sizeof(one)) == (ssize_t)sizeof(one) || errno == EAGAIN)
+    s->efd_signalled = 1;
 }
 
 /* Written with the mutex held, read without it too (held() and
@@ -166,7 +202,7 @@ int zkr__session_post(zkr_session *s, zkr__event *ev) {
     return ZKR_ECLOSED;
   if (!zkr__list_linked(&ev->link)) /* already queued: it runs once */
     zkr__list_push_back(&s->events, &ev->link);
-  pthread_cond_signal(&s->ev_cond);
+  wake_events(s);
   return ZKR_OK;
 }
 
@@ -181,7 +217,38 @@ static zkr__event *next_event(zkr_session *s) {
 }
 
 static int on_event_thread(zkr_session *s) {
+  if (s->loop)
+    return s->dispatching && pthread_equal(pthread_self(), s->dispatcher);
   return s->thread_started && pthread_equal(pthread_self(), s->thread);
+}
+
+/* Runs one taken event outside the mutex (mutex held on entry and exit). */
+static void run_event(zkr_session *s, zkr__event *ev) {
+  /* ev may be freed by its own fn: read what we need first. */
+  void (*fn)(void *) = ev->fn;
+  void *arg = ev->arg;
+  const void *before = s->running_owner;
+
+  s->running_owner = ev->owner;
+  pthread_mutex_unlock(&s->mu);
+  fn(arg);
+  pthread_mutex_lock(&s->mu);
+  s->running_owner = before;
+  pthread_cond_broadcast(&s->cond);
+}
+
+/* The first queued event of owner, taken off the queue, or NULL. */
+static zkr__event *take_owned(zkr_session *s, const void *owner) {
+  zkr__list *l;
+
+  zkr__list_foreach(l, &s->events) {
+    zkr__event *ev = zkr__list_entry(l, zkr__event, link);
+    if (ev->owner == owner) {
+      zkr__list_remove(l);
+      return ev;
+    }
+  }
+  return NULL;
 }
 
 static int owner_pending(zkr_session *s, const void *owner) {
@@ -201,8 +268,61 @@ void zkr__session_quiesce(zkr_session *s, const void *owner) {
    * would deadlock (hence the rule that callbacks do not block). */
   if (on_event_thread(s))
     return;
-  while (owner_pending(s, owner))
+  for (;;) {
+    zkr__event *ev;
+    /* In loop mode nobody else would run them: the caller is the loop's
+     * thread (the rule of loop mode), so they run here, in order. */
+    if (s->loop && s->running_owner != owner && (ev = take_owned(s, owner)) != NULL) {
+      run_event(s, ev);
+      continue;
+    }
+    if (!owner_pending(s, owner))
+      break;
     pthread_cond_wait(&s->cond, &s->mu);
+  }
+}
+
+void zkr__session_unpost(zkr_session *s, zkr__event *ev) {
+  (void)s;
+  if (zkr__list_linked(&ev->link))
+    zkr__list_remove(&ev->link);
+}
+
+void zkr__timer_init(zkr__timer *t, void (*fn)(void *arg), void *arg, const void *owner) {
+  zkr__list_init(&t->link);
+  t->due = 0;
+  zkr__event_init(&t->ev, fn, arg, owner);
+}
+
+void zkr__timer_start(zkr_session *s, zkr__timer *t, int64_t due) {
+  if (zkr__list_linked(&t->link))
+    zkr__list_remove(&t->link);
+  t->due = due;
+  zkr__list_push_back(&s->timers, &t->link);
+  zkr__session_kick(s, due);
+}
+
+void zkr__timer_stop(zkr_session *s, zkr__timer *t) {
+  if (zkr__list_linked(&t->link))
+    zkr__list_remove(&t->link);
+  zkr__session_unpost(s, &t->ev);
+}
+
+/* Posts the timers that fell due; returns the next due time, or 0. */
+static int64_t fire_timers(zkr_session *s, int64_t now) {
+  zkr__list *l, *tmp;
+  int64_t next = 0;
+
+  zkr__list_foreach_safe(l, tmp, &s->timers) {
+    zkr__timer *t = zkr__list_entry(l, zkr__timer, link);
+    if (t->due <= now) {
+      zkr__list_remove(l);
+      zkr__session_post(s, &t->ev);
+    } else if (next == 0 || t->due < next) {
+      next = t->due;
+    }
+  }
+  return next;
 }
 
 static void add_orphan(zkr_session *s, const char *path, const char *prefix) {
@@ -220,7 +340,7 @@ static void add_orphan(zkr_session *s, const char *path, const char *prefix) {
     o->prefix = o->path + n;
   }
   zkr__list_push_front(&s->orphans, &o->link);
-  pthread_cond_signal(&s->ev_cond);
+  wake_events(s);
 }
 
 void zkr__session_orphan(zkr_session *s, const char *path) {
@@ -290,7 +410,7 @@ static void lose(zkr_session *s, int code, int reason) {
   __atomic_store_n(&s->valid_until, 0, __ATOMIC_RELEASE);
   set_state(s, ZKR_SESSION_LOST);
   zkr__queue_session_lost(s, code);
-  pthread_cond_signal(&s->ev_cond);
+  wake_events(s);
 }
 
 /* --- the ZooKeeper side (completion thread) ------------------------------- */
@@ -323,7 +443,7 @@ static void session_watcher(zhandle_t *zh, int type, int state, const char *path
       s->ping_now = 1;
       set_state(s, ZKR_SESSION_CONNECTED);
       zkr__queue_reconnected(s);
-      pthread_cond_signal(&s->ev_cond);
+      wake_events(s);
     }
   } else if (state == ZOO_CONNECTING_STATE || state == ZOO_ASSOCIATING_STATE) {
     if (s->state == ZKR_SESSION_CONNECTED)
@@ -333,7 +453,7 @@ static void session_watcher(zhandle_t *zh, int type, int state, const char *path
   } else if (state == ZOO_AUTH_FAILED_STATE) {
     lose(s, ZKR_ENOAUTH, ZKR_LOST_AUTH);
   }
-  pthread_cond_signal(&s->ev_cond); /* orphans may be deletable now */
+  wake_events(s); /* orphans may be deletable now */
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -347,7 +467,7 @@ static void ping_done(int rc, const struct Stat *stat, const void *data) {
   s->ping_inflight = 0;
   if (zkr__zk_answered(rc))
     zkr__session_acked(s, sent);
-  pthread_cond_signal(&s->ev_cond);
+  wake_events(s);
   pthread_mutex_unlock(&s->mu);
   zkr__session_unref(s);
 }
@@ -393,7 +513,7 @@ static void orphan_settle(orphan *o, int rc) {
     zkr__list_remove(&o->link);
     free(o);
   }
-  pthread_cond_signal(&s->ev_cond);
+  wake_events(s);
 }
 
 /* --- the event thread -------------------------------------------------------- */
@@ -434,6 +554,42 @@ static void send_orphan_deletes(zkr_session *s) {
   }
 }
 
+/* The session's own clock: past the validity deadline, the server may have
+ * expired us (mutex held). */
+static void check_clock(zkr_session *s, int64_t now) {
+  if (s->last_ack_sent > 0 && s->state != ZKR_SESSION_LOST && now >= s->valid_until)
+    lose(s, ZKR_ESESSION, ZKR_LOST_DEADLINE);
+}
+
+/* Everything but the events that falls due: timers, background deletes,
+ * own-node watches, pings (mutex held). Returns when to look again. */
+static int64_t housekeep(zkr_session *s, int64_t now) {
+  int64_t wake = now + 1000000000, due;
+
+  due = fire_timers(s, now);
+  if (due > 0 && due < wake)
+    wake = due;
+  if (s->zk_connected && !s->closing && !zkr__list_empty(&s->orphans))
+    send_orphan_deletes(s);
+  if (connected(s)) {
+    due = zkr__queue_arm(s, now); /* own-node watches that fell due */
+    if (due > 0 && due < wake)
+      wake = due;
+  }
+  if (connected(s)) {
+    /* Keep the validity window fresh: confirm the session once a fifth of
+     * the timeout has passed without an answered request. */
+    int64_t ping_at = s->last_ack_sent + (int64_t)s->timeout_ms * 1000000 / 5;
+    if (!s->ping_inflight && (s->ping_now || now >= ping_at))
+      send_ping(s, now);
+    else if (!s->ping_inflight && ping_at < wake)
+      wake = ping_at;
+  }
+  if (s->last_ack_sent > 0 && s->state != ZKR_SESSION_LOST && s->valid_until < wake)
+    wake = s->valid_until;
+  return wake;
+}
+
 static void *event_thread(void *arg) {
   zkr_session *s = arg;
 
@@ -441,48 +597,66 @@ static void *event_thread(void *arg) {
   for (;;) {
     int64_t now = zkr__now_ns(), wake;
 
-    if (s->last_ack_sent > 0 && s->state != ZKR_SESSION_LOST && now >= s->valid_until)
-      lose(s, ZKR_ESESSION, ZKR_LOST_DEADLINE); /* our own clock: the server may have expired us */
+    check_clock(s, now);
     if (!zkr__list_empty(&s->events)) {
-      zkr__event *ev = next_event(s);
-      /* ev may be freed by its own fn: read what we need first. */
-      void (*fn)(void *) = ev->fn;
-      void *arg = ev->arg;
-      s->running_owner = ev->owner;
-      pthread_mutex_unlock(&s->mu);
-      fn(arg);
-      pthread_mutex_lock(&s->mu);
-      s->running_owner = NULL;
-      pthread_cond_broadcast(&s->cond);
+      run_event(s, next_event(s));
       continue;
     }
     if (s->stop)
       break;
-    wake = now + 1000000000;
-    if (s->zk_connected && !s->closing && !zkr__list_empty(&s->orphans))
-      send_orphan_deletes(s);
-    if (connected(s)) {
-      int64_t due = zkr__queue_arm(s, now); /* own-node watches that fell due */
-      if (due > 0 && due < wake)
-        wake = due;
-    }
-    if (connected(s)) {
-      /* Keep the validity window fresh: confirm the session once a fifth of
-       * the timeout has passed without an answered request. */
-      int64_t ping_at = s->last_ack_sent + (int64_t)s->timeout_ms * 1000000 / 5;
-      if (!s->ping_inflight && (s->ping_now || now >= ping_at))
-        send_ping(s, now);
-      else if (!s->ping_inflight && ping_at < wake)
-        wake = ping_at;
-    }
-    if (s->last_ack_sent > 0 && s->state != ZKR_SESSION_LOST && s->valid_until < wake)
-      wake = s->valid_until;
+    wake = housekeep(s, now);
+    if (!zkr__list_empty(&s->events))
+      continue;
     s->sleeping_until = wake;
     zkr__cond_wait(&s->ev_cond, &s->mu, wake);
     s->sleeping_until = 0;
   }
   pthread_mutex_unlock(&s->mu);
   return NULL;
+}
+
+int zkr_session_fd(zkr_session *s) {
+  return s != NULL && s->loop ? s->efd : ZKR_EINVAL;
+}
+
+int zkr_session_dispatch(zkr_session *s) {
+  int64_t now, wake;
+  uint64_t n;
+
+  if (s == NULL || !s->loop)
+    return ZKR_EINVAL;
+  pthread_mutex_lock(&s->mu);
+  if (s->dispatching) {
+    pthread_mutex_unlock(&s->mu);
+    return ZKR_EINVAL; /* reentered from a callback */
+  }
+  s->dispatching = 1;
+  s->dispatcher = pthread_self();
+  s->sleeping_until = 0;
+  if (s->efd_signalled && read(s->efd, &n, sizeof(n)) >= 0)
+    s->efd_signalled = 0;
+  for (;;) {
+    zkr__event *ev;
+    now = zkr__now_ns();
+    check_clock(s, now);
+    /* Only what is queued now, and what it posts: a dispatch ends. */
+    while ((ev = next_event(s)) != NULL)
+      run_event(s, ev);
+    if (s->dead) {
+      wake = now + 1000000000;
+      break;
+    }
+    wake = housekeep(s, now);
+    if (zkr__list_empty(&s->events))
+      break;
+  }
+  /* Anything due before wake, posted from the client's threads from now on,
+   * writes the eventfd (zkr__session_kick, wake_events). */
+  s->sleeping_until = wake;
+  s->dispatching = 0;
+  pthread_mutex_unlock(&s->mu);
+  now = zkr__now_ns();
+  return wake <= now ? 0 : (int)((wake - now + 999999) / 1000000);
 }
 
 /* --- public API -------------------------------------------------------------- */
@@ -535,15 +709,14 @@ static void teardown(zkr_session *s) {
     free(o);
   }
   /* Completions run by zookeeper_close may have posted events after the
-   * event thread ended: run them here, so each fires and frees its data. */
-  while ((ev = next_event(s)) != NULL) {
-    void (*fn)(void *) = ev->fn;
-    void *arg = ev->arg;
-    pthread_mutex_unlock(&s->mu);
-    fn(arg);
-    pthread_mutex_lock(&s->mu);
-  }
+   * event thread ended (in loop mode: since the last dispatch): run them
+   * here, so each fires and frees its data. */
+  while ((ev = next_event(s)) != NULL)
+    run_event(s, ev);
   s->dead = 1;
+  /* Timers are embedded in their owners: they only leave the list. */
+  while (!zkr__list_empty(&s->timers))
+    zkr__list_remove(s->timers.next);
   pthread_cond_broadcast(&s->cond);
   drop_listeners(s);
   pthread_mutex_unlock(&s->mu);
@@ -589,6 +762,8 @@ int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opt
   zkr__list_init(&s->events);
   zkr__list_init(&s->listeners);
   zkr__list_init(&s->orphans);
+  zkr__list_init(&s->timers);
+  s->efd = -1;
   zkr__list_init(&s->queue.contenders);
   zkr__list_init(&s->queue.tickets);
   s->own_watch_after = ZKR__OWN_WATCH_AFTER_NS;
@@ -622,15 +797,30 @@ int zkr_session_open(zkr_session **out, const char *hosts, const zkr_session_opt
     zoo_set_servers_resolution_delay(s->zh, o.resolve_delay_ms > 0 ? o.resolve_delay_ms : -1);
     if (o.digest != NULL && zoo_add_auth(s->zh, "digest", o.digest, (int)strlen(o.digest), NULL, NULL) != ZOK)
       rc = ZKR_EINVAL;
-    if (rc == ZKR_OK && pthread_create(&s->thread, NULL, event_thread, s) != 0)
+    if (rc == ZKR_OK && o.loop) {
+      s->loop = 1;
+      s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      if (s->efd < 0)
+        rc = errno == ENOMEM ? ZKR_ENOMEM : ZKR_EZK;
+      s->sleeping_until = INT64_MAX; /* until the first dispatch: any kick signals */
+    } else if (rc == ZKR_OK && pthread_create(&s->thread, NULL, event_thread, s) != 0) {
       rc = ZKR_ENOMEM;
-    else if (rc == ZKR_OK)
+    } else if (rc == ZKR_OK) {
       s->thread_started = 1;
+    }
   }
   deadline = zkr__deadline(connect_ms);
-  while (rc == ZKR_OK && (s->state == 0 || (s->state != ZKR_SESSION_LOST && s->last_ack_sent == 0)) &&
-         zkr__cond_wait(&s->cond, &s->mu, deadline) == 0)
-    ;
+  while (rc == ZKR_OK && (s->state == 0 || (s->state != ZKR_SESSION_LOST && s->last_ack_sent == 0))) {
+    int64_t until = deadline;
+    /* In loop mode nobody else sends the first ping: the housekeeping runs
+     * here until the session is confirmed (events wait for dispatch). */
+    if (s->loop) {
+      int64_t wake = housekeep(s, zkr__now_ns());
+      until = wake < deadline ? wake : deadline;
+    }
+    if (zkr__cond_wait(&s->cond, &s->mu, until) != 0 && until == deadline)
+      break;
+  }
   if (rc == ZKR_OK && (s->state != ZKR_SESSION_CONNECTED || s->last_ack_sent == 0))
     rc = s->state == ZKR_SESSION_LOST && s->lost_code == ZKR_ENOAUTH ? ZKR_ENOAUTH : ZKR_ECONNECT;
   pthread_mutex_unlock(&s->mu);
@@ -707,15 +897,16 @@ int64_t zkr__session_own_watch_after(zkr_session *s) {
 void zkr__session_set_own_watch_after(zkr_session *s, int64_t ns) {
   pthread_mutex_lock(&s->mu);
   s->own_watch_after = ns;
-  pthread_cond_signal(&s->ev_cond);
+  wake_events(s);
   pthread_mutex_unlock(&s->mu);
 }
 
 void zkr__session_kick(zkr_session *s, int64_t due) {
   /* Only when it would sleep past due: a stream of short acquisitions must
-   * not wake it once each (a running thread looks again anyway). */
+   * not wake it once each (a running thread looks again anyway). In loop
+   * mode sleeping_until is when the caller's loop will dispatch next. */
   if (s->sleeping_until != 0 && due < s->sleeping_until)
-    pthread_cond_signal(&s->ev_cond);
+    wake_events(s);
 }
 
 int64_t zkr__session_valid_until(zkr_session *s) {

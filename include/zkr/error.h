@@ -35,7 +35,8 @@ extern "C" {
   X(EDEADLK, -16, "the calling thread holds the read lock: taking the write lock would wait for "  \
                   "itself forever (release the read lock first)")                                 \
   X(EMISMATCH, -17, "the participants disagree on max_leases (a semaphore) or period and zone (a once key), recorded on the path") \
-  X(EBROKEN, -18, "the barrier is broken: a participant left or lost its session before all had entered")
+  X(EBROKEN, -18, "the barrier is broken: a participant left or lost its session before all had entered") \
+  X(ECANCELLED, -19, "the asynchronous acquisition was cancelled (zkr_hold_cancel)")
 /* clang-format on */
 
 typedef enum zkr_errno {

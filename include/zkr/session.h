@@ -1,8 +1,10 @@
 /* zkr_session: one ZooKeeper session that recipes run on.
  *
  * A session owns one ZooKeeper client handle (zhandle_t), one event thread of
- * the library (heartbeats, the local expiry clock, user notifications) and
- * the contender nodes of every recipe object created on it.
+ * the library (heartbeats, the local expiry clock, user notifications; in
+ * loop mode, below, the caller's thread inside zkr_session_dispatch() takes
+ * its place: "the session's event thread" means that thread then) and the
+ * contender nodes of every recipe object created on it.
  *
  * States: CONNECTED; SUSPENDED (connection lost, the session may survive on
  * the server: locks stay held, waiters keep their place); LOST (expired,
@@ -15,7 +17,9 @@
  * the last request the server acknowledged was sent.
  *
  * Thread safety: every function here may be called from any thread, except
- * zkr_session_close(), which must not be called from a zkr callback. */
+ * zkr_session_close(), which must not be called from a zkr callback, and
+ * those of a session in loop mode (below), which belong to the loop's
+ * thread. */
 #ifndef ZKR_SESSION_H
 #define ZKR_SESSION_H
 
@@ -57,7 +61,8 @@ ZKR_EXTERN const char *zkr_lost_reason_str(int reason);
  * Called from any of the client's threads; must not block or call zkr. */
 typedef void (*zkr_log_fn)(const char *message, void *arg);
 
-/* Called on the session's event thread on every state change, in order.
+/* Called on the session's event thread (in loop mode: in
+ * zkr_session_dispatch()) on every state change, in order.
  * It must not call zkr_session_close(); it may call non-blocking zkr
  * functions (zkr_session_get_state(), zkr_lock_held(), ...). */
 typedef void (*zkr_state_fn)(zkr_session *s, zkr_session_state state, void *arg);
@@ -79,6 +84,7 @@ typedef struct zkr_session_opts {
                              operation (only on reconnect), >0 = that window */
   zkr_state_fn on_state;  /* optional listener installed before connecting */
   void *state_arg;
+  int loop; /* 1: loop mode (see "Loop mode" below); 0: the event thread */
 } zkr_session_opts;
 
 /* Which rule a connect string "host:port[,host:port...][/chroot]" breaks,
@@ -142,6 +148,44 @@ ZKR_EXTERN int zkr_session_add_listener(zkr_session *s, zkr_state_fn fn, void *a
 /* Removes a listener; once it returns the listener is not running and will
  * not be called again (unless called from that listener itself). */
 ZKR_EXTERN int zkr_session_remove_listener(zkr_session *s, int id);
+
+/* --- Loop mode ----------------------------------------------------------------
+ *
+ * For single-threaded event loops (libuv, libevent, epoll): a session opened
+ * with opts.loop = 1 starts no event thread of its own. Every zkr callback
+ * on it (state listeners, on_lost, on_change, asynchronous completions:
+ * zkr/async.h) runs inside zkr_session_dispatch(), on the thread that calls
+ * it, and on no other thread. The session's housekeeping (its validity
+ * clock, the pings that keep it confirmed, background deletes, watches on
+ * our own nodes) runs there too. The ZooKeeper client keeps its own two
+ * threads (I/O and completions); they never call user code.
+ *
+ * The loop watches zkr_session_fd() for readability and calls
+ * zkr_session_dispatch() when it is readable, and at the latest after the
+ * number of ms the last dispatch returned. A loop that stalls for longer
+ * than the session's validity (timeout - expiry margin) loses the
+ * session, exactly as a paused process would: its holds end on its own
+ * clock (zkr_lock_held() and zkr_hold_valid_until() say so at once).
+ *
+ * zkr_session_open() still blocks until the session is connected (it drives
+ * the housekeeping itself meanwhile); call it before entering the loop.
+ * Call every zkr function of a loop-mode session from the loop's thread:
+ * freeing an object or closing the session runs the callbacks still owed
+ * to it there, at once. The adapters in zkr/adapters/ (libuv, libevent)
+ * do the watching in a few lines. */
+
+/* The file descriptor a loop-mode session signals through: readable while
+ * zkr_session_dispatch() has work. Borrowed (valid until close; never close
+ * it, never read it). Returns the descriptor, or ZKR_EINVAL if s is NULL or
+ * not in loop mode. Any thread. */
+ZKR_EXTERN int zkr_session_fd(zkr_session *s);
+
+/* Runs, on the calling thread, every pending callback of a loop-mode session
+ * and the housekeeping that fell due. Returns the time in ms (>= 0) after
+ * which it must be called again even if the descriptor stays quiet, or
+ * ZKR_EINVAL if s is NULL or not in loop mode. Never blocks on the network;
+ * must not be called from a zkr callback (it is not reentrant). */
+ZKR_EXTERN int zkr_session_dispatch(zkr_session *s);
 
 /* CLOCK_MONOTONIC now, in ns: the clock every zkr deadline uses. */
 ZKR_EXTERN int64_t zkr_monotonic_ns(void);

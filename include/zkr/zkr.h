@@ -13,5 +13,6 @@
 #include <zkr/semaphore.h>
 #include <zkr/once.h>
 #include <zkr/barrier.h>
+#include <zkr/async.h>
 
 #endif

@@ -65,7 +65,9 @@ struct zkr_session {
 
   zkr__list events;          /* zkr__event, in the order posted */
   const void *running_owner; /* owner of the event now running */
-  int running_listener;      /* id of the listener now running, or 0 */
+  int event_running;         /* an event runs, on event_runner */
+  pthread_t event_runner;
+  int running_listener; /* id of the listener now running, or 0 */
   zkr__list listeners;
   int next_listener_id;
   zkr__list orphans;
@@ -216,10 +218,13 @@ static zkr__event *next_event(zkr_session *s) {
   return zkr__list_entry(l, zkr__event, link);
 }
 
+/* The calling thread runs an event now (the event thread, a dispatch, a
+ * close or a quiesce running what is owed inline), or is the event thread:
+ * waiting for events to finish would wait for itself. */
 static int on_event_thread(zkr_session *s) {
-  if (s->loop)
-    return s->dispatching && pthread_equal(pthread_self(), s->dispatcher);
-  return s->thread_started && pthread_equal(pthread_self(), s->thread);
+  if (s->event_running && pthread_equal(pthread_self(), s->event_runner))
+    return 1;
+  return !s->loop && s->thread_started && pthread_equal(pthread_self(), s->thread);
 }
 
 /* Runs one taken event outside the mutex (mutex held on entry and exit). */
@@ -228,12 +233,18 @@ static void run_event(zkr_session *s, zkr__event *ev) {
   void (*fn)(void *) = ev->fn;
   void *arg = ev->arg;
   const void *before = s->running_owner;
+  int was_running = s->event_running;
+  pthread_t runner = s->event_runner;
 
   s->running_owner = ev->owner;
+  s->event_running = 1;
+  s->event_runner = pthread_self();
   pthread_mutex_unlock(&s->mu);
   fn(arg);
   pthread_mutex_lock(&s->mu);
   s->running_owner = before;
+  s->event_running = was_running;
+  s->event_runner = runner;
   pthread_cond_broadcast(&s->cond);
 }
 

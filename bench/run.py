@@ -3,7 +3,9 @@
 --peers, Curator and Kazoo) on one private ZooKeeper server, in one run.
 Modes rw and sem do the same for zkr_rwlock (read-heavy and write-heavy
 mixes) and zkr_semaphore, against raw floors and Curator's
-InterProcessReadWriteLock and InterProcessSemaphoreV2.
+InterProcessReadWriteLock and InterProcessSemaphoreV2. Mode many compares,
+in one process each, 1,000 acquirers as one loop thread on the asynchronous
+API against 1,000 threads on the blocking one (bench/many.c).
 
 Every configuration runs each implementation in turn (order rotated per
 repetition), so ratios compare runs minutes apart on the same server.
@@ -117,7 +119,7 @@ class Bench:
 
     def command(self, impl, mode, path, extra):
         common = ["--mode", mode, "--connect", self.srv.hosts, "--path", path] + extra
-        if impl in C_IMPLS or impl in ("naive", "raw-v2"):
+        if impl in C_IMPLS or impl in ("naive", "raw-v2", "zkr-async"):
             return [BENCH, "--impl", impl] + common
         if impl == "curator" and mode in ("rw", "sem"):
             return ["java", "-XX:+UseSerialGC", "-Xmx256m", "-cp", self.classpath, "CuratorRecipesBench"] + common
@@ -327,6 +329,63 @@ def scale(b):
             "acquire-all acq/s": h["locks"] / h["acquire_all_ns"] * 1e9}
 
 
+MANY_IMPLS = ("zkr-async", "zkr")
+
+
+def many(b, impl):
+    """N acquirers on K lock paths in one process and one session: one loop
+    thread with the asynchronous API (zkr-async) or N threads with the
+    blocking one (zkr). bench/many.c tells the workload."""
+    extra = ["--acquirers", str(b.a.many_n), "--paths", str(b.a.many_k), "--hold-us", str(b.a.many_hold_us),
+             "--warmup", "1", "--stack-kb", str(b.a.many_stack_kb)]
+    r = b.phase(impl, "many", 1, extra, b.a.many_T)
+    o = r["outs"][0]
+    if o["violations"] > 0:
+        raise RuntimeError("many %s: %d mutual exclusion violations (raw data: %s)" %
+                           (impl, o["violations"], b.results))
+    return {"in_window": sum(o["per_acquirer"]), "per": o["per_acquirer"], "total": o["count"],
+            "acq": o["acq_ns"], "cpu": o["cpu_ns"], "user": o["user_ns"], "sys": o["sys_ns"],
+            "switches": o["context_switches"], "violations": o["violations"], "rss_kb": o["rss_kb"],
+            "threads": o["threads"], "reqs": r["packets"] - 1, "server_cpu": r["server_cpu_ns"],
+            "busy": r["busy_before"]}
+
+
+def pool_many(runs, window_s):
+    total = sum(r["total"] for r in runs)
+    acq = [x for r in runs for x in r["acq"]]
+    per = [r["in_window"] / window_s for r in runs]
+    jain = [sum(r["per"]) ** 2 / (len(r["per"]) * sum(c * c for c in r["per"])) if sum(r["per"]) else 0.0
+            for r in runs]
+    return {"acq/s": sum(per) / len(per), "acq/s per window": "%.0f-%.0f" % (min(per), max(per)),
+            "acq p50 ms": pct(acq, 50) / 1e6, "acq p99 ms": pct(acq, 99) / 1e6,
+            "client CPU us/acq": sum(r["cpu"] for r in runs) / total / 1e3,
+            "user us/acq": sum(r["user"] for r in runs) / total / 1e3,
+            "sys us/acq": sum(r["sys"] for r in runs) / total / 1e3,
+            "ctx switches/acq": sum(r["switches"] for r in runs) / total,
+            "server CPU us/acq": sum(r["server_cpu"] for r in runs) / total / 1e3,
+            "reqs/acq": sum(r["reqs"] for r in runs) / total, "fairness (min)": min(jain),
+            "threads": max(r["threads"] for r in runs), "RSS MiB": max(r["rss_kb"] for r in runs) / 1024.0,
+            "violations": sum(r["violations"] for r in runs), "acquisitions": total,
+            "host busy % at start": 100.0 * statistics.mean(r["busy"] for r in runs)}
+
+
+def many_tables(b):
+    a = b.a
+    runs = {i: [] for i in MANY_IMPLS}
+    for rep in range(a.creps):
+        for impl in rotate(list(MANY_IMPLS), rep):
+            runs[impl].append(many(b, impl))
+    names = {"zkr-async": "async, 1 loop thread", "zkr": "blocking, %d threads" % a.many_n}
+    rows = [(names[i], pool_many(runs[i], a.many_T)) for i in MANY_IMPLS]
+    keys = list(rows[0][1].keys())
+    title = ("Many acquirers: %d acquirers, %d lock paths, one session, hold %d us, %d x %.1f s windows "
+             "(interleaved)" % (a.many_n, a.many_k, a.many_hold_us, a.creps, a.many_T))
+    rk = ["acq/s", "acq p50 ms", "acq p99 ms", "client CPU us/acq", "user us/acq", "sys us/acq",
+          "ctx switches/acq", "server CPU us/acq", "reqs/acq", "RSS MiB"]
+    ratio = [("async / threads", {k: rows[0][1][k] / rows[1][1][k] if rows[1][1][k] else None for k in rk})]
+    return [table(title, rows, keys), table("Many acquirers ratios", ratio, rk, "ratio")]
+
+
 def rotate(impls, rep):
     k = rep % len(impls)
     return impls[k:] + impls[:k]
@@ -365,7 +424,7 @@ def main():
     ap.add_argument("--peers", action="store_true", help="add Curator InterProcessMutex and Kazoo Lock (and Curator's "
                     "InterProcessReadWriteLock and InterProcessSemaphoreV2 for rw and sem)")
     ap.add_argument("--quick", action="store_true", help="short smoke run (1 rep, small counts)")
-    ap.add_argument("--modes", default="uncontended,reentrant,contended,herd,scale,rw,sem")
+    ap.add_argument("--modes", default="uncontended,reentrant,contended,herd,scale,rw,sem,many")
     ap.add_argument("--ks", default="2,8,32")
     ap.add_argument("--reps", type=int, default=8, help="uncontended repetitions per implementation")
     ap.add_argument("-n", type=int, default=500, help="uncontended cycles per repetition")
@@ -377,10 +436,15 @@ def main():
     ap.add_argument("--max-leases", type=int, default=4, help="semaphore N")
     ap.add_argument("--waiters", type=int, default=50)
     ap.add_argument("--locks", type=int, default=10000)
+    ap.add_argument("--many-n", type=int, default=1000, help="many: concurrent acquirers")
+    ap.add_argument("--many-k", type=int, default=100, help="many: lock paths they draw from")
+    ap.add_argument("--many-hold-us", type=int, default=0, help="many: hold time")
+    ap.add_argument("--many-T", type=float, default=5.0, help="many: window, seconds (repetitions: --creps)")
+    ap.add_argument("--many-stack-kb", type=int, default=64, help="many: stack of each blocking thread")
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "results", time.strftime("%Y%m%d-%H%M%S")))
     a = ap.parse_args()
     if a.quick:
-        a.reps, a.n, a.creps, a.T, a.locks = 2, 200, 1, 1.5, 1000
+        a.reps, a.n, a.creps, a.T, a.locks, a.many_T = 2, 200, 1, 1.5, 1000, 2.0
     modes = a.modes.split(",")
     ks = [int(k) for k in a.ks.split(",")]
     impls = list(C_IMPLS) + (["curator", "kazoo"] if a.peers else [])
@@ -446,6 +510,8 @@ def main():
                                        "Semaphore, N = %d" % a.max_leases)
             else:
                 report.append("\n(sem skipped: this libzkrecipes has no zkr_semaphore)")
+        if "many" in modes:
+            report += many_tables(b)
         if "scale" in modes:
             s = scale(b)
             report.append(table("Scale (zkr)", [(k, {"value": v}) for k, v in s.items()], ["value"], "measure"))

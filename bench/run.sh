@@ -6,6 +6,8 @@
 #   bench/run.sh [--peers] [--quick] [run.py options; see bench/run.py -h]
 #
 # --peers adds Curator InterProcessMutex and Kazoo Lock (Debian packages).
+# --modes many runs only the 1,000-acquirer comparison: one loop thread on
+# the asynchronous API against 1,000 threads on the blocking one (~2 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deps=()

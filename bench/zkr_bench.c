@@ -1,8 +1,9 @@
 /* One client process of the lock benchmark (driven by bench/run.py).
  *
- *   zkr_bench --impl zkr|zkr-nowait|raw|naive|raw-v2 --mode MODE --connect HOSTS
- *             --path PATH [--count N] [--warmup W] [--hold-us U]
- *             [--waiters N] [--locks N] --ready FILE --go FILE --out FILE
+ *   zkr_bench --impl zkr|zkr-nowait|raw|naive|raw-v2|zkr-async --mode MODE
+ *             --connect HOSTS --path PATH [--count N] [--warmup W] [--hold-us U]
+ *             [--waiters N] [--locks N] [--acquirers N] [--paths K] [--stack-kb S]
+ *             --ready FILE --go FILE --out FILE
  *
  * Implementations: zkr (zkr_lock_acquire / zkr_lock_release), zkr-nowait
  * (release with zkr_lock_release_nowait), raw (the floor: the minimal
@@ -18,7 +19,10 @@
  * --client so every implementation runs the same sequence) and sem
  * (zkr_semaphore with --max-leases N against a raw floor) take --impl zkr
  * or raw (sem also raw-v2: the raw floor of zkr's and Curator's protocol); their peers are
- * bench/peers/CuratorRecipesBench.java. Everything is timed with CLOCK_MONOTONIC, so the driver can merge the
+ * bench/peers/CuratorRecipesBench.java. many (bench/many.c): --acquirers N
+ * acquirers on --paths K locks through one session, --impl zkr-async (one
+ * loop thread, the asynchronous API on a loop-mode session) or zkr (N
+ * threads, the blocking API). Everything is timed with CLOCK_MONOTONIC, so the driver can merge the
  * timestamps of several processes. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,19 +38,16 @@
 #include <zkr/semaphore.h>
 #include <zkr/zkr.h>
 
-#define SESSION_MS 10000
+#include "bench.h"
 
-static struct {
-  const char *impl, *mode, *connect, *path, *ready, *go, *out;
-  long count, warmup, hold_us, waiters, locks, read_pct, max_leases, client;
-} opt = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2000, 500, 0, 50, 10000, 95, 4, 0};
+bench_opts opt = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2000, 500, 0, 50, 10000, 95, 4, 0, 1000, 100, 64};
 
-static void die(const char *what, int rc) {
+void die(const char *what, int rc) {
   fprintf(stderr, "zkr_bench: %s: %d\n", what, rc);
   exit(1);
 }
 
-static int64_t now_ns(void) {
+int64_t now_ns(void) {
   struct timespec ts;
 
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -88,22 +89,22 @@ static long status_field(const char *name) {
   return v;
 }
 
-static long rss_kb(void) {
+long rss_kb(void) {
   return status_field("VmRSS:");
 }
 
-static int thread_count(void) {
+int thread_count(void) {
   return (int)status_field("Threads:");
 }
 
-static void sleep_ns(int64_t ns) {
+void sleep_ns(int64_t ns) {
   struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
 
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
     ;
 }
 
-static void touch(const char *path) {
+void touch(const char *path) {
   FILE *f = fopen(path, "w");
 
   if (f == NULL)
@@ -111,22 +112,24 @@ static void touch(const char *path) {
   fclose(f);
 }
 
-/* Waits for the driver's "START_NS END_NS" line, then for START_NS. */
-static void wait_go(int64_t *start, int64_t *end) {
-  for (;;) {
-    char buf[128] = "";
-    FILE *f = fopen(opt.go, "r");
-    size_t n = 0;
+/* Reads the driver's "START_NS END_NS" line if it is there yet: 1, else 0. */
+int read_go(int64_t *start, int64_t *end) {
+  char buf[128] = "";
+  FILE *f = fopen(opt.go, "r");
+  size_t n = 0;
 
-    if (f != NULL) {
-      n = fread(buf, 1, sizeof(buf) - 1, f);
-      fclose(f);
-    }
-    buf[n] = '\0';
-    if (strchr(buf, '\n') != NULL && sscanf(buf, "%ld %ld", (long *)start, (long *)end) == 2)
-      break;
-    sleep_ns(1000000);
+  if (f != NULL) {
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
   }
+  buf[n] = '\0';
+  return strchr(buf, '\n') != NULL && sscanf(buf, "%ld %ld", (long *)start, (long *)end) == 2;
+}
+
+/* Waits for the driver's "START_NS END_NS" line, then for START_NS. */
+void wait_go(int64_t *start, int64_t *end) {
+  while (!read_go(start, end))
+    sleep_ns(1000000);
   while (now_ns() < *start)
     sleep_ns(100000);
 }
@@ -352,7 +355,7 @@ static void release(client *c) {
 
 static FILE *out;
 
-static void out_begin(void) {
+void out_begin(void) {
   char tmp[1024];
 
   snprintf(tmp, sizeof(tmp), "%s.tmp", opt.out);
@@ -362,11 +365,11 @@ static void out_begin(void) {
   fprintf(out, "{\"impl\": \"%s\", \"mode\": \"%s\"", opt.impl, opt.mode);
 }
 
-static void out_int(const char *key, int64_t v) {
+void out_int(const char *key, int64_t v) {
   fprintf(out, ", \"%s\": %lld", key, (long long)v);
 }
 
-static void out_array(const char *key, const int64_t *v, long n) {
+void out_array(const char *key, const int64_t *v, long n) {
   long i;
 
   fprintf(out, ", \"%s\": [", key);
@@ -375,7 +378,7 @@ static void out_array(const char *key, const int64_t *v, long n) {
   fprintf(out, "]");
 }
 
-static void out_end(void) {
+void out_end(void) {
   char tmp[1024];
 
   fprintf(out, "}\n");
@@ -385,7 +388,7 @@ static void out_end(void) {
     die("rename", errno);
 }
 
-static int64_t *array(long n) {
+int64_t *array(long n) {
   int64_t *a = calloc((size_t)(n > 0 ? n : 1), sizeof(*a));
 
   if (a == NULL)
@@ -1000,10 +1003,11 @@ static void mode_rwsem(int sem) {
 /* --- main -------------------------------------------------------------------- */
 
 static void usage(void) {
-  fprintf(stderr, "usage: zkr_bench --impl zkr|zkr-nowait|raw|naive|raw-v2 --mode "
-                  "uncontended|contended|reentrant|herd|scale-waiters|scale-held|rw|sem\n"
+  fprintf(stderr, "usage: zkr_bench --impl zkr|zkr-nowait|raw|naive|raw-v2|zkr-async --mode "
+                  "uncontended|contended|reentrant|herd|scale-waiters|scale-held|rw|sem|many\n"
                   "       --connect HOSTS --path PATH [--count N] [--warmup W] [--hold-us U]\n"
                   "       [--waiters N] [--locks N] [--read-pct P] [--max-leases N] [--client I]\n"
+                  "       [--acquirers N] [--paths K] [--stack-kb S]\n"
                   "       --ready FILE --go FILE --out FILE\n");
   exit(2);
 }
@@ -1020,7 +1024,8 @@ int main(int argc, char **argv) {
                {"--warmup", NULL, &opt.warmup},     {"--hold-us", NULL, &opt.hold_us},
                {"--waiters", NULL, &opt.waiters},   {"--locks", NULL, &opt.locks},
                {"--read-pct", NULL, &opt.read_pct}, {"--max-leases", NULL, &opt.max_leases},
-               {"--client", NULL, &opt.client}};
+               {"--client", NULL, &opt.client},     {"--acquirers", NULL, &opt.acquirers},
+               {"--paths", NULL, &opt.paths},       {"--stack-kb", NULL, &opt.stack_kb}};
   int i;
   size_t f;
 
@@ -1042,7 +1047,7 @@ int main(int argc, char **argv) {
       opt.go == NULL || opt.out == NULL)
     usage();
   if (strcmp(opt.impl, "zkr") != 0 && strcmp(opt.impl, "zkr-nowait") != 0 && strcmp(opt.impl, "raw") != 0 &&
-      strcmp(opt.impl, "naive") != 0 && strcmp(opt.impl, "raw-v2") != 0)
+      strcmp(opt.impl, "naive") != 0 && strcmp(opt.impl, "raw-v2") != 0 && strcmp(opt.impl, "zkr-async") != 0)
     usage();
   zoo_set_debug_level(0);
   if (strcmp(opt.mode, "uncontended") == 0)
@@ -1061,6 +1066,8 @@ int main(int argc, char **argv) {
     mode_rwsem(0);
   else if (strcmp(opt.mode, "sem") == 0)
     mode_rwsem(1);
+  else if (strcmp(opt.mode, "many") == 0)
+    mode_many();
   else
     usage();
   return 0;

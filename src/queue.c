@@ -304,7 +304,11 @@ static void defer(zkr__contender *c) {
   c->deferred = 1;
 }
 
+/* An event holds one reference while queued; one already queued runs once
+ * (posting it again coalesces, see zkr__session_post), so it takes none. */
 static void post(zkr__contender *c, zkr__event *ev) {
+  if (zkr__list_linked(&ev->link))
+    return;
   c->refs++;
   if (zkr__session_post(c->s, ev) != ZKR_OK)
     c->refs--;

@@ -21,4 +21,15 @@ int main(void) {
 C
 cc -o "$tmp/use" "$tmp/use.c" $(pkg-config --cflags --libs zkrecipes) -Wl,-rpath,"$tmp$prefix/lib"
 "$tmp/use"
-echo "pkg-config consumer: 1 passed, 0 failed"
+# The adapters' examples, built as their "Build:" lines say, from the
+# installed headers (zkr/adapters/ included): uv_lock.c is the README's.
+for ex in uv_lock event_lock; do
+  build=$(sed -n 's/^ \* Build: //p' "examples/$ex.c")
+  case "$build" in
+  "cc $ex.c \$(pkg-config --cflags --libs zkrecipes "*")") ;;
+  *) echo "examples/$ex.c: unexpected Build: line: $build"; echo "pkg-config consumer: 1 passed, 1 failed"; exit 1 ;;
+  esac
+  cp "examples/$ex.c" "$tmp/"
+  (cd "$tmp" && eval "$build -o $ex -Wl,-rpath,$tmp$prefix/lib")
+done
+echo "pkg-config consumer: 3 passed, 0 failed"

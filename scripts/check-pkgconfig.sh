@@ -32,4 +32,10 @@ for ex in uv_lock event_lock; do
   cp "examples/$ex.c" "$tmp/"
   (cd "$tmp" && eval "$build -o $ex -Wl,-rpath,$tmp$prefix/lib")
 done
-echo "pkg-config consumer: 3 passed, 0 failed"
+# Both adapters in one file that uses neither, strict C11 and C++: no
+# warning (static inline), extern "C" guards.
+printf '#include <zkr/adapters/libuv.h>\n#include <zkr/adapters/libevent.h>\nint main(void) { return 0; }\n' > "$tmp/both.c"
+cc -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -c "$tmp/both.c" -o "$tmp/both.o" \
+  $(pkg-config --cflags zkrecipes libuv libevent)
+c++ -x c++ -Wall -Wextra -Werror -c "$tmp/both.c" -o "$tmp/both.o" $(pkg-config --cflags zkrecipes libuv libevent)
+echo "pkg-config consumer: 5 passed, 0 failed"

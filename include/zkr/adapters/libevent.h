@@ -1,6 +1,7 @@
 /* zkr/adapters/libevent.h: runs a loop-mode session (zkr/session.h, "Loop
  * mode") on a libevent event_base. Header-only: include it in the one file
- * that attaches, and link libevent and libzkrecipes.
+ * that attaches, and link libevent and libzkrecipes. Its functions are
+ * static inline: a file that includes it and uses none gets no warning.
  *
  *   zkr_event *a;
  *   zkr_event_attach(s, base, &a);             // s opened with opts.loop = 1
@@ -40,7 +41,7 @@ typedef struct zkr_event {
 /* Both events' callback: dispatches, then re-arms the timer with the time
  * dispatch returned, unless a callback run by the dispatch detached us;
  * the memory is freed here then, the one place that still reads it. */
-static void zkr__event_dispatch(evutil_socket_t fd, short what, void *arg) {
+static inline void zkr__event_dispatch(evutil_socket_t fd, short what, void *arg) {
   zkr_event *a = (zkr_event *)arg;
   struct timeval tv;
   int ms;
@@ -76,7 +77,7 @@ static void zkr__event_dispatch(evutil_socket_t fd, short what, void *arg) {
  * Returns ZKR_OK; ZKR_EINVAL if s, base or out is NULL, s is not in loop
  * mode (opts.loop = 0), or libevent refuses the descriptor; ZKR_ENOMEM. On
  * failure nothing is attached and *out is untouched. */
-static int zkr_event_attach(zkr_session *s, struct event_base *base, zkr_event **out) {
+static inline int zkr_event_attach(zkr_session *s, struct event_base *base, zkr_event **out) {
   struct timeval now = {0, 0};
   zkr_event *a;
   int fd = zkr_session_fd(s), rc = ZKR_ENOMEM;
@@ -115,7 +116,7 @@ static int zkr_event_attach(zkr_session *s, struct event_base *base, zkr_event *
  * A session left attached to nothing is not dispatched: close it, or
  * attach it again, promptly (a session not dispatched past its validity is
  * lost). */
-static void zkr_event_detach(zkr_event *a) {
+static inline void zkr_event_detach(zkr_event *a) {
   if (a == NULL)
     return;
   /* Freeing an event from inside its own callback is allowed by libevent

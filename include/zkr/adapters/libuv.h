@@ -1,6 +1,7 @@
 /* zkr/adapters/libuv.h: runs a loop-mode session (zkr/session.h, "Loop
  * mode") on a libuv loop. Header-only: include it in the one file that
- * attaches, and link libuv and libzkrecipes.
+ * attaches, and link libuv and libzkrecipes. Its functions are static
+ * inline: a file that includes it and uses none gets no warning.
  *
  *   zkr_uv *a;
  *   zkr_uv_attach(s, uv_default_loop(), &a);   // s opened with opts.loop = 1
@@ -41,7 +42,7 @@ typedef struct zkr_uv {
  * a callback run by the dispatch detached us. The handles are closing then,
  * but their memory lives until their close callbacks, which libuv runs after
  * this callback returns. */
-static void zkr__uv_dispatch(uv_timer_t *t) {
+static inline void zkr__uv_dispatch(uv_timer_t *t) {
   zkr_uv *a = (zkr_uv *)t->data;
   int ms = zkr_session_dispatch(a->s);
 
@@ -51,7 +52,7 @@ static void zkr__uv_dispatch(uv_timer_t *t) {
     uv_timer_start(t, zkr__uv_dispatch, (uint64_t)ms, 0);
 }
 
-static void zkr__uv_poll_cb(uv_poll_t *p, int status, int events) {
+static inline void zkr__uv_poll_cb(uv_poll_t *p, int status, int events) {
   /* An error status (an eventfd has none) is handled as readable: a
    * dispatch with nothing to do costs nothing. */
   (void)status;
@@ -59,7 +60,7 @@ static void zkr__uv_poll_cb(uv_poll_t *p, int status, int events) {
   zkr__uv_dispatch(&((zkr_uv *)p->data)->timer);
 }
 
-static void zkr__uv_close_cb(uv_handle_t *h) {
+static inline void zkr__uv_close_cb(uv_handle_t *h) {
   zkr_uv *a = (zkr_uv *)h->data;
 
   if (--a->open == 0)
@@ -79,7 +80,7 @@ static void zkr__uv_close_cb(uv_handle_t *h) {
  * mode (opts.loop = 0), or libuv refuses the descriptor (s is attached to
  * this loop already); ZKR_ENOMEM. On
  * failure nothing is attached and *out is untouched. */
-static int zkr_uv_attach(zkr_session *s, uv_loop_t *loop, zkr_uv **out) {
+static inline int zkr_uv_attach(zkr_session *s, uv_loop_t *loop, zkr_uv **out) {
   zkr_uv *a;
   int fd = zkr_session_fd(s);
 
@@ -116,7 +117,7 @@ static int zkr_uv_attach(zkr_session *s, uv_loop_t *loop, zkr_uv **out) {
  * nothing is not dispatched: close it, or attach it again, promptly (a
  * session not dispatched past its validity is lost). Call on the loop's
  * thread. */
-static void zkr_uv_detach(zkr_uv *a) {
+static inline void zkr_uv_detach(zkr_uv *a) {
   if (a == NULL || uv_is_closing((uv_handle_t *)&a->timer))
     return;
   uv_close((uv_handle_t *)&a->poll, zkr__uv_close_cb);

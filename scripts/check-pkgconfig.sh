@@ -21,4 +21,21 @@ int main(void) {
 C
 cc -o "$tmp/use" "$tmp/use.c" $(pkg-config --cflags --libs zkrecipes) -Wl,-rpath,"$tmp$prefix/lib"
 "$tmp/use"
-echo "pkg-config consumer: 1 passed, 0 failed"
+# The adapters' examples, built as their "Build:" lines say, from the
+# installed headers (zkr/adapters/ included): uv_lock.c is the README's.
+for ex in uv_lock event_lock; do
+  build=$(sed -n 's/^ \* Build: //p' "examples/$ex.c")
+  case "$build" in
+  "cc $ex.c \$(pkg-config --cflags --libs zkrecipes "*")") ;;
+  *) echo "examples/$ex.c: unexpected Build: line: $build"; echo "pkg-config consumer: 1 passed, 1 failed"; exit 1 ;;
+  esac
+  cp "examples/$ex.c" "$tmp/"
+  (cd "$tmp" && eval "$build -o $ex -Wl,-rpath,$tmp$prefix/lib")
+done
+# Both adapters in one file that uses neither, strict C11 and C++: no
+# warning (static inline), extern "C" guards.
+printf '#include <zkr/adapters/libuv.h>\n#include <zkr/adapters/libevent.h>\nint main(void) { return 0; }\n' > "$tmp/both.c"
+cc -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -c "$tmp/both.c" -o "$tmp/both.o" \
+  $(pkg-config --cflags zkrecipes libuv libevent)
+c++ -x c++ -Wall -Wextra -Werror -c "$tmp/both.c" -o "$tmp/both.o" $(pkg-config --cflags zkrecipes libuv libevent)
+echo "pkg-config consumer: 5 passed, 0 failed"

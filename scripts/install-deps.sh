@@ -13,7 +13,7 @@ set -euo pipefail
 PKGS=(build-essential autoconf automake libtool pkg-config
       libzookeeper-mt-dev libcunit1-dev libglib2.0-dev zookeeper default-jdk-headless
       valgrind python3 clang-format clang libclang-rt-14-dev
-      libcurator-recipes-java python3-kazoo spin faketime)
+      libcurator-recipes-java python3-kazoo spin faketime libuv1-dev libevent-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

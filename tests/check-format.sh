@@ -4,7 +4,7 @@ set -u
 src=${srcdir:-$(dirname "$0")/..}
 cd "$src" || exit 1
 command -v clang-format >/dev/null || { echo "clang-format missing (scripts/install-deps.sh installs it)"; echo "0 passed, 1 failed"; exit 1; }
-files=$(ls include/zkr/*.h src/*.[ch] recipes/*.c tools/*.[ch] examples/*.c tests/*.[ch] bench/*.[ch] 2>/dev/null)
+files=$(ls include/zkr/*.h include/zkr/adapters/*.h src/*.[ch] recipes/*.c tools/*.[ch] examples/*.c tests/*.[ch] bench/*.[ch] 2>/dev/null)
 bad=0
 for f in $files; do
   if ! clang-format --dry-run -Werror "$f" >/dev/null 2>&1; then

@@ -228,7 +228,9 @@ int zkr_election_leader(zkr_election *e, char *id, size_t len) {
 /* Ends the participation (mutex held): wakes awaiting threads, deletes our
  * node (waiting for the server), forgets the contender, and queues
  * on_change(0) if we were leading. */
-static int leave(zkr_election *e) {
+/* Mutex held. With wait, returns once the server confirmed our node's
+ * delete; without, once it is sent (it goes on in the background). */
+static int leave(zkr_election *e, int wait) {
   pthread_mutex_t *mu = zkr__session_mutex(e->r.s);
   zkr__contender *c = e->c;
   int rc, granted;
@@ -239,9 +241,9 @@ static int leave(zkr_election *e) {
   while (e->waiters > 0)
     pthread_cond_wait(&e->cond, mu);
   if (zkr__contender_granted(c))
-    rc = zkr__contender_release(c, 1);
+    rc = zkr__contender_release(c, wait);
   else
-    rc = zkr__contender_withdraw(c, -1) == ZKR_OK ? zkr__contender_release(c, 1) : ZKR_OK;
+    rc = zkr__contender_withdraw(c, wait ? -1 : 0) == ZKR_OK ? zkr__contender_release(c, wait) : ZKR_OK;
   granted = zkr__contender_was_granted(c);
   zkr__contender_drop(c); /* its own queued events are void from here on */
   e->c = NULL;
@@ -259,7 +261,7 @@ static int leave(zkr_election *e) {
   return rc == ZKR_ETIMEDOUT || rc == ZKR_ELOST ? ZKR_OK : rc;
 }
 
-int zkr_election_resign(zkr_election *e) {
+static int resign(zkr_election *e, int wait) {
   pthread_mutex_t *mu;
   int rc;
 
@@ -267,9 +269,17 @@ int zkr_election_resign(zkr_election *e) {
     return ZKR_EINVAL;
   mu = zkr__session_mutex(e->r.s);
   pthread_mutex_lock(mu);
-  rc = leave(e);
+  rc = leave(e, wait);
   pthread_mutex_unlock(mu);
   return rc;
+}
+
+int zkr_election_resign(zkr_election *e) {
+  return resign(e, 1);
+}
+
+int zkr_election_resign_nowait(zkr_election *e) {
+  return resign(e, 0);
 }
 
 void zkr_election_free(zkr_election *e) {
@@ -280,7 +290,7 @@ void zkr_election_free(zkr_election *e) {
   mu = zkr__session_mutex(e->r.s);
   pthread_mutex_lock(mu);
   e->freeing = 1;
-  leave(e);
+  leave(e, 1);
   zkr__session_quiesce(e->r.s, e); /* the queued on_change(0) runs first */
   pthread_mutex_unlock(mu);
   pthread_cond_destroy(&e->cond);

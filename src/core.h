@@ -15,6 +15,9 @@ int64_t zkr__session_id_locked(zkr_session *s);
 /* Wakes the session's event thread if it sleeps past due (CLOCK_MONOTONIC
  * ns), so it looks again at what falls due then. */
 void zkr__session_kick(zkr_session *s, int64_t due);
+/* A new contender's own-node watch falls due then (CLOCK_MONOTONIC ns):
+ * zkr__queue_arm looks again by then (and the event thread wakes). */
+void zkr__session_arm_by(zkr_session *s, int64_t due);
 /* The session's zkr_lost_reason while LOST, else ZKR_LOST_NONE. */
 int zkr__session_lost_reason_locked(zkr_session *s);
 

@@ -14,9 +14,14 @@
  * Threading rules: every zkr__contender_* and zkr__holds_* function except
  * the *_now/valid_until readers is called with the session mutex held
  * (zkr__session_mutex); the blocking ones wait on it. Callbacks a recipe
- * gives the engine (on_granted, on_lost, policy->blocks) run on the
- * session's threads: blocks with the mutex held, the others on the event
- * thread outside it; none may block nor call a blocking function. Work a
+ * gives the engine (on_granted, on_lost, on_change, policy->blocks) run on
+ * the session's threads: blocks with the mutex held, the others on the
+ * event thread outside it (in loop mode, the thread in
+ * zkr_session_dispatch(); a session close or a loop-mode quiesce runs what
+ * is owed on its own thread, which then counts as the event thread); none
+ * may block nor call a blocking function. A recipe that must not block its
+ * caller at all (zkr/async.h) drives a contender by on_change and the
+ * session's timers instead of zkr__contender_wait(). Work a
  * recipe must do outside the mutex goes through zkr__session_post, and
  * zkr__session_quiesce waits for it before the recipe frees its state.
  * A recipe never sends ZooKeeper requests for its contenders itself; those

@@ -1371,7 +1371,7 @@ int zkr__contender_start(zkr_session *s, const zkr__contender_cfg *cfg, zkr__con
   zkr__event_init(&c->change_ev, change_event, c, c);
   zkr__list_push_front(&q->contenders, &c->link);
   send_create(c);
-  zkr__session_kick(s, c->started_at + zkr__session_own_watch_after(s)); /* its own-node watch */
+  zkr__session_arm_by(s, c->started_at + zkr__session_own_watch_after(s)); /* its own-node watch */
   *out = c;
   return ZKR_OK;
 }

@@ -61,6 +61,7 @@ struct zkr_session {
   int zk_connected;        /* the client is connected (even after we declared LOST) */
   unsigned connections;    /* handshakes so far: zkr__session_await_reconnect() */
   int64_t own_watch_after; /* see zkr__queue_arm */
+  int64_t arm_due;         /* when zkr__queue_arm must look again; 0: now */
   int64_t sleeping_until;  /* the event thread waits until then; 0 while it runs */
 
   zkr__list events;          /* zkr__event, in the order posted */
@@ -583,9 +584,15 @@ static int64_t housekeep(zkr_session *s, int64_t now) {
   if (s->zk_connected && !s->closing && !zkr__list_empty(&s->orphans))
     send_orphan_deletes(s);
   if (connected(s)) {
-    due = zkr__queue_arm(s, now); /* own-node watches that fell due */
-    if (due > 0 && due < wake)
-      wake = due;
+    /* Own-node watches that fell due. The walk covers every contender: it
+     * runs only when the earliest it returned (or a new contender's) is
+     * due, not on every dispatch of a busy loop. */
+    if (s->arm_due == 0 || now >= s->arm_due) {
+      due = zkr__queue_arm(s, now);
+      s->arm_due = due > 0 ? due : INT64_MAX;
+    }
+    if (s->arm_due < wake)
+      wake = s->arm_due;
   }
   if (connected(s)) {
     /* Keep the validity window fresh: confirm the session once a fifth of
@@ -633,6 +640,9 @@ int zkr_session_fd(zkr_session *s) {
 int zkr_session_dispatch(zkr_session *s) {
   int64_t now, wake;
   uint64_t n;
+  zkr__list *l;
+  zkr__event *ev;
+  long budget = 0;
 
   if (s == NULL || !s->loop)
     return ZKR_EINVAL;
@@ -646,21 +656,17 @@ int zkr_session_dispatch(zkr_session *s) {
   s->sleeping_until = 0;
   if (s->efd_signalled && read(s->efd, &n, sizeof(n)) >= 0)
     s->efd_signalled = 0;
-  for (;;) {
-    zkr__event *ev;
-    now = zkr__now_ns();
-    check_clock(s, now);
-    /* Only what is queued now, and what it posts: a dispatch ends. */
-    while ((ev = next_event(s)) != NULL)
-      run_event(s, ev);
-    if (s->dead) {
-      wake = now + 1000000000;
-      break;
-    }
-    wake = housekeep(s, now);
-    if (zkr__list_empty(&s->events))
-      break;
-  }
+  /* Only the events queued on entry: under a steady stream from the
+   * client's threads a dispatch still ends, and the loop serves its other
+   * sources before it comes back (at once: 0 below). */
+  now = zkr__now_ns();
+  check_clock(s, now);
+  zkr__list_foreach(l, &s->events) budget++;
+  while (budget-- > 0 && (ev = next_event(s)) != NULL)
+    run_event(s, ev);
+  wake = s->dead ? now + 1000000000 : housekeep(s, now);
+  if (!zkr__list_empty(&s->events))
+    wake = now; /* posted meanwhile, or fired timers: the next dispatch runs them */
   /* Anything due before wake, posted from the client's threads from now on,
    * writes the eventfd (zkr__session_kick, wake_events). */
   s->sleeping_until = wake;
@@ -908,8 +914,15 @@ int64_t zkr__session_own_watch_after(zkr_session *s) {
 void zkr__session_set_own_watch_after(zkr_session *s, int64_t ns) {
   pthread_mutex_lock(&s->mu);
   s->own_watch_after = ns;
+  s->arm_due = 0;
   wake_events(s);
   pthread_mutex_unlock(&s->mu);
+}
+
+void zkr__session_arm_by(zkr_session *s, int64_t due) {
+  if (s->arm_due != 0 && due < s->arm_due)
+    s->arm_due = due;
+  zkr__session_kick(s, due);
 }
 
 void zkr__session_kick(zkr_session *s, int64_t due) {

@@ -784,6 +784,73 @@ static void test_async_bad_input(void) {
   th_finish_path(path);
 }
 
+/* --- 5. the election through the loop ------------------------------------------------ */
+
+typedef struct terms {
+  int ups, downs, off_thread;
+} terms;
+
+static void on_term(zkr_election *e, int leader, void *arg) {
+  terms *t = arg;
+
+  (void)e;
+  if (!pthread_equal(pthread_self(), main_thread))
+    t->off_thread++;
+  if (leader)
+    t->ups++;
+  else
+    t->downs++;
+}
+
+static int leads(void *arg) {
+  return ((terms *)arg)->ups > 0;
+}
+
+static int stepped_down(void *arg) {
+  return ((terms *)arg)->downs > 0;
+}
+
+/* Two participants on one loop-mode session: joining and resigning never
+ * wait, leadership changes come through the loop, in pairs. */
+static void test_async_election(void) {
+  char *path = th_path("as-elect");
+  zkr_session *s = open_loop_session(th_hosts(), 0);
+  zkr_election_opts o;
+  zkr_election *a, *b;
+  terms ta = {0, 0, 0}, tb = {0, 0, 0};
+  loop lp;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  loop_init(&lp, s);
+  memset(&o, 0, sizeof(o));
+  o.on_change = on_term;
+  o.arg = &ta;
+  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&a, s, path, &o), ZKR_OK);
+  o.arg = &tb;
+  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&b, s, path, &o), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_join(a), ZKR_OK);
+  CU_ASSERT_TRUE(run_until(&lp, leads, &ta, TH_SETTLE_MS));
+  CU_ASSERT_EQUAL(zkr_election_join(b), ZKR_OK);
+  CU_ASSERT_TRUE(th_await_nodes(path, 2));
+  CU_ASSERT_EQUAL(zkr_election_resign_nowait(a), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_resign_nowait(a), ZKR_ENOTHELD);
+  CU_ASSERT_TRUE(run_until(&lp, leads, &tb, TH_SETTLE_MS));
+  CU_ASSERT_TRUE(run_until(&lp, stepped_down, &ta, TH_SETTLE_MS));
+  CU_ASSERT_EQUAL(zkr_election_is_leader(a), 0);
+  CU_ASSERT_EQUAL(zkr_election_is_leader(b), 1);
+  CU_ASSERT_EQUAL(zkr_election_resign_nowait(b), ZKR_OK);
+  CU_ASSERT_TRUE(run_until(&lp, stepped_down, &tb, TH_SETTLE_MS));
+  CU_ASSERT_TRUE(th_await_nodes(path, 0));
+  CU_ASSERT_EQUAL(ta.ups + ta.downs + tb.ups + tb.downs, 4);
+  CU_ASSERT_EQUAL(ta.off_thread + tb.off_thread, 0);
+  CU_ASSERT_EQUAL(zkr_election_resign_nowait(NULL), ZKR_EINVAL);
+  zkr_election_free(a);
+  zkr_election_free(b);
+  loop_done(&lp);
+  zkr_session_close(s);
+  th_finish_path(path);
+}
+
 int main(void) {
   static const th_test tests[] = {{"test_async_epoll_thousand", test_async_epoll_thousand},
                                   {"test_async_expiry_while_holding", test_async_expiry_while_holding},
@@ -800,6 +867,7 @@ int main(void) {
                                   {"test_async_rwlock", test_async_rwlock},
                                   {"test_async_threaded_session", test_async_threaded_session},
                                   {"test_async_bad_input", test_async_bad_input},
+                                  {"test_async_election", test_async_election},
                                   {NULL, NULL}};
 
   main_thread = pthread_self();

@@ -12,8 +12,10 @@
  * After its session is lost a participant does not rejoin by itself: open a
  * new session, create a new election object on it and join again.
  *
- * All functions are safe from any thread; join, is_leader and epoch never
- * block; the others must not be called from a zkr callback. */
+ * All functions are safe from any thread; join, is_leader, epoch and
+ * resign_nowait never block (an event loop joins, is told through
+ * on_change, and resigns without waiting); the others must not be called
+ * from a zkr callback. */
 #ifndef ZKR_ELECTION_H
 #define ZKR_ELECTION_H
 
@@ -80,6 +82,15 @@ ZKR_EXTERN int zkr_election_leader(zkr_election *e, char *id, size_t len);
  * called again later. Returns ZKR_OK (also when the term had already ended
  * with its node), ZKR_ENOTHELD (not participating), ZKR_ESESSION. */
 ZKR_EXTERN int zkr_election_resign(zkr_election *e);
+
+/* Like zkr_election_resign(), but returns as soon as our node's delete is
+ * sent, without waiting for the server: for an event loop (see "Loop mode"
+ * in zkr/session.h), which must not wait. The delete is confirmed in the
+ * background, retried across connection loss; the next participant leads
+ * once the server ran it; on_change(0) follows through the event thread if
+ * we were leading. Never blocks; may be called from a zkr callback. Returns
+ * ZKR_OK, ZKR_ENOTHELD (not participating), ZKR_ESESSION. */
+ZKR_EXTERN int zkr_election_resign_nowait(zkr_election *e);
 
 /* Resigns if needed and frees. Accepts NULL. */
 ZKR_EXTERN void zkr_election_free(zkr_election *e);

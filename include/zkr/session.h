@@ -180,9 +180,10 @@ ZKR_EXTERN int zkr_session_remove_listener(zkr_session *s, int id);
  * not in loop mode. Any thread. */
 ZKR_EXTERN int zkr_session_fd(zkr_session *s);
 
-/* Runs, on the calling thread, every pending callback of a loop-mode session
- * and the housekeeping that fell due. Returns the time in ms (>= 0) after
- * which it must be called again even if the descriptor stays quiet, or
+/* Runs, on the calling thread, the callbacks of a loop-mode session pending
+ * on entry and the housekeeping that fell due. Returns the time in ms (>= 0)
+ * after which it must be called again even if the descriptor stays quiet (0
+ * when more is pending already: callbacks queued meanwhile), or
  * ZKR_EINVAL if s is NULL or not in loop mode. Never blocks on the network;
  * must not be called from a zkr callback (it is not reentrant). */
 ZKR_EXTERN int zkr_session_dispatch(zkr_session *s);

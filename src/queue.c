@@ -354,14 +354,17 @@ static void fail_zk(zkr__contender *c, int zrc) {
 
 /* --- events on the session thread ------------------------------------------ */
 
-static void lost_event(void *arg) {
-  zkr__contender *c = arg;
+typedef void (*notify_fn)(void *owner, zkr__contender *c);
+
+/* Runs the recipe's callback in *slot (read under the mutex: a dropped
+ * contender has none any more), then drops the event's reference. */
+static void notify(zkr__contender *c, notify_fn *slot) {
   pthread_mutex_t *mu = zkr__session_mutex(c->s);
-  void (*cb)(void *, zkr__contender *);
+  notify_fn cb;
   void *owner;
 
   pthread_mutex_lock(mu);
-  cb = c->on_lost;
+  cb = *slot;
   owner = c->owner;
   pthread_mutex_unlock(mu);
   if (cb != NULL)
@@ -369,40 +372,18 @@ static void lost_event(void *arg) {
   pthread_mutex_lock(mu);
   unref(c);
   pthread_mutex_unlock(mu);
+}
+
+static void lost_event(void *arg) {
+  notify(arg, &((zkr__contender *)arg)->on_lost);
 }
 
 static void granted_event(void *arg) {
-  zkr__contender *c = arg;
-  pthread_mutex_t *mu = zkr__session_mutex(c->s);
-  void (*cb)(void *, zkr__contender *);
-  void *owner;
-
-  pthread_mutex_lock(mu);
-  cb = c->on_granted;
-  owner = c->owner;
-  pthread_mutex_unlock(mu);
-  if (cb != NULL)
-    cb(owner, c);
-  pthread_mutex_lock(mu);
-  unref(c);
-  pthread_mutex_unlock(mu);
+  notify(arg, &((zkr__contender *)arg)->on_granted);
 }
 
 static void change_event(void *arg) {
-  zkr__contender *c = arg;
-  pthread_mutex_t *mu = zkr__session_mutex(c->s);
-  void (*cb)(void *, zkr__contender *);
-  void *owner;
-
-  pthread_mutex_lock(mu);
-  cb = c->on_change;
-  owner = c->owner;
-  pthread_mutex_unlock(mu);
-  if (cb != NULL)
-    cb(owner, c);
-  pthread_mutex_lock(mu);
-  unref(c);
-  pthread_mutex_unlock(mu);
+  notify(arg, &((zkr__contender *)arg)->on_change);
 }
 
 /* A granted contender lost its hold: exactly once. */

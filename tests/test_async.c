@@ -163,25 +163,20 @@ static int give_back(loop *lp, rec *r) {
 
 typedef struct many {
   rec first[N_PATHS], second[N_PATHS];
-  int done; /* callbacks of the phase under way */
 } many;
 
-static int all_first_acquired(void *arg) {
-  many *m = arg;
+/* Every hold of a phase (first or second) had its on_acquired. */
+typedef struct phase_of {
+  many *m;
+  int second;
+} phase_of;
+
+static int all_acquired(void *arg) {
+  phase_of *p = arg;
   int i;
 
   for (i = 0; i < N_PATHS; i++)
-    if (!m->first[i].acquired)
-      return 0;
-  return 1;
-}
-
-static int all_second_acquired(void *arg) {
-  many *m = arg;
-  int i;
-
-  for (i = 0; i < N_PATHS; i++)
-    if (!m->second[i].acquired)
+    if (!(p->second ? p->m->second : p->m->first)[i].acquired)
       return 0;
   return 1;
 }
@@ -221,7 +216,7 @@ static void test_async_epoll_thousand(void) {
     CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&locks[i], s, path, NULL), ZKR_OK);
     CU_ASSERT_EQUAL_FATAL(start(locks[i], -1, &m->first[i]), ZKR_OK);
   }
-  CU_ASSERT_TRUE_FATAL(run_until(&lp, all_first_acquired, m, TH_QUEUE_MS(N_PATHS / 100)));
+  CU_ASSERT_TRUE_FATAL(run_until(&lp, all_acquired, &(phase_of){m, 0}, TH_QUEUE_MS(N_PATHS / 100)));
   /* 1,000 more, one behind each hold: they wait. */
   for (i = 0; i < N_PATHS; i++)
     CU_ASSERT_EQUAL_FATAL(start(locks[i], -1, &m->second[i]), ZKR_OK);
@@ -234,7 +229,7 @@ static void test_async_epoll_thousand(void) {
   /* Releasing the first hold of each path grants the waiter behind it. */
   for (i = 0; i < N_PATHS; i++)
     CU_ASSERT_EQUAL(zkr_hold_release(m->first[i].h, on_released, &m->first[i]), ZKR_OK);
-  CU_ASSERT_TRUE_FATAL(run_until(&lp, all_second_acquired, m, TH_QUEUE_MS(N_PATHS / 100)));
+  CU_ASSERT_TRUE_FATAL(run_until(&lp, all_acquired, &(phase_of){m, 1}, TH_QUEUE_MS(N_PATHS / 100)));
   for (i = 0; i < N_PATHS; i++) {
     bad += m->first[i].released_rc != ZKR_OK || m->second[i].acquired_rc != ZKR_OK;
     bad += m->second[i].token <= m->first[i].token; /* fencing order */
@@ -267,105 +262,103 @@ static void test_async_epoll_thousand(void) {
 
 /* --- 2. faults ------------------------------------------------------------------------ */
 
-static void test_async_expiry_while_holding(void) {
-  char *path = th_path("as-expire-held");
-  zkr_session *s = open_loop_session(th_hosts(), 0);
-  zkr_lock *l;
-  rec r;
+/* What most cases start from: a loop-mode session with its loop, a lock
+ * on a fresh path through it, and optionally a holder of another (threaded)
+ * session that keeps us waiting. */
+typedef struct fixture {
+  char *path;
+  zkr_session *s;
   loop lp;
+  zkr_lock *l;
+  zkr_session *bs; /* the blocker's, or NULL */
+  zkr_lock *b;
+} fixture;
 
-  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-  loop_init(&lp, s);
-  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
-  take(&lp, l, &r);
-  CU_ASSERT_EQUAL(th_expire(s), 0);
-  CU_ASSERT_TRUE(run_until(&lp, lost, &r, TH_EXPIRED_BY_MS(TH_SESSION_MS)));
+static void fx_open(fixture *f, const char *tag, int session_ms, int blocked) {
+  memset(f, 0, sizeof(*f));
+  f->path = th_path(tag);
+  if (blocked) {
+    f->bs = th_session(0);
+    f->b = th_lock(f->bs, f->path);
+    CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(f->b, 0), ZKR_OK);
+  }
+  f->s = open_loop_session(th_hosts(), session_ms);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f->s);
+  loop_init(&f->lp, f->s);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&f->l, f->s, f->path, NULL), ZKR_OK);
+}
+
+/* Frees everything and asserts nothing is left on the server. */
+static void fx_close(fixture *f) {
+  zkr_lock_free(f->l);
+  loop_done(&f->lp);
+  zkr_session_close(f->s);
+  zkr_lock_free(f->b);
+  zkr_session_close(f->bs);
+  th_finish_path(f->path);
+}
+
+static void test_async_expiry_while_holding(void) {
+  fixture f;
+  rec r;
+
+  fx_open(&f, "as-expire-held", 0, 0);
+  take(&f.lp, f.l, &r);
+  CU_ASSERT_EQUAL(th_expire(f.s), 0);
+  CU_ASSERT_TRUE(run_until(&f.lp, lost, &r, TH_EXPIRED_BY_MS(TH_SESSION_MS)));
   CU_ASSERT_EQUAL(r.lost_rc, ZKR_ESESSION);
   CU_ASSERT_EQUAL(zkr_hold_lost_reason(r.h), ZKR_LOST_EXPIRED);
   CU_ASSERT_EQUAL(zkr_hold_held(r.h), 0);
   CU_ASSERT_EQUAL(zkr_hold_valid_until(r.h), 0);
-  CU_ASSERT_EQUAL(give_back(&lp, &r), ZKR_ESESSION);
+  CU_ASSERT_EQUAL(give_back(&f.lp, &r), ZKR_ESESSION);
   CU_ASSERT_EQUAL(r.lost, 1); /* once */
   CU_ASSERT_EQUAL(r.acquired, 1);
   CU_ASSERT_EQUAL(r.off_thread, 0);
-  zkr_lock_free(l);
-  loop_done(&lp);
-  zkr_session_close(s);
-  th_finish_path(path);
-}
-
-/* A holder of another session keeps us waiting. */
-static zkr_lock *blocker(zkr_session **bs, const char *path) {
-  zkr_lock *b;
-
-  *bs = th_session(0);
-  b = th_lock(*bs, path);
-  CU_ASSERT_EQUAL(zkr_lock_acquire(b, 0), ZKR_OK);
-  return b;
+  fx_close(&f);
 }
 
 static void test_async_expiry_while_pending(void) {
-  char *path = th_path("as-expire-pending");
-  zkr_session *bs, *s = open_loop_session(th_hosts(), 0);
-  zkr_lock *b = blocker(&bs, path), *l;
+  fixture f;
   rec r;
-  loop lp;
 
-  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-  loop_init(&lp, s);
-  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
-  CU_ASSERT_EQUAL_FATAL(start(l, -1, &r), ZKR_OK);
-  CU_ASSERT_TRUE(th_await_nodes(path, 2)); /* queued behind the holder */
-  CU_ASSERT_EQUAL(th_expire(s), 0);
-  CU_ASSERT_TRUE(run_until(&lp, acquired, &r, TH_EXPIRED_BY_MS(TH_SESSION_MS)));
+  fx_open(&f, "as-expire-pending", 0, 1);
+  CU_ASSERT_EQUAL_FATAL(start(f.l, -1, &r), ZKR_OK);
+  CU_ASSERT_TRUE(th_await_nodes(f.path, 2)); /* queued behind the holder */
+  CU_ASSERT_EQUAL(th_expire(f.s), 0);
+  CU_ASSERT_TRUE(run_until(&f.lp, acquired, &r, TH_EXPIRED_BY_MS(TH_SESSION_MS)));
   CU_ASSERT_EQUAL(r.acquired_rc, ZKR_ESESSION);
-  CU_ASSERT_TRUE(th_await_nodes(path, 1)); /* only the holder's */
-  CU_ASSERT_EQUAL(zkr_lock_release(b), ZKR_OK);
+  CU_ASSERT_TRUE(th_await_nodes(f.path, 1)); /* only the holder's */
+  CU_ASSERT_EQUAL(zkr_lock_release(f.b), ZKR_OK);
   CU_ASSERT_EQUAL(r.acquired, 1);
   CU_ASSERT_EQUAL(r.lost + r.released, 0);
-  zkr_lock_free(l);
-  loop_done(&lp);
-  zkr_session_close(s);
-  zkr_lock_free(b);
-  zkr_session_close(bs);
-  th_finish_path(path);
+  fx_close(&f);
 }
 
 /* The grant has come (the descriptor says an event is pending) but is not
  * delivered when the cancel comes: the cancel wins, exactly one outcome,
  * and nothing is held (the node goes; another client gets the lock). */
 static void test_async_cancel_races_grant(void) {
-  char *path = th_path("as-cancel-grant");
-  zkr_session *bs, *s = open_loop_session(th_hosts(), 0);
-  zkr_lock *b = blocker(&bs, path), *l;
+  fixture f;
   rec r;
-  loop lp;
 
-  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-  loop_init(&lp, s);
-  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
-  CU_ASSERT_EQUAL_FATAL(start(l, -1, &r), ZKR_OK);
-  CU_ASSERT_TRUE(th_await_nodes(path, 2));
+  fx_open(&f, "as-cancel-grant", 0, 1);
+  CU_ASSERT_EQUAL_FATAL(start(f.l, -1, &r), ZKR_OK);
+  CU_ASSERT_TRUE(th_await_nodes(f.path, 2));
   /* Drain what is pending, then let the grant come without delivering it. */
-  zkr_session_dispatch(s);
-  CU_ASSERT_FALSE(fd_readable(&lp));
-  CU_ASSERT_EQUAL(zkr_lock_release(b), ZKR_OK);
-  CU_ASSERT_TRUE(th_wait_until(fd_readable, &lp, TH_SETTLE_MS));
+  zkr_session_dispatch(f.s);
+  CU_ASSERT_FALSE(fd_readable(&f.lp));
+  CU_ASSERT_EQUAL(zkr_lock_release(f.b), ZKR_OK);
+  CU_ASSERT_TRUE(th_wait_until(fd_readable, &f.lp, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(zkr_hold_cancel(r.h), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_hold_cancel(r.h), ZKR_EINVAL); /* decided already */
-  CU_ASSERT_TRUE(run_until(&lp, acquired, &r, TH_SETTLE_MS));
+  CU_ASSERT_TRUE(run_until(&f.lp, acquired, &r, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(r.acquired_rc, ZKR_ECANCELLED);
-  CU_ASSERT_TRUE(th_await_nodes(path, 0));
-  CU_ASSERT_EQUAL(zkr_lock_acquire(b, 0), ZKR_OK);
-  CU_ASSERT_EQUAL(zkr_lock_release(b), ZKR_OK);
+  CU_ASSERT_TRUE(th_await_nodes(f.path, 0));
+  CU_ASSERT_EQUAL(zkr_lock_acquire(f.b, 0), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_lock_release(f.b), ZKR_OK);
   CU_ASSERT_EQUAL(r.acquired, 1);
   CU_ASSERT_EQUAL(r.lost + r.released, 0);
-  zkr_lock_free(l);
-  loop_done(&lp);
-  zkr_session_close(s);
-  zkr_lock_free(b);
-  zkr_session_close(bs);
-  th_finish_path(path);
+  fx_close(&f);
 }
 
 /* A cancel after 0, 1, 2... dispatches of an uncontended acquisition lands
@@ -373,82 +366,64 @@ static void test_async_cancel_races_grant(void) {
  * delivered: each time exactly one outcome, and a cancel refused only
  * once on_acquired had said ZKR_OK (which the release then ends). */
 static void test_async_cancel_at_every_step(void) {
-  char *path = th_path("as-cancel-steps");
-  zkr_session *s = open_loop_session(th_hosts(), 0);
-  zkr_lock *l;
+  fixture f;
   int k, cancelled = 0, granted = 0;
-  loop lp;
 
-  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-  loop_init(&lp, s);
-  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
+  fx_open(&f, "as-cancel-steps", 0, 0);
   for (k = 0; k < 60; k++) {
     rec r;
     int i, crc;
-    CU_ASSERT_EQUAL_FATAL(start(l, -1, &r), ZKR_OK);
+    CU_ASSERT_EQUAL_FATAL(start(f.l, -1, &r), ZKR_OK);
     for (i = 0; i < k % 6 && !r.acquired; i++) {
       struct epoll_event ev;
-      epoll_wait(lp.ep, &ev, 1, TH_LATE_MS);
-      zkr_session_dispatch(s);
+      epoll_wait(f.lp.ep, &ev, 1, TH_LATE_MS);
+      zkr_session_dispatch(f.s);
     }
     crc = zkr_hold_cancel(r.h);
     if (crc == ZKR_OK) {
-      CU_ASSERT_TRUE(run_until(&lp, acquired, &r, TH_SETTLE_MS));
+      CU_ASSERT_TRUE(run_until(&f.lp, acquired, &r, TH_SETTLE_MS));
       CU_ASSERT_EQUAL(r.acquired_rc, ZKR_ECANCELLED);
       cancelled++;
     } else {
       CU_ASSERT_EQUAL(crc, ZKR_EINVAL);
       CU_ASSERT_EQUAL(r.acquired_rc, ZKR_OK);
-      CU_ASSERT_EQUAL(give_back(&lp, &r), ZKR_OK);
+      CU_ASSERT_EQUAL(give_back(&f.lp, &r), ZKR_OK);
       granted++;
     }
     CU_ASSERT_EQUAL(r.acquired, 1);
-    CU_ASSERT_TRUE(th_await_nodes(path, 0));
+    CU_ASSERT_TRUE(th_await_nodes(f.path, 0));
   }
   printf("[%d cancelled, %d granted first] ", cancelled, granted);
   CU_ASSERT_TRUE(cancelled > 0);
-  zkr_lock_free(l);
-  loop_done(&lp);
-  zkr_session_close(s);
-  th_finish_path(path);
+  fx_close(&f);
 }
 
 static void test_async_deadline(void) {
-  char *path = th_path("as-deadline");
-  zkr_session *bs, *s = open_loop_session(th_hosts(), 0);
-  zkr_lock *b = blocker(&bs, path), *l;
+  fixture f;
   int64_t t0;
   rec r, t;
-  loop lp;
 
-  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-  loop_init(&lp, s);
-  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
+  fx_open(&f, "as-deadline", 0, 1);
   t0 = th_now_ms();
-  CU_ASSERT_EQUAL_FATAL(start(l, TH_SESSION_MS / 4, &r), ZKR_OK);
-  CU_ASSERT_TRUE(run_until(&lp, acquired, &r, TH_SETTLE_MS));
+  CU_ASSERT_EQUAL_FATAL(start(f.l, TH_SESSION_MS / 4, &r), ZKR_OK);
+  CU_ASSERT_TRUE(run_until(&f.lp, acquired, &r, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(r.acquired_rc, ZKR_ETIMEDOUT);
   CU_ASSERT_TRUE(th_now_ms() - t0 >= TH_SESSION_MS / 4);
   CU_ASSERT_TRUE(th_now_ms() - t0 <= TH_SESSION_MS / 4 + TH_LATE_MS);
-  CU_ASSERT_TRUE(th_await_nodes(path, 1)); /* our node went */
+  CU_ASSERT_TRUE(th_await_nodes(f.path, 1)); /* our node went */
   /* A try on the taken lock says so through on_acquired. */
-  CU_ASSERT_EQUAL_FATAL(start(l, 0, &t), ZKR_OK);
-  CU_ASSERT_TRUE(run_until(&lp, acquired, &t, TH_SETTLE_MS));
+  CU_ASSERT_EQUAL_FATAL(start(f.l, 0, &t), ZKR_OK);
+  CU_ASSERT_TRUE(run_until(&f.lp, acquired, &t, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(t.acquired_rc, ZKR_ETIMEDOUT);
-  CU_ASSERT_TRUE(th_await_nodes(path, 1));
-  CU_ASSERT_EQUAL(zkr_lock_release(b), ZKR_OK);
+  CU_ASSERT_TRUE(th_await_nodes(f.path, 1));
+  CU_ASSERT_EQUAL(zkr_lock_release(f.b), ZKR_OK);
   /* And on a free one it holds. */
-  CU_ASSERT_EQUAL_FATAL(start(l, 0, &t), ZKR_OK);
-  CU_ASSERT_TRUE(run_until(&lp, acquired, &t, TH_SETTLE_MS));
+  CU_ASSERT_EQUAL_FATAL(start(f.l, 0, &t), ZKR_OK);
+  CU_ASSERT_TRUE(run_until(&f.lp, acquired, &t, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(t.acquired_rc, ZKR_OK);
-  CU_ASSERT_EQUAL(give_back(&lp, &t), ZKR_OK);
+  CU_ASSERT_EQUAL(give_back(&f.lp, &t), ZKR_OK);
   CU_ASSERT_EQUAL(r.acquired + r.lost + r.released, 1);
-  zkr_lock_free(l);
-  loop_done(&lp);
-  zkr_session_close(s);
-  zkr_lock_free(b);
-  zkr_session_close(bs);
-  th_finish_path(path);
+  fx_close(&f);
 }
 
 /* The deadline passes while the grant waits undelivered: the one that runs
@@ -459,41 +434,31 @@ static int past(void *arg) {
 }
 
 static void test_async_deadline_races_grant(void) {
-  char *path = th_path("as-deadline-grant");
-  zkr_session *bs, *s = open_loop_session(th_hosts(), 0);
-  zkr_lock *b = blocker(&bs, path), *l;
+  fixture f;
   int64_t due;
   rec r;
-  loop lp;
 
-  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-  loop_init(&lp, s);
-  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
+  fx_open(&f, "as-deadline-grant", 0, 1);
   /* Short enough for the loop's stall below to stay within the session's
    * validity, which the stall would otherwise end. */
   due = th_now_ms() + TH_SESSION_MS / 4;
-  CU_ASSERT_EQUAL_FATAL(start(l, TH_SESSION_MS / 4, &r), ZKR_OK);
-  CU_ASSERT_TRUE(th_await_nodes(path, 2));
-  zkr_session_dispatch(s);
-  CU_ASSERT_EQUAL(zkr_lock_release(b), ZKR_OK);
-  CU_ASSERT_TRUE(th_wait_until(fd_readable, &lp, TH_SETTLE_MS));
+  CU_ASSERT_EQUAL_FATAL(start(f.l, TH_SESSION_MS / 4, &r), ZKR_OK);
+  CU_ASSERT_TRUE(th_await_nodes(f.path, 2));
+  zkr_session_dispatch(f.s);
+  CU_ASSERT_EQUAL(zkr_lock_release(f.b), ZKR_OK);
+  CU_ASSERT_TRUE(th_wait_until(fd_readable, &f.lp, TH_SETTLE_MS));
   CU_ASSERT_TRUE(th_wait_until(past, &due, TH_SESSION_MS));
-  CU_ASSERT_TRUE(run_until(&lp, acquired, &r, TH_SETTLE_MS));
+  CU_ASSERT_TRUE(run_until(&f.lp, acquired, &r, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(r.acquired, 1);
   printf("[%s won] ", zkr_err_name(r.acquired_rc));
   if (r.acquired_rc == ZKR_OK) {
-    CU_ASSERT_EQUAL(give_back(&lp, &r), ZKR_OK);
+    CU_ASSERT_EQUAL(give_back(&f.lp, &r), ZKR_OK);
   } else {
     CU_ASSERT_EQUAL(r.acquired_rc, ZKR_ETIMEDOUT);
   }
-  CU_ASSERT_TRUE(th_await_nodes(path, 0));
+  CU_ASSERT_TRUE(th_await_nodes(f.path, 0));
   CU_ASSERT_EQUAL(r.acquired, 1);
-  zkr_lock_free(l);
-  loop_done(&lp);
-  zkr_session_close(s);
-  zkr_lock_free(b);
-  zkr_session_close(bs);
-  th_finish_path(path);
+  fx_close(&f);
 }
 
 static int node_watched(void *arg) {
@@ -501,33 +466,25 @@ static int node_watched(void *arg) {
 }
 
 static void test_async_node_deleted(void) {
-  char *path = th_path("as-deleted");
-  zkr_session *s = open_loop_session(th_hosts(), 0);
+  fixture f;
   zhandle_t *raw = th_raw();
   char node[1024];
-  zkr_lock *l;
   rec r;
-  loop lp;
 
-  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-  loop_init(&lp, s);
-  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
-  take(&lp, l, &r);
+  fx_open(&f, "as-deleted", 0, 0);
+  take(&f.lp, f.l, &r);
   CU_ASSERT_EQUAL(zkr_hold_node(r.h, node, sizeof(node)), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_hold_node(r.h, node, 4), ZKR_EINVAL);
-  CU_ASSERT_TRUE(run_until(&lp, node_watched, node, TH_SETTLE_MS)); /* own-node watch (set by a dispatch) */
+  CU_ASSERT_TRUE(run_until(&f.lp, node_watched, node, TH_SETTLE_MS)); /* own-node watch (set by a dispatch) */
   CU_ASSERT_EQUAL(zoo_delete(raw, node, -1), ZOK);
-  CU_ASSERT_TRUE(run_until(&lp, lost, &r, TH_SETTLE_MS));
+  CU_ASSERT_TRUE(run_until(&f.lp, lost, &r, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(r.lost_rc, ZKR_ELOST);
   CU_ASSERT_EQUAL(zkr_hold_lost_reason(r.h), ZKR_LOST_DELETED);
   CU_ASSERT_EQUAL(zkr_hold_held(r.h), 0);
-  CU_ASSERT_EQUAL(give_back(&lp, &r), ZKR_ELOST);
+  CU_ASSERT_EQUAL(give_back(&f.lp, &r), ZKR_ELOST);
   CU_ASSERT_EQUAL(r.lost, 1);
-  zkr_lock_free(l);
-  loop_done(&lp);
-  zkr_session_close(s);
   th_raw_close(raw);
-  th_finish_path(path);
+  fx_close(&f);
 }
 
 /* The create's reply is lost with the connection: the acquisition finds its
@@ -583,61 +540,48 @@ static void free_lock(zkr_hold *h, int rc, void *arg) {
 }
 
 static void test_async_free_from_callback(void) {
-  char *path = th_path("as-free-cb");
-  zkr_session *s = open_loop_session(th_hosts(), 0);
-  zkr_lock *l;
+  fixture fx;
   freer f;
   rec w;
-  loop lp;
 
-  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-  loop_init(&lp, s);
-  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
+  fx_open(&fx, "as-free-cb", 0, 0);
   memset(&f, 0, sizeof(f));
   f.r.loop_mode = 1;
-  f.l = &l;
-  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire_async(l, -1, free_lock, on_lost, &f, &f.r.h), ZKR_OK);
-  CU_ASSERT_EQUAL_FATAL(start(l, -1, &w), ZKR_OK); /* waits behind it */
-  CU_ASSERT_TRUE(run_until(&lp, acquired, &f.r, TH_SETTLE_MS));
+  f.l = &fx.l;
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire_async(fx.l, -1, free_lock, on_lost, &f, &f.r.h), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(start(fx.l, -1, &w), ZKR_OK); /* waits behind it */
+  CU_ASSERT_TRUE(run_until(&fx.lp, acquired, &f.r, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(f.r.acquired_rc, ZKR_OK);
-  CU_ASSERT_PTR_NULL(l);
+  CU_ASSERT_PTR_NULL(fx.l);
   /* The waiter was ended by the free, at once, on this thread. */
   CU_ASSERT_EQUAL(w.acquired, 1);
   CU_ASSERT_EQUAL(w.acquired_rc, ZKR_ECLOSED);
-  CU_ASSERT_TRUE(th_await_nodes(path, 0));
+  CU_ASSERT_TRUE(th_await_nodes(fx.path, 0));
   CU_ASSERT_EQUAL(f.r.lost + f.r.released + f.r.off_thread + w.off_thread, 0);
-  loop_done(&lp);
-  zkr_session_close(s);
-  th_finish_path(path);
+  fx_close(&fx);
 }
 
 /* Closing the session ends what is pending (on_acquired: ZKR_ECLOSED) and
  * what is held (on_lost), on the closing thread; the lock's free then frees
  * the held handle; a release after the close is refused. */
 static void test_async_session_close(void) {
-  char *path = th_path("as-close");
-  zkr_session *s = open_loop_session(th_hosts(), 0);
-  zkr_lock *l;
+  fixture f;
   rec held, pending;
-  loop lp;
 
-  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-  loop_init(&lp, s);
-  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
-  take(&lp, l, &held);
-  CU_ASSERT_EQUAL_FATAL(start(l, -1, &pending), ZKR_OK);
-  CU_ASSERT_TRUE(th_await_nodes(path, 2));
-  loop_done(&lp);
-  zkr_session_close(s);
+  fx_open(&f, "as-close", 0, 0);
+  take(&f.lp, f.l, &held);
+  CU_ASSERT_EQUAL_FATAL(start(f.l, -1, &pending), ZKR_OK);
+  CU_ASSERT_TRUE(th_await_nodes(f.path, 2));
+  zkr_session_close(f.s);
+  f.s = NULL;
   CU_ASSERT_EQUAL(pending.acquired, 1);
   CU_ASSERT_EQUAL(pending.acquired_rc, ZKR_ECLOSED);
   CU_ASSERT_EQUAL(held.lost, 1);
   CU_ASSERT_EQUAL(held.lost_rc, ZKR_ESESSION);
   CU_ASSERT_EQUAL(zkr_hold_release(held.h, on_released, &held), ZKR_ECLOSED);
-  CU_ASSERT_EQUAL(zkr_lock_acquire_async(l, -1, on_acquired, NULL, &pending, &pending.h), ZKR_ECLOSED);
-  zkr_lock_free(l);
+  CU_ASSERT_EQUAL(zkr_lock_acquire_async(f.l, -1, on_acquired, NULL, &pending, &pending.h), ZKR_ECLOSED);
+  fx_close(&f); /* the lock's free frees the held handle */
   CU_ASSERT_EQUAL(held.released + pending.lost + held.off_thread + pending.off_thread, 0);
-  th_finish_path(path);
 }
 
 /* A loop that stops dispatching for longer than the session's validity:
@@ -648,32 +592,24 @@ static int hold_invalid(void *arg) {
 }
 
 static void test_async_stalled_loop(void) {
-  char *path = th_path("as-stall");
-  zkr_session *s = open_loop_session(th_hosts(), TH_SESSION_MS / 2);
+  fixture f;
   int64_t valid;
-  zkr_lock *l;
   rec r;
-  loop lp;
 
-  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-  loop_init(&lp, s);
-  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
-  take(&lp, l, &r);
+  fx_open(&f, "as-stall", TH_SESSION_MS / 2, 0);
+  take(&f.lp, f.l, &r);
   valid = zkr_hold_valid_until(r.h);
   CU_ASSERT_TRUE(valid > zkr_monotonic_ns());
   /* No dispatch: nobody confirms the session for the library. */
   CU_ASSERT_TRUE(th_wait_until(hold_invalid, &r, TH_SETTLE_FOR(TH_SESSION_MS / 2)));
   CU_ASSERT_TRUE(zkr_monotonic_ns() >= valid);
   CU_ASSERT_EQUAL(r.lost, 0);
-  zkr_session_dispatch(s);
+  zkr_session_dispatch(f.s);
   CU_ASSERT_EQUAL(r.lost, 1);
   CU_ASSERT_EQUAL(r.lost_rc, ZKR_ESESSION);
   CU_ASSERT_EQUAL(zkr_hold_lost_reason(r.h), ZKR_LOST_DEADLINE);
-  CU_ASSERT_EQUAL(give_back(&lp, &r), ZKR_ESESSION);
-  zkr_lock_free(l);
-  loop_done(&lp);
-  zkr_session_close(s);
-  th_finish_path(path);
+  CU_ASSERT_EQUAL(give_back(&f.lp, &r), ZKR_ESESSION);
+  fx_close(&f);
 }
 
 /* --- 4. the read-write lock, and the threaded session ------------------------------ */
@@ -749,22 +685,17 @@ static void test_async_threaded_session(void) {
 }
 
 static void test_async_bad_input(void) {
-  char *path = th_path("as-bad");
-  zkr_session *s = open_loop_session(th_hosts(), 0);
-  zkr_lock *l;
+  fixture f;
   zkr_hold *h = (zkr_hold *)1;
   int64_t tok;
   char buf[8];
   rec r;
-  loop lp;
 
-  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-  loop_init(&lp, s);
-  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
+  fx_open(&f, "as-bad", 0, 0);
   CU_ASSERT_EQUAL(zkr_lock_acquire_async(NULL, -1, on_acquired, NULL, NULL, &h), ZKR_EINVAL);
-  CU_ASSERT_EQUAL(zkr_lock_acquire_async(l, -1, NULL, NULL, NULL, &h), ZKR_EINVAL);
+  CU_ASSERT_EQUAL(zkr_lock_acquire_async(f.l, -1, NULL, NULL, NULL, &h), ZKR_EINVAL);
   CU_ASSERT_PTR_NULL(h);
-  CU_ASSERT_EQUAL(zkr_lock_acquire_async(l, -1, on_acquired, NULL, NULL, NULL), ZKR_EINVAL);
+  CU_ASSERT_EQUAL(zkr_lock_acquire_async(f.l, -1, on_acquired, NULL, NULL, NULL), ZKR_EINVAL);
   CU_ASSERT_EQUAL(zkr_rwlock_acquire_async(NULL, 0, -1, on_acquired, NULL, NULL, &h), ZKR_EINVAL);
   CU_ASSERT_EQUAL(zkr_hold_cancel(NULL), ZKR_EINVAL);
   CU_ASSERT_EQUAL(zkr_hold_release(NULL, NULL, NULL), ZKR_EINVAL);
@@ -775,19 +706,16 @@ static void test_async_bad_input(void) {
   CU_ASSERT_EQUAL(zkr_hold_lost_reason(NULL), ZKR_LOST_NONE);
   CU_ASSERT_EQUAL(zkr_session_fd(NULL), ZKR_EINVAL);
   CU_ASSERT_EQUAL(zkr_session_dispatch(NULL), ZKR_EINVAL);
-  CU_ASSERT_EQUAL(th_count_nodes(path), 0); /* nothing was created */
+  CU_ASSERT_EQUAL(th_count_nodes(f.path), 0); /* nothing was created */
   /* A pending hold is not released, nor read; a granted one not cancelled. */
-  CU_ASSERT_EQUAL_FATAL(start(l, -1, &r), ZKR_OK);
+  CU_ASSERT_EQUAL_FATAL(start(f.l, -1, &r), ZKR_OK);
   CU_ASSERT_EQUAL(zkr_hold_release(r.h, on_released, &r), ZKR_EINVAL);
   CU_ASSERT_EQUAL(zkr_hold_token(r.h, &tok), ZKR_ENOTHELD);
-  CU_ASSERT_TRUE(run_until(&lp, acquired, &r, TH_SETTLE_MS));
+  CU_ASSERT_TRUE(run_until(&f.lp, acquired, &r, TH_SETTLE_MS));
   CU_ASSERT_EQUAL(zkr_hold_cancel(r.h), ZKR_EINVAL);
-  CU_ASSERT_EQUAL(give_back(&lp, &r), ZKR_OK);
+  CU_ASSERT_EQUAL(give_back(&f.lp, &r), ZKR_OK);
   CU_ASSERT_STRING_EQUAL(zkr_err_name(ZKR_ECANCELLED), "ZKR_ECANCELLED");
-  zkr_lock_free(l);
-  loop_done(&lp);
-  zkr_session_close(s);
-  th_finish_path(path);
+  fx_close(&f);
 }
 
 /* --- 5. the election through the loop ------------------------------------------------ */

@@ -111,6 +111,7 @@ struct tp_proxy {
   int drop_req;
   uint64_t req_seq, ack_seq;
   int cut_op, cut_left;
+  int stall_op, stall_left; /* tp_stall_at() */
   /* Counters, under mu. */
   int cuts_fired;
   int connections;
@@ -197,6 +198,10 @@ static void count_op(tp_proxy *p, int op) {
  * frame_end. */
 static void on_request(tp_proxy *p, tp_conn *c, int op, int32_t xid, int64_t frame_end) {
   count_op(p, op);
+  /* Stalled from here: this request, read but not yet forwarded, waits
+   * (handle_conn forwards nothing while stalled). */
+  if (p->stall_left > 0 && p->stall_op == op && --p->stall_left == 0)
+    p->stalled = 1;
   if (p->cut_left > 0 && p->cut_op == op) {
     p->cut_left--;
     if (p->cut_left == 0) {
@@ -485,6 +490,8 @@ static void handle_conn(tp_proxy *p, tp_conn *c) {
     advance(p, c);
     return;
   }
+  if (p->stalled)
+    return; /* a tp_stall_at() fired while this round was handled */
   if (ure != 0 && c->connecting) {
     if (finish_connect(c) < 0) {
       close_conn(p, c);
@@ -503,8 +510,9 @@ static void handle_conn(tp_proxy *p, tp_conn *c) {
     }
   }
   if (cre != 0) {
-    /* Forward at once rather than after another round of poll. */
-    if (read_client(p, c) < 0 || flush_up(c) < 0 || flush_down(c) < 0) {
+    /* Forward at once rather than after another round of poll (unless the
+     * request just read stalled the proxy). */
+    if (read_client(p, c) < 0 || (!p->stalled && (flush_up(c) < 0 || flush_down(c) < 0))) {
       close_conn(p, c);
       return;
     }
@@ -856,6 +864,17 @@ int tp_cut_after(tp_proxy *p, int opcode, int count) {
   pthread_mutex_lock(&p->mu);
   p->cut_op = opcode;
   p->cut_left = count;
+  sync_loop(p);
+  pthread_mutex_unlock(&p->mu);
+  return 0;
+}
+
+int tp_stall_at(tp_proxy *p, int opcode, int count) {
+  if (count < 1)
+    return -1;
+  pthread_mutex_lock(&p->mu);
+  p->stall_op = opcode;
+  p->stall_left = count;
   sync_loop(p);
   pthread_mutex_unlock(&p->mu);
   return 0;

@@ -60,6 +60,13 @@ void tp_stop(tp_proxy *p);
  * Re-arming replaces an armed cut. Returns 0, or -1 if count < 1. */
 int tp_cut_after(tp_proxy *p, int opcode, int count);
 
+/* Arms a one-shot stall: when the count-th request (1 = the next one) with
+ * this opcode arrives from a client, the proxy stalls as tp_stall(p, 1)
+ * does, before it forwards that request: the server never sees it until
+ * tp_stall(p, 0). Deterministic where a thread that watches tp_requests()
+ * and then stalls would race the forwarding. Re-arming replaces an armed
+ * stall. Returns 0, or -1 if count < 1. */
+int tp_stall_at(tp_proxy *p, int opcode, int count);
 /* Number of cuts completed so far. A cut completes when the server has
  * replied to the cut request (so it has executed it), when the server
  * closes the connection first, when tp_drop_all() closes it, or 5 s after

@@ -430,27 +430,10 @@ static void test_semaphore_holder_killed(void) {
 
 /* Found by a newcomer: the record on PATH was read with a synchronous call
  * that ignored the deadline; a connection stalled at that read held a 1 s
- * acquire for 3 to 20 s. Here the link stalls as soon as the read is sent
- * (a poller watching the proxy's count of reads). */
-typedef struct staller {
-  tp_proxy *p;
-  int base, stop;
-  pthread_t t;
-} staller;
-
-static void *stall_at_read(void *arg) {
-  staller *st = arg;
-
-  while (!__atomic_load_n(&st->stop, __ATOMIC_SEQ_CST)) {
-    if (tp_requests(st->p, ZOO_GETDATA_OP) > st->base) {
-      tp_stall(st->p, 1);
-      break;
-    }
-    usleep(20);
-  }
-  return NULL;
-}
-
+ * acquire for 3 to 20 s. Here the proxy stalls the link when the read
+ * arrives, before forwarding it (tp_stall_at; a thread that polled the
+ * proxy's count of reads and then stalled lost the race to the server now
+ * and then). */
 static void test_semaphore_deadline_through_record(void) {
   char *path = th_path("sem-record-stall");
   tp_proxy *p = tp_start(th_hosts());
@@ -458,7 +441,6 @@ static void test_semaphore_deadline_through_record(void) {
   zkr_session_opts so;
   zkr_semaphore *sem;
   zkr_lease *l = NULL;
-  staller st;
   int64_t t0, took;
   int rc;
 
@@ -467,15 +449,12 @@ static void test_semaphore_deadline_through_record(void) {
   so.session_timeout_ms = TH_SESSION_MS;
   CU_ASSERT_EQUAL_FATAL(zkr_session_open(&s, tp_hosts(p), &so), ZKR_OK);
   sem = sem_on(s, path, 2, NULL);
-  memset(&st, 0, sizeof(st));
-  st.p = p;
-  st.base = tp_requests(p, ZOO_GETDATA_OP);
-  pthread_create(&st.t, NULL, stall_at_read, &st);
+  /* The record's read is the acquisition's first: it never reaches the
+   * server. */
+  CU_ASSERT_EQUAL(tp_stall_at(p, ZOO_GETDATA_OP, 1), 0);
   t0 = th_now_ms();
   rc = zkr_semaphore_acquire(sem, 1000, &l);
   took = th_now_ms() - t0;
-  __atomic_store_n(&st.stop, 1, __ATOMIC_SEQ_CST);
-  pthread_join(st.t, NULL);
   printf("[1000 ms acquire stalled at the record: %s after %lld ms] ", zkr_err_name(rc), (long long)took);
   CU_ASSERT_EQUAL(rc, ZKR_ETIMEDOUT);
   CU_ASSERT_TRUE(took <= 1000 + TH_LATE_MS);

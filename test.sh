@@ -16,8 +16,8 @@ for f in tests/*.log; do
   [ "$f" = tests/test-suite.log ] || { echo "---- $f"; cat "$f"; }
 done
 
-echo "== valgrind (memcheck) on the session and queue suites"
-for t in test_error test_names test_session; do
+echo "== valgrind (memcheck) on the session, queue and loop-mode suites"
+for t in test_error test_names test_session test_async; do
   tests/with-zk.sh valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
     --suppressions=tests/valgrind.supp \
     "tests/$t" > "tests/$t.valgrind.out" 2>&1 || { status=1; cat "tests/$t.valgrind.out"; }

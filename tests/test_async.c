@@ -465,6 +465,12 @@ static int node_watched(void *arg) {
   return th_watched(arg);
 }
 
+static int node_known(void *arg) {
+  char node[1024];
+
+  return zkr_hold_node(arg, node, sizeof(node)) == ZKR_OK;
+}
+
 static void test_async_node_deleted(void) {
   fixture f;
   zhandle_t *raw = th_raw();
@@ -483,6 +489,31 @@ static void test_async_node_deleted(void) {
   CU_ASSERT_EQUAL(zkr_hold_held(r.h), 0);
   CU_ASSERT_EQUAL(give_back(&f.lp, &r), ZKR_ELOST);
   CU_ASSERT_EQUAL(r.lost, 1);
+  th_raw_close(raw);
+  fx_close(&f);
+}
+
+/* Our waiting node deleted by another client: the acquisition ends with
+ * ZKR_ELOST (never a grant from a node that is gone), and the holder keeps
+ * the lock alone. */
+static void test_async_waiting_node_deleted(void) {
+  fixture f;
+  zhandle_t *raw = th_raw();
+  char node[1024];
+  rec r;
+
+  fx_open(&f, "as-wait-deleted", 0, 1);
+  CU_ASSERT_EQUAL_FATAL(start(f.l, -1, &r), ZKR_OK);
+  CU_ASSERT_TRUE(th_await_nodes(f.path, 2));
+  CU_ASSERT_TRUE(run_until(&f.lp, node_known, r.h, TH_SETTLE_MS));
+  CU_ASSERT_EQUAL_FATAL(zkr_hold_node(r.h, node, sizeof(node)), ZKR_OK);
+  CU_ASSERT_TRUE(run_until(&f.lp, node_watched, node, TH_SETTLE_MS));
+  CU_ASSERT_EQUAL(zoo_delete(raw, node, -1), ZOK);
+  CU_ASSERT_TRUE(run_until(&f.lp, acquired, &r, TH_SETTLE_MS));
+  CU_ASSERT_EQUAL(r.acquired_rc, ZKR_ELOST);
+  CU_ASSERT_EQUAL(th_count_nodes(f.path), 1); /* the holder's */
+  CU_ASSERT_EQUAL(zkr_lock_release(f.b), ZKR_OK);
+  CU_ASSERT_EQUAL(r.acquired + r.lost + r.released, 1);
   th_raw_close(raw);
   fx_close(&f);
 }
@@ -794,6 +825,7 @@ int main(void) {
                                   {"test_async_deadline", test_async_deadline},
                                   {"test_async_deadline_races_grant", test_async_deadline_races_grant},
                                   {"test_async_node_deleted", test_async_node_deleted},
+                                  {"test_async_waiting_node_deleted", test_async_waiting_node_deleted},
                                   {"test_async_connloss_mid_create", test_async_connloss_mid_create},
                                   {"test_async_free_from_callback", test_async_free_from_callback},
                                   {"test_async_session_close", test_async_session_close},

@@ -8,7 +8,9 @@
  * Reentrancy is per thread: the holding thread may acquire again (a count,
  * no request); other threads sharing one zkr_lock contend like separate
  * clients. Holds are keyed by pthread_t: release before a thread ends (a
- * later thread given the same id by the system would count as the holder). All functions are safe from any
+ * later thread given the same id by the system would count as the holder).
+ * To acquire without a blocked thread (an event loop), see zkr/async.h:
+ * zkr_lock_acquire_async() gives a hold of its own, tied to no thread. All functions are safe from any
  * thread; the blocking ones (acquire, release, free, multi) must not be called from a zkr or ZooKeeper
  * callback. */
 #ifndef ZKR_LOCK_H

@@ -17,6 +17,8 @@
  * ZKR_EDEADLK at once (it would wait for itself). Faults are handled as by
  * zkr_lock: a lost hold is notified, a give-up leaves no node, every grant
  * carries a fencing token and follows a server answer that shows our node.
+ * zkr_rwlock_acquire_async() (zkr/async.h) takes either side without a
+ * blocked thread.
  *
  * All functions are safe from any thread; the blocking ones (rdlock,
  * wrlock, unlock, free) must not be called from a zkr or ZooKeeper

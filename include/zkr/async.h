@@ -26,7 +26,10 @@
  * the next acquisition from on_released).
  *
  * Functions here never block on the network and may be called from any
- * thread (a loop-mode session's from the loop's thread), and from callbacks. */
+ * thread (a loop-mode session's from the loop's thread), and from callbacks.
+ * Outside loop mode a call on h from another thread must not race h's last
+ * callback, after which h is freed: in loop mode there is no such race,
+ * since the callbacks run on the caller's own thread. */
 #ifndef ZKR_ASYNC_H
 #define ZKR_ASYNC_H
 

@@ -18,9 +18,11 @@ struct zkr_election {
   zkr__recipe r;
   zkr_election_fn on_change;
   void *arg;
-  zkr__contender *c; /* current participation, or NULL */
-  int term;          /* enum term, for c */
-  int waiters;       /* threads inside await */
+  zkr__contender *c;     /* current participation, or NULL */
+  const void *abandoned; /* the last participation let go without waiting (a
+                            tag, never read): free waits for its callback */
+  int term;              /* enum term, for c */
+  int waiters;           /* threads inside await */
   int freeing;
   pthread_cond_t cond; /* waiters reached 0 */
   /* What leave() owes ended participations, announced in order by owed_ev
@@ -132,7 +134,10 @@ int zkr_election_join(zkr_election *e) {
     rc = ZKR_ECLOSED;
   } else if (e->c == NULL || !zkr__contender_active(e->c)) {
     if (e->c != NULL) {
-      zkr__contender_drop(e->c); /* an ended participation */
+      /* An ended participation. join never blocks: not even for its last
+       * callback, which may still be running (free waits for it). */
+      e->abandoned = e->c;
+      zkr__contender_abandon(e->c);
       e->c = NULL;
     }
     e->term = T_NONE;
@@ -245,7 +250,14 @@ static int leave(zkr_election *e, int wait) {
   else
     rc = zkr__contender_withdraw(c, wait ? -1 : 0) == ZKR_OK ? zkr__contender_release(c, wait) : ZKR_OK;
   granted = zkr__contender_was_granted(c);
-  zkr__contender_drop(c); /* its own queued events are void from here on */
+  /* Its own queued events are void from here on. Without wait, a callback
+   * of it already running is not waited for either (free does). */
+  if (wait) {
+    zkr__contender_drop(c);
+  } else {
+    e->abandoned = c;
+    zkr__contender_abandon(c);
+  }
   e->c = NULL;
   /* A term that began is announced, and ended, exactly once each, whatever
    * of it the contender's events already announced (CURATOR-83/87). */
@@ -291,6 +303,8 @@ void zkr_election_free(zkr_election *e) {
   pthread_mutex_lock(mu);
   e->freeing = 1;
   leave(e, 1);
+  if (e->abandoned != NULL)
+    zkr__session_quiesce_running(e->r.s, e->abandoned);
   zkr__session_quiesce(e->r.s, e); /* the queued on_change(0) runs first */
   pthread_mutex_unlock(mu);
   pthread_cond_destroy(&e->cond);

@@ -20,12 +20,17 @@
  *
  * Premise C: no event of a hold runs after the hold is freed: the hold's
  * own events are unposted (or it is their run that frees it), its
- * contender's are voided by the drop, and the recipe's close quiesces the
- * hold before freeing it (in loop mode by running them). A callback that
- * frees the recipe (closing its own hold) leaves the freeing to the event
- * that runs the callback (in_cb, orphaned). Test: test_async_free_from_callback.
+ * contender's are voided by the drop (and one already running finds
+ * h->c cleared first), and the recipe's close waits for a running one
+ * before freeing it. A cancel waits for nothing: the hold outlives a
+ * contender callback already running because the hold is freed by its done
+ * event, which the event thread runs after that callback. A callback that
+ * frees the recipe (closing its own hold) leaves the freeing, and what the
+ * close owes (on_released), to the event that runs the callback (in_cb,
+ * orphaned). Tests: test_async_free_from_callback,
+ * test_async_release_then_free_in_callback, test_async_cancel_from_thread.
  */
-#include "engine.h"
+#include "core.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +42,14 @@ struct zkr_hold {
   zkr_session *s;
   zkr__contender *c; /* NULL once dropped */
   int phase;
-  int owed;      /* H_ENDED: the outcome on_acquired gets (done_ev) */
-  int lost_told; /* on_lost was called */
-  int in_cb;     /* a callback of ours is running */
-  int orphaned;  /* the recipe closed it meanwhile: the event frees it */
+  int owed;            /* H_ENDED: the outcome on_acquired gets (done_ev) */
+  int lost_told;       /* on_lost was called */
+  int in_cb;           /* a callback of ours is running */
+  int orphaned;        /* the recipe closed it meanwhile: the event frees it */
+  zkr_hold_fn late_fn; /* owed by the recipe's close to an orphaned hold */
+  void *late_arg;
+  int late_rc;
+  const void *abandoned; /* the contender a cancel let go (a tag, never read) */
   zkr_hold_fn on_acquired, on_lost, on_released;
   void *arg, *rel_arg;
   zkr__timer deadline;
@@ -53,13 +62,25 @@ static void hold_free(zkr_hold *h) {
 }
 
 /* Mutex held. Leaves the contender (its node is deleted in the background if
- * it is still there) and the hold's timer and queued outcome. */
-static void detach(zkr_hold *h) {
+ * it is still there) and the hold's timer and queued outcome. h->c goes
+ * first: a callback of the contender about to take the mutex finds it is
+ * no longer ours. With wait, a callback of it already running is waited
+ * for (for a close, which frees h next); without, nothing is (a cancel,
+ * promised never to block: h lives until its done event, which runs after
+ * that callback, on the same thread). */
+static void detach(zkr_hold *h, int wait) {
+  zkr__contender *c = h->c;
+
   zkr__timer_stop(h->s, &h->deadline);
   zkr__session_unpost(h->s, &h->done_ev);
-  if (h->c != NULL) {
-    zkr__contender_drop(h->c);
-    h->c = NULL;
+  if (c == NULL)
+    return;
+  h->c = NULL;
+  if (wait) {
+    zkr__contender_drop(c);
+  } else {
+    h->abandoned = c;
+    zkr__contender_abandon(c);
   }
 }
 
@@ -80,13 +101,22 @@ static void call(zkr_hold *h, zkr_hold_fn fn, int rc, void *arg, int final) {
     pthread_mutex_lock(mu);
     h->in_cb = 0;
   }
+  if (h->orphaned && h->late_fn != NULL) {
+    /* The callback freed the recipe: what the close owed comes now (a
+     * release asked for in the callback gets its on_released). */
+    zkr_hold_fn late = h->late_fn;
+    h->late_fn = NULL;
+    pthread_mutex_unlock(mu);
+    late(h, h->late_rc, h->late_arg);
+    pthread_mutex_lock(mu);
+  }
   if (final || h->orphaned)
     hold_free(h);
 }
 
 /* The move out of PENDING for any reason but the grant (mutex held). */
 static void end_pending(zkr_hold *h, int rc) {
-  detach(h);
+  detach(h, 1);
   h->phase = H_ENDED;
   call(h, h->on_acquired, rc, h->arg, 1);
 }
@@ -111,7 +141,7 @@ static void on_change(void *owner, zkr__contender *c) {
       end_pending(h, rc);
     }
   } else if (h->phase == H_RELEASING && (rc = zkr__contender_released(c)) != ZKR__PENDING) {
-    detach(h);
+    detach(h, 1);
     call(h, h->on_released, rc, h->rel_arg, 1);
   }
   pthread_mutex_unlock(mu);
@@ -232,11 +262,19 @@ void zkr__async_close(zkr__asyncs *as) {
     }
     zkr__list_remove(l);
     h->phase = H_GONE;
-    detach(h);
-    /* An event of ours running on another thread sees H_GONE and leaves. */
+    detach(h, 1);
+    /* Events of ours, or of a contender a cancel let go, running on another
+     * thread find H_GONE (or no contender) and leave: wait for them. */
+    if (h->abandoned != NULL)
+      zkr__session_quiesce_running(h->s, h->abandoned);
     zkr__session_quiesce(h->s, h);
     if (h->in_cb) {
-      h->orphaned = 1; /* we run inside its callback: the event frees it */
+      /* We run inside its callback: the event delivers what is owed, then
+       * frees it. */
+      h->orphaned = 1;
+      h->late_fn = fn;
+      h->late_arg = arg;
+      h->late_rc = phase == H_ENDED ? h->owed : ZKR_ECLOSED;
       continue;
     }
     if (fn != NULL) {
@@ -260,9 +298,9 @@ int zkr_hold_cancel(zkr_hold *h) {
   mu = zkr__session_mutex(h->s);
   pthread_mutex_lock(mu);
   if (h->phase == H_PENDING) {
-    detach(h);
     h->phase = H_ENDED;
     h->owed = ZKR_ECANCELLED;
+    detach(h, 0);
     /* Refused once the session is closed: the recipe's close delivers it. */
     zkr__session_post(h->s, &h->done_ev);
     rc = ZKR_OK;
@@ -357,4 +395,8 @@ int zkr_hold_lost_reason(zkr_hold *h) {
     r = zkr__contender_lost_reason(h->c);
   pthread_mutex_unlock(mu);
   return r;
+}
+
+zkr__contender *zkr__hold_contender(zkr_hold *h) {
+  return h->c;
 }

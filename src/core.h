@@ -50,6 +50,11 @@ int64_t zkr__queue_arm(zkr_session *s, int64_t now);
 int64_t zkr__session_own_watch_after(zkr_session *s);
 void zkr__session_set_own_watch_after(zkr_session *s, int64_t ns);
 
+/* async.c, for tests: h's contender while it has one, else NULL (mutex
+ * held). With zkr__contender_held_now() a test sees a grant that the event
+ * thread has not delivered yet. */
+zkr__contender *zkr__hold_contender(zkr_hold *h);
+
 /* Number of watch contexts the session keeps (for tests). */
 int zkr__queue_tickets(zkr_session *s);
 

@@ -65,6 +65,10 @@ void zkr__event_init(zkr__event *ev, void (*fn)(void *arg), void *arg, const voi
  * stay alive until it ran or its owner was quiesced. Returns ZKR_OK, or
  * ZKR_ECLOSED once the session is closed (it will never run). */
 int zkr__session_post(zkr_session *s, zkr__event *ev);
+/* Waits until no event of owner is running (not queued ones: a dropped
+ * contender's are void). Returns at once on the event thread. owner is
+ * only compared, never dereferenced. Mutex held. */
+void zkr__session_quiesce_running(zkr_session *s, const void *owner);
 /* Takes ev off the queue if it is queued: it will not run (mutex held). */
 void zkr__session_unpost(zkr_session *s, zkr__event *ev);
 /* Waits until no event of owner is queued or running (returns at once on
@@ -285,9 +289,20 @@ int zkr__contender_release(zkr__contender *c, int wait);
 int zkr__contender_release_until(zkr__contender *c, int64_t until);
 
 /* Called with the session mutex held. The recipe forgets c: no callback will
- * be fired for it any more; a node still on the server is deleted in the
- * background. c must not be used afterwards. */
+ * be fired for it any more (its queued events are void); a node still on
+ * the server is deleted in the background. c must not be used afterwards.
+ * Waits (on the mutex) for a callback of c already running on the event
+ * thread to return, so that the owner may be freed next; returns at once
+ * on the event thread. */
 void zkr__contender_drop(zkr__contender *c);
+/* The same without that wait: it never blocks. A callback of c that had
+ * started before may still be running, or about to take the mutex: the
+ * owner must outlive it. Before freeing the owner, wait for it with
+ * zkr__session_quiesce_running(s, tag), tag being c's address kept as a
+ * plain value (never dereferenced: c may be gone by then). For callers
+ * promised never to block (zkr_hold_cancel, zkr_election_resign_nowait),
+ * whose owner lives on. */
+void zkr__contender_abandon(zkr__contender *c);
 
 /* Called with the session mutex held. Wakes a waiting zkr__contender_wait
  * with ZKR_ECLOSED (the recipe object is being freed). */

@@ -1453,7 +1453,7 @@ int zkr__contender_released(const zkr__contender *c) {
   return c->rc == ZKR_ECLOSED ? ZKR_ESESSION : c->rc;
 }
 
-void zkr__contender_drop(zkr__contender *c) {
+static void forget(zkr__contender *c) {
   c->on_lost = NULL;
   c->on_granted = NULL;
   c->on_change = NULL;
@@ -1465,7 +1465,18 @@ void zkr__contender_drop(zkr__contender *c) {
       zkr__session_orphan(c->s, c->node);
     finish(c, ZKR_ECLOSED);
   }
-  zkr__session_quiesce(c->s, c);
+}
+
+void zkr__contender_drop(zkr__contender *c) {
+  forget(c);
+  /* Queued events of c hold their own reference and find no callback: only
+   * one already running can still reach the owner. */
+  zkr__session_quiesce_running(c->s, c);
+  unref(c);
+}
+
+void zkr__contender_abandon(zkr__contender *c) {
+  forget(c);
   unref(c);
 }
 

@@ -294,6 +294,13 @@ void zkr__session_quiesce(zkr_session *s, const void *owner) {
   }
 }
 
+void zkr__session_quiesce_running(zkr_session *s, const void *owner) {
+  if (on_event_thread(s))
+    return;
+  while (s->running_owner == owner)
+    pthread_cond_wait(&s->cond, &s->mu);
+}
+
 void zkr__session_unpost(zkr_session *s, zkr__event *ev) {
   (void)s;
   if (zkr__list_linked(&ev->link))
@@ -682,7 +689,7 @@ static int opts_check(const zkr_session_opts *o) {
   if (o == NULL)
     return ZKR_OK;
   if (o->session_timeout_ms < 0 || o->connect_timeout_ms < 0 || o->expiry_margin_ms < 0 ||
-      o->resolve_delay_ms < 0)
+      o->resolve_delay_ms < 0 || (o->loop != 0 && o->loop != 1))
     return ZKR_EINVAL;
   if (o->session_timeout_ms > 0 && o->expiry_margin_ms * 2 >= o->session_timeout_ms)
     return ZKR_EINVAL;

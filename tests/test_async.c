@@ -3,6 +3,7 @@
  * Every loop here is this thread's own epoll loop on zkr_session_fd(), run
  * until a condition holds; every callback records the thread it ran on,
  * and in loop mode that must be this thread. */
+#include "core.h"
 #include "harness.h"
 #include "proxy.h"
 
@@ -154,6 +155,13 @@ static void take(loop *lp, zkr_lock *l, rec *r) {
 static int give_back(loop *lp, rec *r) {
   CU_ASSERT_EQUAL_FATAL(zkr_hold_release(r->h, on_released, r), ZKR_OK);
   CU_ASSERT_FATAL(run_until(lp, released, r, TH_SETTLE_MS));
+  return r->released_rc;
+}
+
+/* The same on a threaded session: the callback comes on the event thread. */
+static int give_back_threaded(rec *r) {
+  CU_ASSERT_EQUAL_FATAL(zkr_hold_release(r->h, on_released, r), ZKR_OK);
+  CU_ASSERT_FATAL(th_wait_until(released, r, TH_SETTLE_MS));
   return r->released_rc;
 }
 
@@ -597,14 +605,21 @@ static void test_async_free_from_callback(void) {
  * the held handle; a release after the close is refused. */
 static void test_async_session_close(void) {
   fixture f;
-  rec held, pending;
+  char *path2 = th_path("as-close-rel");
+  zkr_lock *l2;
+  rec held, pending, releasing;
 
   fx_open(&f, "as-close", 0, 0);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l2, f.s, path2, NULL), ZKR_OK);
+  take(&f.lp, l2, &releasing);
   take(&f.lp, f.l, &held);
   CU_ASSERT_EQUAL_FATAL(start(f.l, -1, &pending), ZKR_OK);
   CU_ASSERT_TRUE(th_await_nodes(f.path, 2));
+  CU_ASSERT_EQUAL(zkr_hold_release(releasing.h, on_released, &releasing), ZKR_OK);
   zkr_session_close(f.s);
   f.s = NULL;
+  CU_ASSERT_EQUAL(releasing.released, 1);
+  CU_ASSERT_TRUE(releasing.released_rc == ZKR_OK || releasing.released_rc == ZKR_ESESSION);
   CU_ASSERT_EQUAL(pending.acquired, 1);
   CU_ASSERT_EQUAL(pending.acquired_rc, ZKR_ECLOSED);
   CU_ASSERT_EQUAL(held.lost, 1);
@@ -612,6 +627,8 @@ static void test_async_session_close(void) {
   CU_ASSERT_EQUAL(zkr_hold_release(held.h, on_released, &held), ZKR_ECLOSED);
   CU_ASSERT_EQUAL(zkr_lock_acquire_async(f.l, -1, on_acquired, NULL, &pending, &pending.h), ZKR_ECLOSED);
   fx_close(&f); /* the lock's free frees the held handle */
+  zkr_lock_free(l2);
+  th_finish_path(path2);
   CU_ASSERT_EQUAL(held.released + pending.lost + held.off_thread + pending.off_thread, 0);
 }
 
@@ -737,6 +754,14 @@ static void test_async_bad_input(void) {
   CU_ASSERT_EQUAL(zkr_hold_lost_reason(NULL), ZKR_LOST_NONE);
   CU_ASSERT_EQUAL(zkr_session_fd(NULL), ZKR_EINVAL);
   CU_ASSERT_EQUAL(zkr_session_dispatch(NULL), ZKR_EINVAL);
+  {
+    zkr_session_opts o;
+    zkr_session *bad = (zkr_session *)1;
+    memset(&o, 0, sizeof(o));
+    o.loop = 2;
+    CU_ASSERT_EQUAL(zkr_session_open(&bad, th_hosts(), &o), ZKR_EINVAL);
+    CU_ASSERT_PTR_NULL(bad);
+  }
   CU_ASSERT_EQUAL(th_count_nodes(f.path), 0); /* nothing was created */
   /* A pending hold is not released, nor read; a granted one not cancelled. */
   CU_ASSERT_EQUAL_FATAL(start(f.l, -1, &r), ZKR_OK);
@@ -816,25 +841,230 @@ static void test_async_election(void) {
   th_finish_path(path);
 }
 
+/* --- 6. a threaded session: what another thread may do meanwhile ------------------ */
+
+/* A hold whose on_acquired blocks the event thread until the test opens the
+ * gate: every other callback of the session waits behind it. */
+typedef struct gate {
+  rec r;
+  int entered, open;
+} gate;
+
+static void gated(zkr_hold *h, int rc, void *arg) {
+  gate *g = arg;
+
+  on_acquired(h, rc, &g->r);
+  __atomic_store_n(&g->entered, 1, __ATOMIC_SEQ_CST);
+  while (!__atomic_load_n(&g->open, __ATOMIC_SEQ_CST))
+    usleep(1000);
+}
+
+static int gate_entered(void *arg) {
+  return __atomic_load_n(&((gate *)arg)->entered, __ATOMIC_SEQ_CST);
+}
+
+/* A call made on a thread of its own, so that the test can bound how long
+ * it takes. */
+typedef struct call_on_thread {
+  int (*fn)(void *);
+  void *arg;
+  int rc, done;
+  pthread_t t;
+} call_on_thread;
+
+static void *call_main(void *arg) {
+  call_on_thread *c = arg;
+
+  c->rc = c->fn(c->arg);
+  __atomic_store_n(&c->done, 1, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
+static int call_done(void *arg) {
+  return __atomic_load_n(&((call_on_thread *)arg)->done, __ATOMIC_SEQ_CST);
+}
+
+static int cancel_it(void *arg) {
+  return zkr_hold_cancel(arg);
+}
+
+static int resign_it(void *arg) {
+  return zkr_election_resign_nowait(arg);
+}
+
+/* Granted on the server side, not yet delivered (the event thread is busy). */
+typedef struct inside {
+  zkr_session *s;
+  zkr_hold *h;
+} inside;
+
+static int granted_inside(void *arg) {
+  inside *in = arg;
+  pthread_mutex_t *mu = zkr__session_mutex(in->s);
+  zkr__contender *c;
+  int held;
+
+  pthread_mutex_lock(mu);
+  c = zkr__hold_contender(in->h);
+  held = c != NULL && zkr__contender_held_now(c);
+  pthread_mutex_unlock(mu);
+  return held;
+}
+
+/* Found by a newcomer: a cancel (and a resign_nowait) from another thread
+ * waited for the hold's contender's queued events, which only the event
+ * thread runs, and that thread was busy in another hold's callback: it
+ * returned only once that callback did (a deadlock when the callback
+ * waited for the canceller). Both now return at once. */
+static void test_async_cancel_never_waits(void) {
+  char *path = th_path("as-nowait"), p2[300], p3[300];
+  zkr_session *s = th_session(0);
+  zkr_lock *la = th_lock(s, path), *lb;
+  zkr_election *e;
+  gate g;
+  rec b;
+  inside in;
+  call_on_thread ct;
+
+  snprintf(p2, sizeof(p2), "%s/b", path);
+  snprintf(p3, sizeof(p3), "%s/e", path);
+  lb = th_lock(s, p2);
+  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&e, s, p3, NULL), ZKR_OK);
+  memset(&g, 0, sizeof(g));
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire_async(la, -1, gated, NULL, &g, &g.r.h), ZKR_OK);
+  CU_ASSERT_TRUE_FATAL(th_wait_until(gate_entered, &g, TH_SETTLE_MS)); /* the event thread is held */
+  memset(&b, 0, sizeof(b));
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire_async(lb, -1, on_acquired, NULL, &b, &b.h), ZKR_OK);
+  in.s = s;
+  in.h = b.h;
+  CU_ASSERT_TRUE(th_wait_until(granted_inside, &in, TH_SETTLE_MS)); /* its grant waits in the queue */
+  memset(&ct, 0, sizeof(ct));
+  ct.fn = cancel_it;
+  ct.arg = b.h;
+  pthread_create(&ct.t, NULL, call_main, &ct);
+  CU_ASSERT_TRUE(th_wait_until(call_done, &ct, TH_LATE_MS));
+  /* And the election: leading on the server, its on_change(1) queued. */
+  CU_ASSERT_EQUAL(zkr_election_join(e), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_await(e, TH_SETTLE_MS), ZKR_OK);
+  call_on_thread cr = {resign_it, e, 0, 0, 0};
+  pthread_create(&cr.t, NULL, call_main, &cr);
+  CU_ASSERT_TRUE(th_wait_until(call_done, &cr, TH_LATE_MS));
+  __atomic_store_n(&g.open, 1, __ATOMIC_SEQ_CST);
+  pthread_join(ct.t, NULL);
+  pthread_join(cr.t, NULL);
+  CU_ASSERT_EQUAL(ct.rc, ZKR_OK);
+  CU_ASSERT_EQUAL(cr.rc, ZKR_OK);
+  CU_ASSERT_TRUE(th_wait_until(acquired, &b, TH_SETTLE_MS));
+  CU_ASSERT_EQUAL(b.acquired_rc, ZKR_ECANCELLED);
+  CU_ASSERT_EQUAL(give_back_threaded(&g.r), ZKR_OK);
+  CU_ASSERT_TRUE(th_await_nodes(p2, 0));
+  CU_ASSERT_TRUE(th_await_nodes(p3, 0));
+  zkr_election_free(e);
+  zkr_lock_free(lb);
+  zkr_lock_free(la);
+  zkr_session_close(s);
+  CU_ASSERT_EQUAL(th_delete_tree(path), 0);
+  free(path);
+}
+
+/* Found by a newcomer: a cancel from another thread raced the event thread
+ * delivering the same hold's outcome: on_acquired came with ZKR_ECLOSED,
+ * and the hold and its contender were used after being freed. Many cancels
+ * at varied moments: each returns ZKR_OK and the outcome is then
+ * ZKR_ECANCELLED, or it returns ZKR_EINVAL after a delivered grant. */
+static void test_async_cancel_from_thread(void) {
+  char *path = th_path("as-cancel-thread");
+  zkr_session *s = th_session(0);
+  zkr_lock *l = th_lock(s, path);
+  int k, cancelled = 0, granted = 0, wrong = 0;
+
+  for (k = 0; k < 300; k++) {
+    rec r;
+    int crc;
+    int64_t until = zkr_monotonic_ns() + (k % 30) * 100000LL; /* 0 to 3 ms: around the grant */
+    memset(&r, 0, sizeof(r));
+    CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire_async(l, -1, on_acquired, NULL, &r, &r.h), ZKR_OK);
+    while (zkr_monotonic_ns() < until && !acquired(&r))
+      ;
+    crc = zkr_hold_cancel(r.h); /* h lives: a cancel comes before any final callback */
+    CU_ASSERT_TRUE(th_wait_until(acquired, &r, TH_SETTLE_MS));
+    if (crc == ZKR_OK) {
+      wrong += r.acquired_rc != ZKR_ECANCELLED;
+      cancelled++;
+    } else {
+      wrong += crc != ZKR_EINVAL || r.acquired_rc != ZKR_OK;
+      if (r.acquired_rc == ZKR_OK)
+        CU_ASSERT_EQUAL(give_back_threaded(&r), ZKR_OK);
+      granted++;
+    }
+    wrong += r.acquired != 1;
+  }
+  printf("[%d cancelled, %d granted first, %d wrong] ", cancelled, granted, wrong);
+  CU_ASSERT_EQUAL(wrong, 0);
+  CU_ASSERT_TRUE(th_await_nodes(path, 0));
+  zkr_lock_free(l);
+  zkr_session_close(s);
+  th_finish_path(path);
+}
+
+/* Found by a newcomer: a release asked for inside the hold's own callback,
+ * then the lock freed there too: on_released never came. It comes once,
+ * with ZKR_ECLOSED, after the callback. */
+typedef struct rel_free {
+  rec r;
+  zkr_lock **l;
+} rel_free;
+
+static void release_then_free(zkr_hold *h, int rc, void *arg) {
+  rel_free *f = arg;
+
+  on_acquired(h, rc, &f->r);
+  CU_ASSERT_EQUAL(zkr_hold_release(h, on_released, &f->r), ZKR_OK);
+  zkr_lock_free(*f->l);
+  *f->l = NULL;
+  CU_ASSERT_EQUAL(f->r.released, 0); /* not before the callback returned */
+}
+
+static void test_async_release_then_free_in_callback(void) {
+  fixture fx;
+  rel_free f;
+
+  fx_open(&fx, "as-rel-free", 0, 0);
+  memset(&f, 0, sizeof(f));
+  f.r.loop_mode = 1;
+  f.l = &fx.l;
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire_async(fx.l, -1, release_then_free, NULL, &f, &f.r.h), ZKR_OK);
+  CU_ASSERT_TRUE(run_until(&fx.lp, released, &f.r, TH_SETTLE_MS));
+  CU_ASSERT_EQUAL(f.r.acquired, 1);
+  CU_ASSERT_EQUAL(f.r.released, 1);
+  CU_ASSERT_EQUAL(f.r.released_rc, ZKR_ECLOSED);
+  CU_ASSERT_TRUE(th_await_nodes(fx.path, 0));
+  fx_close(&fx);
+}
+
 int main(void) {
-  static const th_test tests[] = {{"test_async_epoll_thousand", test_async_epoll_thousand},
-                                  {"test_async_expiry_while_holding", test_async_expiry_while_holding},
-                                  {"test_async_expiry_while_pending", test_async_expiry_while_pending},
-                                  {"test_async_cancel_races_grant", test_async_cancel_races_grant},
-                                  {"test_async_cancel_at_every_step", test_async_cancel_at_every_step},
-                                  {"test_async_deadline", test_async_deadline},
-                                  {"test_async_deadline_races_grant", test_async_deadline_races_grant},
-                                  {"test_async_node_deleted", test_async_node_deleted},
-                                  {"test_async_waiting_node_deleted", test_async_waiting_node_deleted},
-                                  {"test_async_connloss_mid_create", test_async_connloss_mid_create},
-                                  {"test_async_free_from_callback", test_async_free_from_callback},
-                                  {"test_async_session_close", test_async_session_close},
-                                  {"test_async_stalled_loop", test_async_stalled_loop},
-                                  {"test_async_rwlock", test_async_rwlock},
-                                  {"test_async_threaded_session", test_async_threaded_session},
-                                  {"test_async_bad_input", test_async_bad_input},
-                                  {"test_async_election", test_async_election},
-                                  {NULL, NULL}};
+  static const th_test tests[] = {
+      {"test_async_epoll_thousand", test_async_epoll_thousand},
+      {"test_async_expiry_while_holding", test_async_expiry_while_holding},
+      {"test_async_expiry_while_pending", test_async_expiry_while_pending},
+      {"test_async_cancel_races_grant", test_async_cancel_races_grant},
+      {"test_async_cancel_at_every_step", test_async_cancel_at_every_step},
+      {"test_async_deadline", test_async_deadline},
+      {"test_async_deadline_races_grant", test_async_deadline_races_grant},
+      {"test_async_node_deleted", test_async_node_deleted},
+      {"test_async_waiting_node_deleted", test_async_waiting_node_deleted},
+      {"test_async_connloss_mid_create", test_async_connloss_mid_create},
+      {"test_async_free_from_callback", test_async_free_from_callback},
+      {"test_async_session_close", test_async_session_close},
+      {"test_async_stalled_loop", test_async_stalled_loop},
+      {"test_async_rwlock", test_async_rwlock},
+      {"test_async_threaded_session", test_async_threaded_session},
+      {"test_async_bad_input", test_async_bad_input},
+      {"test_async_election", test_async_election},
+      {"test_async_cancel_never_waits", test_async_cancel_never_waits},
+      {"test_async_cancel_from_thread", test_async_cancel_from_thread},
+      {"test_async_release_then_free_in_callback", test_async_release_then_free_in_callback},
+      {NULL, NULL}};
 
   main_thread = pthread_self();
   return th_run("async", tests);

@@ -14,10 +14,20 @@
  *  - after on_acquired(h, ZKR_OK), the caller holds it until it calls
  *    zkr_hold_release(); once that call's on_released returns, the library
  *    frees h. A hold lost meanwhile (on_lost) is still released that way;
- *  - freeing the lock object (zkr_lock_free(), zkr_rwlock_free()) or closing
- *    the session ends every hold of it: a pending acquisition completes with
- *    ZKR_ECLOSED, a granted hold is released (on_lost does not fire, a pending
- *    on_released is called with ZKR_ECLOSED), then the handles are freed.
+ *  - freeing the lock object (zkr_lock_free(), zkr_rwlock_free()) ends every
+ *    hold of it, on the freeing thread, before the free returns: a pending
+ *    acquisition's on_acquired gets ZKR_ECLOSED, a pending release's
+ *    on_released too; a granted hold is released without a callback; then
+ *    the handles are freed (also those the caller still holds: do not use
+ *    them after the free). Freed from inside a hold's own callback, that
+ *    hold's owed callback comes once the running one returned;
+ *  - closing the session (zkr_session_close()) ends what runs on it, on the
+ *    closing thread, before the close returns: a pending acquisition's
+ *    on_acquired gets ZKR_ECLOSED, a granted hold's on_lost ZKR_ESESSION, a
+ *    pending release's on_released its outcome (ZKR_OK if the server
+ *    confirmed the delete in time, else ZKR_ESESSION). A granted hold can no
+ *    longer be released then (zkr_hold_release() returns ZKR_ECLOSED): the
+ *    lock's free frees it.
  * No callback of a hold runs after its last one (on_acquired with an error,
  * or on_released) returned.
  *
@@ -86,9 +96,11 @@ ZKR_EXTERN int zkr_rwlock_acquire_async(zkr_rwlock *rw, int write, int timeout_m
 /* Cancels a pending acquisition: our node is deleted (in the background)
  * and on_acquired is called with ZKR_ECANCELLED, through the event thread,
  * even if the grant had arrived but not yet been delivered: exactly one
- * outcome, and nothing is held afterwards. Returns ZKR_OK, or ZKR_EINVAL
- * when h is NULL or its outcome was already delivered (a granted hold is
- * given back with zkr_hold_release()). */
+ * outcome, and nothing is held afterwards. Never waits, not even for the
+ * event thread. Returns ZKR_OK, or ZKR_EINVAL when h is NULL or its grant
+ * was already delivered (a granted hold is given back with
+ * zkr_hold_release()). After on_acquired delivered an error, h is freed:
+ * do not call this any more. */
 ZKR_EXTERN int zkr_hold_cancel(zkr_hold *h);
 
 /* Releases a granted hold: our node is deleted and on_released(h, rc, arg)
@@ -98,8 +110,9 @@ ZKR_EXTERN int zkr_hold_cancel(zkr_hold *h);
  * delete); ZKR_ESESSION if it had been lost with the session, or the
  * session went first (the node goes with it); ZKR_ENOAUTH if the ACL
  * refuses the delete; ZKR_ECLOSED if the lock is freed first. Then h is
- * freed. Returns ZKR_OK (on_released will be called), or ZKR_EINVAL when h
- * is NULL, not granted, or already released. */
+ * freed. Returns ZKR_OK (on_released will be called), ZKR_ECLOSED when the
+ * session is closed (nothing is called; the lock's free frees h), or
+ * ZKR_EINVAL when h is NULL, not granted, or already released. */
 ZKR_EXTERN int zkr_hold_release(zkr_hold *h, zkr_hold_fn on_released, void *arg);
 
 /* 1 while h is granted, not lost and within its validity deadline, else 0. */

@@ -84,7 +84,8 @@ typedef struct zkr_session_opts {
                              operation (only on reconnect), >0 = that window */
   zkr_state_fn on_state;  /* optional listener installed before connecting */
   void *state_arg;
-  int loop; /* 1: loop mode (see "Loop mode" below); 0: the event thread */
+  int loop; /* 1: loop mode (see "Loop mode" below); 0: the event thread;
+               anything else is refused (ZKR_EINVAL) */
 } zkr_session_opts;
 
 /* Which rule a connect string "host:port[,host:port...][/chroot]" breaks,
@@ -164,8 +165,14 @@ ZKR_EXTERN int zkr_session_remove_listener(zkr_session *s, int id);
  * zkr_session_dispatch() when it is readable, and at the latest after the
  * number of ms the last dispatch returned. A loop that stalls for longer
  * than the session's validity (timeout - expiry margin) loses the
- * session, exactly as a paused process would: its holds end on its own
- * clock (zkr_lock_held() and zkr_hold_valid_until() say so at once).
+ * session: the library's clock can no longer vouch for it, so every hold
+ * on it stops being valid at once (zkr_lock_held(), zkr_hold_held() and
+ * the valid_until functions say so during the stall), and the next
+ * dispatch declares the session LOST (state listeners, on_lost) and
+ * deletes its nodes. Unlike a paused process, the ZooKeeper client's own
+ * threads keep the session alive on the server meanwhile: other clients
+ * get the lock only once the loop turns again (or the process ends). The
+ * state (zkr_session_get_state()) changes at that dispatch too.
  *
  * zkr_session_open() still blocks until the session is connected (it drives
  * the housekeeping itself meanwhile); call it before entering the loop.
@@ -184,8 +191,9 @@ ZKR_EXTERN int zkr_session_fd(zkr_session *s);
  * on entry and the housekeeping that fell due. Returns the time in ms (>= 0)
  * after which it must be called again even if the descriptor stays quiet (0
  * when more is pending already: callbacks queued meanwhile), or
- * ZKR_EINVAL if s is NULL or not in loop mode. Never blocks on the network;
- * must not be called from a zkr callback (it is not reentrant). */
+ * ZKR_EINVAL if s is NULL, not in loop mode, or the call comes from inside
+ * a dispatch (from a zkr callback: it is not reentrant). Never blocks on the
+ * network. */
 ZKR_EXTERN int zkr_session_dispatch(zkr_session *s);
 
 /* CLOCK_MONOTONIC now, in ns: the clock every zkr deadline uses. */

@@ -73,6 +73,9 @@ static inline void zkr__event_dispatch(evutil_socket_t fd, short what, void *arg
  * s and base are borrowed: both must outlive the attachment. On success
  * *out receives the attachment; the caller owns it and ends it with
  * zkr_event_detach(). Call on the base's thread (a zkr callback is fine).
+ * Attach a session once: libevent accepts a second attachment of one
+ * descriptor without complaint (the libuv adapter refuses it), and the
+ * session would then be dispatched twice per wake-up.
  *
  * Returns ZKR_OK; ZKR_EINVAL if s, base or out is NULL, s is not in loop
  * mode (opts.loop = 0), or libevent refuses the descriptor; ZKR_ENOMEM. On

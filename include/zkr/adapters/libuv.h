@@ -15,7 +15,10 @@
  * while a session is attached: a session that is not dispatched in time
  * would be lost.
  *
- * Every function here must be called on the loop's thread. */
+ * Every function here must be called on the loop's thread. Under -std=c11
+ * (no GNU extensions), define _POSIX_C_SOURCE 200809L before any include:
+ * uv.h needs the POSIX types it hides otherwise.
+ */
 #ifndef ZKR_ADAPTERS_LIBUV_H
 #define ZKR_ADAPTERS_LIBUV_H
 

@@ -18,11 +18,9 @@ struct zkr_election {
   zkr__recipe r;
   zkr_election_fn on_change;
   void *arg;
-  zkr__contender *c;     /* current participation, or NULL */
-  const void *abandoned; /* the last participation let go without waiting (a
-                            tag, never read): free waits for its callback */
-  int term;              /* enum term, for c */
-  int waiters;           /* threads inside await */
+  zkr__contender *c; /* current participation, or NULL */
+  int term;          /* enum term, for c */
+  int waiters;       /* threads inside await */
   int freeing;
   pthread_cond_t cond; /* waiters reached 0 */
   /* What leave() owes ended participations, announced in order by owed_ev
@@ -92,6 +90,15 @@ static void owed(void *arg) {
   pthread_mutex_unlock(mu);
 }
 
+/* Mutex held. Lets c go without waiting for a callback of it that may be
+ * running on the event thread (join and resign_nowait never block). The
+ * election must outlive that callback: owed_ev, queued now, runs after it
+ * (events run one at a time, in order), and free waits for owed_ev. */
+static void let_go(zkr_election *e, zkr__contender *c) {
+  zkr__contender_abandon(c);
+  zkr__session_post(e->r.s, &e->owed_ev);
+}
+
 /* --- public ------------------------------------------------------------------ */
 
 int zkr_election_new(zkr_election **out, zkr_session *s, const char *path, const zkr_election_opts *opts) {
@@ -135,9 +142,8 @@ int zkr_election_join(zkr_election *e) {
   } else if (e->c == NULL || !zkr__contender_active(e->c)) {
     if (e->c != NULL) {
       /* An ended participation. join never blocks: not even for its last
-       * callback, which may still be running (free waits for it). */
-      e->abandoned = e->c;
-      zkr__contender_abandon(e->c);
+       * callback, which may still be running (see let_go). */
+      let_go(e, e->c);
       e->c = NULL;
     }
     e->term = T_NONE;
@@ -251,13 +257,11 @@ static int leave(zkr_election *e, int wait) {
     rc = zkr__contender_withdraw(c, wait ? -1 : 0) == ZKR_OK ? zkr__contender_release(c, wait) : ZKR_OK;
   granted = zkr__contender_was_granted(c);
   /* Its own queued events are void from here on. Without wait, a callback
-   * of it already running is not waited for either (free does). */
-  if (wait) {
+   * of it already running is not waited for either (see let_go). */
+  if (wait)
     zkr__contender_drop(c);
-  } else {
-    e->abandoned = c;
-    zkr__contender_abandon(c);
-  }
+  else
+    let_go(e, c);
   e->c = NULL;
   /* A term that began is announced, and ended, exactly once each, whatever
    * of it the contender's events already announced (CURATOR-83/87). */
@@ -303,9 +307,9 @@ void zkr_election_free(zkr_election *e) {
   pthread_mutex_lock(mu);
   e->freeing = 1;
   leave(e, 1);
-  if (e->abandoned != NULL)
-    zkr__session_quiesce_running(e->r.s, e->abandoned);
-  zkr__session_quiesce(e->r.s, e); /* the queued on_change(0) runs first */
+  /* The queued on_change(0) runs first; and owed_ev, queued behind any
+   * callback of a participation let go, waits for those too. */
+  zkr__session_quiesce(e->r.s, e);
   pthread_mutex_unlock(mu);
   pthread_cond_destroy(&e->cond);
   zkr__recipe_free(e);

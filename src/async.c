@@ -18,17 +18,21 @@
  * dropped contender's node is deleted even if it was granted meanwhile
  * (zkr__contender_drop). Tests: the same, which list the directory after.
  *
- * Premise C: no event of a hold runs after the hold is freed: the hold's
- * own events are unposted (or it is their run that frees it), its
- * contender's are voided by the drop (and one already running finds
- * h->c cleared first), and the recipe's close waits for a running one
- * before freeing it. A cancel waits for nothing: the hold outlives a
- * contender callback already running because the hold is freed by its done
- * event, which the event thread runs after that callback. A callback that
- * frees the recipe (closing its own hold) leaves the freeing, and what the
- * close owes (on_released), to the event that runs the callback (in_cb,
- * orphaned). Tests: test_async_free_from_callback,
- * test_async_release_then_free_in_callback, test_async_cancel_from_thread.
+ * Premise C: nothing of a hold, nor of its recipe, is used after it is
+ * freed. The hold's own events are unposted (or it is their run that frees
+ * it); its contender's are voided by the drop, and one already running
+ * finds h->c cleared first. A cancel waits for nothing: the hold outlives
+ * a contender callback already running because the hold is freed by its
+ * done event, which the event thread runs after that callback. The
+ * recipe's close waits for a callback of a hold running on another thread
+ * (the hold stays listed until its last callback returned, in_cb and
+ * cb_thread say where) and for a running callback of a contender a cancel
+ * let go; then it frees the hold itself (closing). A callback that frees
+ * the recipe (closing its own hold) leaves the freeing, and what the close
+ * owes (on_released), to the event that runs the callback (orphaned).
+ * Tests: test_async_free_from_callback,
+ * test_async_release_then_free_in_callback, test_async_cancel_from_thread,
+ * test_async_free_waits_for_last_callback.
  */
 #include "core.h"
 
@@ -42,9 +46,11 @@ struct zkr_hold {
   zkr_session *s;
   zkr__contender *c; /* NULL once dropped */
   int phase;
-  int owed;            /* H_ENDED: the outcome on_acquired gets (done_ev) */
-  int lost_told;       /* on_lost was called */
-  int in_cb;           /* a callback of ours is running */
+  int owed;      /* H_ENDED: the outcome on_acquired gets (done_ev) */
+  int lost_told; /* on_lost was called */
+  int in_cb;     /* a callback of ours is running, on cb_thread */
+  pthread_t cb_thread;
+  int closing;         /* a close on another thread waits for the callback: it frees h */
   int orphaned;        /* the recipe closed it meanwhile: the event frees it */
   zkr_hold_fn late_fn; /* owed by the recipe's close to an orphaned hold */
   void *late_arg;
@@ -90,17 +96,21 @@ static void detach(zkr_hold *h, int wait) {
 static void call(zkr_hold *h, zkr_hold_fn fn, int rc, void *arg, int final) {
   pthread_mutex_t *mu = zkr__session_mutex(h->s);
 
-  if (final) {
-    zkr__list_remove(&h->link);
+  /* Still listed while the callback runs: a close on another thread finds
+   * it and waits for the callback (session condition, broadcast when this
+   * event ends) before the recipe goes. */
+  if (final)
     h->phase = H_GONE;
-  }
   if (fn != NULL) {
     h->in_cb = 1;
+    h->cb_thread = pthread_self();
     pthread_mutex_unlock(mu);
     fn(h, rc, arg);
     pthread_mutex_lock(mu);
     h->in_cb = 0;
   }
+  if (h->closing && !h->orphaned)
+    return; /* the close waiting for us frees h */
   if (h->orphaned && h->late_fn != NULL) {
     /* The callback freed the recipe: what the close owed comes now (a
      * release asked for in the callback gets its on_released). */
@@ -110,8 +120,11 @@ static void call(zkr_hold *h, zkr_hold_fn fn, int rc, void *arg, int final) {
     late(h, h->late_rc, h->late_arg);
     pthread_mutex_lock(mu);
   }
-  if (final || h->orphaned)
+  if (final || h->orphaned) {
+    if (zkr__list_linked(&h->link))
+      zkr__list_remove(&h->link);
     hold_free(h);
+  }
 }
 
 /* The move out of PENDING for any reason but the grant (mutex held). */
@@ -249,10 +262,18 @@ void zkr__async_close(zkr__asyncs *as) {
   as->closed = 1;
   while ((l = zkr__list_first(&as->holds)) != NULL) {
     zkr_hold *h = zkr__list_entry(l, zkr_hold, link);
-    int phase = h->phase;
+    int phase;
     zkr_hold_fn fn = NULL;
     void *arg = NULL;
 
+    zkr__list_remove(l);
+    /* A callback of h running on another thread (the event thread) may
+     * still use the recipe, or release h: the recipe goes only after it,
+     * and what is owed is read after it. */
+    h->closing = 1;
+    while (h->in_cb && !pthread_equal(h->cb_thread, pthread_self()))
+      zkr__session_wait(h->s);
+    phase = h->phase;
     if (phase == H_PENDING || phase == H_ENDED) {
       fn = h->on_acquired;
       arg = h->arg;
@@ -260,7 +281,6 @@ void zkr__async_close(zkr__asyncs *as) {
       fn = h->on_released;
       arg = h->rel_arg;
     }
-    zkr__list_remove(l);
     h->phase = H_GONE;
     detach(h, 1);
     /* Events of ours, or of a contender a cancel let go, running on another

@@ -69,6 +69,9 @@ int zkr__session_post(zkr_session *s, zkr__event *ev);
  * contender's are void). Returns at once on the event thread. owner is
  * only compared, never dereferenced. Mutex held. */
 void zkr__session_quiesce_running(zkr_session *s, const void *owner);
+/* Waits (mutex held, released meanwhile) for the session's condition,
+ * broadcast when an event has run and on state changes. */
+void zkr__session_wait(zkr_session *s);
 /* Takes ev off the queue if it is queued: it will not run (mutex held). */
 void zkr__session_unpost(zkr_session *s, zkr__event *ev);
 /* Waits until no event of owner is queued or running (returns at once on

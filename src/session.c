@@ -294,6 +294,10 @@ void zkr__session_quiesce(zkr_session *s, const void *owner) {
   }
 }
 
+void zkr__session_wait(zkr_session *s) {
+  pthread_cond_wait(&s->cond, &s->mu);
+}
+
 void zkr__session_quiesce_running(zkr_session *s, const void *owner) {
   if (on_event_thread(s))
     return;

@@ -1042,6 +1042,139 @@ static void test_async_release_then_free_in_callback(void) {
   fx_close(&fx);
 }
 
+/* Found by the second review: a lock freed from another thread while a
+ * hold's last callback ran on the event thread returned at once; the
+ * callback then used what the caller freed (and could start an acquisition
+ * on the freed lock). The free now returns only after that callback. */
+typedef struct freeing {
+  gate g;
+  int free_returned;
+  int seen_returned; /* free_returned as the callback saw it at its end */
+} freeing;
+
+static void gated_final(zkr_hold *h, int rc, void *arg) {
+  freeing *f = arg;
+
+  gated(h, rc, &f->g);
+  f->seen_returned = __atomic_load_n(&f->free_returned, __ATOMIC_SEQ_CST);
+}
+
+typedef struct freer_thread {
+  zkr_lock *l;
+  freeing *f;
+} freer_thread;
+
+static int free_lock_it(void *arg) {
+  freer_thread *ft = arg;
+
+  zkr_lock_free(ft->l);
+  __atomic_store_n(&ft->f->free_returned, 1, __ATOMIC_SEQ_CST);
+  return 0;
+}
+
+static void test_async_free_waits_for_last_callback(void) {
+  char *path = th_path("as-free-wait");
+  zkr_session *bs, *s = th_session(0);
+  zkr_lock *b, *l = th_lock(s, path);
+  freeing f;
+  freer_thread ft;
+  call_on_thread ct;
+
+  bs = th_session(0);
+  b = th_lock(bs, path);
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(b, 0), ZKR_OK);
+  memset(&f, 0, sizeof(f));
+  /* A try on the taken lock: its on_acquired(ZKR_ETIMEDOUT) is its last. */
+  CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire_async(l, 0, gated_final, NULL, &f, &f.g.r.h), ZKR_OK);
+  CU_ASSERT_TRUE_FATAL(th_wait_until(gate_entered, &f.g, TH_SETTLE_MS));
+  ft.l = l;
+  ft.f = &f;
+  memset(&ct, 0, sizeof(ct));
+  ct.fn = free_lock_it;
+  ct.arg = &ft;
+  pthread_create(&ct.t, NULL, call_main, &ct);
+  /* The free must wait for the callback, which waits for the gate. */
+  CU_ASSERT_FALSE(th_wait_until(call_done, &ct, TH_LATE_MS));
+  __atomic_store_n(&f.g.open, 1, __ATOMIC_SEQ_CST);
+  pthread_join(ct.t, NULL);
+  CU_ASSERT_EQUAL(f.g.r.acquired_rc, ZKR_ETIMEDOUT);
+  CU_ASSERT_EQUAL(f.seen_returned, 0);
+  zkr_session_close(s);
+  zkr_lock_free(b);
+  zkr_session_close(bs);
+  th_finish_path(path);
+}
+
+/* Found by the second review: an election let go of two participations
+ * without waiting (resign_nowait, join after a term ended) and free waited
+ * only for the last one's callback: the first one's on_change(0), still
+ * running, then used the freed election. */
+typedef struct term_gate {
+  int entered, open, downs;
+  zkr_election *e;
+  int leader_seen; /* is_leader() as the callback saw it at its end */
+} term_gate;
+
+static void on_term_gated(zkr_election *e, int leader, void *arg) {
+  term_gate *t = arg;
+
+  if (leader)
+    return;
+  __atomic_add_fetch(&t->downs, 1, __ATOMIC_SEQ_CST);
+  if (__atomic_exchange_n(&t->entered, 1, __ATOMIC_SEQ_CST))
+    return;
+  while (!__atomic_load_n(&t->open, __ATOMIC_SEQ_CST))
+    usleep(1000);
+  t->leader_seen = zkr_election_is_leader(e); /* uses e */
+}
+
+static int term_entered(void *arg) {
+  return __atomic_load_n(&((term_gate *)arg)->entered, __ATOMIC_SEQ_CST);
+}
+
+static int free_election_it(void *arg) {
+  zkr_election_free(arg);
+  return 0;
+}
+
+static void test_async_election_free_waits_for_callbacks(void) {
+  char *path = th_path("as-elect-free");
+  zkr_session *s = th_session(0);
+  zhandle_t *raw = th_raw();
+  zkr_election_opts o;
+  zkr_election *e;
+  term_gate t;
+  call_on_thread ct;
+  char node[1024];
+
+  memset(&t, 0, sizeof(t));
+  memset(&o, 0, sizeof(o));
+  o.on_change = on_term_gated;
+  o.arg = &t;
+  CU_ASSERT_EQUAL_FATAL(zkr_election_new(&e, s, path, &o), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_join(e), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_await(e, TH_SETTLE_MS), ZKR_OK);
+  snprintf(node, sizeof(node), "%s/%s", path, strtok((char *)th_children(path), "\n"));
+  CU_ASSERT_TRUE(th_wait_until(node_watched, node, TH_SETTLE_MS)); /* own-node watch */
+  CU_ASSERT_EQUAL(zoo_delete(raw, node, -1), ZOK);
+  CU_ASSERT_TRUE_FATAL(th_wait_until(term_entered, &t, TH_SETTLE_MS)); /* on_change(0) runs, held */
+  /* Two participations let go while it runs. */
+  CU_ASSERT_EQUAL(zkr_election_resign_nowait(e), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_join(e), ZKR_OK);
+  CU_ASSERT_EQUAL(zkr_election_resign_nowait(e), ZKR_OK);
+  memset(&ct, 0, sizeof(ct));
+  ct.fn = free_election_it;
+  ct.arg = e;
+  pthread_create(&ct.t, NULL, call_main, &ct);
+  CU_ASSERT_FALSE(th_wait_until(call_done, &ct, TH_LATE_MS));
+  __atomic_store_n(&t.open, 1, __ATOMIC_SEQ_CST);
+  pthread_join(ct.t, NULL);
+  CU_ASSERT_EQUAL(t.leader_seen, 0);
+  zkr_session_close(s);
+  th_raw_close(raw);
+  th_finish_path(path);
+}
+
 int main(void) {
   static const th_test tests[] = {
       {"test_async_epoll_thousand", test_async_epoll_thousand},
@@ -1064,6 +1197,8 @@ int main(void) {
       {"test_async_cancel_never_waits", test_async_cancel_never_waits},
       {"test_async_cancel_from_thread", test_async_cancel_from_thread},
       {"test_async_release_then_free_in_callback", test_async_release_then_free_in_callback},
+      {"test_async_free_waits_for_last_callback", test_async_free_waits_for_last_callback},
+      {"test_async_election_free_waits_for_callbacks", test_async_election_free_waits_for_callbacks},
       {NULL, NULL}};
 
   main_thread = pthread_self();

@@ -15,19 +15,23 @@
  *    zkr_hold_release(); once that call's on_released returns, the library
  *    frees h. A hold lost meanwhile (on_lost) is still released that way;
  *  - freeing the lock object (zkr_lock_free(), zkr_rwlock_free()) ends every
- *    hold of it, on the freeing thread, before the free returns: a pending
- *    acquisition's on_acquired gets ZKR_ECLOSED, a pending release's
- *    on_released too; a granted hold is released without a callback; then
- *    the handles are freed (also those the caller still holds: do not use
- *    them after the free). Freed from inside a hold's own callback, that
- *    hold's owed callback comes once the running one returned;
- *  - closing the session (zkr_session_close()) ends what runs on it, on the
- *    closing thread, before the close returns: a pending acquisition's
- *    on_acquired gets ZKR_ECLOSED, a granted hold's on_lost ZKR_ESESSION, a
- *    pending release's on_released its outcome (ZKR_OK if the server
- *    confirmed the delete in time, else ZKR_ESESSION). A granted hold can no
- *    longer be released then (zkr_hold_release() returns ZKR_ECLOSED): the
- *    lock's free frees it.
+ *    hold of it, on the freeing thread, before the free returns (a callback
+ *    of a hold running on another thread is waited for first: it may still
+ *    release its hold, but an acquisition it starts gets ZKR_ECLOSED): a
+ *    pending acquisition's on_acquired gets ZKR_ECLOSED, a pending
+ *    release's on_released too; a granted hold is released without a
+ *    callback; then the handles are freed (also those the caller still
+ *    holds: do not use them after the free). Freed from inside a hold's own
+ *    callback, that hold's owed callback comes once the running one
+ *    returned;
+ *  - closing the session (zkr_session_close()) ends what runs on it before
+ *    the close returns (on the event thread, or on the closing thread for
+ *    what the event thread had not run yet; in loop mode, on the closing
+ *    thread): a pending acquisition's on_acquired gets ZKR_ECLOSED, a
+ *    granted hold's on_lost ZKR_ESESSION, a pending release's on_released
+ *    its outcome (ZKR_OK if the server confirmed the delete in time, else
+ *    ZKR_ESESSION). A granted hold can no longer be released then
+ *    (zkr_hold_release() returns ZKR_ECLOSED): the lock's free frees it.
  * No callback of a hold runs after its last one (on_acquired with an error,
  * or on_released) returned.
  *

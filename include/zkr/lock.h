@@ -12,7 +12,7 @@
  * To acquire without a blocked thread (an event loop), see zkr/async.h:
  * zkr_lock_acquire_async() gives a hold of its own, tied to no thread. All functions are safe from any
  * thread; the blocking ones (acquire, release, free, multi) must not be called from a zkr or ZooKeeper
- * callback. */
+ * callback, except free from a callback of one of l's asynchronous holds (zkr/async.h). */
 #ifndef ZKR_LOCK_H
 #define ZKR_LOCK_H
 
@@ -126,7 +126,9 @@ ZKR_EXTERN int zkr_lock_lost_reason(zkr_lock *l);
 
 /* Frees the lock. A hold of any thread is released first; threads waiting
  * in zkr_lock_acquire() return ZKR_ECLOSED, and free waits for them to
- * leave. Accepts NULL. No other call on l may start once free has begun. */
+ * leave; a callback of an asynchronous hold of l running on another thread
+ * is waited for (a call on l it makes meanwhile returns ZKR_ECLOSED).
+ * Accepts NULL. No other call on l may start once free has begun. */
 ZKR_EXTERN void zkr_lock_free(zkr_lock *l);
 
 #ifdef __cplusplus

@@ -46,9 +46,8 @@ struct zkr_hold {
   zkr_session *s;
   zkr__contender *c; /* NULL once dropped */
   int phase;
-  int owed;      /* H_ENDED: the outcome on_acquired gets (done_ev) */
-  int lost_told; /* on_lost was called */
-  int in_cb;     /* a callback of ours is running, on cb_thread */
+  int owed;  /* H_ENDED: the outcome on_acquired gets (done_ev) */
+  int in_cb; /* a callback of ours is running, on cb_thread */
   pthread_t cb_thread;
   int closing;         /* a close on another thread waits for the callback: it frees h */
   int orphaned;        /* the recipe closed it meanwhile: the event frees it */
@@ -165,9 +164,9 @@ static void on_lost(void *owner, zkr__contender *c) {
   pthread_mutex_t *mu = zkr__session_mutex(h->s);
 
   pthread_mutex_lock(mu);
-  if (h->c == c && h->phase == H_HELD && !h->lost_told) {
+  /* Once: the contender posts its lost event once, when its hold ends. */
+  if (h->c == c && h->phase == H_HELD) {
     int rc = zkr__contender_outcome(c);
-    h->lost_told = 1;
     call(h, h->on_lost, rc == ZKR_ELOST ? ZKR_ELOST : ZKR_ESESSION, h->arg, 0);
   }
   pthread_mutex_unlock(mu);

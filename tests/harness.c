@@ -109,20 +109,26 @@ const char *th_hosts(void) {
   return h;
 }
 
-zkr_session *th_session(int session_timeout_ms) {
+zkr_session *th_session_at(const char *hosts, int session_timeout_ms, int loop) {
   zkr_session_opts o;
   zkr_session *s = NULL;
   int rc;
 
   memset(&o, 0, sizeof(o));
   o.session_timeout_ms = session_timeout_ms > 0 ? session_timeout_ms : TH_SESSION_MS;
-  rc = zkr_session_open(&s, th_hosts(), &o);
+  o.connect_timeout_ms = TH_CONNECT_MS;
+  o.loop = loop;
+  rc = zkr_session_open(&s, hosts, &o);
   CU_ASSERT_EQUAL(rc, ZKR_OK);
   if (rc != ZKR_OK) {
-    fprintf(stderr, "th_session: zkr_session_open: %s\n", zkr_strerror(rc));
+    fprintf(stderr, "th_session: zkr_session_open(%s): %s\n", hosts, zkr_strerror(rc));
     return NULL;
   }
   return s;
+}
+
+zkr_session *th_session(int session_timeout_ms) {
+  return th_session_at(th_hosts(), session_timeout_ms, 0);
 }
 
 /* --- time ------------------------------------------------------------------------ */

@@ -34,6 +34,10 @@ const char *th_hosts(void);
 #define TH_SESSION_MS 4000
 zkr_session *th_session(int session_timeout_ms);
 
+/* The same through hosts (a fault proxy's, say), in loop mode (zkr/session.h)
+ * when loop is 1; waits TH_CONNECT_MS at most for the connection. */
+zkr_session *th_session_at(const char *hosts, int session_timeout_ms, int loop);
+
 /* A zkr_lock on path through s (asserts success; fatal on failure). */
 zkr_lock *th_lock(zkr_session *s, const char *path);
 

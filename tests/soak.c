@@ -69,6 +69,19 @@ static th_hist *hist[LOCKS];
 static th_fence *fence[LOCKS];
 static char lock_path[LOCKS][64];
 
+/* The driver's schedule: a fault falls due at a time, not on a condition. */
+static void sleep_until(int64_t at_ms) {
+  int64_t left = at_ms - th_now_ms();
+
+  struct timespec ts;
+
+  if (left <= 0)
+    return;
+  ts.tv_sec = left / 1000;
+  ts.tv_nsec = (long)(left % 1000) * 1000000;
+  nanosleep(&ts, NULL);
+}
+
 static void publish(int part, zkr_session *s) {
   const clientid_t *cid = zoo_client_id(zkr_session_zhandle(s));
 
@@ -214,7 +227,7 @@ int main(int argc, char **argv) {
   th_ens *ens;
   tp_proxy *px;
   char *first;
-  int64_t start, next_fault;
+  int64_t start, end, next_fault;
   size_t overlaps = 0, fenced = 0, regressions = 0, sections = 0, marks = 0, unanswered = 0;
   int64_t takeover[FAULTS] = {0};
   int injected[FAULTS] = {0};
@@ -254,11 +267,12 @@ int main(int argc, char **argv) {
   snprintf(bd->hosts, sizeof(bd->hosts), "%s,%s", tp_hosts(px), th_ens_hosts(ens));
   start = th_now_ms();
   next_fault = start + takeover_bound_ms(FAULTS - 1);
-  while (th_now_ms() - start < (int64_t)secs * 1000) {
+  end = start + (int64_t)secs * 1000;
+  while (th_now_ms() < end) {
     int victim = -1; /* the participant a fault on a holder hits */
     int leader = -1;
 
-    usleep(50000);
+    sleep_until(next_fault < end ? next_fault : end);
     if (th_now_ms() < next_fault)
       continue;
     if (down > 0) { /* the member killed last time comes back first */
@@ -332,8 +346,7 @@ int main(int argc, char **argv) {
   }
   /* The last fault's takeover is measured too: run until its bound has
    * passed (every fault must be followed by a grant of every lock). */
-  while (th_now_ms() < next_fault)
-    usleep(50000);
+  sleep_until(next_fault);
   if (down > 0)
     th_ens_start_member(ens, down);
   bd->stop = 1;

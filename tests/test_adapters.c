@@ -154,7 +154,7 @@ static const driver ev_driver = {"libevent",   drv_ev_open,   drv_ev_attach, drv
 /* --- scenarios ------------------------------------------------------------------ */
 
 #define NOT_YET 1 /* no zkr code is positive */
-#define IDLE_SESSION_MS 2000
+#define IDLE_SESSION_MS (TH_SESSION_MS / 2)
 
 typedef struct scene {
   const driver *d;
@@ -166,14 +166,6 @@ typedef struct scene {
   int timed_out; /* the guard ended the scene */
   int64_t started_ms, acquired_ms;
 } scene;
-
-static zkr_session *loop_session(int timeout_ms) {
-  zkr_session_opts o = {.session_timeout_ms = timeout_ms, .loop = 1};
-  zkr_session *s = NULL;
-
-  CU_ASSERT_FATAL(zkr_session_open(&s, th_hosts(), &o) == ZKR_OK);
-  return s;
-}
 
 /* Ends the scene's loop: the adapter goes, and the guard with it, so
  * run() returns. */
@@ -243,7 +235,7 @@ static void on_acquired_then_idle(zkr_hold *h, int rc, void *arg) {
 /* A session idle for 2.5 timeouts on the loop, holding a lock: only the
  * adapter's timer dispatches it meanwhile (its pings), and both survive. */
 static void idle_session_survives(const driver *d) {
-  zkr_session *s = loop_session(IDLE_SESSION_MS);
+  zkr_session *s = th_session_at(th_hosts(), IDLE_SESSION_MS, 1);
   char *path = th_path("adapters-idle");
   zkr_lock *l = th_lock(s, path);
   scene c;
@@ -271,7 +263,7 @@ static void test_adapters_event_idle_session_survives(void) {
   idle_session_survives(&ev_driver);
 }
 
-#define DEADLINE_MS 300
+#define DEADLINE_MS (TH_SESSION_MS / 4) /* the acquisition's timeout under test */
 
 static void on_acquired_record(zkr_hold *h, int rc, void *arg) {
   scene *c = arg;
@@ -286,7 +278,7 @@ static void on_acquired_record(zkr_hold *h, int rc, void *arg) {
  * session's timer, which only a dispatch at the time the adapter was given
  * runs. */
 static void deadline_on_time(const driver *d) {
-  zkr_session *holder_s = th_session(0), *s = loop_session(0);
+  zkr_session *holder_s = th_session(0), *s = th_session_at(th_hosts(), 0, 1);
   char *path = th_path("adapters-deadline");
   zkr_lock *holder = th_lock(holder_s, path), *l = th_lock(s, path);
   scene c;
@@ -321,12 +313,13 @@ static void test_adapters_event_deadline_on_time(void) {
 
 /* Attaching refuses what it cannot watch, and leaves nothing behind. */
 static void test_adapters_attach_refuses(void) {
-  zkr_session *threaded = th_session(0), *s = loop_session(0);
+  zkr_session *threaded = th_session(0), *s = th_session_at(th_hosts(), 0, 1);
   uv_loop_t loop;
   struct event_base *base = event_base_new();
   zkr_uv *u = NULL, *u2 = NULL;
   zkr_event *e = NULL;
 
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
   CU_ASSERT_FATAL(uv_loop_init(&loop) == 0 && base != NULL);
   CU_ASSERT(zkr_uv_attach(threaded, &loop, &u) == ZKR_EINVAL);
   CU_ASSERT(zkr_uv_attach(NULL, &loop, &u) == ZKR_EINVAL);

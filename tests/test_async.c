@@ -23,20 +23,6 @@ typedef struct loop {
   int ep;
 } loop;
 
-static zkr_session *open_loop_session(const char *hosts, int timeout_ms) {
-  zkr_session_opts o;
-  zkr_session *s = NULL;
-  int rc;
-
-  memset(&o, 0, sizeof(o));
-  o.session_timeout_ms = timeout_ms > 0 ? timeout_ms : TH_SESSION_MS;
-  o.connect_timeout_ms = TH_CONNECT_MS;
-  o.loop = 1;
-  rc = zkr_session_open(&s, hosts, &o);
-  CU_ASSERT_EQUAL(rc, ZKR_OK);
-  return rc == ZKR_OK ? s : NULL;
-}
-
 static void loop_init(loop *lp, zkr_session *s) {
   struct epoll_event ev;
 
@@ -210,9 +196,9 @@ static void test_async_epoll_thousand(void) {
   /* A session opened and closed first lets a runtime's helper thread
    * (ThreadSanitizer's starts with the first thread created) exist before
    * the count. */
-  zkr_session_close(open_loop_session(th_hosts(), 0));
+  zkr_session_close(th_session_at(th_hosts(), 0, 1));
   threads_before = th_thread_count();
-  s = open_loop_session(th_hosts(), 0);
+  s = th_session_at(th_hosts(), 0, 1);
   CU_ASSERT_PTR_NOT_NULL_FATAL(s);
   /* No thread of the library: only the ZooKeeper client's I/O and
    * completion threads were added. */
@@ -290,7 +276,7 @@ static void fx_open(fixture *f, const char *tag, int session_ms, int blocked) {
     f->b = th_lock(f->bs, f->path);
     CU_ASSERT_EQUAL_FATAL(zkr_lock_acquire(f->b, 0), ZKR_OK);
   }
-  f->s = open_loop_session(th_hosts(), session_ms);
+  f->s = th_session_at(th_hosts(), session_ms, 1);
   CU_ASSERT_PTR_NOT_NULL_FATAL(f->s);
   loop_init(&f->lp, f->s);
   CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&f->l, f->s, f->path, NULL), ZKR_OK);
@@ -537,7 +523,7 @@ static void test_async_connloss_mid_create(void) {
   loop lp;
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  s = open_loop_session(tp_hosts(p), 0);
+  s = th_session_at(tp_hosts(p), 0, 1);
   CU_ASSERT_PTR_NOT_NULL_FATAL(s);
   loop_init(&lp, s);
   CU_ASSERT_EQUAL_FATAL(zkr_lock_new(&l, s, path, NULL), ZKR_OK);
@@ -669,7 +655,7 @@ static int both_acquired(void *arg) {
 
 static void test_async_rwlock(void) {
   char *path = th_path("as-rw");
-  zkr_session *s = open_loop_session(th_hosts(), 0);
+  zkr_session *s = th_session_at(th_hosts(), 0, 1);
   zkr_rwlock *rw;
   rec rd[2], wr;
   int i;
@@ -804,7 +790,7 @@ static int stepped_down(void *arg) {
  * wait, leadership changes come through the loop, in pairs. */
 static void test_async_election(void) {
   char *path = th_path("as-elect");
-  zkr_session *s = open_loop_session(th_hosts(), 0);
+  zkr_session *s = th_session_at(th_hosts(), 0, 1);
   zkr_election_opts o;
   zkr_election *a, *b;
   terms ta = {0, 0, 0}, tb = {0, 0, 0};

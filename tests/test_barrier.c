@@ -578,15 +578,13 @@ static void test_double_barrier_lost_replies(void) {
   char *path = th_path("dbarrier-lost-replies");
   tp_proxy *p = tp_start(th_hosts());
   zkr_session *a = NULL, *b = th_session(0);
-  zkr_session_opts so;
   zkr_double_barrier *da, *dbb = db_on(b, path, 2);
   member m;
   int fired;
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  memset(&so, 0, sizeof(so));
-  so.session_timeout_ms = TH_SESSION_MS;
-  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&a, tp_hosts(p), &so), ZKR_OK);
+  a = th_session_at(tp_hosts(p), 0, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(a);
   da = db_on(a, path, 2);
   memset(&m, 0, sizeof(m));
   m.db = dbb;
@@ -625,7 +623,6 @@ static void test_barrier_waits_across_connection_loss(void) {
   char *path = th_path("barrier-connloss"), *dpath = th_path("dbarrier-connloss");
   tp_proxy *p = tp_start(th_hosts());
   zkr_session *a = NULL, *b = th_session(0);
-  zkr_session_opts so;
   zkr_barrier *waiter, *setter = barrier_on(b, path);
   zkr_double_barrier *da, *dbb = db_on(b, dpath, 2);
   watched_arg wa = {path};
@@ -633,9 +630,8 @@ static void test_barrier_waits_across_connection_loss(void) {
   int conns;
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  memset(&so, 0, sizeof(so));
-  so.session_timeout_ms = TH_SESSION_MS;
-  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&a, tp_hosts(p), &so), ZKR_OK);
+  a = th_session_at(tp_hosts(p), 0, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(a);
   waiter = barrier_on(a, path);
   da = db_on(a, dpath, 2);
   memset(m, 0, sizeof(m));

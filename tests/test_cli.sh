@@ -256,17 +256,24 @@ no_participants() {
   out=$(zk status --json "$1" 2>/dev/null) && [[ $out == *'"participants":[]'* ]]
 }
 
-# "role:mode:id ..." of the contenders at path $1, in queue order, from
-# status --json (empty if there are none, "error: ..." if status fails).
-contenders() {
-  zk status --json "$1" 2>&1 | /usr/bin/python3 -c '
+# Reads a --json answer on stdin: for each element of its list $1, the
+# fields $2... joined by ":", the elements by spaces ("error: ..." if the
+# answer is no JSON: the command failed).
+json_join() {
+  /usr/bin/python3 -c '
 import json, sys
 text = sys.stdin.read()
 try:
     d = json.loads(text)
 except ValueError:
     print("error: " + text.strip()); sys.exit(0)
-print(" ".join("%s:%s:%s" % (p["role"], p["mode"], p["id"]) for p in d["participants"]))'
+print(" ".join(":".join(str(e[f]) for f in sys.argv[2:]) for e in d[sys.argv[1]]))' "$@"
+}
+
+# "role:mode:id ..." of the contenders at path $1, in queue order, from
+# status --json (empty if there are none, "error: ..." if status fails).
+contenders() {
+  zk status --json "$1" 2>&1 | json_join participants role mode id
 }
 
 file_has_line() { [ -f "$1" ] && grep -qx -- "$2" "$1"; }
@@ -1422,14 +1429,7 @@ once_runs() { lines "$1"; }
 # "result:status:runner ..." of the key's runs, newest first, from
 # `once status --json` ("error: ..." if it fails).
 once_history() {
-  zk once --key "$1" status --json 2>&1 | /usr/bin/python3 -c '
-import json, sys
-text = sys.stdin.read()
-try:
-    d = json.loads(text)
-except ValueError:
-    print("error: " + text.strip()); sys.exit(0)
-print(" ".join("%s:%s:%s" % (r["result"], r["status"], r["runner"]) for r in d["runs"]))'
+  zk once --key "$1" status --json 2>&1 | json_join runs result status runner
 }
 
 # Three machines fire one after another, each after the previous run ended

@@ -45,17 +45,6 @@ static zkr_lock *new_lock(zkr_session *s, const char *path, lost_count *lc) {
   return l;
 }
 
-static zkr_session *session_via(const char *hosts, int timeout_ms) {
-  zkr_session_opts o;
-  zkr_session *s = NULL;
-
-  memset(&o, 0, sizeof(o));
-  o.session_timeout_ms = timeout_ms;
-  o.connect_timeout_ms = TH_CONNECT_MS;
-  CU_ASSERT_EQUAL(zkr_session_open(&s, hosts, &o), ZKR_OK);
-  return s;
-}
-
 /* A child process that holds a lock and reports over a pipe. */
 typedef struct shared {
   int64_t token;
@@ -253,7 +242,7 @@ static void test_faults_lost_create_reply_100(void) {
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   for (i = 0; i < 100; i++) {
-    zkr_session *s = session_via(tp_hosts(p), TH_SESSION_MS);
+    zkr_session *s = th_session_at(tp_hosts(p), TH_SESSION_MS, 0);
     zkr_lock *l;
     int fired = tp_cut_fired(p);
 
@@ -308,7 +297,7 @@ static void test_faults_stall_steps_down_first(void) {
   int64_t granted, until;
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  a = session_via(tp_hosts(p), T_MS);
+  a = th_session_at(tp_hosts(p), T_MS, 0);
   b = th_session(T_MS);
   memset(&o, 0, sizeof(o));
   o.on_lost = stamp_lost;

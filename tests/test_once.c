@@ -417,7 +417,6 @@ static void test_once_marker_reply_lost(void) {
   char *path = th_path("once-reply-lost");
   tp_proxy *p = tp_start(th_hosts());
   zkr_session *s = NULL;
-  zkr_session_opts so;
   zkr_once *o;
   zkr_once_verdict v = 0;
   zkr_once_record r, *h = NULL;
@@ -426,9 +425,8 @@ static void test_once_marker_reply_lost(void) {
   int status;
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  memset(&so, 0, sizeof(so));
-  so.session_timeout_ms = TH_SESSION_MS;
-  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&s, tp_hosts(p), &so), ZKR_OK);
+  s = th_session_at(tp_hosts(p), 0, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
   o = once_on(s, path, "1d", NULL, 0, "cut");
   for (status = 3; status >= 0; status -= 3) {
     int fired = tp_cut_fired(p);
@@ -465,7 +463,6 @@ static void test_once_rides_connection_loss(void) {
   char *path = th_path("once-blip");
   tp_proxy *p = tp_start(th_hosts());
   zkr_session *s = NULL;
-  zkr_session_opts so;
   zkr_once *o;
   zkr_once_verdict v = 0;
   zkr_once_record r;
@@ -473,9 +470,8 @@ static void test_once_rides_connection_loss(void) {
   size_t i;
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  memset(&so, 0, sizeof(so));
-  so.session_timeout_ms = TH_SESSION_MS;
-  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&s, tp_hosts(p), &so), ZKR_OK);
+  s = th_session_at(tp_hosts(p), 0, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
   o = once_on(s, path, "1d", NULL, 0, "blip");
   for (i = 0; i < sizeof(cuts) / sizeof(*cuts); i++) {
     int fired = tp_cut_fired(p);

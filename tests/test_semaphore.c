@@ -438,16 +438,14 @@ static void test_semaphore_deadline_through_record(void) {
   char *path = th_path("sem-record-stall");
   tp_proxy *p = tp_start(th_hosts());
   zkr_session *s = NULL;
-  zkr_session_opts so;
   zkr_semaphore *sem;
   zkr_lease *l = NULL;
   int64_t t0, took;
   int rc;
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  memset(&so, 0, sizeof(so));
-  so.session_timeout_ms = TH_SESSION_MS;
-  CU_ASSERT_EQUAL_FATAL(zkr_session_open(&s, tp_hosts(p), &so), ZKR_OK);
+  s = th_session_at(tp_hosts(p), 0, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
   sem = sem_on(s, path, 2, NULL);
   /* The record's read is the acquisition's first: it never reaches the
    * server. */

@@ -556,10 +556,18 @@ static int split_command(int argc, char **argv, const char *usage, run_opts *ro,
   return 0;
 }
 
-/* Handles an option lock and elect share. Returns 0, -1 if opt is not one,
- * or the exit code of a usage error. */
-static int run_option(run_opts *ro, int opt, const char *usage) {
+/* Handles an option every command that runs something shares: a global
+ * one, -h (prints usage), or a run option. Returns 0, -1 if opt is not one,
+ * or an exit code for the caller to return (ZKR_TOOL_DONE: 0). */
+static int run_option(global *g, run_opts *ro, int opt, const char *usage) {
+  int rc = global_option(g, opt, usage);
+
+  if (rc >= 0)
+    return rc;
   switch (opt) {
+  case 'h':
+    fputs(usage, stdout);
+    return ZKR_TOOL_DONE;
   case 'g':
     if (parse_seconds_ms(optarg, &ro->grace_ms) != 0)
       return usage_error(usage, "bad --grace '%s': expected decimal seconds such as 30 or 0.5", optarg);
@@ -959,17 +967,12 @@ static int cmd_lock(global *g, int argc, char **argv) {
   memset(&ctx, 0, sizeof(ctx));
   optind = 1;
   while ((opt = getopt_long(argc, argv, "+hvVnw:E:c:xsL:", longopts, NULL)) != -1) {
-    rc = global_option(g, opt, usage_lock);
-    if (rc < 0)
-      rc = run_option(&ro, opt, usage_lock);
+    rc = run_option(g, &ro, opt, usage_lock);
     if (rc > 0)
       return rc == ZKR_TOOL_DONE ? 0 : rc;
     if (rc == 0)
       continue;
     switch (opt) {
-    case 'h':
-      fputs(usage_lock, stdout);
-      return 0;
     case 'n':
       nonblock = 1;
       timeout_ms = 0;
@@ -1117,17 +1120,11 @@ static int cmd_elect(global *g, int argc, char **argv) {
 
   optind = 1;
   while ((opt = getopt_long(argc, argv, "+hvVc:", longopts, NULL)) != -1) {
-    rc = global_option(g, opt, usage_elect);
-    if (rc < 0)
-      rc = run_option(&ro, opt, usage_elect);
+    rc = run_option(g, &ro, opt, usage_elect);
     if (rc > 0)
       return rc == ZKR_TOOL_DONE ? 0 : rc;
     if (rc == 0)
       continue;
-    if (opt == 'h') {
-      fputs(usage_elect, stdout);
-      return 0;
-    }
     return usage_error(usage_elect, NULL);
   }
   rc = split_command(argc, argv, usage_elect, &ro, &path, &cmd);
@@ -1292,17 +1289,12 @@ static int cmd_barrier(global *g, int argc, char **argv) {
    * wait): getopt stops at it, and goes on after it. */
   for (;;) {
     while ((opt = getopt_long(argc, argv, "+hvVw:E:c:", longopts, NULL)) != -1) {
-      rc = global_option(g, opt, usage_barrier);
-      if (rc < 0)
-        rc = run_option(&ro, opt, usage_barrier);
+      rc = run_option(g, &ro, opt, usage_barrier);
       if (rc > 0)
         return rc == ZKR_TOOL_DONE ? 0 : rc;
       if (rc == 0)
         continue;
       switch (opt) {
-      case 'h':
-        fputs(usage_barrier, stdout);
-        return 0;
       case 'N':
         if (parse_int(optarg, 1, INT32_MAX, &count) != 0)
           return usage_error(usage_barrier, "bad --count '%s': expected a number of participants, 1 or more",
@@ -1883,17 +1875,12 @@ static int cmd_once(global *g, int argc, char **argv) {
   memset(&ctx, 0, sizeof(ctx));
   optind = 1;
   while ((opt = getopt_long(argc, argv, "+hvVw:E:c:", longopts, NULL)) != -1) {
-    rc = global_option(g, opt, usage_once);
-    if (rc < 0)
-      rc = run_option(&ro, opt, usage_once);
+    rc = run_option(g, &ro, opt, usage_once);
     if (rc > 0)
       return rc == ZKR_TOOL_DONE ? 0 : rc;
     if (rc == 0)
       continue;
     switch (opt) {
-    case 'h':
-      fputs(usage_once, stdout);
-      return 0;
     case 'k':
       key = optarg;
       break;

@@ -948,6 +948,33 @@ static int leases_mismatch(zkr_session *s, const char *path, int max_leases) {
   return ZKR_TOOL_USAGE;
 }
 
+/* What lock and once do before their verdict: signals, a session (into
+ * ctx->cc.s), the recipe object of ctx->kind on path, and the acquisition,
+ * which a signal interrupts (*sig). Returns an exit code (> 0) when it got
+ * no further, with nothing left open; else what the acquisition returned
+ * (a ZKR_ code: 0 or negative). */
+static int acquire_for_run(const global *g, lock_ctx *ctx, const char *path, const char *id, int timeout_ms,
+                           int *sigfd, int *sig) {
+  int rc;
+
+  *sigfd = sv_signals();
+  if (*sigfd < 0 || pipe(lost_pipe) != 0)
+    return ZKR_TOOL_SOFTWARE;
+  sv_ignore_sigpipe();
+  rc = open_session(g, &ctx->cc.s);
+  if (rc != 0)
+    return rc;
+  rc = ctx->kind->make(ctx, path, id, g->acl_creator ? &ZOO_CREATOR_ALL_ACL : NULL);
+  if (rc != ZKR_OK) {
+    zkr_session_close(ctx->cc.s);
+    return recipe_error(ctx->kind->noun, path, rc);
+  }
+  ctx->timeout_ms = timeout_ms;
+  if (g->verbose)
+    fprintf(stderr, "zkr: waiting for %s%s\n", path, ctx->kind->tag);
+  return sv_wait_interruptible(*sigfd, do_acquire, cancel_wait, ctx, sig);
+}
+
 static int cmd_lock(global *g, int argc, char **argv) {
   static const struct option longopts[] = {GLOBAL_LONGOPTS,
                                            RUN_LONGOPTS,
@@ -1017,23 +1044,10 @@ static int cmd_lock(global *g, int argc, char **argv) {
     return rc;
   ctx.kind = ctx.max_leases > 0 ? &kind_lease : shared ? &kind_read : exclusive ? &kind_write : &kind_mutex;
 
-  sigfd = sv_signals();
-  if (sigfd < 0 || pipe(lost_pipe) != 0)
-    return ZKR_TOOL_SOFTWARE;
-  sv_ignore_sigpipe();
-  rc = open_session(g, &s);
-  if (rc != 0)
+  rc = acquire_for_run(g, &ctx, path, ro.id, timeout_ms, &sigfd, &sig);
+  if (rc > 0)
     return rc;
-  ctx.cc.s = s;
-  rc = ctx.kind->make(&ctx, path, ro.id, g->acl_creator ? &ZOO_CREATOR_ALL_ACL : NULL);
-  if (rc != ZKR_OK) {
-    zkr_session_close(s);
-    return recipe_error(ctx.kind->noun, path, rc);
-  }
-  ctx.timeout_ms = timeout_ms;
-  if (g->verbose)
-    fprintf(stderr, "zkr: waiting for %s%s\n", path, ctx.kind->tag);
-  rc = sv_wait_interruptible(sigfd, do_acquire, cancel_wait, &ctx, &sig);
+  s = ctx.cc.s;
   if (rc == ZKR_OK && sig == 0)
     rc = run_locked(g, &ctx, path, cmd, sigfd, ro.grace_ms >= 0 ? ro.grace_ms : default_grace_ms(s));
   else if (sig != 0)
@@ -1954,23 +1968,10 @@ static int cmd_once(global *g, int argc, char **argv) {
   ctx.kind = &kind_once;
   ctx.key = path;
 
-  sigfd = sv_signals();
-  if (sigfd < 0 || pipe(lost_pipe) != 0)
-    return ZKR_TOOL_SOFTWARE;
-  sv_ignore_sigpipe();
-  rc = open_session(g, &s);
-  if (rc != 0)
+  rc = acquire_for_run(g, &ctx, path, ro.id, timeout_ms, &sigfd, &sig);
+  if (rc > 0)
     return rc;
-  ctx.cc.s = s;
-  rc = ctx.kind->make(&ctx, path, ro.id, g->acl_creator ? &ZOO_CREATOR_ALL_ACL : NULL);
-  if (rc != ZKR_OK) {
-    zkr_session_close(s);
-    return recipe_error(ctx.kind->noun, path, rc);
-  }
-  ctx.timeout_ms = timeout_ms;
-  if (g->verbose)
-    fprintf(stderr, "zkr: waiting for %s%s\n", path, ctx.kind->tag);
-  rc = sv_wait_interruptible(sigfd, do_acquire, cancel_wait, &ctx, &sig);
+  s = ctx.cc.s;
   if (rc == ZKR_OK && sig == 0 && ctx.verdict == ZKR_ONCE_DONE) {
     fprintf(stderr,
             "zkr: once %s: period %s already done by %s at %s (ran %.1f s, fencing token %" PRId64

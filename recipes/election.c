@@ -22,6 +22,8 @@ struct zkr_election {
   int term;          /* enum term, for c */
   int waiters;       /* threads inside await */
   int freeing;
+  int announcing;      /* owed() runs (on the event thread) */
+  int freed_in_cb;     /* freed from one of owed()'s calls: owed() finishes the free */
   pthread_cond_t cond; /* waiters reached 0 */
   /* What leave() owes ended participations, announced in order by owed_ev
    * (embedded: it never needs memory): a 0 first (the term's 1 was
@@ -72,6 +74,11 @@ static int next_owed(zkr_election *e, int *up) {
   return 1;
 }
 
+static void finish_free(zkr_election *e) {
+  pthread_cond_destroy(&e->cond);
+  zkr__recipe_free(e);
+}
+
 /* Announces what leave() owes, in order. It runs before any event of a
  * later participation (posted later): so a term's own 1 is announced only
  * once everything owed before it was. */
@@ -81,13 +88,17 @@ static void owed(void *arg) {
   int up;
 
   pthread_mutex_lock(mu);
-  while (next_owed(e, &up)) {
+  e->announcing = 1;
+  while (!e->freed_in_cb && next_owed(e, &up)) {
     pthread_mutex_unlock(mu);
     if (e->on_change != NULL)
       e->on_change(e, up, e->arg);
     pthread_mutex_lock(mu);
   }
+  e->announcing = 0;
   pthread_mutex_unlock(mu);
+  if (e->freed_in_cb)
+    finish_free(e);
 }
 
 /* Mutex held. Lets c go without waiting for a callback of it that may be
@@ -308,11 +319,19 @@ void zkr_election_free(zkr_election *e) {
   e->freeing = 1;
   leave(e, 1);
   /* The queued on_change(0) runs first; and owed_ev, queued behind any
-   * callback of a participation let go, waits for those too. */
+   * callback of a participation let go, waits for those too. From a
+   * callback on the event thread, what is still owed is dropped instead
+   * (quiesce takes it off the queue): the caller is done with e. */
   zkr__session_quiesce(e->r.s, e);
+  if (e->announcing) {
+    /* Called from on_change run by owed(), which reads e once it returns:
+     * it finishes the free. (From another thread, quiesce waited for it.) */
+    e->freed_in_cb = 1;
+    pthread_mutex_unlock(mu);
+    return;
+  }
   pthread_mutex_unlock(mu);
-  pthread_cond_destroy(&e->cond);
-  zkr__recipe_free(e);
+  finish_free(e);
 }
 
 /* --- observing ---------------------------------------------------------------- */

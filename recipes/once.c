@@ -285,10 +285,29 @@ static int setting_matches(const zkr_once *o, const char *data, int len) {
          strcmp(t, o->tz_name) == 0;
 }
 
+/* 1 if path, a node that records no setting, has a child that is no part of
+ * a key's layout: other nodes, most likely once keys below it, which a key
+ * here would swallow (its marker folder would be theirs). A first firing
+ * that died before recording the setting leaves only the layout. */
+static int holds_others(zhandle_t *zh, const char *path) {
+  struct String_vector kids;
+  int i, others = 0;
+
+  if (zoo_get_children(zh, path, 0, &kids) != ZOK)
+    return 0;
+  for (i = 0; i < kids.count; i++)
+    others += strcmp(kids.data[i], "lock") != 0 && strcmp(kids.data[i], "clock") != 0 &&
+              strcmp(kids.data[i], "done") != 0;
+  deallocate_String_vector(&kids);
+  return others > 0;
+}
+
 /* Before the lock's node is created (a refused firing must write
- * nothing): a key whose recorded setting differs is ZKR_EMISMATCH, and a
- * path inside another once key (a typo such as KEY/done/ID, whose lock
- * node would make that key's marker foreign) is ZKR_EINVAL.
+ * nothing): a key whose recorded setting differs is ZKR_EMISMATCH; a path
+ * inside another once key (a typo such as KEY/done/ID, whose lock node
+ * would make that key's marker foreign), or over other nodes (keys below
+ * it: the same nesting the other way round, which would refuse every one
+ * of them from then on) is ZKR_EINVAL.
  * Only a pre-check: a race with a first firing elsewhere is decided by
  * step_setting() under the lock. An error reading is left to that path. */
 static int precheck(zkr_once *o) {
@@ -307,9 +326,11 @@ static int precheck(zkr_once *o) {
       return ZKR_EINVAL;
     len = (int)sizeof(data);
   }
-  if (zoo_get(zh, o->r.path, 0, data, &len, NULL) == ZOK && len > 0 && !setting_matches(o, data, len))
-    return ZKR_EMISMATCH;
-  return ZKR_OK;
+  if (zoo_get(zh, o->r.path, 0, data, &len, NULL) != ZOK)
+    return ZKR_OK; /* no key yet (or unreadable: the lock's steps will say) */
+  if (len > 0)
+    return setting_matches(o, data, len) ? ZKR_OK : ZKR_EMISMATCH;
+  return holds_others(zh, o->r.path) ? ZKR_EINVAL : ZKR_OK;
 }
 
 static int step_setting(zkr_once *o, void *arg) {

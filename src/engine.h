@@ -74,9 +74,13 @@ void zkr__session_quiesce_running(zkr_session *s, const void *owner);
 void zkr__session_wait(zkr_session *s);
 /* Takes ev off the queue if it is queued: it will not run (mutex held). */
 void zkr__session_unpost(zkr_session *s, zkr__event *ev);
-/* Waits until no event of owner is queued or running (returns at once on
- * the event thread). In loop mode it runs owner's queued events itself, in
- * order, on the calling thread (the loop's, by the rule of loop mode). */
+/* Before owner is freed: waits until no event of owner is queued or
+ * running. In loop mode it runs owner's queued events itself, in order, on
+ * the calling thread (the loop's, by the rule of loop mode). On the event
+ * thread (owner freed from a callback) it takes owner's queued events off
+ * the queue instead (they will not run) and returns at once; an event of
+ * owner running there is the caller's own, which must not touch owner once
+ * its callback returned. */
 void zkr__session_quiesce(zkr_session *s, const void *owner);
 /* An event posted once due (CLOCK_MONOTONIC ns) has passed: the session's
  * housekeeping posts it. Embedded in its owner like an event. */

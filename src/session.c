@@ -277,9 +277,14 @@ static int owner_pending(zkr_session *s, const void *owner) {
 
 void zkr__session_quiesce(zkr_session *s, const void *owner) {
   /* From the event thread itself, the running event is the caller: waiting
-   * would deadlock (hence the rule that callbacks do not block). */
-  if (on_event_thread(s))
+   * would deadlock (hence the rule that callbacks do not block). The owner
+   * is being freed from a callback: its queued events must not run. */
+  if (on_event_thread(s)) {
+    zkr__event *ev;
+    while ((ev = take_owned(s, owner)) != NULL)
+      ;
     return;
+  }
   for (;;) {
     zkr__event *ev;
     /* In loop mode nobody else would run them: the caller is the loop's

@@ -1161,6 +1161,67 @@ static void test_async_election_free_waits_for_callbacks(void) {
   th_finish_path(path);
 }
 
+/* Found by a newcomer: an election freed from its own on_change crashed at
+ * the next dispatch (the on_change(0) it still owed ran on the freed
+ * election); and one freed from an on_change(0) that owed() delivers was
+ * read by owed() after the callback. Both are allowed now: what is still
+ * owed is dropped. */
+typedef struct free_on {
+  int when; /* free on this announcement: 1 or 0 */
+  int calls;
+  zkr_election **e;
+} free_on;
+
+static void free_on_change(zkr_election *e, int leader, void *arg) {
+  free_on *f = arg;
+
+  f->calls++;
+  if (leader == f->when) {
+    zkr_election_free(e);
+    *f->e = NULL;
+  }
+}
+
+static int election_freed(void *arg) {
+  return *((free_on *)arg)->e == NULL;
+}
+
+static void test_async_election_free_in_callback(void) {
+  int when;
+
+  for (when = 1; when >= 0; when--) {
+    char *path = th_path("as-elect-free-cb");
+    zkr_session *s = th_session_at(th_hosts(), 0, 1);
+    zkr_election_opts o;
+    zkr_election *e;
+    free_on f = {when, 0, &e};
+    loop lp;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    loop_init(&lp, s);
+    memset(&o, 0, sizeof(o));
+    o.on_change = free_on_change;
+    o.arg = &f;
+    CU_ASSERT_EQUAL_FATAL(zkr_election_new(&e, s, path, &o), ZKR_OK);
+    CU_ASSERT_EQUAL(zkr_election_join(e), ZKR_OK);
+    if (when == 0) {
+      CU_ASSERT_EQUAL(zkr_election_await(e, TH_SETTLE_MS), ZKR_OK);
+      /* on_change(1) is still queued: resigning now makes owed() announce
+       * the term's 0 after it, and the callback frees there. */
+      CU_ASSERT_EQUAL(zkr_election_resign_nowait(e), ZKR_OK);
+    }
+    CU_ASSERT_TRUE(run_until(&lp, election_freed, &f, TH_SETTLE_MS));
+    /* More dispatches: nothing owed to the freed election may run. */
+    zkr_session_dispatch(s);
+    zkr_session_dispatch(s);
+    CU_ASSERT_EQUAL(f.calls, when == 1 ? 1 : 2);
+    CU_ASSERT_TRUE(th_await_nodes(path, 0));
+    loop_done(&lp);
+    zkr_session_close(s);
+    th_finish_path(path);
+  }
+}
+
 int main(void) {
   static const th_test tests[] = {
       {"test_async_epoll_thousand", test_async_epoll_thousand},
@@ -1185,6 +1246,7 @@ int main(void) {
       {"test_async_release_then_free_in_callback", test_async_release_then_free_in_callback},
       {"test_async_free_waits_for_last_callback", test_async_free_waits_for_last_callback},
       {"test_async_election_free_waits_for_callbacks", test_async_election_free_waits_for_callbacks},
+      {"test_async_election_free_in_callback", test_async_election_free_in_callback},
       {NULL, NULL}};
 
   main_thread = pthread_self();

@@ -1672,6 +1672,7 @@ test_cli_once_unmarked_exits_75() {
   await 'gone $zpid' "$SETTLE_MS" || fail "zkr still running $(to_s $SETTLE_MS) s after its command ended" || return 1
   expect_rc "a success whose marker could not be written" 75 "$(waitrc $zpid)" || return 1
   grep -q "could not be marked done" "$dir/zkr.err" || fail "message: $(cat "$dir/zkr.err")" || return 1
+  grep -q "marked done (connection to ZooKeeper lost)" "$dir/zkr.err" || fail "cause not named: $(cat "$dir/zkr.err")" || return 1
   proxy_do resume || return 1
   proxy_stop
 }
@@ -1725,7 +1726,7 @@ PY
 # barrier set / wait / remove: wait returns 0 once removed, -w gives up
 # with 1 (or -E CODE) while set; nothing stays behind.
 test_cli_barrier_wait() {
-  local wpid rc t0 el
+  local wpid rc t0 el out
   zk barrier set "$P"
   expect_rc "barrier set" 0 $? || return 1
   zk barrier set "$P"
@@ -1751,7 +1752,15 @@ test_cli_barrier_wait() {
   expect_rc "barrier remove (not set)" 0 $? || return 1
   zk barrier wait "$P"
   expect_rc "barrier wait (not set)" 0 $? || return 1
-  [ "$(znode_kids "$P")" = none ] || fail "barrier node still there: $(znode_kids "$P")"
+  [ "$(znode_kids "$P")" = none ] || fail "barrier node still there: $(znode_kids "$P")" || return 1
+  # A node with children is no barrier of ours: named, a usage error (a
+  # newcomer got 70, "unexpected ZooKeeper error").
+  zk barrier set "$P"
+  printf 'create %s x\nquit\n' "$P/child" | /usr/share/zookeeper/bin/zkCli.sh -server "$HOSTS" >/dev/null 2>&1
+  out=$(zk barrier remove "$P" 2>&1)
+  expect_rc "barrier remove of a node with children" 64 $? || return 1
+  [[ $out == *"has children"* ]] || fail "message: $out" || return 1
+  zk_delete "$P/child" "$P"
 }
 
 # barrier --count 3: no command runs before the third participant came;

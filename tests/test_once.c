@@ -687,6 +687,40 @@ static void test_once_nested_key_refused(void) {
   once_finish(path);
 }
 
+/* Found by a newcomer: the other direction. A key over existing keys
+ * (PATH above PATH/daily) was accepted, ran, and from then on every key
+ * below it was refused as nested. It is refused before anything is
+ * written; a key whose first firing left only its layout is not. */
+static void test_once_key_over_keys_refused(void) {
+  char *path = th_path("once-over"), below[1200], lockdir[1300];
+  zkr_session *s = th_session(0);
+  zkr_once *b, *over, *o;
+  zkr_once_verdict v = 0;
+  zhandle_t *raw = th_raw();
+
+  snprintf(below, sizeof(below), "%s/daily", path);
+  b = once_on(s, below, "1d", NULL, 0, NULL);
+  CU_ASSERT_EQUAL(fire(b, 0, NULL), ZKR_ONCE_RUN);
+  over = once_on(s, path, "1d", NULL, 0, NULL);
+  CU_ASSERT_EQUAL(zkr_once_begin(over, TH_SETTLE_MS, &v, NULL), ZKR_EINVAL);
+  snprintf(lockdir, sizeof(lockdir), "%s/lock", path);
+  CU_ASSERT_EQUAL(zoo_exists(raw, lockdir, 0, NULL), ZNONODE);
+  CU_ASSERT_EQUAL(fire(b, 0, NULL), ZKR_ONCE_DONE); /* the key below still works */
+  zkr_once_free(over);
+  zkr_once_free(b);
+  /* A key that holds only a layout (a first firing that died before it
+   * recorded its setting) is taken over as a key. */
+  CU_ASSERT_EQUAL(th_delete_tree(path), 0);
+  CU_ASSERT_EQUAL(zoo_create(raw, path, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+  CU_ASSERT_EQUAL(zoo_create(raw, lockdir, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+  o = once_on(s, path, "1d", NULL, 0, NULL);
+  CU_ASSERT_EQUAL(fire(o, 0, NULL), ZKR_ONCE_RUN);
+  zkr_once_free(o);
+  th_raw_close(raw);
+  zkr_session_close(s);
+  once_finish(path);
+}
+
 /* A key records its period and zone on first use; a firing with another
  * period (1h; 1d too: calendar days, not 24h of clock), another zone, or
  * on a path with other data is refused with ZKR_EMISMATCH and decides
@@ -853,6 +887,7 @@ int main(void) {
                                   {"test_once_dst_repeated_hour", test_once_dst_repeated_hour},
                                   {"test_once_setting_mismatch", test_once_setting_mismatch},
                                   {"test_once_nested_key_refused", test_once_nested_key_refused},
+                                  {"test_once_key_over_keys_refused", test_once_key_over_keys_refused},
                                   {"test_once_foreign_marker", test_once_foreign_marker},
                                   {"test_once_bad_input", test_once_bad_input},
                                   {NULL, NULL}};

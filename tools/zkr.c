@@ -848,10 +848,15 @@ static void once_release(lock_ctx *c) {
 
   if (rc == ZKR_OK || c->status != 0)
     return; /* a failure's record is informational */
+  /* The cause: why the lock was lost if it was (the usual case), else the
+   * error. Another firing may have run and marked the period meanwhile. */
   fprintf(stderr,
           "zkr: once %s: the command succeeded but period %s could not be marked done (%s); "
-          "the next firing in this period runs it again\n",
-          c->key, c->rec.period, zkr_strerror(rc));
+          "unless another firing has run it meanwhile, the next firing in this period runs it again\n",
+          c->key, c->rec.period,
+          rc == ZKR_ENOTHELD && zkr_lock_lost_reason(zkr_once_lock(c->once)) != ZKR_LOST_NONE
+              ? zkr_lost_reason_str(zkr_lock_lost_reason(zkr_once_lock(c->once)))
+              : zkr_strerror(rc));
   c->status = ZKR_TOOL_LOST;
 }
 
@@ -1381,6 +1386,11 @@ static int cmd_barrier(global *g, int argc, char **argv) {
     rc = zkr_barrier_set(ctx.b);
   } else if (action != NULL && strcmp(action, "remove") == 0) {
     rc = zkr_barrier_remove(ctx.b);
+    if (rc == ZKR_EZK) { /* the one ZooKeeper answer remove leaves to us: children */
+      fprintf(stderr, "zkr: barrier %s: the node has children, so it is no barrier of ours; not removed\n",
+              path);
+      rc = ZKR_TOOL_USAGE;
+    }
   } else if (action != NULL) {
     rc = sv_wait_interruptible(sigfd, do_barrier_wait, cancel_wait, &ctx, &sig);
     if (sig != 0)
@@ -1997,7 +2007,10 @@ static int cmd_once(global *g, int argc, char **argv) {
   } else if (rc == ZKR_EMISMATCH) {
     rc = once_mismatch(s, path, ctx.period, ctx.tz);
   } else if (rc == ZKR_EINVAL) {
-    fprintf(stderr, "zkr: once %s: the key lies inside another once key; choose a key outside it\n", path);
+    fprintf(stderr,
+            "zkr: once %s: the key lies inside another once key, or over other nodes (once keys below it); "
+            "choose a key apart from them\n",
+            path);
     rc = ZKR_TOOL_USAGE;
   } else if (rc == ZKR_EZK && ctx.rec.foreign) {
     fprintf(stderr,

@@ -101,8 +101,8 @@ ZKR_EXTERN int zkr_rwlock_acquire_async(zkr_rwlock *rw, int write, int timeout_m
  * and on_acquired is called with ZKR_ECANCELLED, through the event thread,
  * even if the grant had arrived but not yet been delivered: exactly one
  * outcome, and nothing is held afterwards. Never waits, not even for the
- * event thread. Returns ZKR_OK, or ZKR_EINVAL when h is NULL or its grant
- * was already delivered (a granted hold is given back with
+ * event thread. Returns ZKR_OK, or ZKR_EINVAL when h is NULL, a cancel was
+ * accepted already, or its grant was already delivered (a granted hold is given back with
  * zkr_hold_release()). After on_acquired delivered an error, h is freed:
  * do not call this any more. */
 ZKR_EXTERN int zkr_hold_cancel(zkr_hold *h);

@@ -15,7 +15,7 @@
  * All functions are safe from any thread; join, is_leader, epoch and
  * resign_nowait never block (an event loop joins, is told through
  * on_change, and resigns without waiting); the others must not be called
- * from a zkr callback. */
+ * from a zkr callback, except free from this election's own on_change. */
 #ifndef ZKR_ELECTION_H
 #define ZKR_ELECTION_H
 
@@ -92,7 +92,9 @@ ZKR_EXTERN int zkr_election_resign(zkr_election *e);
  * ZKR_OK, ZKR_ENOTHELD (not participating), ZKR_ESESSION. */
 ZKR_EXTERN int zkr_election_resign_nowait(zkr_election *e);
 
-/* Resigns if needed and frees. Accepts NULL. */
+/* Resigns if needed and frees. Accepts NULL. May be called from this
+ * election's own on_change (what is still owed to it is then not
+ * announced); from another thread it waits for a running on_change. */
 ZKR_EXTERN void zkr_election_free(zkr_election *e);
 
 /* Observes an election without participating: waits until its leader is

@@ -149,8 +149,8 @@ ZKR_EXTERN int zkr_once_new(zkr_once **out, zkr_session *s, const char *path, co
  * name PATH/done/<rec->period> holds a node that is no marker of ours:
  * the period counts neither as done nor as free, nothing runs until
  * someone deletes that node; ZKR_EINVAL (NULL argument, a run begun and not
- * done, or a key inside another once key, refused before anything is
- * written), and the errors of zkr_lock_acquire(); after the grant a
+ * done, or a key inside another once key or over other nodes, such as
+ * keys below it, refused before anything is written), and the errors of zkr_lock_acquire(); after the grant a
  * connection loss is ridden through (each request tried again while the
  * lock is held), and ZKR_ECONNLOSS means the connection stayed down until
  * the lock's validity ended (ZKR_ENOTHELD: the lock was lost otherwise). */
